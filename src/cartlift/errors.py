@@ -1,0 +1,57 @@
+"""Domain errors and warnings of cartlift.
+
+Messages say what was wrong, the value received, and what to do about it.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "CartliftError",
+    "CartliftWarning",
+    "ConvergenceError",
+    "DataError",
+    "FormatDetectionError",
+    "InvalidParameterError",
+    "NotFittedError",
+    "StoreError",
+    "UnknownTableError",
+]
+
+
+class CartliftError(Exception):
+    """Base class of every error cartlift raises on purpose."""
+
+
+class InvalidParameterError(CartliftError, ValueError):
+    """A parameter or argument has a wrong type or value."""
+
+
+class DataError(CartliftError, ValueError):
+    """Input data cannot be used as given (missing columns, empty input, wrong shapes)."""
+
+
+class FormatDetectionError(DataError):
+    """The format of an input file could not be detected from its header."""
+
+
+class StoreError(CartliftError):
+    """The event store could not be opened, read or written."""
+
+
+class UnknownTableError(StoreError, KeyError):
+    """A table name that the store does not have."""
+
+    def __str__(self) -> str:  # KeyError would quote the whole message
+        return str(self.args[0]) if self.args else ""
+
+
+class NotFittedError(CartliftError, AttributeError):
+    """A model was used before `fit` was called."""
+
+
+class ConvergenceError(CartliftError, RuntimeError):
+    """An optimiser did not converge; the message says why and what to try."""
+
+
+class CartliftWarning(UserWarning):
+    """Base class of cartlift's warnings (input converted, degenerate data ...)."""

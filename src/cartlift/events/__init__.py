@@ -1,0 +1,20 @@
+"""Events: the data model, validation, the DuckDB event store and the importers."""
+
+from cartlift.events._formats import FORMATS, Format, detect_format, get_format
+from cartlift.events._ingest import LoadResult
+from cartlift.events._schema import CORE_TABLES, EVENT_COLUMNS, EVENT_TYPES, PRODUCT_COLUMNS, PRODUCT_EVENT_TYPES
+from cartlift.events._store import EventStore
+
+__all__ = [
+    "CORE_TABLES",
+    "EVENT_COLUMNS",
+    "EVENT_TYPES",
+    "FORMATS",
+    "PRODUCT_COLUMNS",
+    "PRODUCT_EVENT_TYPES",
+    "EventStore",
+    "Format",
+    "LoadResult",
+    "detect_format",
+    "get_format",
+]
