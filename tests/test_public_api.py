@@ -10,7 +10,9 @@ import pytest
 import cartlift
 
 SUBPACKAGES = sorted(
-    m.name for m in pkgutil.iter_modules(cartlift.__path__, "cartlift.") if not m.name.split(".")[-1].startswith("_")
+    m.name
+    for m in pkgutil.iter_modules(cartlift.__path__, "cartlift.")
+    if not m.name.split(".")[-1].startswith("_")
 )
 
 

@@ -32,7 +32,9 @@ class Interval:
         ok_type = isinstance(value, numbers.Integral) if self.kind is int else isinstance(value, numbers.Real)
         if not ok_type:
             return False
-        lo_ok = self.low is None or (value >= self.low if self.closed in ("both", "left") else value > self.low)
+        lo_ok = self.low is None or (
+            value >= self.low if self.closed in ("both", "left") else value > self.low
+        )
         hi_ok = self.high is None or (
             value <= self.high if self.closed in ("both", "right") else value < self.high
         )
@@ -80,14 +82,14 @@ def _describe(constraint: Constraint) -> str:
         return "None"
     if isinstance(constraint, type):
         return f"an instance of {constraint.__name__}"
-    return str(constraint) if isinstance(constraint, Interval | Options) else getattr(
-        constraint, "__doc__", None
-    ) or "valid"
+    return (
+        str(constraint)
+        if isinstance(constraint, Interval | Options)
+        else getattr(constraint, "__doc__", None) or "valid"
+    )
 
 
-def validate_params(
-    owner: object, constraints: Mapping[str, list[Constraint]] | None = None
-) -> None:
+def validate_params(owner: object, constraints: Mapping[str, list[Constraint]] | None = None) -> None:
     """Check every declared parameter of ``owner`` and raise one clear error for the first bad one.
 
     The message reads: "The 'k' parameter of ItemKNN must be an int >= 1. Got 0 instead."
@@ -99,4 +101,6 @@ def validate_params(
         if any(_satisfies(c, value) for c in allowed):
             continue
         wanted = " or ".join(_describe(c) for c in allowed)
-        raise InvalidParameterError(f"The {param!r} parameter of {name} must be {wanted}. Got {value!r} instead.")
+        raise InvalidParameterError(
+            f"The {param!r} parameter of {name} must be {wanted}. Got {value!r} instead."
+        )

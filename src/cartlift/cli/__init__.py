@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from cartlift.cli import _events
+from cartlift.cli import _analytics, _events, _experiments, _predict, _recommend, _simulate
 
 app = typer.Typer(
     name="cartlift",
@@ -14,7 +14,8 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
-_events.register(app)
+for _module in (_events, _simulate, _analytics, _recommend, _predict, _experiments):
+    _module.register(app)
 
 
 def main() -> None:

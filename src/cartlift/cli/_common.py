@@ -24,8 +24,12 @@ out = Console()
 
 DbOption = Annotated[
     Path | None,
-    typer.Option("--db", envvar="CARTLIFT_DB", help="The store's DuckDB file [default: cartlift.duckdb].",
-                 show_default=False),
+    typer.Option(
+        "--db",
+        envvar="CARTLIFT_DB",
+        help="The store's DuckDB file [default: cartlift.duckdb].",
+        show_default=False,
+    ),
 ]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print the result as JSON (for scripts).")]
 
@@ -64,8 +68,12 @@ def progress_bar() -> Iterator[Callable[[str, float], None]]:
     """A Rich progress bar fed by ``callback(label, percent)``; one line per stage label."""
     tasks: dict[str, TaskID] = {}
     with Progress(
-        TextColumn("{task.description}"), BarColumn(), TextColumn("{task.percentage:>5.1f}%"),
-        TimeElapsedColumn(), console=console, transient=False,
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TextColumn("{task.percentage:>5.1f}%"),
+        TimeElapsedColumn(),
+        console=console,
+        transient=False,
     ) as progress:
 
         def update(label: str, percent: float) -> None:

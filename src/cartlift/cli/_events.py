@@ -8,7 +8,16 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from cartlift.cli._common import DbOption, JsonOption, console, emit_json, guarded, open_store, out, progress_bar
+from cartlift.cli._common import (
+    DbOption,
+    JsonOption,
+    console,
+    emit_json,
+    guarded,
+    open_store,
+    out,
+    progress_bar,
+)
 
 FORMAT_NAMES = ["auto", "rees46", "retailrocket", "yoochoose", "online-retail", "cartlift", "products"]
 

@@ -2,7 +2,13 @@
 
 from cartlift.events._formats import FORMATS, Format, detect_format, get_format
 from cartlift.events._ingest import LoadResult
-from cartlift.events._schema import CORE_TABLES, EVENT_COLUMNS, EVENT_TYPES, PRODUCT_COLUMNS, PRODUCT_EVENT_TYPES
+from cartlift.events._schema import (
+    CORE_TABLES,
+    EVENT_COLUMNS,
+    EVENT_TYPES,
+    PRODUCT_COLUMNS,
+    PRODUCT_EVENT_TYPES,
+)
 from cartlift.events._store import EventStore
 
 __all__ = [

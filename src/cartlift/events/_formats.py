@@ -127,7 +127,7 @@ RETAILROCKET = Format(
     name="retailrocket",
     columns=("timestamp", "visitorid", "event", "itemid", "transactionid"),
     select={
-        "ts": "make_timestamp(try_cast(\"timestamp\" AS BIGINT) * 1000)",
+        "ts": 'make_timestamp(try_cast("timestamp" AS BIGINT) * 1000)',
         "user_id": "visitorid",
         "event_type": "event",
         "product_id": "itemid",
@@ -167,8 +167,7 @@ ONLINE_RETAIL = Format(
     reader="xlsx",
     select={
         "ts": (
-            'coalesce(try_cast("InvoiceDate" AS TIMESTAMP),'
-            " try_strptime(\"InvoiceDate\", '%m/%d/%Y %H:%M'))"
+            'coalesce(try_cast("InvoiceDate" AS TIMESTAMP), try_strptime("InvoiceDate", \'%m/%d/%Y %H:%M\'))'
         ),
         # xlsx stores ids as numbers ("17850.0"); a missing customer is an anonymous buyer of this invoice
         "user_id": (
@@ -189,7 +188,7 @@ ONLINE_RETAIL = Format(
     },
     id_columns=("InvoiceNo", "StockCode", "Quantity", "InvoiceDate", "UnitPrice", "CustomerID"),
     pre_reason=(
-        "CASE WHEN NOT starts_with(upper(\"InvoiceNo\"), 'C') AND try_cast(\"Quantity\" AS DOUBLE) < 0"
+        'CASE WHEN NOT starts_with(upper("InvoiceNo"), \'C\') AND try_cast("Quantity" AS DOUBLE) < 0'
         " THEN 'negative quantity outside a cancellation' END"
     ),
 )
@@ -243,7 +242,9 @@ CARTLIFT = Format(
     ),
 )
 
-FORMATS: Final[dict[str, Format]] = {f.name: f for f in (REES46, RETAILROCKET, YOOCHOOSE, ONLINE_RETAIL, CARTLIFT)}
+FORMATS: Final[dict[str, Format]] = {
+    f.name: f for f in (REES46, RETAILROCKET, YOOCHOOSE, ONLINE_RETAIL, CARTLIFT)
+}
 
 
 def get_format(name: str) -> Format:
@@ -263,7 +264,7 @@ def read_header(path: Path) -> list[str]:
 
         wb = load_workbook(path, read_only=True)
         try:
-            first = next(wb.active.iter_rows(max_row=1, values_only=True), ())  # type: ignore[union-attr]
+            first = next(wb.active.iter_rows(max_row=1, values_only=True), ())
         finally:
             wb.close()
         return [str(c) for c in first if c is not None]

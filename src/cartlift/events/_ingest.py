@@ -152,7 +152,7 @@ def _xlsx_batches(path: Path, batch_rows: int) -> Iterator[tuple[list[str], list
 
     wb = load_workbook(path, read_only=True, data_only=True)
     try:
-        rows = wb.active.iter_rows(values_only=True)  # type: ignore[union-attr]
+        rows = wb.active.iter_rows(values_only=True)
         header = [str(c) for c in next(rows, ()) if c is not None]
         batch: list[list[str | None]] = []
         for row in rows:
@@ -179,7 +179,11 @@ def stage_arrow(con: duckdb.DuckDBPyConnection, table: pa.Table, columns: Sequen
         {
             "_row": pa.array(range(1, table.num_rows + 1), pa.int64()),
             **{
-                c: (table.column(c).cast(pa.string()) if c in table.column_names else pa.nulls(table.num_rows, pa.string()))
+                c: (
+                    table.column(c).cast(pa.string())
+                    if c in table.column_names
+                    else pa.nulls(table.num_rows, pa.string())
+                )
                 for c in columns
             },
         }
@@ -202,7 +206,9 @@ def _stage_xlsx(con: duckdb.DuckDBPyConnection, path: Path, columns: Sequence[st
         index = {h: i for i, h in enumerate(header)}
         arrays = {
             "_row": pa.array(range(offset + 1, offset + len(rows) + 1), pa.int64()),
-            **{c: pa.array([r[index[c]] if c in index else None for r in rows], pa.string()) for c in columns},
+            **{
+                c: pa.array([r[index[c]] if c in index else None for r in rows], pa.string()) for c in columns
+            },
         }
         con.register("_batch", pa.table(arrays))
         con.execute("INSERT INTO _raw SELECT * FROM _batch")
@@ -424,18 +430,33 @@ def load(
     result = LoadResult(load_id=uuid.uuid4().hex, source=source or str(path or "python"), format=fmt.name)
     for name in ("_stage", "_raw", "_rejects", "_reject_scans", "_rej"):
         con.execute(f"DROP TABLE IF EXISTS {name}")
-    columns, relation, has_rejects, has_lines, json_line, header_lines = _plan(con, fmt, path, table, batch_rows)
+    columns, relation, has_rejects, has_lines, json_line, header_lines = _plan(
+        con, fmt, path, table, batch_rows
+    )
     try:
-        run_with_progress(con, _stage_sql(fmt, relation, columns, started, json_line), "reading and validating", progress)
+        run_with_progress(
+            con, _stage_sql(fmt, relation, columns, started, json_line), "reading and validating", progress
+        )
         if has_rejects:
             has_rejects = con.execute("SELECT count(*) FROM _rejects").fetchall()[0][0] > 0
-        if con.execute("SELECT count(*) FROM _stage WHERE _reason IS NULL AND _c_session_id IS NULL").fetchall()[0][0]:
+        if con.execute(
+            "SELECT count(*) FROM _stage WHERE _reason IS NULL AND _c_session_id IS NULL"
+        ).fetchall()[0][0]:
             run_with_progress(con, _sessionize_sql(gap_minutes), "sessionizing", progress)
     except duckdb.Error as e:
         raise DataError(f"Cannot read {result.source!r} as {fmt.name}: {e}") from e
     con.execute("BEGIN TRANSACTION")
     try:
-        _commit(con, result, columns, has_rejects, has_lines, header_lines, started, _raw_json_sql(columns, json_line))
+        _commit(
+            con,
+            result,
+            columns,
+            has_rejects,
+            has_lines,
+            header_lines,
+            started,
+            _raw_json_sql(columns, json_line),
+        )
         con.execute("COMMIT")
     except BaseException as e:
         con.execute("ROLLBACK")
@@ -462,7 +483,9 @@ def _plan(
     suffix = path.suffix.lower()
     header = read_header(path)
     by_lower = {c.lower(): c for c in fmt.columns}
-    if suffix in (".jsonl", ".ndjson", ".json") or (suffix not in (".xlsx", ".xlsm", ".parquet") and _starts_with_brace(path)):
+    if suffix in (".jsonl", ".ndjson", ".json") or (
+        suffix not in (".xlsx", ".xlsm", ".parquet") and _starts_with_brace(path)
+    ):
         columns = [c for c in fmt.columns if c in header]
         _require(fmt, columns, repr(str(path)))
         return columns, _jsonl_relation(path, columns), False, True, True, 0

@@ -119,7 +119,9 @@ class EventStore:
     ) -> LoadResult:
         """Load events given in Python, in cartlift's own schema, with the same validation as files."""
         table = _to_arrow(records)
-        return load(self.con, CARTLIFT, table=table, source=source, gap_minutes=self._settings.session_gap_minutes)
+        return load(
+            self.con, CARTLIFT, table=table, source=source, gap_minutes=self._settings.session_gap_minutes
+        )
 
     def ingest_products(self, records: pa.Table | pd.DataFrame | Iterable[Mapping[str, Any]]) -> LoadResult:
         """Upsert catalog rows (``product_id, title, description, category, brand, price, cost``)."""
@@ -191,9 +193,7 @@ class EventStore:
 
         A session's cart is abandoned when it has a ``cart_add`` and no ``purchase``.
         """
-        by_type = dict(
-            self.con.execute("SELECT event_type, count(*) FROM events GROUP BY 1").fetchall()
-        )
+        by_type = dict(self.con.execute("SELECT event_type, count(*) FROM events GROUP BY 1").fetchall())
         users, sessions, first, last = self.con.execute(
             "SELECT count(DISTINCT user_id), count(DISTINCT session_id), min(ts), max(ts) FROM events"
         ).fetchall()[0]
