@@ -102,7 +102,7 @@ REES46 = Format(
     select={
         "ts": "try_strptime(event_time, '%Y-%m-%d %H:%M:%S UTC')",
         "user_id": "user_id",
-        "session_id": "user_session",
+        "session_id": "nullif(trim(user_session), '')",
         "event_type": "event_type",
         "product_id": "product_id",
         "price": "price",
@@ -145,7 +145,7 @@ YOOCHOOSE = Format(
     select={
         "ts": _epoch_or_iso("Time"),
         "user_id": '"SessionId"',  # anonymous sessions: the session is the only identity
-        "session_id": '"SessionId"',
+        "session_id": "nullif(trim(\"SessionId\"), '')",
         "event_type": "'view'",
         "product_id": '"ItemId"',
     },
@@ -173,7 +173,7 @@ ONLINE_RETAIL = Format(
         "user_id": (
             "coalesce(regexp_replace(nullif(trim(\"CustomerID\"), ''), '\\.0$', ''), 'anonymous:' || \"InvoiceNo\")"
         ),
-        "session_id": '"InvoiceNo"',
+        "session_id": "nullif(trim(\"InvoiceNo\"), '')",
         "order_id": '"InvoiceNo"',
         "event_type": "CASE WHEN starts_with(upper(\"InvoiceNo\"), 'C') THEN 'return' ELSE 'purchase' END",
         "product_id": "nullif(trim(\"StockCode\"), '')",
@@ -299,10 +299,15 @@ def detect_format(path: Path) -> Format:
     """Detect the format of ``path`` from its header (``--format auto``)."""
     header = read_header(path)
     names = {c.lower() for c in header}
-    for fmt in FORMATS.values():
-        required = {c.lower() for c in fmt.columns} - {c.lower() for c in fmt.optional_columns}
-        if required <= names and names <= {c.lower() for c in fmt.columns}:
-            return fmt
+    # the format whose required columns are all there and that explains the most columns wins;
+    # extra columns (an exported `load_id`, a store's own additions) do not prevent a match
+    candidates = [
+        (len(names & {c.lower() for c in fmt.columns}), fmt)
+        for fmt in FORMATS.values()
+        if {c.lower() for c in fmt.columns if c not in fmt.optional_columns} <= names
+    ]
+    if candidates:
+        return max(candidates, key=lambda pair: pair[0])[1]
     raise FormatDetectionError(
         f"Cannot detect the format of {str(path)!r} from its header {header[:12]!r}. "
         f"Pass --format with one of: {', '.join(FORMATS)}."

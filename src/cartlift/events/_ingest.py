@@ -26,7 +26,7 @@ import pyarrow as pa
 
 from cartlift.errors import DataError, StoreError
 from cartlift.events._formats import Format, quote_ident, read_header, sniff_delimiter
-from cartlift.events._schema import EVENT_TYPES, PRODUCT_EVENT_TYPES
+from cartlift.events._schema import EVENT_COLUMNS, EVENT_TYPES, PRODUCT_EVENT_TYPES
 
 __all__ = ["LoadResult", "ProgressCallback", "load"]
 
@@ -123,17 +123,22 @@ def run_with_progress(
 
 
 def _csv_relation(path: Path, columns: Sequence[str], delimiter: str) -> str:
+    """DuckDB's parallel CSV reader; lines it cannot split go to a rejects table with their line."""
     cols = "{" + ", ".join(f"{_lit(c)}: 'VARCHAR'" for c in columns) + "}"
+    rejects = "store_rejects=true, rejects_table='_rejects', rejects_scan='_reject_scans'"
     return (
         "(SELECT row_number() OVER () AS _row, * FROM read_csv("
         f"{_lit(str(path))}, header=true, auto_detect=false, delim={_lit(delimiter)}, quote='\"',"
-        f" escape='\"', columns={cols}, store_rejects=true, rejects_table='_rejects',"
-        " rejects_scan='_reject_scans', strict_mode=true, max_line_size=10000000))"
+        f" escape='\"', columns={cols}, {rejects}, strict_mode=true, max_line_size=10000000))"
     )
 
 
 def _jsonl_relation(path: Path, columns: Sequence[str]) -> str:
-    fields = ", ".join(f"json_extract_string(_line, {_lit('$.' + c)}) AS {quote_ident(c)}" for c in columns)
+    # a line that is not JSON must not stop the load: its fields read as NULL and it is quarantined
+    fields = ", ".join(
+        f"CASE WHEN json_valid(_line) THEN json_extract_string(_line, {_lit('$.' + c)}) END AS {quote_ident(c)}"
+        for c in columns
+    )
     return (
         f"(SELECT _row, _line, {fields} FROM (SELECT row_number() OVER () AS _row, line AS _line"
         f" FROM read_csv({_lit(str(path))}, header=false, auto_detect=false, delim='\\x01', quote='',"
@@ -222,30 +227,38 @@ def _stage_xlsx(con: duckdb.DuckDBPyConnection, path: Path, columns: Sequence[st
 # ----------------------------------------------------------------------------------------------
 
 
-def _stage_sql(fmt: Format, relation: str, columns: Sequence[str], now: datetime, json_line: bool) -> str:
-    present = set(columns)
+@dataclass(frozen=True)
+class _Source:
+    """A source ready to read in SQL: its columns and how to read it (with or without parser rejects)."""
 
-    def expr(name: str) -> str:
-        sql = fmt.select.get(name)
-        if sql is None:
-            return "NULL"
-        # a format column missing from this file (optional columns of our own schema) reads as NULL
-        for c in fmt.columns:
-            if c not in present and c in sql:
-                sql = sql.replace(quote_ident(c), "NULL") if quote_ident(c) in sql else _blank(sql, c)
-        return sql
+    columns: list[str]
+    relation: str
+    parser_rejects: bool = False
+    has_lines: bool = False
+    json_line: bool = False
+    header_lines: int = 0
 
-    canon = {name: expr(name) for name in CANONICAL}
-    canon["event_type"] = fmt.event_type_sql(canon["event_type"]) if canon["event_type"] != "NULL" else "NULL"
+
+def _checked_sql(fmt: Format, src: _Source, now: datetime) -> str:
+    """The source as canonical columns plus ``_reason``: why the row is rejected, NULL when valid."""
+    present = set(src.columns)
+    # columns a file lacks (optional ones of our own schema) read as NULL, so expressions stay simple
+    missing = [c for c in fmt.columns if c not in present]
+    pad = "".join(f", NULL::VARCHAR AS {quote_ident(c)}" for c in missing)
+    canon = {name: fmt.select.get(name, "NULL") for name in CANONICAL}
+    if canon["event_type"] != "NULL":
+        canon["event_type"] = fmt.event_type_sql(canon["event_type"])
     hashed = ", ".join(f"coalesce({quote_ident(c)}, '')" for c in fmt.id_columns if c in present)
     canon["event_id"] = f"coalesce({canon['event_id']}, md5(concat_ws(chr(31), {hashed})))"
     selects = ", ".join(f"{sql} AS _c_{name}" for name, sql in canon.items())
     pre = fmt.pre_reason or "NULL"
-    if json_line:  # JSON lines: a line that is not a JSON object says so first
+    if src.json_line:  # JSON lines: a line that is not a JSON object says so first
         pre = f"CASE WHEN NOT coalesce(json_valid(_line), false) THEN 'invalid JSON' ELSE {pre} END"
     types = ", ".join(_lit(t) for t in EVENT_TYPES)
     product_types = ", ".join(_lit(t) for t in PRODUCT_EVENT_TYPES)
     future = _lit((now + timedelta(days=1)).strftime("%Y-%m-%d %H:%M:%S"))
+    price = "try_cast(_c_price AS DOUBLE)"
+    qty = "try_cast(_c_quantity AS DOUBLE)"
     reason = f"""CASE
         WHEN _pre IS NOT NULL THEN _pre
         WHEN _c_ts IS NULL THEN 'unparseable time'
@@ -254,29 +267,33 @@ def _stage_sql(fmt: Format, relation: str, columns: Sequence[str], now: datetime
         WHEN _c_event_type IS NULL OR _c_event_type NOT IN ({types}) THEN 'unknown event type'
         WHEN _c_event_type IN ({product_types}) AND nullif(trim(_c_product_id), '') IS NULL
             THEN 'missing product'
-        WHEN nullif(trim(_c_price), '') IS NOT NULL AND NOT isfinite(try_cast(_c_price AS DOUBLE))
+        WHEN nullif(trim(_c_price), '') IS NOT NULL AND NOT coalesce(isfinite({price}), false)
             THEN 'unparseable price'
-        WHEN nullif(trim(_c_price), '') IS NOT NULL AND try_cast(_c_price AS DOUBLE) IS NULL
-            THEN 'unparseable price'
-        WHEN try_cast(_c_price AS DOUBLE) < 0 THEN 'negative price'
-        WHEN nullif(trim(_c_quantity), '') IS NOT NULL AND try_cast(_c_quantity AS DOUBLE) IS NULL
-            THEN 'unparseable quantity'
-        WHEN try_cast(_c_quantity AS DOUBLE) <= 0
-            OR try_cast(_c_quantity AS DOUBLE) <> floor(try_cast(_c_quantity AS DOUBLE))
-            OR try_cast(_c_quantity AS DOUBLE) > 2147483647
+        WHEN {price} < 0 THEN 'negative price'
+        WHEN nullif(trim(_c_quantity), '') IS NOT NULL AND {qty} IS NULL THEN 'unparseable quantity'
+        WHEN {qty} <= 0 OR {qty} <> floor({qty}) OR {qty} > 2147483647
             THEN 'quantity must be a positive whole number'
     END"""
-    return f"""CREATE TEMP TABLE _stage AS
-        SELECT *, {reason} AS _reason FROM (
-            SELECT r.*, {selects}, {pre} AS _pre FROM {relation} r
+    return f"""SELECT *, {reason} AS _reason FROM (
+            SELECT r.*, {selects}, {pre} AS _pre FROM (SELECT *{pad} FROM {src.relation}) r
         )"""
 
 
-def _blank(sql: str, column: str) -> str:
-    """Replace a bare (unquoted) reference to ``column`` with NULL."""
-    import re
+def _stage_sql(fmt: Format, src: _Source, now: datetime) -> str:
+    """Read the source once into a narrow, typed staging table.
 
-    return re.sub(rf"(?<![\w\"']){re.escape(column)}(?![\w\"'])", "NULL", sql)
+    Raw columns are dropped (re-reading is cheaper than writing them); only rejected rows keep
+    their raw record, for the quarantine.
+    """
+    return f"""CREATE TEMP TABLE _stage AS
+        SELECT _row, _reason, CASE WHEN _reason IS NOT NULL THEN {_raw_json_sql(src)} END AS _raw,
+               _c_event_id AS event_id, _c_ts AS ts, _c_user_id AS user_id, _c_session_id AS session_id,
+               _c_event_type AS event_type, nullif(trim(_c_product_id), '') AS product_id,
+               coalesce(try_cast(try_cast(_c_quantity AS DOUBLE) AS INTEGER), 1) AS quantity,
+               try_cast(_c_price AS DOUBLE) AS price, _c_order_id AS order_id, _c_channel AS channel,
+               _c_device AS device, _c_properties AS properties,
+               _c_title AS title, _c_category AS category, _c_brand AS brand
+        FROM ({_checked_sql(fmt, src, now)})"""
 
 
 def _sessionize_sql(gap_minutes: float) -> str:
@@ -286,127 +303,104 @@ def _sessionize_sql(gap_minutes: float) -> str:
     user's history later gives the same ids to the same sessions.
     """
     return f"""CREATE OR REPLACE TEMP TABLE _stage AS
-        SELECT * REPLACE (coalesce(_c_session_id,
-                 _c_user_id || '@' || strftime(_start, '%Y%m%dT%H%M%S')) AS _c_session_id)
+        SELECT * EXCLUDE (_new, _start) REPLACE (coalesce(session_id,
+                 user_id || '@' || strftime(_start, '%Y%m%dT%H%M%S')) AS session_id)
         FROM (
-            SELECT *, max(CASE WHEN _new THEN _c_ts END) OVER (
-                       PARTITION BY _c_user_id ORDER BY _c_ts, _row ROWS UNBOUNDED PRECEDING) AS _start
+            SELECT *, max(CASE WHEN _new THEN ts END) OVER (
+                       PARTITION BY user_id ORDER BY ts, _row ROWS UNBOUNDED PRECEDING) AS _start
             FROM (
-                SELECT *, coalesce(_c_ts - lag(_c_ts) OVER (PARTITION BY _c_user_id ORDER BY _c_ts, _row)
+                SELECT *, coalesce(ts - lag(ts) OVER (PARTITION BY user_id ORDER BY ts, _row)
                                    > INTERVAL {float(gap_minutes) * 60} SECONDS, true) AS _new
-                FROM _stage WHERE _reason IS NULL AND _c_session_id IS NULL
+                FROM _stage WHERE _reason IS NULL AND session_id IS NULL
             )
         )
         UNION ALL BY NAME
-        SELECT *, NULL AS _new, NULL AS _start FROM _stage WHERE NOT (_reason IS NULL AND _c_session_id IS NULL)"""
+        SELECT * FROM _stage WHERE NOT (_reason IS NULL AND session_id IS NULL)"""
 
 
-# ----------------------------------------------------------------------------------------------
-# 3. the transactional commit
-# ----------------------------------------------------------------------------------------------
+def _raw_json_sql(src: _Source) -> str:
+    if src.json_line:
+        return "_line"
+    pairs = ", ".join(f"{_lit(c)}, {quote_ident(c)}" for c in src.columns)
+    return f"CAST(json_object({pairs}) AS VARCHAR)"
 
 
-def _commit(
-    con: duckdb.DuckDBPyConnection,
-    result: LoadResult,
-    columns: Sequence[str],
-    has_rejects: bool,
-    has_lines: bool,
-    header_lines: int,
-    started: datetime,
-    raw_sql: str,
-) -> None:
-    source = _lit(result.source)
-    key = _lit(Path(result.source).name)
-    load = _lit(result.load_id)
-    now = _lit(datetime.now(UTC).replace(tzinfo=None).isoformat(sep=" "))
-    parser_reason = ""
-    if has_rejects:
+def _quarantine(con: duckdb.DuckDBPyConnection, result: LoadResult, src: _Source, bad: str, now: str) -> int:
+    """Quarantine the rejected rows: ``bad`` (``_row, raw, reason``) and the parser's; returns their count."""
+    parser = src.parser_rejects and con.execute("SELECT count(*) FROM _rejects").fetchall()[0][0] > 0
+    hl = src.header_lines
+    if parser:
         con.execute(
-            """CREATE OR REPLACE TEMP TABLE _rej AS
-               SELECT line, line - row_number() OVER (ORDER BY line) AS before, reason, raw FROM (
-                   SELECT line, min(error_type) AS reason, trim(first(csv_line), chr(10) || chr(13)) AS raw
-                   FROM _rejects GROUP BY line)"""
+            f"""CREATE OR REPLACE TEMP TABLE _rej AS
+               SELECT line, line - row_number() OVER (ORDER BY line) - {hl} + 1 AS before,
+                      CASE reason {" ".join(f"WHEN {_lit(k)} THEN {_lit(v)}" for k, v in _PARSER_REASONS.items())}
+                           ELSE lower(reason) END AS reason, raw
+               FROM (SELECT line, min(error_type) AS reason, trim(first(csv_line), chr(10) || chr(13)) AS raw
+                     FROM _rejects GROUP BY line)"""
         )
         # record numbers count every record, also those the parser rejected before this one
-        row_sql = "s._row + (SELECT count(*) FROM _rej j WHERE j.before < s._row)"
-        parser_reason = (
-            "CASE j.reason "
-            + " ".join(f"WHEN {_lit(k)} THEN {_lit(v)}" for k, v in _PARSER_REASONS.items())
-            + " ELSE lower(j.reason) END"
-        )
-        rejects = f"UNION ALL SELECT j.line - {header_lines}, j.line, j.raw, {parser_reason} FROM _rej j"
+        row_sql = "b._row + (SELECT count(*) FROM _rej j WHERE j.before <= b._row)"
+        rejects = f"UNION ALL SELECT line - {hl}, line, raw, reason FROM _rej"
     else:
-        row_sql = "s._row"
-        rejects = ""
-    line_sql = f"{row_sql} + {header_lines}" if has_lines else "NULL"
-    q = con.execute(
-        f"""INSERT INTO quarantine
-            SELECT md5(concat_ws(chr(31), {key}, row_no, raw)), {load}, {source}, row_no, line, raw, reason,
-                   TIMESTAMP {now}
-            FROM (SELECT {row_sql} AS row_no, {line_sql} AS line, {raw_sql} AS raw,
-                         s._reason AS reason
-                  FROM _stage s WHERE s._reason IS NOT NULL {rejects}) q
-            WHERE md5(concat_ws(chr(31), {key}, row_no, raw)) NOT IN (SELECT quarantine_id FROM quarantine)"""
+        row_sql, rejects = "b._row", ""
+    line_sql = f"{row_sql} + {hl}" if src.has_lines else "NULL"
+    key = _lit(Path(result.source).name)
+    con.execute(
+        f"""CREATE OR REPLACE TEMP TABLE _rejected AS
+            SELECT md5(concat_ws(chr(31), {key}, row_no, raw)) AS qid, * FROM (
+                SELECT {row_sql} AS row_no, {line_sql} AS line, raw, reason FROM ({bad}) b {rejects})"""
     )
-    q.fetchall()
-    reasons = con.execute(
-        f"""SELECT reason, count(*) FROM (
-                SELECT _reason AS reason FROM _stage WHERE _reason IS NOT NULL
-                {"UNION ALL SELECT " + parser_reason + " FROM _rej j" if has_rejects else ""}
-            ) GROUP BY reason ORDER BY count(*) DESC, reason"""
+    con.execute(
+        f"""INSERT INTO quarantine
+            SELECT qid, {_lit(result.load_id)}, {_lit(result.source)}, row_no, line, raw, reason, TIMESTAMP {now}
+            FROM _rejected WHERE qid NOT IN (SELECT quarantine_id FROM quarantine)"""
     ).fetchall()
-    result.reasons = {str(r): int(n) for r, n in reasons}
+    result.reasons = {
+        str(r): int(n)
+        for r, n in con.execute(
+            "SELECT reason, count(*) FROM _rejected GROUP BY 1 ORDER BY 2 DESC, 1"
+        ).fetchall()
+    }
     result.quarantined = sum(result.reasons.values())
-    valid = con.execute("SELECT count(*) FROM _stage WHERE _reason IS NULL").fetchall()[0][0]
-    inserted = con.execute(
+    return result.quarantined
+
+
+def _append_events(
+    con: duckdb.DuckDBPyConnection, result: LoadResult, progress: ProgressCallback | None
+) -> None:
+    """Append valid staged rows whose event id is new (the first occurrence wins within a load)."""
+    columns = ", ".join(c for c in EVENT_COLUMNS if c != "load_id")
+    rows = run_with_progress(
+        con,
         f"""INSERT INTO events
-            SELECT _c_event_id, _c_ts, _c_user_id, _c_session_id, _c_event_type, nullif(trim(_c_product_id), ''),
-                   coalesce(try_cast(try_cast(_c_quantity AS DOUBLE) AS INTEGER), 1),
-                   try_cast(_c_price AS DOUBLE), _c_order_id, _c_channel, _c_device, _c_properties, {load}
-            FROM _stage s
-            WHERE _reason IS NULL AND _c_event_id NOT IN (SELECT event_id FROM events)
-            QUALIFY row_number() OVER (PARTITION BY _c_event_id ORDER BY _row) = 1"""
-    ).fetchall()[0][0]
-    result.accepted = int(inserted)
-    result.duplicates = int(valid) - result.accepted
-    result.rows_read = result.accepted + result.duplicates + result.quarantined
+            SELECT {columns}, {_lit(result.load_id)} FROM _stage
+            WHERE _reason IS NULL AND event_id NOT IN (SELECT event_id FROM events)
+            QUALIFY row_number() OVER (PARTITION BY event_id ORDER BY _row) = 1""",
+        "appending events",
+        progress,
+    )
+    result.accepted = int(rows[0][0])
+
+
+def _upsert_products(con: duckdb.DuckDBPyConnection) -> None:
+    """Add the products the events mention; the latest known attributes win, gaps keep stored values."""
     con.execute(
         """INSERT INTO products (product_id, title, category, brand, price)
-           SELECT nullif(trim(_c_product_id), ''),
-                  max_by(_c_title, _c_ts) FILTER (WHERE _c_title IS NOT NULL),
-                  max_by(_c_category, _c_ts) FILTER (WHERE _c_category IS NOT NULL),
-                  max_by(_c_brand, _c_ts) FILTER (WHERE _c_brand IS NOT NULL),
-                  max_by(try_cast(_c_price AS DOUBLE), _c_ts) FILTER (WHERE try_cast(_c_price AS DOUBLE) > 0)
-           FROM _stage WHERE _reason IS NULL AND nullif(trim(_c_product_id), '') IS NOT NULL
-           GROUP BY 1
+           SELECT product_id,
+                  max_by(title, ts) FILTER (WHERE title IS NOT NULL),
+                  max_by(category, ts) FILTER (WHERE category IS NOT NULL),
+                  max_by(brand, ts) FILTER (WHERE brand IS NOT NULL),
+                  max_by(price, ts) FILTER (WHERE price > 0)
+           FROM _stage WHERE _reason IS NULL AND product_id IS NOT NULL GROUP BY product_id
            ON CONFLICT (product_id) DO UPDATE SET
                title = coalesce(excluded.title, title),
                category = coalesce(excluded.category, category),
                brand = coalesce(excluded.brand, brand),
                price = coalesce(excluded.price, price)"""
     ).fetchall()
-    con.execute(
-        "INSERT INTO loads VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        [
-            result.load_id,
-            result.source,
-            result.format,
-            started,
-            datetime.now(UTC).replace(tzinfo=None),
-            result.rows_read,
-            result.accepted,
-            result.duplicates,
-            result.quarantined,
-        ],
-    ).fetchall()
 
 
-def _raw_json_sql(columns: Sequence[str], has_json_line: bool) -> str:
-    if has_json_line:
-        return "s._line"
-    pairs = ", ".join(f"{_lit(c)}, s.{quote_ident(c)}" for c in columns)
-    return f"CAST(json_object({pairs}) AS VARCHAR)"
+_TEMP = ("_stage", "_raw", "_rejects", "_reject_scans", "_rej", "_bad", "_rejected", "_seen")
 
 
 def load(
@@ -422,41 +416,50 @@ def load(
 ) -> LoadResult:
     """Load a file (``path``) or an Arrow table (``table``) of format ``fmt`` into the store on ``con``.
 
-    Returns the counts. On any error nothing is written and the error is raised.
+    The source is read once into a narrow staging table (typed canonical columns and the reason
+    of each rejected row); then, in one transaction, rejected rows go to `quarantine`, new events
+    to `events`, their products to `products`, and the load to `loads`. On any error nothing is
+    written.
     """
     if (path is None) == (table is None):
         raise ValueError("load() takes exactly one of path= or table=")
     started = datetime.now(UTC).replace(tzinfo=None)
+    now = _lit(started.isoformat(sep=" "))
     result = LoadResult(load_id=uuid.uuid4().hex, source=source or str(path or "python"), format=fmt.name)
-    for name in ("_stage", "_raw", "_rejects", "_reject_scans", "_rej"):
+    for name in _TEMP:
         con.execute(f"DROP TABLE IF EXISTS {name}")
-    columns, relation, has_rejects, has_lines, json_line, header_lines = _plan(
-        con, fmt, path, table, batch_rows
-    )
+    src = _plan(con, fmt, path, table, batch_rows)
     try:
-        run_with_progress(
-            con, _stage_sql(fmt, relation, columns, started, json_line), "reading and validating", progress
-        )
-        if has_rejects:
-            has_rejects = con.execute("SELECT count(*) FROM _rejects").fetchall()[0][0] > 0
-        if con.execute(
-            "SELECT count(*) FROM _stage WHERE _reason IS NULL AND _c_session_id IS NULL"
-        ).fetchall()[0][0]:
+        run_with_progress(con, _stage_sql(fmt, src, started), "reading and checking", progress)
+        if con.execute("SELECT count(*) FROM _stage WHERE _reason IS NULL AND session_id IS NULL").fetchall()[
+            0
+        ][0]:
             run_with_progress(con, _sessionize_sql(gap_minutes), "sessionizing", progress)
     except duckdb.Error as e:
         raise DataError(f"Cannot read {result.source!r} as {fmt.name}: {e}") from e
     con.execute("BEGIN TRANSACTION")
     try:
-        _commit(
-            con,
-            result,
-            columns,
-            has_rejects,
-            has_lines,
-            header_lines,
-            started,
-            _raw_json_sql(columns, json_line),
-        )
+        bad = "SELECT _row, _raw AS raw, _reason AS reason FROM _stage WHERE _reason IS NOT NULL"
+        _quarantine(con, result, src, bad, now)
+        _append_events(con, result, progress)
+        _upsert_products(con)
+        valid = con.execute("SELECT count(*) FROM _stage WHERE _reason IS NULL").fetchall()[0][0]
+        result.duplicates = int(valid) - result.accepted
+        result.rows_read = int(valid) + result.quarantined
+        con.execute(
+            "INSERT INTO loads VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [
+                result.load_id,
+                result.source,
+                result.format,
+                started,
+                datetime.now(UTC).replace(tzinfo=None),
+                result.rows_read,
+                result.accepted,
+                result.duplicates,
+                result.quarantined,
+            ],
+        ).fetchall()
         con.execute("COMMIT")
     except BaseException as e:
         con.execute("ROLLBACK")
@@ -464,48 +467,59 @@ def load(
             raise StoreError(f"Loading {result.source!r} failed and nothing was written: {e}") from e
         raise
     finally:
-        for name in ("_stage", "_raw", "_rej"):
+        for name in _TEMP:
             con.execute(f"DROP TABLE IF EXISTS {name}")
     return result
 
 
 def _plan(
     con: duckdb.DuckDBPyConnection, fmt: Format, path: Path | None, table: pa.Table | None, batch_rows: int
-) -> tuple[list[str], str, bool, bool, bool, int]:
-    """Columns present, the raw relation, and what the reader can say about lines."""
+) -> _Source:
+    """Which columns the source has, how to read it, and what its reader can say about lines."""
     if table is not None:
         columns = [c for c in fmt.columns if c in table.column_names]
         _require(fmt, columns, "the table")
-        return columns, stage_arrow(con, table, columns), False, False, False, 0
+        name = stage_arrow(con, table, columns)
+        return _Source(columns, name)
     assert path is not None
     if not path.exists():
         raise DataError(f"No such file: {str(path)!r}.")
     suffix = path.suffix.lower()
     header = read_header(path)
     by_lower = {c.lower(): c for c in fmt.columns}
+    where = repr(str(path))
     if suffix in (".jsonl", ".ndjson", ".json") or (
         suffix not in (".xlsx", ".xlsm", ".parquet") and _starts_with_brace(path)
     ):
         columns = [c for c in fmt.columns if c in header]
-        _require(fmt, columns, repr(str(path)))
-        return columns, _jsonl_relation(path, columns), False, True, True, 0
+        _require(fmt, columns, where)
+        rel = _jsonl_relation(path, columns)
+        return _Source(columns, rel, has_lines=True, json_line=True)
     if suffix in (".xlsx", ".xlsm"):
         columns = [by_lower.get(h.lower(), h) for h in header]
-        _require(fmt, columns, repr(str(path)))
-        return columns, _stage_xlsx(con, path, columns, batch_rows), False, True, False, 1
+        _require(fmt, columns, where)
+        name = _stage_xlsx(con, path, columns, batch_rows)
+        return _Source(columns, name, has_lines=True, header_lines=1)
     if suffix == ".parquet":
         columns = [c for c in header if c in fmt.columns]
-        _require(fmt, columns, repr(str(path)))
-        return columns, _parquet_relation(path, columns), False, False, False, 0
-    delimiter = sniff_delimiter(path)
+        _require(fmt, columns, where)
+        rel = _parquet_relation(path, columns)
+        return _Source(columns, rel)
     if len(header) <= 1:
         raise DataError(
-            f"The header of {str(path)!r} does not look like {fmt.name} ({', '.join(fmt.columns)}). "
+            f"The header of {where} does not look like {fmt.name} ({', '.join(fmt.columns)}). "
             "Check --format, or use --format auto."
         )
     columns = [by_lower.get(h.lower(), h) for h in header]
-    _require(fmt, columns, repr(str(path)))
-    return columns, _csv_relation(path, columns, delimiter), True, True, False, 1
+    _require(fmt, columns, where)
+    delimiter = sniff_delimiter(path)
+    return _Source(
+        columns,
+        _csv_relation(path, columns, delimiter),
+        parser_rejects=True,
+        has_lines=True,
+        header_lines=1,
+    )
 
 
 def _starts_with_brace(path: Path) -> bool:

@@ -1,0 +1,155 @@
+"""Ingest speed and memory: `cartlift ingest` vs DuckDB's bare `read_csv` into a table, same file, one run.
+
+Generates a REES46-format CSV of N events (default 10M), then runs, each in its own process so
+peak memory is measured per run:
+
+* reference: ``CREATE TABLE raw AS SELECT * FROM read_csv(file)`` in a fresh DuckDB file;
+* cartlift: ``cartlift ingest file --format rees46 --json`` into a fresh store (validation,
+  content-hashed event ids, deduplication, quarantine, products, one transaction).
+
+Prints events/s of both, the ratio (goal: cartlift >= 0.5 of bare DuckDB) and cartlift's peak
+memory (goal: < 2 GB). Usage: ``python benchmarks/ingest.py [--events N] [--keep]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.csv as pacsv
+
+HERE = Path(__file__).resolve().parent
+CARTLIFT = Path(sys.executable).with_name("cartlift")
+
+
+def generate(path: Path, n: int, seed: int = 0, chunk: int = 1_000_000) -> None:
+    """Write ``n`` REES46-format events in chunks (bounded memory), with a few bad rows mixed in."""
+    rng = np.random.default_rng(seed)
+    start = np.datetime64("2026-01-01T00:00:00")
+    types = np.array(["view", "cart", "remove_from_cart", "purchase"])
+    brands = np.array(["acme", "globex", "initech", "umbrella", "hooli", ""])
+    cats = np.array(["electronics.smartphone", "appliances.kitchen.mixer", "apparel.shoes", ""])
+    with pacsv.CSVWriter(
+        str(path),
+        pa.schema(
+            [
+                (c, pa.string())
+                for c in (
+                    "event_time",
+                    "event_type",
+                    "product_id",
+                    "category_id",
+                    "category_code",
+                    "brand",
+                    "price",
+                    "user_id",
+                    "user_session",
+                )
+            ]
+        ),
+        write_options=pacsv.WriteOptions(quoting_style="none"),
+    ) as writer:
+        for lo in range(0, n, chunk):
+            m = min(chunk, n - lo)
+            secs = np.sort(rng.integers(0, 30 * 86400, m))
+            ts = np.datetime_as_string(start + secs.astype("timedelta64[s]"), unit="s")
+            user = rng.integers(0, n // 20 + 1, m)
+            product = rng.integers(1_000_000, 1_020_000, m)
+            times = np.char.add(np.char.replace(ts, "T", " "), " UTC")
+            price = np.round(rng.lognormal(3.5, 1.0, m), 2).astype(str)
+            etype = types[rng.choice(4, m, p=[0.9, 0.06, 0.01, 0.03])]
+            bad = rng.random(m) < 1e-4  # a few unknown event types, to exercise the quarantine
+            etype = np.where(bad, "wishlist", etype)
+            batch = pa.table(
+                {
+                    "event_time": times,
+                    "event_type": etype,
+                    "product_id": product.astype(str),
+                    "category_id": (product % 997).astype(str),
+                    "category_code": cats[product % 4],
+                    "brand": brands[product % 6],
+                    "price": price,
+                    "user_id": user.astype(str),
+                    "user_session": np.char.add("s", (user * 31 + secs // 3600).astype(str)),
+                }
+            )
+            writer.write_table(batch)
+
+
+def timed(cmd: list[str]) -> tuple[float, int, str]:
+    """Seconds, peak RSS (bytes) of the child, and its stdout."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    t0 = time.perf_counter()
+    proc = subprocess.run(cmd, capture_output=True, text=True, check=True)
+    seconds = time.perf_counter() - t0
+    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    # ru_maxrss of children is the max over all children so far: run the heavier one last, or note it
+    return seconds, max(peak, before) * 1024, proc.stdout
+
+
+REFERENCE = """
+import sys, duckdb
+con = duckdb.connect(sys.argv[2])
+con.execute("SET memory_limit = '1GB'")
+con.execute(f"CREATE TABLE raw AS SELECT * FROM read_csv('{sys.argv[1]}', header=true)")
+print(con.execute("SELECT count(*) FROM raw").fetchall()[0][0])
+"""
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--events", type=int, default=10_000_000)
+    parser.add_argument("--keep", action="store_true", help="keep the generated files")
+    args = parser.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="cartlift-bench-ingest-"))
+    try:
+        csv = work / "events.csv"
+        t0 = time.perf_counter()
+        generate(csv, args.events)
+        print(
+            f"generated {args.events:,} events ({csv.stat().st_size / 1e9:.2f} GB) in {time.perf_counter() - t0:.1f} s"
+        )
+        ref_s, ref_mem, ref_out = timed([sys.executable, "-c", REFERENCE, str(csv), str(work / "ref.duckdb")])
+        cl_s, cl_mem, cl_out = timed(
+            [
+                str(CARTLIFT),
+                "ingest",
+                str(csv),
+                "--format",
+                "rees46",
+                "--db",
+                str(work / "store.duckdb"),
+                "--json",
+            ]
+        )
+        result = json.loads(cl_out[cl_out.find("{") :])
+        rows = args.events
+        print(f"bare DuckDB read_csv : {rows / ref_s:>12,.0f} events/s  ({ref_s:.1f} s, {int(ref_out)} rows)")
+        print(
+            f"cartlift ingest      : {rows / cl_s:>12,.0f} events/s  ({cl_s:.1f} s, "
+            f"accepted {result['accepted']:,}, duplicates {result['duplicates']:,}, "
+            f"quarantined {result['quarantined']:,})"
+        )
+        print(f"ratio cartlift / DuckDB: {ref_s / cl_s:.2f}  (goal >= 0.5)")
+        print(
+            f"cartlift peak memory  : {cl_mem / 2**30:.2f} GiB  (goal < 2 GiB; the reference peaked at "
+            f"{ref_mem / 2**30:.2f} GiB)"
+        )
+    finally:
+        if args.keep:
+            print(f"files kept in {work}")
+        else:
+            shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
