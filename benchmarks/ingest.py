@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
+import os
 import shutil
 import subprocess
 import sys
@@ -86,20 +86,24 @@ def generate(path: Path, n: int, seed: int = 0, chunk: int = 1_000_000) -> None:
 
 
 def timed(cmd: list[str]) -> tuple[float, int, str]:
-    """Seconds, peak RSS (bytes) of the child, and its stdout."""
-    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    """Seconds, peak RSS (bytes) of this one child process, and its stdout."""
     t0 = time.perf_counter()
-    proc = subprocess.run(cmd, capture_output=True, text=True, check=True)
-    seconds = time.perf_counter() - t0
-    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    # ru_maxrss of children is the max over all children so far: run the heavier one last, or note it
-    return seconds, max(peak, before) * 1024, proc.stdout
+    with tempfile.TemporaryFile("w+") as stdout:
+        proc = subprocess.Popen(cmd, stdout=stdout, stderr=subprocess.DEVNULL, text=True)
+        _, status, usage = os.wait4(proc.pid, 0)
+        seconds = time.perf_counter() - t0
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        if proc.returncode != 0:
+            raise SystemExit(f"{cmd[0]} failed with exit code {proc.returncode}")
+        stdout.seek(0)
+        return seconds, usage.ru_maxrss * 1024, stdout.read()
 
 
 REFERENCE = """
 import sys, duckdb
 con = duckdb.connect(sys.argv[2])
 con.execute("SET memory_limit = '1GB'")
+con.execute("SET enable_progress_bar = false")
 con.execute(f"CREATE TABLE raw AS SELECT * FROM read_csv('{sys.argv[1]}', header=true)")
 print(con.execute("SELECT count(*) FROM raw").fetchall()[0][0])
 """

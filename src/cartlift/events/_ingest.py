@@ -368,14 +368,29 @@ def _quarantine(con: duckdb.DuckDBPyConnection, result: LoadResult, src: _Source
 def _append_events(
     con: duckdb.DuckDBPyConnection, result: LoadResult, progress: ProgressCallback | None
 ) -> None:
-    """Append valid staged rows whose event id is new (the first occurrence wins within a load)."""
+    """Append valid staged rows whose event id is new; within a load the first occurrence wins.
+
+    A window over the whole load would partition every row (and spill on large files); instead
+    one aggregate over the id column finds the ids that repeat (few, usually none), and only
+    their later occurrences are skipped.
+    """
+    con.execute(
+        """CREATE OR REPLACE TEMP TABLE _repeats AS
+           SELECT event_id, min(_row) AS first_row FROM _stage WHERE _reason IS NULL
+           GROUP BY event_id HAVING count(*) > 1"""
+    )
+    con.execute(
+        """CREATE OR REPLACE TEMP TABLE _known AS
+           SELECT event_id FROM events WHERE event_id IN (SELECT event_id FROM _stage WHERE _reason IS NULL)"""
+    )
     columns = ", ".join(c for c in EVENT_COLUMNS if c != "load_id")
     rows = run_with_progress(
         con,
         f"""INSERT INTO events
-            SELECT {columns}, {_lit(result.load_id)} FROM _stage
-            WHERE _reason IS NULL AND event_id NOT IN (SELECT event_id FROM events)
-            QUALIFY row_number() OVER (PARTITION BY event_id ORDER BY _row) = 1""",
+            SELECT {columns}, {_lit(result.load_id)} FROM _stage s
+            WHERE _reason IS NULL
+              AND NOT EXISTS (SELECT 1 FROM _known k WHERE k.event_id = s.event_id)
+              AND NOT EXISTS (SELECT 1 FROM _repeats r WHERE r.event_id = s.event_id AND r.first_row <> s._row)""",
         "appending events",
         progress,
     )
@@ -400,7 +415,7 @@ def _upsert_products(con: duckdb.DuckDBPyConnection) -> None:
     ).fetchall()
 
 
-_TEMP = ("_stage", "_raw", "_rejects", "_reject_scans", "_rej", "_bad", "_rejected", "_seen")
+_TEMP = ("_stage", "_raw", "_rejects", "_reject_scans", "_rej", "_rejected", "_repeats", "_known")
 
 
 def load(
