@@ -68,13 +68,16 @@ def register(app: typer.Typer) -> None:
         db: DbOption = None,
         json: JsonOption = False,
     ) -> None:
-        """Write a table of the store to a Parquet file."""
+        """Write a table of the store to a Parquet file.
+
+        Prints ``{"table", "rows", "out"}`` as JSON on stdout (with or without ``--json``, so
+        scripts can read it) and a readable line on stderr.
+        """
         with open_store(db, read_only=True) as store:
             rows = store.export(table, out_path)
-        if json:
-            emit_json({"table": table, "rows": rows, "out": str(out_path)})
-        else:
-            out.print(f"wrote {rows:,} rows of {table} to {out_path}")
+        emit_json({"table": table, "rows": rows, "out": str(out_path)})
+        if not json:
+            console.print(f"wrote {rows:,} rows of {table} to {out_path}")
 
     @app.command()
     @guarded

@@ -1,0 +1,63 @@
+"""The one place for the codes and messages that degenerate data produces.
+
+Degenerate data (an empty arm, zero variance, a control mean of zero) is not misuse: the analysis
+still returns a result, with one of these codes and its message, and neutral numbers (no lift, a
+p-value of 1, a chance to beat control of 0.5), as gbstats does (``gbstats/messages.py``).
+Misuse (unknown variant, negative counts) raises from :mod:`cartlift.errors` instead.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+from cartlift.errors import CartliftWarning
+
+__all__ = ["MESSAGES", "SampleRatioMismatchWarning", "message"]
+
+TOO_FEW_UNITS: Final = "too_few_units"
+ZERO_VARIANCE: Final = "zero_variance"
+ZERO_CONTROL_MEAN: Final = "zero_control_mean"
+ZERO_DENOMINATOR: Final = "zero_denominator"
+COVARIATE_CONSTANT: Final = "covariate_constant"
+NOT_BINARY: Final = "not_binary"
+
+MESSAGES: Final[dict[str, str]] = {
+    TOO_FEW_UNITS: (
+        "Variant {variant!r} or the control has fewer than 2 units ({n_control} vs {n_variant}); "
+        "wait for more traffic before reading this comparison."
+    ),
+    ZERO_VARIANCE: (
+        "The metric does not vary in either arm (every unit has the same value), so there is no "
+        "evidence either way; check that the metric column is the one you meant."
+    ),
+    ZERO_CONTROL_MEAN: (
+        "The control's mean is 0, so a relative lift is undefined; analyse the absolute difference "
+        "(relative=False) or wait for conversions in the control."
+    ),
+    ZERO_DENOMINATOR: (
+        "The ratio's denominator sums to 0 in one arm, so the ratio is undefined; check the "
+        "denominator column."
+    ),
+    COVARIATE_CONSTANT: (
+        "The CUPED covariate is constant, so it cannot reduce variance; the unadjusted metric was used."
+    ),
+    NOT_BINARY: "Proportion tests need a 0/1 metric; this metric has other values.",
+}
+
+
+def message(code: str, **values: object) -> str:
+    """The message for ``code`` with ``values`` filled in."""
+    text = MESSAGES[code]
+    try:
+        return text.format(**values)
+    except (KeyError, IndexError):  # a caller without the details still gets the sentence
+        return text
+
+
+class SampleRatioMismatchWarning(CartliftWarning):
+    """The observed split of units differs from the configured weights (SRM): do not trust the lift.
+
+    A mismatch means assignment or exposure logging is broken (bots, redirects, a variant that
+    crashes before logging), and the arms are no longer comparable (Fabijan et al. 2019,
+    "Diagnosing Sample Ratio Mismatch in Online Controlled Experiments", KDD).
+    """
