@@ -1,9 +1,347 @@
-"""`cartlift` commands of cartlift.analytics (being built)."""
+"""`cartlift funnel`, `abandoned-carts`, `segments`, `clv` and `report`, plus the demo's analytics step."""
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Annotated, Any
+
 import typer
+from rich.table import Table
+
+from cartlift.cli._common import DbOption, JsonOption, console, emit_json, guarded, open_store, out
+
+UnitOption = Annotated[str, typer.Option("--unit", "-u", help="Who goes through: session or user.")]
+WindowOption = Annotated[
+    str,
+    typer.Option(
+        "--window",
+        "-w",
+        help="Conversion window: 30m, 12h, 1d, 2w or none [default: auto = the session, 1d for users].",
+    ),
+]
+FromOption = Annotated[str | None, typer.Option("--from", help="First entry day or time (ISO), inclusive.")]
+ToOption = Annotated[
+    str | None, typer.Option("--to", help="Last entry day (inclusive) or time (exclusive), ISO.")
+]
+
+
+def _pct(x: float | None) -> str:
+    return "" if x is None else f"{x:.2%}"
 
 
 def register(app: typer.Typer) -> None:
-    """Add this group's commands to ``app``."""
+    """Add the analytics commands to ``app``."""
+
+    @app.command()
+    @guarded
+    def funnel(
+        step: Annotated[
+            list[str] | None,
+            typer.Option(
+                "--step",
+                "-s",
+                help="A step, in order (repeat it): view, 'view|cart_add', 'purchase:brand=apple', or a "
+                "comma list 'view,cart_add,purchase' [default: view, cart_add, checkout, purchase].",
+            ),
+        ] = None,
+        unit: UnitOption = "session",
+        window: WindowOption = "auto",
+        order: Annotated[str, typer.Option("--order", help="ordered, strict or unordered.")] = "ordered",
+        exclude: Annotated[
+            list[str] | None,
+            typer.Option(
+                "--exclude", "-x", help="Drop units doing this between steps: cart_remove or cart_remove@2-3."
+            ),
+        ] = None,
+        breakdown: Annotated[
+            str | None,
+            typer.Option(
+                "--breakdown",
+                "-b",
+                help="Split by an events/products column, properties.<key>, price_band, new_vs_returning, hour or weekday.",
+            ),
+        ] = None,
+        breakdown_limit: Annotated[int, typer.Option(help="Most frequent breakdown values kept.")] = 10,
+        start: FromOption = None,
+        end: ToOption = None,
+        trend: Annotated[
+            str, typer.Option("--trend", help="Trend period: hour, day, week or month.")
+        ] = "day",
+        db: DbOption = None,
+        json: JsonOption = False,
+    ) -> None:
+        """Funnel counts and conversion per step with 95% Wilson intervals, time to convert, trend, breakdown."""
+        from cartlift.analytics import Funnel, parse_exclusion, parse_steps
+
+        spec = Funnel(
+            steps=parse_steps(step) if step else None,
+            unit=unit,
+            window=window,
+            order=order,
+            exclusions=[parse_exclusion(x) for x in exclude or []],
+            breakdown=breakdown,
+            breakdown_limit=breakdown_limit,
+            start=start,
+            end=end,
+            trend=trend,
+        )
+        with open_store(db, read_only=True) as store:
+            result = spec.compute(store)
+        if json:
+            emit_json(result.to_dict())
+            return
+        table = Table(
+            "step", f"{result.unit}s", "from previous", "from first", "95% CI", "median time", title="funnel"
+        )
+        for s in result.steps:
+            ci = "" if s.ci_low is None else f"{_pct(s.ci_low)} - {_pct(s.ci_high)}"
+            med = "" if s.median_seconds_from_previous is None else f"{s.median_seconds_from_previous:,.0f} s"
+            table.add_row(
+                s.name,
+                f"{s.count:,}",
+                _pct(s.conversion_from_previous),
+                _pct(s.conversion_from_first),
+                ci,
+                med,
+            )
+        out.print(table)
+        if result.breakdown is not None:
+            bd = result.breakdown
+            t2 = Table(bd.column, "entered", "converted", "conversion", "Holm p", title=f"by {bd.column}")
+            for g in bd.groups:
+                p = "" if g.p_value_adjusted is None else f"{g.p_value_adjusted:.3g}"
+                t2.add_row(g.value, f"{g.entered:,}", f"{g.converted:,}", _pct(g.conversion), p)
+            out.print(t2)
+            if bd.p_value is not None:
+                console.print(f"chi-square {bd.chi2:.1f} on {bd.dof} df, p = {bd.p_value:.3g}")
+        for note in result.notes:
+            console.print(note)
+
+    @app.command("abandoned-carts")
+    @guarded
+    def abandoned_carts(
+        unit: UnitOption = "session",
+        window: WindowOption = "auto",
+        start: FromOption = None,
+        end: ToOption = None,
+        db: DbOption = None,
+        json: JsonOption = False,
+    ) -> None:
+        """Abandoned carts: rate, value, and what distinguishes them (effect sizes, Holm-adjusted p-values)."""
+        from cartlift.analytics import CartAbandonment
+
+        with open_store(db, read_only=True) as store:
+            result = CartAbandonment(unit=unit, window=window, start=start, end=end).compute(store)
+        if json:
+            emit_json(result.to_dict())
+            return
+        out.print(
+            f"{result.abandoned:,} of {result.carts:,} carts abandoned ({_pct(result.abandonment_rate)}), "
+            f"abandoned value {result.abandoned_value:,.2f}"
+        )
+        table = Table(
+            "feature", "effect", "size", "magnitude", "Holm p", title="what distinguishes abandoned carts"
+        )
+        for f in result.features:
+            size = "" if f.effect_size is None else f"{f.effect_size:+.3f}"
+            p = "" if f.p_value_adjusted is None else f"{f.p_value_adjusted:.3g}"
+            table.add_row(f.label, f.effect_measure, size, f.magnitude or (f.note or ""), p)
+        out.print(table)
+
+    @app.command()
+    @guarded
+    def segments(
+        as_of: Annotated[
+            str | None, typer.Option("--as-of", help="Day recency is measured to [default: last order].")
+        ] = None,
+        k_min: Annotated[int, typer.Option(help="Fewest clusters tried.")] = 2,
+        k_max: Annotated[int, typer.Option(help="Most clusters tried.")] = 8,
+        seed: Annotated[int, typer.Option(help="Random seed of k-means.")] = 0,
+        db: DbOption = None,
+        json: JsonOption = False,
+    ) -> None:
+        """Customer segments: RFM scores and named segments, k-means clusters in plain words, price sensitivity."""
+        from cartlift.analytics import segments as compute
+
+        with open_store(db, read_only=True) as store:
+            result = compute(store, as_of=as_of, k_min=k_min, k_max=k_max, random_state=seed)
+        if json:
+            emit_json(result.to_dict())
+            return
+        if result.rfm is not None:
+            table = Table("segment", "customers", "share", "revenue share", "meaning", title="RFM segments")
+            for r in result.rfm.segments.itertuples():
+                table.add_row(
+                    str(r.segment),
+                    f"{r.customers:,}",
+                    _pct(float(r.share)),  # type: ignore[arg-type]
+                    _pct(float(r.revenue_share)),  # type: ignore[arg-type]
+                    str(r.meaning),
+                )
+            out.print(table)
+        if result.clusters is not None:
+            out.print(f"[bold]{result.clusters.k_} clusters[/] (best silhouette):")
+            for i, text in enumerate(result.clusters.descriptions_, start=1):
+                out.print(f"  {i}. {text}")
+        out.print(
+            "price sensitivity: "
+            + ", ".join(f"{k} {v:,}" for k, v in result.to_dict()["price_sensitivity"].items())
+        )
+        for note in result.notes:
+            console.print(note)
+
+    @app.command()
+    @guarded
+    def clv(
+        summary: Annotated[
+            Path | None,
+            typer.Option(
+                "--summary", help="CSV of one row per customer: frequency, recency, T [, monetary_value]."
+            ),
+        ] = None,
+        transactions: Annotated[
+            Path | None, typer.Option("--transactions", help="File of transactions: customer, date, value.")
+        ] = None,
+        frequency_col: Annotated[str, typer.Option(help="Summary column of repeat purchases.")] = "frequency",
+        recency_col: Annotated[str, typer.Option(help="Summary column of recency.")] = "recency",
+        t_col: Annotated[str, typer.Option("--T-col", help="Summary column of customer age T.")] = "T",
+        monetary_col: Annotated[
+            str | None,
+            typer.Option(help="Summary column of mean repeat spend [default: monetary_value if present]."),
+        ] = None,
+        customer_col: Annotated[
+            str | None, typer.Option(help="Transactions column of the customer id.")
+        ] = None,
+        date_col: Annotated[str | None, typer.Option(help="Transactions column of the date.")] = None,
+        value_col: Annotated[str | None, typer.Option(help="Transactions column of the amount.")] = None,
+        observation_end: Annotated[
+            str | None, typer.Option(help="Last day of the calibration period [default: last transaction].")
+        ] = None,
+        time_unit: Annotated[
+            str, typer.Option(help="Unit of recency, T and the horizon: days or weeks.")
+        ] = "weeks",
+        horizon: Annotated[float | None, typer.Option(help="Prediction horizon [default: one year].")] = None,
+        discount_rate: Annotated[float, typer.Option(help="Discount rate per time unit.")] = 0.0,
+        margin: Annotated[float, typer.Option(help="Share of spend that is profit.")] = 1.0,
+        top: Annotated[int, typer.Option(help="Customers listed, by value.")] = 10,
+        save: Annotated[
+            Path | None, typer.Option("--out", help="Write per-customer predictions (CSV or .parquet).")
+        ] = None,
+        db: DbOption = None,
+        json: JsonOption = False,
+    ) -> None:
+        """Customer lifetime value: BG/NBD + Gamma-Gamma by maximum likelihood, from a summary, transactions or the store."""
+        from cartlift.analytics import (
+            clv_from_summary,
+            read_transactions,
+            summary_from_store,
+            summary_from_transactions,
+        )
+
+        if summary is not None and transactions is not None:
+            raise typer.BadParameter("Give --summary or --transactions, not both.")
+        if summary is not None:
+            import pandas as pd
+
+            data = pd.read_csv(summary)
+            kind = "summary"
+        elif transactions is not None:
+            tx = read_transactions(transactions, customer=customer_col, date_col=date_col, value=value_col)
+            data = summary_from_transactions(tx, observation_end=observation_end, time_unit=time_unit)
+            kind = "transactions"
+        else:
+            with open_store(db, read_only=True) as store:
+                data = summary_from_store(store, observation_end=observation_end, time_unit=time_unit)
+            kind = "store"
+        result = clv_from_summary(
+            data,
+            frequency=frequency_col if kind == "summary" else "frequency",
+            recency=recency_col if kind == "summary" else "recency",
+            T=t_col if kind == "summary" else "T",
+            monetary_value=monetary_col if (kind == "summary" and monetary_col) else "auto",
+            time_unit=time_unit,
+            horizon=horizon,
+            discount_rate=discount_rate,
+            margin=margin,
+        )
+        if save is not None:
+            save.parent.mkdir(parents=True, exist_ok=True)
+            frame = result.customers.reset_index()
+            frame.to_parquet(save) if save.suffix == ".parquet" else frame.to_csv(save, index=False)
+        if json:
+            emit_json({"source": kind, **result.to_dict(top=top)})
+            return
+        bg = result.bgnbd
+        out.print(
+            f"BG/NBD: r={bg['r']:.4f} alpha={bg['alpha']:.4f} a={bg['a']:.4f} b={bg['b']:.4f} "
+            f"(log-likelihood {bg['log_likelihood']:,.2f}, {bg['customers']:,} customers)"
+        )
+        gg = result.gamma_gamma
+        if gg:
+            out.print(
+                f"Gamma-Gamma: p={gg['p']:.4f} q={gg['q']:.4f} v={gg['v']:.4f} ({gg['customers']:,} repeat customers)"
+            )
+        d = result.to_dict(top=top)
+        if d["clv"]:
+            out.print(
+                f"CLV over {result.horizon:g} {result.time_unit}: total {d['clv']['total']:,.2f}, "
+                f"median {d['clv']['median']:,.2f}, 90th percentile {d['clv']['p90']:,.2f}"
+            )
+        for note in result.notes:
+            console.print(note)
+
+    @app.command()
+    @guarded
+    def report(
+        out_path: Annotated[Path, typer.Option("--out", "-o", help="HTML file to write.")] = Path(
+            "report.html"
+        ),
+        unit: UnitOption = "session",
+        title: Annotated[str, typer.Option(help="Title at the top of the report.")] = "cartlift report",
+        db: DbOption = None,
+        json: JsonOption = False,
+    ) -> None:
+        """Write one self-contained HTML report (interactive charts, works offline)."""
+        from cartlift.report import collect_sections, write_report
+
+        with open_store(db, read_only=True) as store:
+            sections = collect_sections(store, unit=unit)
+            path = write_report(sections, out_path, title=title, subtitle=f"Store: {store.path}")
+        if json:
+            emit_json(
+                {"out": str(path), "sections": [s.title for s in sections], "bytes": path.stat().st_size}
+            )
+            return
+        out.print(f"wrote {path} ({len(sections)} sections, {path.stat().st_size / 1e6:.1f} MB)")
+
+
+def demo_step(store: Any, out_dir: Path) -> dict[str, Any]:
+    """The analytics part of `cartlift demo`: funnel, abandonment and segments on ``store``, and the report.
+
+    Writes ``out_dir / "report.html"`` (with every part's sections) and returns its path and the
+    headline figures.
+    """
+    from cartlift.analytics import CartAbandonment, Funnel, segments
+    from cartlift.report import collect_sections, write_report
+
+    f = Funnel().compute(store)
+    ab = CartAbandonment().compute(store)
+    seg = segments(store, random_state=0)
+    path = write_report(
+        collect_sections(store), Path(out_dir) / "report.html", subtitle=f"Store: {store.path}"
+    )
+    return {
+        "report": str(path),
+        "funnel": [
+            {"name": s.name, "count": s.count, "conversion_from_first": s.conversion_from_first}
+            for s in f.steps
+        ],
+        "conversion": f.steps[-1].conversion_from_first,
+        "carts": ab.carts,
+        "cart_abandonment_rate": ab.abandonment_rate,
+        "abandoned_value": ab.abandoned_value,
+        "rfm_segments": {}
+        if seg.rfm is None
+        else dict(zip(seg.rfm.segments["segment"], seg.rfm.segments["customers"].astype(int), strict=True)),
+        "clusters": [] if seg.clusters is None else list(seg.clusters.descriptions_),
+    }

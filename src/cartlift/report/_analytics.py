@@ -1,0 +1,353 @@
+"""The analytics part of the report, and the collection of every part's sections."""
+
+from __future__ import annotations
+
+import importlib
+import warnings
+from datetime import timedelta
+from typing import Any
+
+import pandas as pd
+
+from cartlift.analytics import (
+    AbandonmentResult,
+    CartAbandonment,
+    CLVResult,
+    CustomerClusters,
+    Funnel,
+    FunnelResult,
+    RFMResult,
+    clv_from_summary,
+    customer_features,
+    rfm,
+    summary_from_store,
+)
+from cartlift.errors import CartliftError, CartliftWarning
+from cartlift.report._charts import (
+    abandonment_figure,
+    breakdown_figure,
+    clv_figure,
+    funnel_figure,
+    rfm_figure,
+    time_to_convert_figure,
+    trend_figure,
+)
+from cartlift.report._section import Section, Table
+
+__all__ = ["SECTION_PROVIDERS", "analytics_sections", "collect_sections"]
+
+SECTION_PROVIDERS = (
+    "cartlift.report:analytics_sections",
+    "cartlift.experiments:report_sections",
+    "cartlift.recommend:report_sections",
+    "cartlift.predict:report_sections",
+    "cartlift.act:report_sections",
+)
+"""Where `collect_sections` looks for ``fn(store) -> list[Section]``, in report order.
+
+A part of cartlift joins the report by defining ``report_sections(store)`` in its package;
+a provider that is not there (yet) is skipped.
+"""
+
+_PCT = ".1%"
+
+
+def _period(store: Any) -> str:
+    first, last = store.con.execute("SELECT min(ts), max(ts) FROM events").fetchall()[0]
+    if first is None:
+        return "day"
+    span = last - first
+    return "hour" if span <= timedelta(days=3) else "day" if span <= timedelta(days=120) else "week"
+
+
+def _auto_breakdown(store: Any) -> str | None:
+    """Category when the catalog has them, else device or channel when the events carry them."""
+    checks = (
+        ("category", "SELECT count(DISTINCT category) FROM products"),
+        ("device", "SELECT count(DISTINCT device) FROM events"),
+        ("channel", "SELECT count(DISTINCT channel) FROM events"),
+    )
+    for name, sql in checks:
+        if int(store.con.execute(sql).fetchall()[0][0]) >= 2:
+            return name
+    return None
+
+
+def _duration(seconds: float | None) -> str:
+    if seconds is None:
+        return ""
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    if seconds < 7200:
+        return f"{seconds / 60:.1f} min"
+    if seconds < 172800:
+        return f"{seconds / 3600:.1f} h"
+    return f"{seconds / 86400:.1f} days"
+
+
+def funnel_sections(result: FunnelResult) -> list[Section]:
+    """Funnel, conversion trend, time to convert and (if any) the breakdown, as report sections."""
+    steps = pd.DataFrame(
+        {
+            "step": [s.name for s in result.steps],
+            result.unit + "s": [s.count for s in result.steps],
+            "from previous": [s.conversion_from_previous for s in result.steps],
+            "from first": [s.conversion_from_first for s in result.steps],
+            "95% CI": ["" if s.ci_low is None else f"{s.ci_low:.2%} - {s.ci_high:.2%}" for s in result.steps],
+            "median time from previous": [_duration(s.median_seconds_from_previous) for s in result.steps],
+        }
+    )
+    window = "the session" if result.window_seconds is None else _duration(result.window_seconds)
+    out = [
+        Section(
+            "Funnel",
+            figures=[funnel_figure(result)],
+            tables=[
+                Table(
+                    steps,
+                    title="Steps",
+                    formats={"from previous": _PCT, "from first": _PCT},
+                    caption="95% CI: Wilson interval of the conversion from the first step.",
+                )
+            ],
+            notes=[
+                f"Each {result.unit} counts once, with its attempt that got furthest; steps in {result.order} "
+                f"order within {window}.",
+                *result.notes,
+            ],
+        )
+    ]
+    if result.trend:
+        trend = result.trend_frame()[
+            ["period", "entered", "converted", "conversion", "ci_low", "ci_high", "complete"]
+        ]
+        out.append(
+            Section(
+                "Conversion trend",
+                figures=[trend_figure(result)],
+                tables=[
+                    Table(
+                        trend,
+                        title=f"By {result.trend_period} of entry",
+                        formats={"conversion": _PCT, "ci_low": _PCT, "ci_high": _PCT},
+                        caption="complete = no entrant of the period could still convert.",
+                    )
+                ],
+            )
+        )
+    if len(result.steps) > 1 and result.time_to_convert.converted:
+        ttc = result.time_to_convert
+        hist = pd.DataFrame(
+            {"time": [b.label for b in ttc.histogram], result.unit + "s": [b.count for b in ttc.histogram]}
+        )
+        out.append(
+            Section(
+                "Time to convert",
+                figures=[time_to_convert_figure(result)],
+                tables=[
+                    Table(
+                        pd.DataFrame(
+                            {
+                                "measure": ["converted", "median", "90th percentile", "mean"],
+                                "value": [
+                                    f"{ttc.converted:,}",
+                                    _duration(ttc.median_seconds),
+                                    _duration(ttc.p90_seconds),
+                                    _duration(ttc.mean_seconds),
+                                ],
+                            }
+                        ),
+                        title="Summary",
+                    ),
+                    Table(hist, title="Histogram"),
+                ],
+            )
+        )
+    if result.breakdown is not None:
+        bd = result.breakdown
+        frame = result.breakdown_frame()[
+            ["value", "entered", "converted", "conversion", "ci_low", "ci_high", "p_value_adjusted"]
+        ].rename(columns={"p_value_adjusted": "Holm p"})
+        verdict = (
+            "no test possible"
+            if bd.p_value is None
+            else f"chi-square {bd.chi2:.1f} on {bd.dof} df, p = {bd.p_value:.3g}, Cramér's V = {bd.cramers_v:.3f}"
+        )
+        out.append(
+            Section(
+                f"Funnel by {bd.column}",
+                figures=[breakdown_figure(result)],
+                tables=[
+                    Table(
+                        frame,
+                        title=f"Conversion by {bd.column}",
+                        formats={"conversion": _PCT, "ci_low": _PCT, "ci_high": _PCT, "Holm p": ".3g"},
+                        caption="Holm p: this group against all others, adjusted for the number of groups.",
+                    )
+                ],
+                notes=[f"Does conversion differ by {bd.column}? {verdict}.", *([bd.note] if bd.note else [])],
+            )
+        )
+    return out
+
+
+def abandonment_section(result: AbandonmentResult) -> Section:
+    """Abandonment rate, value and what distinguishes abandoned carts."""
+    feats = result.features_frame()[
+        [
+            "label",
+            "effect_measure",
+            "effect_size",
+            "magnitude",
+            "p_value_adjusted",
+            "abandoned_median",
+            "converted_median",
+        ]
+    ].rename(columns={"label": "feature", "effect_measure": "measure", "p_value_adjusted": "Holm p"})
+    headline = (
+        "No carts in this store."
+        if not result.carts
+        else f"{result.abandoned:,} of {result.carts:,} carts abandoned ({result.abandonment_rate:.1%}, "
+        f"95% CI {result.ci_low:.1%} - {result.ci_high:.1%}), worth {result.abandoned_value:,.2f} "
+        f"(converted carts: {result.converted_value:,.2f})."
+    )
+    return Section(
+        "Cart abandonment",
+        figures=[abandonment_figure(result)] if result.carts else [],
+        tables=[
+            Table(
+                feats,
+                title="What distinguishes abandoned carts",
+                formats={"effect_size": ".3f", "Holm p": ".3g"},
+                caption="Cliff's delta > 0: abandoned carts tend to have larger values; Cramér's V: strength "
+                "of association. Holm p is adjusted over the features.",
+            )
+        ],
+        notes=[headline],
+    )
+
+
+def rfm_section(result: RFMResult) -> Section:
+    """RFM segment sizes, value and meaning."""
+    return Section(
+        "RFM segments",
+        figures=[rfm_figure(result)],
+        tables=[
+            Table(
+                result.segments,
+                title=f"Segments (recency to {result.as_of:%Y-%m-%d %H:%M})",
+                formats={
+                    "share": _PCT,
+                    "revenue_share": _PCT,
+                    "recency_days": ".2f",
+                    "frequency": ".2f",
+                    "monetary": ",.2f",
+                },
+            )
+        ],
+        notes=[
+            "Scores 1-5 by quintile of recency, frequency (orders) and monetary value; segments from the R x F grid."
+        ],
+    )
+
+
+def clusters_section(model: CustomerClusters) -> Section:
+    """The k-means clusters in plain words."""
+    words = pd.DataFrame(
+        {
+            "cluster": range(1, model.k_ + 1),
+            "customers": model.profiles_["customers"],
+            "description": model.descriptions_,
+        }
+    )
+    sil = pd.DataFrame(
+        {"k": list(model.silhouette_scores_), "silhouette": list(model.silhouette_scores_.values())}
+    )
+    return Section(
+        "Customer clusters",
+        tables=[
+            Table(words, title=f"{model.k_} clusters"),
+            Table(sil, title="Silhouette by k", formats={"silhouette": ".3f"}),
+        ],
+        notes=[f"k-means on log-scaled behaviour; k = {model.k_} has the best silhouette."],
+    )
+
+
+def clv_section(result: CLVResult) -> Section:
+    """CLV parameters and the distribution of predicted value."""
+    params = {f"BG/NBD {k}": v for k, v in result.bgnbd.items() if k in ("r", "alpha", "a", "b")}
+    if result.gamma_gamma:
+        params |= {f"Gamma-Gamma {k}": v for k, v in result.gamma_gamma.items() if k in ("p", "q", "v")}
+    d = result.to_dict(top=10)
+    top = pd.DataFrame(d["top_customers"])
+    return Section(
+        "Customer lifetime value",
+        figures=[clv_figure(result)],
+        tables=[
+            Table(
+                pd.DataFrame({"parameter": list(params), "value": list(params.values())}),
+                title="Fitted parameters",
+            ),
+            Table(top, title="Top customers", formats={c: ",.2f" for c in top.columns if c != "customer"}),
+        ],
+        notes=[
+            f"Horizon {result.horizon:g} {result.time_unit}; {d['customers']:,} customers, "
+            f"{d['repeat_customers']:,} with repeat purchases.",
+            *result.notes,
+        ],
+    )
+
+
+def analytics_sections(store: Any, *, unit: str = "session", breakdown: str | None = "auto") -> list[Section]:
+    """The analytics sections of the report: funnel, trend, time to convert, breakdown, abandonment, RFM,
+    clusters and CLV.
+
+    A part the data cannot support (no purchases, no repeat customers ...) becomes a section
+    with a note saying why, so the report always shows what was tried.
+    """
+    bd = _auto_breakdown(store) if breakdown == "auto" else breakdown
+    out = funnel_sections(Funnel(unit=unit, breakdown=bd, trend=_period(store)).compute(store))
+    out.append(abandonment_section(CartAbandonment(unit=unit).compute(store)))
+    for title, build in (
+        ("RFM segments", lambda: rfm_section(rfm(store))),
+        (
+            "Customer clusters",
+            lambda: clusters_section(CustomerClusters(random_state=0).fit(customer_features(store))),
+        ),
+        (
+            "Customer lifetime value",
+            lambda: clv_section(clv_from_summary(summary_from_store(store), time_unit="days")),
+        ),
+    ):
+        try:
+            out.append(build())
+        except CartliftError as e:
+            out.append(Section(title, notes=[f"Not available for this store: {e}"]))
+    return out
+
+
+def collect_sections(
+    store: Any, *, unit: str = "session", providers: tuple[str, ...] = SECTION_PROVIDERS
+) -> list[Section]:
+    """Every part's sections, in the order of ``providers`` (``"module:function"``); absent ones are skipped.
+
+    ``unit`` (session or user) is passed to the analytics sections; other providers get the store only.
+
+    A provider that fails gets a section saying so (and a `CartliftWarning`), so one broken part
+    does not cost the whole report.
+    """
+    sections: list[Section] = []
+    for spec in providers:
+        module_name, _, attr = spec.partition(":")
+        try:
+            fn = getattr(importlib.import_module(module_name), attr)
+        except (ImportError, AttributeError):
+            continue
+        try:
+            got = list(fn(store, unit=unit) if fn is analytics_sections else fn(store))
+        except CartliftError as e:
+            warnings.warn(f"{spec} could not build its report sections: {e}", CartliftWarning, stacklevel=2)
+            sections.append(Section(f"{module_name.split('.')[-1]} (not available)", notes=[str(e)]))
+            continue
+        sections.extend(got)
+    return sections
