@@ -64,6 +64,8 @@ class EventStore:
         self.path = Path(path) if path is not None else settings.db
         self.read_only = read_only
         self._settings = settings
+        if not read_only and str(self.path) != ":memory:":
+            self.path.parent.mkdir(parents=True, exist_ok=True)
         try:
             self.con = duckdb.connect(str(self.path), read_only=read_only)
         except duckdb.Error as e:
