@@ -113,6 +113,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=10_000_000)
     parser.add_argument("--keep", action="store_true", help="keep the generated files")
+    parser.add_argument("--csv", type=Path, help="use this REES46-format CSV instead of generating one")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="cartlift-bench-ingest-"))
     try:
@@ -136,7 +137,7 @@ def main() -> None:
             ]
         )
         result = json.loads(cl_out[cl_out.find("{") :])
-        rows = args.events
+        rows = int(ref_out)
         print(f"bare DuckDB read_csv : {rows / ref_s:>12,.0f} events/s  ({ref_s:.1f} s, {int(ref_out)} rows)")
         print(
             f"cartlift ingest      : {rows / cl_s:>12,.0f} events/s  ({cl_s:.1f} s, "

@@ -279,14 +279,12 @@ def _checked_sql(fmt: Format, src: _Source, now: datetime) -> str:
         )"""
 
 
-def _stage_sql(fmt: Format, src: _Source, now: datetime) -> str:
-    """Read the source once into a narrow, typed staging table.
+def _typed_sql(fmt: Format, src: _Source, now: datetime) -> str:
+    """The source as typed canonical columns plus ``_reason`` (NULL when valid).
 
-    Raw columns are dropped (re-reading is cheaper than writing them); only rejected rows keep
-    their raw record, for the quarantine.
+    Raw columns are dropped; only rejected rows keep their raw record, for the quarantine.
     """
-    return f"""CREATE TEMP TABLE _stage AS
-        SELECT _row, _reason, CASE WHEN _reason IS NOT NULL THEN {_raw_json_sql(src)} END AS _raw,
+    return f"""SELECT _row, _reason, CASE WHEN _reason IS NOT NULL THEN {_raw_json_sql(src)} END AS _raw,
                _c_event_id AS event_id, _c_ts AS ts, _c_user_id AS user_id, _c_session_id AS session_id,
                _c_event_type AS event_type, nullif(trim(_c_product_id), '') AS product_id,
                coalesce(try_cast(try_cast(_c_quantity AS DOUBLE) AS INTEGER), 1) AS quantity,
@@ -366,47 +364,64 @@ def _quarantine(con: duckdb.DuckDBPyConnection, result: LoadResult, src: _Source
 
 
 def _append_events(
-    con: duckdb.DuckDBPyConnection, result: LoadResult, progress: ProgressCallback | None
+    con: duckdb.DuckDBPyConnection, result: LoadResult, rows: str, progress: ProgressCallback | None
 ) -> None:
-    """Append valid staged rows whose event id is new; within a load the first occurrence wins.
+    """Append the valid rows whose event id the store does not have; within a load the first wins.
 
-    A window over the whole load would partition every row (and spill on large files); instead
-    one aggregate over the id column finds the ids that repeat (few, usually none), and only
-    their later occurrences are skipped.
+    Rows stream from the source straight into `events` (a staging copy of a large file would
+    spill to disk). An id repeated inside the load is found afterwards by one aggregate over
+    this load's ids, and only its later copies are deleted: usually there are none.
     """
-    con.execute(
-        """CREATE OR REPLACE TEMP TABLE _repeats AS
-           SELECT event_id, min(_row) AS first_row FROM _stage WHERE _reason IS NULL
-           GROUP BY event_id HAVING count(*) > 1"""
-    )
-    con.execute(
-        """CREATE OR REPLACE TEMP TABLE _known AS
-           SELECT event_id FROM events WHERE event_id IN (SELECT event_id FROM _stage WHERE _reason IS NULL)"""
-    )
+    load = _lit(result.load_id)
     columns = ", ".join(c for c in EVENT_COLUMNS if c != "load_id")
-    rows = run_with_progress(
+    inserted = run_with_progress(
         con,
         f"""INSERT INTO events
-            SELECT {columns}, {_lit(result.load_id)} FROM _stage s
-            WHERE _reason IS NULL
-              AND NOT EXISTS (SELECT 1 FROM _known k WHERE k.event_id = s.event_id)
-              AND NOT EXISTS (SELECT 1 FROM _repeats r WHERE r.event_id = s.event_id AND r.first_row <> s._row)""",
+            SELECT {columns}, {load} FROM ({rows})
+            WHERE _reason IS NULL AND event_id NOT IN (SELECT event_id FROM events)""",
         "appending events",
         progress,
-    )
-    result.accepted = int(rows[0][0])
+    )[0][0]
+    # candidates by a 64-bit hash (8-byte keys aggregate far faster than the id strings), then
+    # the exact ids among them; the hash lives only inside this statement
+    repeated = con.execute(
+        f"""DELETE FROM events WHERE rowid IN (
+                SELECT rowid FROM events
+                WHERE load_id = {load} AND hash(event_id) IN (
+                    SELECT hash(event_id) FROM events WHERE load_id = {load}
+                    GROUP BY 1 HAVING count(*) > 1)
+                QUALIFY row_number() OVER (PARTITION BY event_id ORDER BY rowid) > 1)"""
+    ).fetchall()[0][0]
+    result.accepted = int(inserted) - int(repeated)
+
+
+def _summarize_sql(rows: str) -> str:
+    """One pass over the source that keeps all the rest of a load needs, in a small table.
+
+    Rejected rows are kept one per group (their raw record and reason), valid rows are
+    aggregated per product (count and latest attributes), and valid rows without a session are
+    counted apart, so the loader knows whether sessions must be cut.
+    """
+    return f"""CREATE TEMP TABLE _summary AS
+        SELECT CASE WHEN _reason IS NOT NULL THEN 'rejected'
+                    WHEN session_id IS NULL THEN 'no session' ELSE 'valid' END AS kind,
+               CASE WHEN _reason IS NOT NULL THEN _row END AS _row,
+               CASE WHEN _reason IS NULL THEN product_id END AS product_id,
+               count(*) AS n, max(ts) AS last_ts, any_value(_raw) AS raw, any_value(_reason) AS reason,
+               max_by(title, ts) FILTER (WHERE title IS NOT NULL) AS title,
+               max_by(category, ts) FILTER (WHERE category IS NOT NULL) AS category,
+               max_by(brand, ts) FILTER (WHERE brand IS NOT NULL) AS brand,
+               max_by(price, ts) FILTER (WHERE price > 0) AS price
+        FROM ({rows}) GROUP BY ALL"""
 
 
 def _upsert_products(con: duckdb.DuckDBPyConnection) -> None:
-    """Add the products the events mention; the latest known attributes win, gaps keep stored values."""
+    """Add the products the valid events mention (latest attributes win, gaps keep stored values)."""
     con.execute(
         """INSERT INTO products (product_id, title, category, brand, price)
-           SELECT product_id,
-                  max_by(title, ts) FILTER (WHERE title IS NOT NULL),
-                  max_by(category, ts) FILTER (WHERE category IS NOT NULL),
-                  max_by(brand, ts) FILTER (WHERE brand IS NOT NULL),
-                  max_by(price, ts) FILTER (WHERE price > 0)
-           FROM _stage WHERE _reason IS NULL AND product_id IS NOT NULL GROUP BY product_id
+           SELECT product_id, max_by(title, last_ts), max_by(category, last_ts), max_by(brand, last_ts),
+                  max_by(price, last_ts)
+           FROM _summary WHERE kind <> 'rejected' AND product_id IS NOT NULL GROUP BY product_id
            ON CONFLICT (product_id) DO UPDATE SET
                title = coalesce(excluded.title, title),
                category = coalesce(excluded.category, category),
@@ -415,7 +430,7 @@ def _upsert_products(con: duckdb.DuckDBPyConnection) -> None:
     ).fetchall()
 
 
-_TEMP = ("_stage", "_raw", "_rejects", "_reject_scans", "_rej", "_rejected", "_repeats", "_known")
+_TEMP = ("_stage", "_raw", "_rejects", "_reject_scans", "_rej", "_rejected", "_summary")
 
 
 def load(
@@ -431,10 +446,11 @@ def load(
 ) -> LoadResult:
     """Load a file (``path``) or an Arrow table (``table``) of format ``fmt`` into the store on ``con``.
 
-    The source is read once into a narrow staging table (typed canonical columns and the reason
-    of each rejected row); then, in one transaction, rejected rows go to `quarantine`, new events
-    to `events`, their products to `products`, and the load to `loads`. On any error nothing is
-    written.
+    The source streams through SQL twice (re-reading a file is cheaper than staging it, which
+    spills to disk once a load outgrows memory): a first pass summarizes rejected rows and
+    products into a small table; then, in one transaction, rejected rows go to `quarantine`, new
+    events stream into `events`, their products go to `products`, and the load to `loads`. Sources without sessions are staged once, because cutting
+    sessions needs each user's events in order. On any error nothing is written.
     """
     if (path is None) == (table is None):
         raise ValueError("load() takes exactly one of path= or table=")
@@ -444,23 +460,26 @@ def load(
     for name in _TEMP:
         con.execute(f"DROP TABLE IF EXISTS {name}")
     src = _plan(con, fmt, path, table, batch_rows)
+    rows = _typed_sql(fmt, src, started)
     try:
-        run_with_progress(con, _stage_sql(fmt, src, started), "reading and checking", progress)
-        if con.execute("SELECT count(*) FROM _stage WHERE _reason IS NULL AND session_id IS NULL").fetchall()[
-            0
-        ][0]:
+        run_with_progress(con, _summarize_sql(rows), "checking rows", progress)
+        if con.execute("SELECT count(*) FROM _summary WHERE kind = 'no session'").fetchall()[0][0]:
+            # cutting sessions needs each user's events in order: stage the source once
+            run_with_progress(con, f"CREATE TEMP TABLE _stage AS {rows}", "reading", progress)
             run_with_progress(con, _sessionize_sql(gap_minutes), "sessionizing", progress)
+            rows = "SELECT * FROM _stage"
     except duckdb.Error as e:
         raise DataError(f"Cannot read {result.source!r} as {fmt.name}: {e}") from e
     con.execute("BEGIN TRANSACTION")
     try:
-        bad = "SELECT _row, _raw AS raw, _reason AS reason FROM _stage WHERE _reason IS NOT NULL"
-        _quarantine(con, result, src, bad, now)
-        _append_events(con, result, progress)
+        _quarantine(con, result, src, "SELECT _row, raw, reason FROM _summary WHERE kind = 'rejected'", now)
+        _append_events(con, result, rows, progress)
         _upsert_products(con)
-        valid = con.execute("SELECT count(*) FROM _stage WHERE _reason IS NULL").fetchall()[0][0]
-        result.duplicates = int(valid) - result.accepted
-        result.rows_read = int(valid) + result.quarantined
+        valid = int(
+            con.execute("SELECT coalesce(sum(n), 0) FROM _summary WHERE kind <> 'rejected'").fetchall()[0][0]
+        )
+        result.duplicates = valid - result.accepted
+        result.rows_read = valid + result.quarantined
         con.execute(
             "INSERT INTO loads VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
             [
