@@ -1,0 +1,203 @@
+"""Hybrid: blend the candidates of several recommenders, falling back for cold users and items."""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Sequence
+from typing import Any, ClassVar
+
+import numpy as np
+import scipy.sparse as sp
+
+from cartlift._params import Constraint, Interval, Options
+from cartlift.errors import DataError
+from cartlift.recommend._base import Recommender
+from cartlift.recommend._interactions import Interactions
+from cartlift.recommend._query import Query
+from cartlift.recommend._topk import densify, top_k
+
+__all__ = ["Hybrid"]
+
+
+def _default_models() -> list[tuple[str, Recommender]]:
+    from cartlift.recommend._content import ContentBased
+    from cartlift.recommend._knn import ItemKNN
+    from cartlift.recommend._popularity import Popularity
+    from cartlift.recommend._session import SessionKNN
+
+    return [
+        ("itemknn", ItemKNN()),
+        ("vsknn", SessionKNN()),
+        ("content", ContentBased()),
+        ("popularity", Popularity()),
+    ]
+
+
+class Hybrid(Recommender):
+    """Several recommenders blended by reciprocal rank fusion or a weighted score sum.
+
+    Each model proposes its ``candidates`` best items. With ``method="rrf"`` an item scores
+    ``sum_m w_m / (rrf_k + rank_m)`` (Cormack et al., 2009), so models need not share a scale;
+    with ``method="weighted"`` each model's candidate scores are min-max scaled per row and summed
+    with the weights. A model with nothing to say (a cold user for item-kNN, no catalog for
+    content) simply adds nothing, so the others fill the list: put a popularity model last as the
+    safety net. Content-based models recommend products nobody has touched yet (cold items).
+    Models that cannot be fitted on the data (e.g. content without a catalog) are skipped and
+    listed in ``skipped_``.
+
+    Parameters
+    ----------
+    models : sequence of (name, Recommender), optional
+        Unfitted models (fitted in place); default item-kNN, V-SKNN, content and popularity.
+    weights : sequence of float, optional
+        One per model (default all 1).
+    method : {"rrf", "weighted"}
+        Fusion rule.
+    rrf_k : float
+        RRF's rank offset (60 in the original paper).
+    candidates : int
+        Items taken from each model per row.
+
+    Attributes
+    ----------
+    active_ : list of str
+        Names of the models that were fitted.
+    skipped_ : dict of str to str
+        Models left out, with the reason.
+    """
+
+    _parameter_constraints: ClassVar[dict[str, list[Constraint]]] = {
+        "method": [Options(("rrf", "weighted"))],
+        "rrf_k": [Interval(float, 0, None)],
+        "candidates": [Interval(int, 1, None)],
+    }
+
+    def __init__(
+        self,
+        models: Sequence[tuple[str, Recommender]] | None = None,
+        weights: Sequence[float] | None = None,
+        method: str = "rrf",
+        rrf_k: float = 60.0,
+        candidates: int = 200,
+    ) -> None:
+        self.models = models
+        self.weights = weights
+        self.method = method
+        self.rrf_k = rrf_k
+        self.candidates = candidates
+
+    def _members(self) -> list[tuple[str, Recommender]]:
+        if "_members_cache" not in self.__dict__:
+            self.__dict__["_members_cache"] = (
+                list(self.models) if self.models is not None else _default_models()
+            )
+        members: list[tuple[str, Recommender]] = self.__dict__["_members_cache"]
+        return members
+
+    def _fit(self, interactions: Interactions) -> None:
+        members = self._members()
+        if self.weights is not None and len(self.weights) != len(members):
+            raise DataError(
+                f"{len(self.weights)} weights for {len(members)} models: give one weight per model."
+            )
+        self.active_: list[str] = []
+        self.skipped_: dict[str, str] = {}
+        for name, model in members:
+            try:
+                model.fit(interactions)
+            except DataError as e:
+                self.skipped_[name] = str(e)
+                continue
+            self.active_.append(name)
+        if not self.active_:
+            raise DataError(f"No model of the hybrid could be fitted: {self.skipped_}")
+
+    def _active(self) -> list[tuple[float, Recommender]]:
+        weights = list(self.weights) if self.weights is not None else [1.0] * len(self._members())
+        return [(w, m) for w, (name, m) in zip(weights, self._members(), strict=True) if name in self.active_]
+
+    def _partial_fit(
+        self, interactions: Interactions, item_map: np.ndarray, added: sp.csr_matrix, users: np.ndarray
+    ) -> None:
+        with warnings.catch_warnings():
+            # the hybrid itself already warned once about unknown items
+            warnings.simplefilter("ignore")
+            for _, model in self._active():
+                model.partial_fit(interactions)
+
+    def _fuse(self, ranked: list[tuple[float, np.ndarray, np.ndarray]], n: int) -> np.ndarray:
+        """Fused dense scores from each model's ranked candidates (weight, columns, scores)."""
+        fused = np.zeros((n, len(self.item_ids_)))
+        touched = np.zeros((n, len(self.item_ids_)), bool)
+        for weight, idx, vals in ranked:
+            ok = idx >= 0
+            rows = np.broadcast_to(np.arange(n)[:, None], idx.shape)[ok]
+            cols = idx[ok]
+            if self.method == "rrf":
+                ranks = np.broadcast_to(np.arange(1, idx.shape[1] + 1), idx.shape)[ok]
+                contrib = weight / (self.rrf_k + ranks)
+            else:
+                masked = np.where(ok, vals, np.nan)
+                lo = np.nanmin(masked, axis=1, initial=np.inf, keepdims=True)
+                hi = np.nanmax(masked, axis=1, initial=-np.inf, keepdims=True)
+                span = np.where(hi > lo, hi - lo, 1.0)
+                contrib = (weight * np.where(hi > lo, (vals - lo) / span, 1.0))[ok]
+            np.add.at(fused, (rows, cols), contrib)
+            touched[rows, cols] = True
+        fused[~touched] = -np.inf
+        return fused
+
+    def _score(self, query: Query) -> np.ndarray:
+        # each model's candidates are taken after exclusions and filters, so none is wasted
+        ranked = [(w, *m._ranked(query, self.candidates)) for w, m in self._active()]
+        return self._fuse(ranked, len(query.rows))
+
+    def _similar(self, items: np.ndarray) -> np.ndarray:
+        ranked = []
+        for w, m in self._active():
+            scores = densify(m._similar(items))
+            scores[np.arange(len(items)), items] = -np.inf
+            ranked.append((w, *top_k(scores, self.candidates)))
+        return self._fuse(ranked, len(items))
+
+    # -- persistence: the members are saved inside the same file, each under its own prefix ------
+    def _json_params(self) -> dict[str, Any]:
+        params = self.get_params()
+        params.pop("models")
+        return params
+
+    def _get_state(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+        scalars, arrays = super()._get_state()
+        members = []
+        for i, (name, model) in enumerate(self._members()):
+            entry: dict[str, Any] = {
+                "name": name,
+                "class": type(model).__name__,
+                "params": model._json_params(),
+            }
+            if name in self.active_:
+                sub_scalars, sub_arrays = model._get_state()
+                entry["state"] = sub_scalars
+                arrays.update({f"m{i}:{k}": v for k, v in sub_arrays.items()})
+            members.append(entry)
+        scalars["members"] = members
+        return scalars, arrays
+
+    @classmethod
+    def _from_saved(cls, meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> Recommender:
+        state = dict(meta["state"])
+        members = []
+        for i, entry in enumerate(state.pop("members")):
+            sub_cls = Recommender._registry[entry["class"]]
+            prefix = f"m{i}:"
+            if "state" in entry:
+                sub = sub_cls._from_saved(
+                    {"params": entry["params"], "state": entry["state"]},
+                    {k[len(prefix) :]: v for k, v in arrays.items() if k.startswith(prefix)},
+                )
+            else:
+                sub = sub_cls(**entry["params"])
+            members.append((entry["name"], sub))
+        model = cls(models=members, **meta["params"])
+        model._set_state(state, {k: v for k, v in arrays.items() if ":" not in k})
+        return model

@@ -1,0 +1,419 @@
+"""What the commands do, as functions: train on the store, evaluate, show, mine rules, the demo.
+
+The CLI only parses options and prints; everything it runs is here, so scripts and the service
+can call the same code.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Final
+
+import numpy as np
+import pandas as pd
+
+from cartlift.errors import DataError, InvalidParameterError
+from cartlift.recommend._base import Recommender
+from cartlift.recommend._evaluate import DEFAULT_METRICS, Leaderboard, evaluate
+from cartlift.recommend._filters import AllOf, ExcludeItems, InCategory, InStock, ItemFilter
+from cartlift.recommend._interactions import Interactions, catalog_frame, events_frame
+from cartlift.recommend._io import read_baskets, read_yoochoose
+from cartlift.recommend._metrics import hits, ndcg_at_k
+from cartlift.recommend._registry import make_model
+from cartlift.recommend._rules import association_rules, basket_matrix, frequent_itemsets
+from cartlift.recommend._split import EvalTask, leave_last_out, next_item, temporal_split
+
+if TYPE_CHECKING:
+    from cartlift.events import EventStore
+
+__all__ = [
+    "PROTOCOLS",
+    "default_model_path",
+    "demo_leaderboard",
+    "evaluate_files",
+    "evaluate_store",
+    "load_or_train",
+    "mine_rules",
+    "parse_weights",
+    "show_user",
+    "taste_ndcg",
+    "train_on_store",
+]
+
+PROTOCOLS: Final = ("temporal", "leave-last-out", "next-item")
+FILE_FORMATS: Final = ("yoochoose",)
+TASTE_TABLE: Final = "truth_user_taste"
+Progress = Callable[[str, float], None]
+
+
+def _model_names(models: str | Sequence[str]) -> list[str]:
+    names = [m.strip() for m in models.split(",")] if isinstance(models, str) else list(models)
+    names = [n for n in names if n]
+    if not names:
+        raise InvalidParameterError("No model given: pass --models a,b,c (see `cartlift recommend models`).")
+    return names
+
+
+def parse_weights(text: str | None) -> dict[str, float] | None:
+    """``"view=1,cart_add=3,purchase=5"`` -> ``{"view": 1.0, ...}`` (None for None or "")."""
+    if not text:
+        return None
+    weights: dict[str, float] = {}
+    for part in text.split(","):
+        name, sep, value = part.partition("=")
+        try:
+            weights[name.strip()] = float(value)
+        except ValueError:
+            sep = ""
+        if not sep or not name.strip():
+            raise InvalidParameterError(
+                f"Cannot read the event weight {part.strip()!r}: write TYPE=NUMBER, e.g. view=1,cart_add=3,purchase=5."
+            )
+    return weights
+
+
+def default_model_path(db: str | Path, name: str) -> Path:
+    """Where ``train`` saves a model by default: ``<store folder>/models/<name>.npz``."""
+    return Path(db).resolve().parent / "models" / f"{name}.npz"
+
+
+def train_on_store(
+    store: EventStore,
+    name: str,
+    *,
+    out: str | Path | None = None,
+    half_life_days: float | None = None,
+    weights: Mapping[str, float] | None = None,
+    random_state: int | None = 0,
+) -> dict[str, Any]:
+    """Fit the model ``name`` on all product events of the store and save it.
+
+    Returns
+    -------
+    dict
+        ``model, path, users, items, events, fit_seconds``.
+    """
+    import time
+
+    data = Interactions.from_store(store, weights=weights, half_life_days=half_life_days)
+    if len(data) == 0:
+        raise DataError("The store has no product events to learn from: ingest events first.")
+    model = make_model(name, random_state=random_state)
+    start = time.perf_counter()
+    model.fit(data)
+    seconds = time.perf_counter() - start
+    path = model.save(out if out is not None else default_model_path(store.path, name))
+    return {
+        "model": name,
+        "path": str(path),
+        "users": data.n_users,
+        "items": data.n_items,
+        "events": len(data),
+        "fit_seconds": round(seconds, 4),
+    }
+
+
+def _store_task(
+    store: EventStore,
+    protocol: str,
+    *,
+    test_fraction: float,
+    half_life_days: float | None,
+    relevant_types: Sequence[str] | None,
+    weights: Mapping[str, float] | None = None,
+) -> EvalTask:
+    frame = events_frame(store)
+    if frame.empty:
+        raise DataError("The store has no product events to evaluate on: ingest events first.")
+    products = catalog_frame(store)
+    catalog = products if len(products) else None
+    if protocol == "temporal":
+        return temporal_split(
+            frame,
+            test_fraction=test_fraction,
+            weights=weights,
+            half_life_days=half_life_days,
+            relevant_types=relevant_types,
+            catalog=catalog,
+        )
+    if protocol == "leave-last-out":
+        return leave_last_out(
+            frame,
+            weights=weights,
+            half_life_days=half_life_days,
+            relevant_types=relevant_types,
+            catalog=catalog,
+        )
+    if protocol == "next-item":
+        cut = frame["ts"].sort_values().iloc[int(len(frame) * (1 - test_fraction))]
+        last = frame.groupby("session_id")["ts"].transform("min")
+        return next_item(frame[last < cut], frame[last >= cut])
+    raise InvalidParameterError(f"protocol must be one of {PROTOCOLS}. Got {protocol!r} instead.")
+
+
+def evaluate_store(
+    store: EventStore,
+    models: str | Sequence[str],
+    *,
+    protocol: str = "temporal",
+    test_fraction: float = 0.2,
+    half_life_days: float | None = None,
+    weights: Mapping[str, float] | None = None,
+    relevant_types: Sequence[str] | None = None,
+    metrics: Sequence[str] = DEFAULT_METRICS,
+    n_bootstrap: int = 1000,
+    random_state: int | None = 0,
+    progress: Progress | None = None,
+) -> Leaderboard:
+    """Evaluate models on the store's events with ``protocol`` (temporal, leave-last-out, next-item).
+
+    For next-item, sessions that start in the last ``test_fraction`` of the time are the test
+    sessions and the earlier ones the training sessions.
+    """
+    task = _store_task(
+        store,
+        protocol,
+        test_fraction=test_fraction,
+        half_life_days=half_life_days,
+        relevant_types=relevant_types,
+        weights=weights,
+    )
+    built = {n: make_model(n, random_state=random_state) for n in _model_names(models)}
+    return evaluate(
+        built, task, metrics=metrics, n_bootstrap=n_bootstrap, random_state=random_state, progress=progress
+    )
+
+
+def evaluate_files(
+    train: str | Path,
+    test: str | Path,
+    models: str | Sequence[str],
+    *,
+    format: str = "yoochoose",
+    protocol: str = "next-item",
+    metrics: Sequence[str] = DEFAULT_METRICS,
+    n_bootstrap: int = 1000,
+    random_state: int | None = 0,
+    progress: Progress | None = None,
+) -> Leaderboard:
+    """Evaluate models on external train/test files (yoochoose: session-rec's prepared clicks)."""
+    if format not in FILE_FORMATS:
+        raise InvalidParameterError(f"format must be one of {FILE_FORMATS}. Got {format!r} instead.")
+    if protocol != "next-item":
+        raise InvalidParameterError(
+            f"Files of format {format!r} are anonymous sessions: only protocol 'next-item' applies (got {protocol!r})."
+        )
+    task = next_item(read_yoochoose(train), read_yoochoose(test))
+    task.info["train_file"] = str(train)
+    task.info["test_file"] = str(test)
+    built = {n: make_model(n, random_state=random_state) for n in _model_names(models)}
+    return evaluate(
+        built, task, metrics=metrics, n_bootstrap=n_bootstrap, random_state=random_state, progress=progress
+    )
+
+
+def load_or_train(
+    store: EventStore,
+    name: str,
+    path: str | Path | None = None,
+    *,
+    notify: Callable[[str], None] | None = None,
+) -> Recommender:
+    """The saved model at ``path`` (default: where ``train`` saves ``name``), else ``name`` fitted now."""
+    target = Path(path) if path is not None else default_model_path(store.path, name)
+    if target.exists():
+        return Recommender.load(target)
+    if notify:
+        notify(f"no saved model at {target}: training {name} now (save one with `cartlift recommend train`)")
+    return make_model(name, random_state=0).fit(Interactions.from_store(store))
+
+
+def build_filter(
+    store: EventStore,
+    *,
+    category: str | None = None,
+    in_stock: Sequence[str] | None = None,
+    exclude: Sequence[str] | None = None,
+    exclude_bought: bool = False,
+) -> ItemFilter | None:
+    """Combine the business filters the options ask for (None when none)."""
+    parts: list[ItemFilter] = []
+    if category:
+        parts.append(InCategory.from_store(category, store))
+    if in_stock is not None:
+        parts.append(InStock(in_stock))
+    if exclude:
+        parts.append(ExcludeItems(exclude))
+    if exclude_bought:
+        parts.append(ExcludeItems.bought(store))
+    if not parts:
+        return None
+    return parts[0] if len(parts) == 1 else AllOf(*parts)
+
+
+def show_user(
+    model: Recommender,
+    user_id: str,
+    *,
+    k: int = 10,
+    item_filter: ItemFilter | None = None,
+    catalog: pd.DataFrame | None = None,
+    history: int = 10,
+) -> dict[str, Any]:
+    """A user's recent items and their recommendations, with product titles when known."""
+    known = user_id in set(model.user_ids_.tolist())
+    recs = model.recommend([user_id], k, filter=item_filter)
+    seen: list[str] = []
+    if known:
+        row = int(np.flatnonzero(model.user_ids_ == user_id)[0])
+        seq = model.seq_items_[model.seq_indptr_[row] : model.seq_indptr_[row + 1]]
+        seen = [str(model.item_ids_[i]) for i in seq[::-1][:history]]
+
+    def describe(item: str) -> dict[str, Any]:
+        out: dict[str, Any] = {"item_id": item}
+        if catalog is not None and item in catalog.index:
+            for field in ("title", "category", "brand"):
+                value = catalog.at[item, field] if field in catalog.columns else None
+                if isinstance(value, str) and value:
+                    out[field] = value
+        return out
+
+    items = []
+    for rank, (item, score) in enumerate(zip(recs.ids[0], recs.scores[0], strict=True), start=1):
+        if item is None:
+            break
+        items.append({"rank": rank, **describe(str(item)), "score": float(score)})
+    return {
+        "user_id": user_id,
+        "known_user": known,
+        "model": type(model).__name__,
+        "recent": [describe(i) for i in seen],
+        "recommendations": items,
+    }
+
+
+def mine_rules(
+    baskets_path: str | Path,
+    *,
+    min_support: float,
+    min_confidence: float,
+    max_len: int | None = None,
+    basket_format: str = "auto",
+    limit: int | None = None,
+) -> dict[str, Any]:
+    """Association rules of a basket file (see :func:`read_baskets`), strongest first."""
+    baskets = read_baskets(baskets_path, basket_format)
+    matrix, ids = basket_matrix(baskets)
+    found = frequent_itemsets(matrix, min_support, max_len=max_len, item_ids=ids)
+    rules = association_rules(found, min_confidence)
+    rows = [
+        {
+            "antecedents": [str(ids[i]) for i in a],
+            "consequents": [str(ids[i]) for i in c],
+            "support": float(s),
+            "confidence": float(conf),
+            "lift": float(lift),
+        }
+        for a, c, s, conf, lift in zip(
+            rules["antecedents"],
+            rules["consequents"],
+            rules["support"],
+            rules["confidence"],
+            rules["lift"],
+            strict=True,
+        )
+    ]
+    return {
+        "baskets": int(matrix.shape[0]),
+        "items": len(ids),
+        "itemsets": len(found),
+        "rule_count": len(rows),
+        "rules": rows if limit is None else rows[:limit],
+    }
+
+
+def taste_ndcg(model: Recommender, truth: pd.DataFrame, *, k: int = 10) -> dict[str, Any]:
+    """NDCG@k of a model's recommendations against each user's true taste ranking.
+
+    Parameters
+    ----------
+    model : Recommender
+        Fitted.
+    truth : DataFrame
+        ``user_id, product_id`` (and ``rank``): each user's truly best products, as the
+        simulator's ``truth_user_taste`` table. Those products are the relevant ones.
+    k : int
+
+    Returns
+    -------
+    dict
+        ``NDCG@k`` (mean over the users the model knows), ``users``.
+    """
+    frame = truth[truth["user_id"].astype(str).isin(set(model.user_ids_.tolist()))]
+    if frame.empty:
+        raise DataError("No user of the taste table is known to the model.")
+    grouped = frame.groupby(frame["user_id"].astype(str))["product_id"]
+    users = np.asarray(list(grouped.groups.keys()), dtype=str)
+    relevant = [np.asarray(v.astype(str)) for _, v in grouped]
+    # the taste ranking covers items users saw too: judge the whole list, seen items included
+    recs = model.recommend(users, k, exclude_seen=False)
+    index = pd.Index(model.item_ids_)
+    cols = [index.get_indexer(r) for r in relevant]
+    import scipy.sparse as sp
+
+    rows = np.repeat(np.arange(len(users)), [len(c) for c in cols])
+    flat = np.concatenate(cols)
+    ok = flat >= 0
+    rel = sp.csr_matrix((np.ones(int(ok.sum())), (rows[ok], flat[ok])), shape=(len(users), len(index)))
+    n_rel = np.array([len(r) for r in relevant])
+    values = ndcg_at_k(hits(recs.indices, rel), n_rel, k)
+    return {f"NDCG@{k}": float(np.nanmean(values)), "users": len(users)}
+
+
+def demo_leaderboard(
+    store: EventStore,
+    out_dir: str | Path,
+    *,
+    models: Sequence[str] = ("popularity", "itemknn", "als", "vsknn", "content", "hybrid"),
+    n_bootstrap: int = 200,
+    random_state: int = 0,
+    progress: Progress | None = None,
+) -> dict[str, Any]:
+    """The demo's step: a temporal-split leaderboard of a few models on the store, sorted by NDCG@10.
+
+    When the store holds the simulator's ``truth_user_taste`` table, every row also gets
+    ``taste_NDCG@10``: the model (fitted on the training period) against each user's true taste
+    ranking, and ``taste`` reports it for the best model. Writes ``recommend_leaderboard.json`` to
+    ``out_dir`` and returns the same dict.
+    """
+    task = _store_task(store, "temporal", test_fraction=0.2, half_life_days=None, relevant_types=None)
+    built = {n: make_model(n, random_state=random_state) for n in models}
+    metrics = ["NDCG@10", *(m for m in DEFAULT_METRICS if m != "NDCG@10")]
+    board = evaluate(
+        built, task, metrics=metrics, n_bootstrap=n_bootstrap, random_state=random_state, progress=progress
+    )
+    result = board.to_dict()
+    if TASTE_TABLE in store.tables():
+        truth = store.query(f"SELECT user_id, product_id, rank FROM {TASTE_TABLE}")
+        for row in result["leaderboard"]:
+            row["taste_NDCG@10"] = taste_ndcg(built[row["model"]], truth, k=10)["NDCG@10"]
+        best = result["leaderboard"][0]["model"]
+        result["taste"] = {"model": best, **taste_ndcg(built[best], truth, k=10)}
+    target = Path(out_dir)
+    target.mkdir(parents=True, exist_ok=True)
+    (target / "recommend_leaderboard.json").write_text(json.dumps(_plain(result), indent=2))
+    return result
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and not np.isfinite(value):
+        return None
+    return value
