@@ -168,7 +168,8 @@ class EventStore:
 
     def arrow(self, sql: str, params: list[Any] | None = None) -> pa.Table:
         """Run SQL on the store and return an Arrow table."""
-        return self.con.execute(sql, params or []).to_arrow_table()
+        # a relation streams into Arrow; a DB-API result would copy the rows once more
+        return self.con.sql(sql, params=params or None).to_arrow_table()
 
     def quarantine(self, *, limit: int | None = None, reason: str | None = None) -> pd.DataFrame:
         """Rejected rows, newest load first, with source, record number, line, raw record and reason."""
