@@ -27,7 +27,7 @@ DbOption = Annotated[
     typer.Option(
         "--db",
         envvar="CARTLIFT_DB",
-        help="The store's DuckDB file [default: cartlift.duckdb].",
+        help="The store's DuckDB file (default: cartlift.duckdb, or the CARTLIFT_DB variable).",
         show_default=False,
     ),
 ]

@@ -1,9 +1,226 @@
-"""`cartlift` commands of cartlift.predict (being built)."""
+"""`cartlift abandonment train | evaluate | score`: which carts will be abandoned."""
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Annotated, Any
+
 import typer
+from rich.table import Table
+
+from cartlift.cli._common import DbOption, JsonOption, console, emit_json, guarded, open_store, out
+
+TableOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--table",
+        help="A feature table (CSV, Parquet, JSON lines) with a label column, instead of the store.",
+    ),
+]
+LabelOption = Annotated[str | None, typer.Option("--label", help="The label column of --table.")]
+PositiveOption = Annotated[
+    str | None,
+    typer.Option(
+        "--positive", help="The label value that counts as positive (default: the larger of the two)."
+    ),
+]
+DropOption = Annotated[
+    list[str] | None, typer.Option("--drop", help="A column of --table to leave out (repeatable).")
+]
+ModelKind = Annotated[str, typer.Option("--model", help="lightgbm, or logistic (the baseline).")]
+MomentsOption = Annotated[
+    str,
+    typer.Option(
+        "--moments",
+        help="Which moments to score: last_cart_event (when a customer leaves an open cart), "
+        "cart_events (after every cart change) or last_event.",
+    ),
+]
+WindowOption = Annotated[
+    float | None,
+    typer.Option(
+        "--window-hours",
+        help="A cart counts as bought if the customer buys within this many hours "
+        "(default: a purchase later in the same session).",
+    ),
+]
+SeedOption = Annotated[int, typer.Option("--seed", help="Seed of the split and the model.")]
+ModelDir = Annotated[Path, typer.Option("--model-dir", help="Folder of the saved model.")]
+
+DEFAULT_MODEL_DIR = Path("abandonment-model")
+
+
+def _need_label(table: Path | None, label: str | None) -> None:
+    if table is not None and not label:
+        raise typer.BadParameter("--table needs --label COLUMN (the outcome to predict).")
 
 
 def register(app: typer.Typer) -> None:
-    """Add this group's commands to ``app``."""
+    """Add the `abandonment` group to ``app``."""
+    group = typer.Typer(
+        help="Predict which carts will be abandoned: train, evaluate, score.", no_args_is_help=True
+    )
+    app.add_typer(group, name="abandonment")
+
+    @group.command()
+    @guarded
+    def train(
+        table: TableOption = None,
+        label: LabelOption = None,
+        positive: PositiveOption = None,
+        drop: DropOption = None,
+        model: ModelKind = "lightgbm",
+        moments: MomentsOption = "last_cart_event",
+        window_hours: WindowOption = None,
+        model_dir: ModelDir = DEFAULT_MODEL_DIR,
+        seed: SeedOption = 0,
+        db: DbOption = None,
+        json: JsonOption = False,
+    ) -> None:
+        """Train a calibrated model on the store's carts (or on --table) and save it to --model-dir."""
+        from cartlift.predict import train_store, train_table
+
+        _need_label(table, label)
+        if table is not None and label is not None:
+            result = train_table(
+                table, label, model_dir, model=model, positive=positive, drop=drop or (), seed=seed
+            )
+        else:
+            with open_store(db, read_only=True) as store:
+                result = train_store(
+                    store, model_dir, model=model, moments=moments, window_hours=window_hours, seed=seed
+                )
+        if json:
+            emit_json(result)
+            return
+        out.print(
+            f"trained {result['model']} on {result['rows']:,} rows (positive rate "
+            f"{result['positive_rate']:.3f}; {result['n_calibration']:,} held out for calibration)"
+        )
+        out.print(f"saved to {result['out']}")
+        for name, why in result["dropped"].items():
+            console.print(f"left out {name}: {why}")
+
+    @group.command()
+    @guarded
+    def evaluate(
+        table: TableOption = None,
+        label: LabelOption = None,
+        positive: PositiveOption = None,
+        drop: DropOption = None,
+        split: Annotated[
+            str | None,
+            typer.Option("--split", help="random or time (default: random for --table, time for the store)."),
+        ] = None,
+        time_column: Annotated[
+            str | None, typer.Option("--time-column", help="The time column of --table for --split time.")
+        ] = None,
+        test_size: Annotated[float, typer.Option("--test-size", help="Share of rows held out.")] = 0.2,
+        model: ModelKind = "lightgbm",
+        moments: MomentsOption = "last_cart_event",
+        window_hours: WindowOption = None,
+        seed: SeedOption = 0,
+        db: DbOption = None,
+        json: JsonOption = False,
+    ) -> None:
+        """Train on one part, report ROC-AUC, PR-AUC, log loss, Brier, ECE, lift and SHAP on the rest."""
+        from cartlift.predict import evaluate_store, evaluate_table
+
+        _need_label(table, label)
+        if table is not None and label is not None:
+            result = evaluate_table(
+                table,
+                label,
+                split=split or "random",
+                test_size=test_size,
+                seed=seed,
+                model=model,
+                time_column=time_column,
+                positive=positive,
+                drop=drop or (),
+            )
+        else:
+            with open_store(db, read_only=True) as store:
+                result = evaluate_store(
+                    store,
+                    test_size=test_size,
+                    model=model,
+                    moments=moments,
+                    window_hours=window_hours,
+                    split=split or "time",
+                    seed=seed,
+                )
+        if json:
+            emit_json(result)
+            return
+        _print_evaluation(result)
+
+    @group.command()
+    @guarded
+    def score(
+        session: Annotated[str, typer.Option("--session", help="The session id to score.")],
+        model_dir: ModelDir = DEFAULT_MODEL_DIR,
+        db: DbOption = None,
+        json: JsonOption = False,
+    ) -> None:
+        """Score one session's cart as of its latest event, with the features behind the score."""
+        from cartlift.predict import score_session
+
+        with open_store(db, read_only=True) as store:
+            result = score_session(store, model_dir, session)
+        if json:
+            emit_json(result)
+            return
+        state = "open" if result["cart_open"] else "empty"
+        out.print(
+            f"session {result['session_id']} ({result['events']} events, cart {state}, value "
+            f"{result['cart_value']:,.2f}): [bold]P(abandon) = {result['p_abandon']:.3f}[/]"
+        )
+        table = Table("feature", "value", "log-odds contribution", title="what drives the score")
+        for row in result["top_features"]:
+            table.add_row(row["feature"], _fmt(row["value"]), f"{row['contribution']:+.3f}")
+        out.print(table)
+
+
+def _fmt(value: Any) -> str:
+    return f"{value:,.4g}" if isinstance(value, float) else str(value)
+
+
+def _print_evaluation(result: dict[str, Any]) -> None:
+    """Metrics, lift by decile and the top features as tables."""
+    metrics = Table(
+        "metric", result["model"], "logistic baseline", title=f"held out: {result['n_test']:,} rows"
+    )
+    base = result.get("baseline", {})
+    for key in ("roc_auc", "pr_auc", "log_loss", "brier", "ece"):
+        metrics.add_row(key, f"{result[key]:.4f}", f"{base[key]:.4f}" if key in base else "")
+    out.print(metrics)
+    truth = result.get("truth")
+    if truth:
+        out.print(
+            f"simulator's true probabilities: ROC-AUC {truth['roc_auc_true']:.4f}; "
+            f"the model reaches {truth['auc_ratio']:.1%} of it"
+        )
+    lift = Table(
+        "decile", "rows", "rate", "lift", "cumulative gain", title="lift by decile (highest risk first)"
+    )
+    for row in result["lift"]:
+        lift.add_row(
+            str(row["group"]),
+            f"{row['n']:,}",
+            f"{row['rate']:.3f}",
+            f"{row['lift']:.2f}",
+            f"{row['cumulative_gain']:.1%}",
+        )
+    out.print(lift)
+    shap = Table("feature", "mean |SHAP|", title="feature importance")
+    for row in result["feature_importance"][:10]:
+        shap.add_row(row["feature"], f"{row['mean_abs_shap']:.4f}")
+    out.print(shap)
+
+
+def demo_step(store: Any, out_dir: Path) -> dict[str, Any]:
+    """`cartlift demo`'s abandonment step: time-split evaluation, then a model trained on everything."""
+    from cartlift.predict import run_demo
+
+    return run_demo(store, out_dir)

@@ -1,0 +1,101 @@
+"""Predict which carts will be abandoned, in batch and live.
+
+- Cart features, defined once (`FEATURES`), computed in batch from the store (`cart_features`)
+  and incrementally one event at a time (`SessionState`), with identical values.
+- Models with the scikit-learn API that take any table: `LightGBMModel`, `LogisticModel`
+  (baseline), `OnlineLogisticModel` (learns from each finished session), with isotonic or
+  Platt calibration and class weights; `DriftMonitor` says when to retrain.
+- Evaluation (`binary_metrics`, `calibration_table`, `lift_table`, SHAP importances) and live
+  scoring (`LiveScorer`).
+"""
+
+from cartlift.predict._batch import LABEL, cart_features
+from cartlift.predict._calibration import IsotonicCalibrator, SigmoidCalibrator
+from cartlift.predict._context import FeatureContext
+from cartlift.predict._encode import LinearDesign, TableEncoder
+from cartlift.predict._evaluate import MODELS, evaluate_model, make_model, split_rows
+from cartlift.predict._live import SessionState
+from cartlift.predict._metrics import (
+    binary_metrics,
+    brier_score,
+    calibration_table,
+    expected_calibration_error,
+    lift_table,
+    log_loss,
+    pr_auc,
+    roc_auc,
+)
+from cartlift.predict._models import LightGBMModel, LogisticModel, load_model
+from cartlift.predict._online import (
+    DriftMonitor,
+    DriftReport,
+    OnlineLogisticModel,
+    population_stability_index,
+)
+from cartlift.predict._pipeline import (
+    evaluate_store,
+    evaluate_table,
+    read_table,
+    run_demo,
+    score_session,
+    store_truth,
+    train_store,
+    train_table,
+)
+from cartlift.predict._report import evaluation_sections, report_sections
+from cartlift.predict._scoring import LiveScorer
+from cartlift.predict._spec import (
+    CATEGORICAL_FEATURES,
+    FEATURE_NAMES,
+    FEATURES,
+    KEY_COLUMNS,
+    MOMENTS,
+    Feature,
+)
+
+__all__ = [
+    "CATEGORICAL_FEATURES",
+    "FEATURES",
+    "FEATURE_NAMES",
+    "KEY_COLUMNS",
+    "LABEL",
+    "MODELS",
+    "MOMENTS",
+    "DriftMonitor",
+    "DriftReport",
+    "Feature",
+    "FeatureContext",
+    "IsotonicCalibrator",
+    "LightGBMModel",
+    "LinearDesign",
+    "LiveScorer",
+    "LogisticModel",
+    "OnlineLogisticModel",
+    "SessionState",
+    "SigmoidCalibrator",
+    "TableEncoder",
+    "binary_metrics",
+    "brier_score",
+    "calibration_table",
+    "cart_features",
+    "evaluate_model",
+    "evaluate_store",
+    "evaluate_table",
+    "evaluation_sections",
+    "expected_calibration_error",
+    "lift_table",
+    "load_model",
+    "log_loss",
+    "make_model",
+    "population_stability_index",
+    "pr_auc",
+    "read_table",
+    "report_sections",
+    "roc_auc",
+    "run_demo",
+    "score_session",
+    "split_rows",
+    "store_truth",
+    "train_store",
+    "train_table",
+]
