@@ -326,7 +326,7 @@ def test_demo_step_on_any_events_table(tmp_path: Path) -> None:
 
 def test_report_sections_render(tmp_path: Path) -> None:
     report = pytest.importorskip("cartlift.report")
-    from cartlift.experiments import report_sections
+    from cartlift.report import experiments_sections as report_sections
 
     with _store_with_events(tmp_path / "r.duckdb") as store:
         assert report_sections(store) == []  # no experiment yet: no section

@@ -48,7 +48,7 @@ def test_lightgbm_reaches_95_percent_of_the_true_auc_and_is_calibrated(tmp_path:
 
 
 def test_report_sections(sim_store: EventStore, tmp_path: Path) -> None:
-    from cartlift.predict import report_sections
+    from cartlift.report import prediction_sections as report_sections
     from cartlift.report import write_report
 
     (section,) = report_sections(sim_store)

@@ -14,7 +14,7 @@ import plotly.graph_objects as go
 import pytest
 
 from cartlift.analytics import funnel
-from cartlift.errors import InvalidParameterError
+from cartlift.errors import CartliftWarning, DataError, InvalidParameterError
 from cartlift.events import EventStore
 from cartlift.report import (
     Section,
@@ -95,10 +95,16 @@ def test_analytics_sections_on_rees46(rees: EventStore) -> None:
     # a 3-hour sample has no repeat buyers: CLV says why instead of failing the report
     assert not by["Customer lifetime value"].figures
     assert "no customer bought twice" in by["Customer lifetime value"].notes[0]
-    # the providers of the other parts are looked up and absent ones skipped
-    assert [
-        s.title for s in collect_sections(rees, providers=("cartlift.report:analytics_sections", "nowhere:x"))
-    ] == titles
+
+    # a part that cannot be built for this store says why instead of failing the report
+    def unavailable(store: EventStore) -> list[Section]:
+        raise DataError("no experiment has exposures yet")
+
+    with pytest.warns(CartliftWarning, match="experiments part of the report could not be built"):
+        collected = collect_sections(
+            rees, parts=[("analytics", analytics_sections), ("experiments", unavailable)]
+        )
+    assert [s.title for s in collected] == [*titles, "experiments (not available)"]
 
 
 def test_funnel_sections_without_breakdown_or_conversions(rees: EventStore) -> None:

@@ -39,7 +39,6 @@ from cartlift.experiments._registry import (
     log_exposures,
     save_experiment,
 )
-from cartlift.experiments._report import experiment_section, lift_figure, report_sections, results_table
 from cartlift.experiments._results import METHODS, AnalysisConfig, ExperimentResult, VariantResult
 from cartlift.experiments._sequential import (
     SpendingBoundaries,
@@ -112,7 +111,6 @@ __all__ = [
     "detectable",
     "difference_test",
     "expected_duration",
-    "experiment_section",
     "expose_event_users",
     "expose_file",
     "fisher_exact_test",
@@ -123,7 +121,6 @@ __all__ = [
     "hash_unit",
     "hash_units",
     "interval_alpha",
-    "lift_figure",
     "list_experiments",
     "load_experiment",
     "log_exposures",
@@ -134,8 +131,6 @@ __all__ = [
     "plan",
     "power",
     "ratio_estimate",
-    "report_sections",
-    "results_table",
     "sample_size",
     "save_experiment",
     "spending_boundaries",

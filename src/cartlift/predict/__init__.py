@@ -42,7 +42,6 @@ from cartlift.predict._pipeline import (
     train_store,
     train_table,
 )
-from cartlift.predict._report import evaluation_sections, report_sections
 from cartlift.predict._scoring import LiveScorer
 from cartlift.predict._spec import (
     CATEGORICAL_FEATURES,
@@ -81,7 +80,6 @@ __all__ = [
     "evaluate_model",
     "evaluate_store",
     "evaluate_table",
-    "evaluation_sections",
     "expected_calibration_error",
     "lift_table",
     "load_model",
@@ -90,7 +88,6 @@ __all__ = [
     "population_stability_index",
     "pr_auc",
     "read_table",
-    "report_sections",
     "roc_auc",
     "run_demo",
     "score_session",

@@ -1,7 +1,7 @@
 """The HTML report: any part of cartlift adds `Section` objects; `write_report` writes one offline file.
 
-A part of cartlift joins ``cartlift report`` by defining ``report_sections(store) -> list[Section]``
-in its package (see `SECTION_PROVIDERS`).
+Each part of cartlift has a section builder here (`analytics_sections`, `experiments_sections`,
+`prediction_sections` ...), and `collect_sections` lists them in report order.
 
 Examples
 --------
@@ -14,12 +14,10 @@ Examples
 """
 
 from cartlift.report._analytics import (
-    SECTION_PROVIDERS,
     abandonment_section,
     analytics_sections,
     clusters_section,
     clv_section,
-    collect_sections,
     funnel_sections,
     rfm_section,
 )
@@ -32,11 +30,13 @@ from cartlift.report._charts import (
     time_to_convert_figure,
     trend_figure,
 )
+from cartlift.report._collect import collect_sections
+from cartlift.report._experiments import experiment_section, experiments_sections, lift_figure, results_table
 from cartlift.report._html import render_report, write_report
+from cartlift.report._prediction import evaluation_sections, prediction_sections
 from cartlift.report._section import Section, Table
 
 __all__ = [
-    "SECTION_PROVIDERS",
     "Section",
     "Table",
     "abandonment_figure",
@@ -47,9 +47,15 @@ __all__ = [
     "clv_figure",
     "clv_section",
     "collect_sections",
+    "evaluation_sections",
+    "experiment_section",
+    "experiments_sections",
     "funnel_figure",
     "funnel_sections",
+    "lift_figure",
+    "prediction_sections",
     "render_report",
+    "results_table",
     "rfm_figure",
     "rfm_section",
     "time_to_convert_figure",

@@ -1,9 +1,7 @@
-"""The analytics part of the report, and the collection of every part's sections."""
+"""The analytics part of the report: funnel, trend, time to convert, abandonment, customers, CLV."""
 
 from __future__ import annotations
 
-import importlib
-import warnings
 from datetime import timedelta
 from typing import Any
 
@@ -22,7 +20,7 @@ from cartlift.analytics import (
     rfm,
     summary_from_store,
 )
-from cartlift.errors import CartliftError, CartliftWarning
+from cartlift.errors import CartliftError
 from cartlift.report._charts import (
     abandonment_figure,
     breakdown_figure,
@@ -34,20 +32,7 @@ from cartlift.report._charts import (
 )
 from cartlift.report._section import Section, Table
 
-__all__ = ["SECTION_PROVIDERS", "analytics_sections", "collect_sections"]
-
-SECTION_PROVIDERS = (
-    "cartlift.report:analytics_sections",
-    "cartlift.experiments:report_sections",
-    "cartlift.recommend:report_sections",
-    "cartlift.predict:report_sections",
-    "cartlift.act:report_sections",
-)
-"""Where `collect_sections` looks for ``fn(store) -> list[Section]``, in report order.
-
-A part of cartlift joins the report by defining ``report_sections(store)`` in its package;
-a provider that is not there (yet) is skipped.
-"""
+__all__ = ["analytics_sections"]
 
 _PCT = ".1%"
 
@@ -324,30 +309,3 @@ def analytics_sections(store: Any, *, unit: str = "session", breakdown: str | No
         except CartliftError as e:
             out.append(Section(title, notes=[f"Not available for this store: {e}"]))
     return out
-
-
-def collect_sections(
-    store: Any, *, unit: str = "session", providers: tuple[str, ...] = SECTION_PROVIDERS
-) -> list[Section]:
-    """Every part's sections, in the order of ``providers`` (``"module:function"``); absent ones are skipped.
-
-    ``unit`` (session or user) is passed to the analytics sections; other providers get the store only.
-
-    A provider that fails gets a section saying so (and a `CartliftWarning`), so one broken part
-    does not cost the whole report.
-    """
-    sections: list[Section] = []
-    for spec in providers:
-        module_name, _, attr = spec.partition(":")
-        try:
-            fn = getattr(importlib.import_module(module_name), attr)
-        except (ImportError, AttributeError):
-            continue
-        try:
-            got = list(fn(store, unit=unit) if fn is analytics_sections else fn(store))
-        except CartliftError as e:
-            warnings.warn(f"{spec} could not build its report sections: {e}", CartliftWarning, stacklevel=2)
-            sections.append(Section(f"{module_name.split('.')[-1]} (not available)", notes=[str(e)]))
-            continue
-        sections.extend(got)
-    return sections

@@ -1,7 +1,7 @@
 """The abandonment part of the HTML report: quality, calibration, lift and what drives the score.
 
-``cartlift.report.collect_sections`` calls `report_sections(store)`; the figures are built from
-the evaluation dict of `evaluate_store`, so any caller holding one can reuse them.
+`collect_sections` calls `prediction_sections(store)`; the figures are built from the evaluation
+dict of `evaluate_store`, so any caller holding one can reuse them.
 """
 
 from __future__ import annotations
@@ -11,17 +11,16 @@ from typing import Any
 import pandas as pd
 
 from cartlift.errors import DataError
+from cartlift.predict import evaluate_store
+from cartlift.report._section import Section, Table
 
-__all__ = ["evaluation_sections", "report_sections"]
+__all__ = ["evaluation_sections", "prediction_sections"]
 
 _METRICS = ("roc_auc", "pr_auc", "log_loss", "brier", "ece")
 
 
-def report_sections(store: Any) -> list[Any]:
+def prediction_sections(store: Any) -> list[Section]:
     """Evaluate the abandonment model on the store (time split) and describe it for the report."""
-    from cartlift.predict._pipeline import evaluate_store
-    from cartlift.report import Section
-
     try:
         evaluation = evaluate_store(store)
     except DataError as e:
@@ -29,11 +28,9 @@ def report_sections(store: Any) -> list[Any]:
     return evaluation_sections(evaluation)
 
 
-def evaluation_sections(evaluation: dict[str, Any]) -> list[Any]:
+def evaluation_sections(evaluation: dict[str, Any]) -> list[Section]:
     """Report sections (metrics table, reliability curve, lift and gains, SHAP importances) of one evaluation."""
     import plotly.graph_objects as go
-
-    from cartlift.report import Section, Table
 
     rows = [{"model": evaluation["model"], **{k: evaluation[k] for k in _METRICS}}]
     if "baseline" in evaluation:

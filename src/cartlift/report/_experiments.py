@@ -1,9 +1,8 @@
 """The experiments' part of the HTML report: one section per experiment of the store.
 
-``cartlift.report`` collects ``report_sections(store)`` from this package (its ``SECTION_PROVIDERS``);
-``experiment_section`` builds a section from any analysis, e.g. one of a file of units.
-The report package and plotly are imported when a section is built, so the statistics never
-depend on the presentation layer.
+`experiments_sections(store)` is collected by `collect_sections`; ``experiment_section`` builds a
+section from any analysis, e.g. one of a file of units. The statistics know nothing of this
+module: the arrow points from the report to the experiments.
 """
 
 from __future__ import annotations
@@ -13,10 +12,17 @@ from typing import Any
 
 import pandas as pd
 
-from cartlift.experiments._results import AnalysisConfig, ExperimentResult
-from cartlift.experiments._summary import verdicts
+from cartlift.experiments import (
+    AnalysisConfig,
+    ExperimentResult,
+    analyze_funnel,
+    analyze_store,
+    list_experiments,
+    verdicts,
+)
+from cartlift.report._section import Section, Table
 
-__all__ = ["experiment_section", "lift_figure", "report_sections", "results_table"]
+__all__ = ["experiment_section", "experiments_sections", "lift_figure", "results_table"]
 
 _BLUE, _GREY, _GREEN, _RED = "#2563eb", "#9aa5b1", "#16a34a", "#dc2626"
 
@@ -84,7 +90,6 @@ def experiment_section(
     title: str, results: Mapping[str, ExperimentResult], *, notes: tuple[str, ...] = ()
 ) -> Any:
     """A report :class:`~cartlift.report.Section` for one experiment's analysed metrics."""
-    from cartlift.report import Section, Table
 
     tables = []
     text: list[str] = list(notes)
@@ -121,11 +126,8 @@ def experiment_section(
     return Section(title, figures=[lift_figure(results)], tables=tables, notes=text)
 
 
-def report_sections(store: Any) -> list[Any]:
+def experiments_sections(store: Any) -> list[Section]:
     """One section per experiment with exposures in its current phase: conversion, revenue, funnel steps."""
-    from cartlift.experiments._registry import list_experiments
-    from cartlift.experiments._workflows import analyze_funnel, analyze_store
-
     rows: list[dict[Any, Any]] = list_experiments(store).to_dict("records")
     sections = []
     for row in rows:
