@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich.table import Table
 
 from cartlift.cli import _analytics, _experiments, _predict, _recommend, _simulate
 from cartlift.cli._common import JsonOption, console, emit_json, guarded, out
@@ -59,7 +60,53 @@ def register(app: typer.Typer) -> None:
         if json:
             emit_json(results)
             return
+        out.print(highlights(results))
         out.print(f"\nstore:  {results['store']}")
         report = (results.get("analytics") or {}).get("report")
         if report:
             out.print(f"report: {Path(report).resolve()}")
+
+
+def highlights(results: dict[str, Any]) -> Table:
+    """One line per step of the loop, from the numbers each step returned."""
+    table = Table("step", "result", title="the loop on the simulated store", show_lines=False)
+    funnel = (results.get("analytics") or {}).get("funnel") or []
+    if funnel:
+        table.add_row("funnel", " → ".join(f"{s['name']} {s['count']:,}" for s in funnel))
+    summary = results.get("summary") or {}
+    if summary.get("cart_abandonment_rate") is not None:
+        table.add_row(
+            "carts",
+            f"{summary['sessions_with_cart']:,} sessions with a cart, {summary['cart_abandonment_rate']:.1%} abandoned "
+            f"({summary['abandoned_cart_value']:,.0f} of value)",
+        )
+    board = (results.get("recommend") or {}).get("leaderboard") or []
+    if board:
+        best = board[0]
+        taste = best.get("taste_NDCG@10")
+        table.add_row(
+            "recommend",
+            f"best {best['model']}: NDCG@10 {best['NDCG@10']:.3f}, HR@20 {best['HR@20']:.3f}"
+            + (f"; NDCG@10 against the true tastes {taste:.3f}" if taste is not None else ""),
+        )
+    model = results.get("abandonment") or {}
+    if "roc_auc" in model:
+        truth = model.get("roc_auc_true")
+        table.add_row(
+            "predict",
+            f"abandonment ROC-AUC {model['roc_auc']:.3f}"
+            + (f" vs {truth:.3f} for the true probabilities ({model['auc_ratio']:.1%})" if truth else "")
+            + f", ECE {model['ece']:.3f}",
+        )
+    act = results.get("act") or {}
+    policies = act.get("policies") or {}
+    if policies:
+        table.add_row(
+            "act",
+            ", ".join(f"{name} {p['profit_per_cart']:.2f}" for name, p in policies.items())
+            + " profit per cart",
+        )
+    experiment = results.get("experiments") or {}
+    if "verdict" in experiment:
+        table.add_row("prove", str(experiment["verdict"]))
+    return table
