@@ -27,6 +27,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.csv as pacsv
 
+from cartlift.events import FORMATS
+
 HERE = Path(__file__).resolve().parent
 CARTLIFT = Path(sys.executable).with_name("cartlift")
 
@@ -40,22 +42,7 @@ def generate(path: Path, n: int, seed: int = 0, chunk: int = 1_000_000) -> None:
     cats = np.array(["electronics.smartphone", "appliances.kitchen.mixer", "apparel.shoes", ""])
     with pacsv.CSVWriter(
         str(path),
-        pa.schema(
-            [
-                (c, pa.string())
-                for c in (
-                    "event_time",
-                    "event_type",
-                    "product_id",
-                    "category_id",
-                    "category_code",
-                    "brand",
-                    "price",
-                    "user_id",
-                    "user_session",
-                )
-            ]
-        ),
+        pa.schema([(c, pa.string()) for c in FORMATS["rees46"].columns]),
         write_options=pacsv.WriteOptions(quoting_style="none"),
     ) as writer:
         for lo in range(0, n, chunk):

@@ -3,19 +3,17 @@
 from __future__ import annotations
 
 import json
-import math
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import date, datetime
 from pathlib import Path
 from typing import Annotated, Any
 
-import numpy as np
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 
+from cartlift._jsonable import jsonable
 from cartlift.errors import CartliftError
 
 console = Console(stderr=True)
@@ -41,26 +39,9 @@ def open_store(db: Path | None, *, read_only: bool = False) -> Any:
     return EventStore(db, read_only=read_only)
 
 
-def _plain(value: Any) -> Any:
-    """Make NumPy scalars, dates and non-finite floats JSON-safe (NaN becomes null, never a bare NaN)."""
-    if isinstance(value, dict):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_plain(v) for v in value]
-    if isinstance(value, np.generic):
-        value = value.item()
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, datetime | date):
-        return value.isoformat()
-    if isinstance(value, Path):
-        return str(value)
-    return value
-
-
 def emit_json(data: Any) -> None:
     """Print ``data`` as JSON on stdout."""
-    sys.stdout.write(json.dumps(_plain(data), indent=2) + "\n")
+    sys.stdout.write(json.dumps(jsonable(data), indent=2) + "\n")
 
 
 @contextmanager

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Final
 
 from cartlift.errors import FormatDetectionError, InvalidParameterError
+from cartlift.events._schema import EVENT_COLUMNS
 
 __all__ = ["FORMATS", "Format", "detect_format", "get_format", "quote_ident"]
 
@@ -43,7 +44,8 @@ class Format:
     event_map : dict
         Raw event name -> canonical event type; names not in it are quarantined.
     id_columns : tuple of str
-        Raw columns whose content makes a stable event id when the source has none.
+        Raw columns whose content makes a stable event id when the source has none (default:
+        all of them).
     sessionize : bool
         True when the source has no sessions: they are cut by an inactivity gap.
     pre_reason : str or None
@@ -60,6 +62,11 @@ class Format:
     sessionize: bool = False
     pre_reason: str | None = None
     optional_columns: tuple[str, ...] = ()
+
+    @property
+    def hashed_columns(self) -> tuple[str, ...]:
+        """The raw columns hashed into an event id when a row has none."""
+        return self.id_columns or self.columns
 
     def event_type_sql(self, raw: str) -> str:
         """SQL that maps the raw event name onto a canonical type (unknown names pass through)."""
@@ -110,17 +117,6 @@ REES46 = Format(
         "brand": "nullif(brand, '')",
     },
     event_map={"view": "view", "cart": "cart_add", "remove_from_cart": "cart_remove", "purchase": "purchase"},
-    id_columns=(
-        "event_time",
-        "event_type",
-        "product_id",
-        "category_id",
-        "category_code",
-        "brand",
-        "price",
-        "user_id",
-        "user_session",
-    ),
 )
 
 RETAILROCKET = Format(
@@ -134,7 +130,6 @@ RETAILROCKET = Format(
         "order_id": "nullif(transactionid, '')",
     },
     event_map={"view": "view", "addtocart": "cart_add", "transaction": "purchase"},
-    id_columns=("timestamp", "visitorid", "event", "itemid", "transactionid"),
     sessionize=True,
 )
 
@@ -149,7 +144,6 @@ YOOCHOOSE = Format(
         "event_type": "'view'",
         "product_id": '"ItemId"',
     },
-    id_columns=("SessionId", "ItemId", "Time"),
 )
 
 ONLINE_RETAIL = Format(
@@ -193,20 +187,8 @@ ONLINE_RETAIL = Format(
     ),
 )
 
-CARTLIFT_COLUMNS: Final = (
-    "event_id",
-    "ts",
-    "user_id",
-    "session_id",
-    "event_type",
-    "product_id",
-    "quantity",
-    "price",
-    "order_id",
-    "channel",
-    "device",
-    "properties",
-)
+CARTLIFT_COLUMNS: Final = tuple(c for c in EVENT_COLUMNS if c != "load_id")
+"""Our own file schema: the columns of `events` (the store adds `load_id`)."""
 
 CARTLIFT = Format(
     name="cartlift",

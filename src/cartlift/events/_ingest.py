@@ -16,6 +16,7 @@ from __future__ import annotations
 import threading
 import uuid
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -25,7 +26,7 @@ import duckdb
 import pyarrow as pa
 
 from cartlift.errors import DataError, StoreError
-from cartlift.events._formats import Format, quote_ident, read_header, sniff_delimiter
+from cartlift.events._formats import CARTLIFT_COLUMNS, Format, quote_ident, read_header, sniff_delimiter
 from cartlift.events._schema import EVENT_COLUMNS, EVENT_TYPES, PRODUCT_EVENT_TYPES
 
 __all__ = ["LoadResult", "ProgressCallback", "load"]
@@ -33,23 +34,8 @@ __all__ = ["LoadResult", "ProgressCallback", "load"]
 ProgressCallback = Callable[[str, float], None]
 """Called with a stage label and its percentage done (0-100)."""
 
-CANONICAL = (
-    "event_id",
-    "ts",
-    "user_id",
-    "session_id",
-    "event_type",
-    "product_id",
-    "quantity",
-    "price",
-    "order_id",
-    "channel",
-    "device",
-    "properties",
-    "title",
-    "category",
-    "brand",
-)
+CANONICAL = (*CARTLIFT_COLUMNS, "title", "category", "brand")
+"""What every format maps onto: the event columns, and the product attributes events may carry."""
 
 # DuckDB's CSV reject types, in words a store owner understands
 _PARSER_REASONS = {
@@ -248,7 +234,7 @@ def _checked_sql(fmt: Format, src: _Source, now: datetime) -> str:
     canon = {name: fmt.select.get(name, "NULL") for name in CANONICAL}
     if canon["event_type"] != "NULL":
         canon["event_type"] = fmt.event_type_sql(canon["event_type"])
-    hashed = ", ".join(f"coalesce({quote_ident(c)}, '')" for c in fmt.id_columns if c in present)
+    hashed = ", ".join(f"coalesce({quote_ident(c)}, '')" for c in fmt.hashed_columns if c in present)
     canon["event_id"] = f"coalesce({canon['event_id']}, md5(concat_ws(chr(31), {hashed})))"
     selects = ", ".join(f"{sql} AS _c_{name}" for name, sql in canon.items())
     pre = fmt.pre_reason or "NULL"
@@ -430,6 +416,41 @@ def _upsert_products(con: duckdb.DuckDBPyConnection) -> None:
     ).fetchall()
 
 
+@contextmanager
+def committed_load(con: duckdb.DuckDBPyConnection, result: LoadResult, started: datetime) -> Iterator[None]:
+    """One transaction for everything a load writes, ending with its row in `loads`.
+
+    Any error (or Ctrl-C) rolls all of it back, so the store is left exactly as it was; the
+    temporary tables of the load are dropped either way.
+    """
+    con.execute("BEGIN TRANSACTION")
+    try:
+        yield
+        con.execute(
+            "INSERT INTO loads VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [
+                result.load_id,
+                result.source,
+                result.format,
+                started,
+                datetime.now(UTC).replace(tzinfo=None),
+                result.rows_read,
+                result.accepted,
+                result.duplicates,
+                result.quarantined,
+            ],
+        ).fetchall()
+        con.execute("COMMIT")
+    except BaseException as e:
+        con.execute("ROLLBACK")
+        if isinstance(e, duckdb.Error):
+            raise StoreError(f"Loading {result.source!r} failed and nothing was written: {e}") from e
+        raise
+    finally:
+        for name in _TEMP:
+            con.execute(f"DROP TABLE IF EXISTS {name}")
+
+
 _TEMP = ("_stage", "_raw", "_rejects", "_reject_scans", "_rej", "_rejected", "_summary")
 
 
@@ -470,8 +491,7 @@ def load(
             rows = "SELECT * FROM _stage"
     except duckdb.Error as e:
         raise DataError(f"Cannot read {result.source!r} as {fmt.name}: {e}") from e
-    con.execute("BEGIN TRANSACTION")
-    try:
+    with committed_load(con, result, started):
         _quarantine(con, result, src, "SELECT _row, raw, reason FROM _summary WHERE kind = 'rejected'", now)
         _append_events(con, result, rows, progress)
         _upsert_products(con)
@@ -480,29 +500,6 @@ def load(
         )
         result.duplicates = valid - result.accepted
         result.rows_read = valid + result.quarantined
-        con.execute(
-            "INSERT INTO loads VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            [
-                result.load_id,
-                result.source,
-                result.format,
-                started,
-                datetime.now(UTC).replace(tzinfo=None),
-                result.rows_read,
-                result.accepted,
-                result.duplicates,
-                result.quarantined,
-            ],
-        ).fetchall()
-        con.execute("COMMIT")
-    except BaseException as e:
-        con.execute("ROLLBACK")
-        if isinstance(e, duckdb.Error):
-            raise StoreError(f"Loading {result.source!r} failed and nothing was written: {e}") from e
-        raise
-    finally:
-        for name in _TEMP:
-            con.execute(f"DROP TABLE IF EXISTS {name}")
     return result
 
 

@@ -9,9 +9,8 @@ from pathlib import Path
 import duckdb
 import pyarrow as pa
 
-from cartlift.errors import StoreError
 from cartlift.events._formats import PRODUCTS, quote_ident
-from cartlift.events._ingest import _TEMP, LoadResult, _lit, _plan, _quarantine, _raw_json_sql
+from cartlift.events._ingest import _TEMP, LoadResult, _lit, _plan, _quarantine, _raw_json_sql, committed_load
 
 __all__ = ["load_products"]
 
@@ -46,8 +45,7 @@ def load_products(
                   FROM {src.relation}"""
     now = _lit(started.isoformat(sep=" "))
 
-    con.execute("BEGIN TRANSACTION")
-    try:
+    with committed_load(con, result, started):
         raw = _raw_json_sql(src)
         bad = f"SELECT _row, {raw} AS raw, _reason AS reason FROM ({checked}) WHERE _reason IS NOT NULL"
         _quarantine(con, result, src, bad, now)
@@ -68,13 +66,4 @@ def load_products(
         )
         result.duplicates = valid - result.accepted
         result.rows_read = valid + result.quarantined
-        con.execute("COMMIT")
-    except BaseException as e:
-        con.execute("ROLLBACK")
-        if isinstance(e, duckdb.Error):
-            raise StoreError(f"Loading products from {source!r} failed and nothing was written: {e}") from e
-        raise
-    finally:
-        for name in _TEMP:
-            con.execute(f"DROP TABLE IF EXISTS {name}")
     return result

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, Final
 import numpy as np
 import pandas as pd
 
+from cartlift._jsonable import jsonable
 from cartlift.errors import DataError, InvalidParameterError
 from cartlift.recommend._base import Recommender
 from cartlift.recommend._evaluate import DEFAULT_METRICS, Leaderboard, evaluate
@@ -403,17 +404,5 @@ def demo_leaderboard(
         result["taste"] = {"model": best, **taste_ndcg(built[best], truth, k=10)}
     target = Path(out_dir)
     target.mkdir(parents=True, exist_ok=True)
-    (target / "recommend_leaderboard.json").write_text(json.dumps(_plain(result), indent=2))
+    (target / "recommend_leaderboard.json").write_text(json.dumps(jsonable(result), indent=2))
     return result
-
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_plain(v) for v in value]
-    if isinstance(value, np.generic):
-        value = value.item()
-    if isinstance(value, float) and not np.isfinite(value):
-        return None
-    return value
