@@ -95,6 +95,8 @@ def test_products_keep_known_attributes(store: EventStore) -> None:
     assert (row["title"], row["category"], row["price"], row["cost"]) == ("Mug", "kitchen", 9.0, 3.0)
     result = store.ingest_products([{"product_id": "", "title": "x"}, {"product_id": "p2", "cost": "-1"}])
     assert result.reasons == {"missing product": 1, "negative cost": 1}
+    formats = store.query("SELECT format, accepted, quarantined FROM loads ORDER BY started_at")
+    assert formats.values.tolist() == [["products", 1, 0], ["products", 1, 0], ["products", 0, 2]]
 
 
 def test_derived_tables_never_overwrite_core_tables(store: EventStore) -> None:
