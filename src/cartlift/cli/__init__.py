@@ -4,7 +4,17 @@ from __future__ import annotations
 
 import typer
 
-from cartlift.cli import _analytics, _demo, _events, _experiments, _predict, _recommend, _simulate
+from cartlift.cli import (
+    _act,
+    _analytics,
+    _demo,
+    _events,
+    _experiments,
+    _predict,
+    _recommend,
+    _serve,
+    _simulate,
+)
 
 app = typer.Typer(
     name="cartlift",
@@ -14,7 +24,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
-for _module in (_demo, _events, _simulate, _analytics, _recommend, _predict, _experiments):
+for _module in (_demo, _events, _simulate, _analytics, _recommend, _predict, _act, _experiments, _serve):
     _module.register(app)
 
 

@@ -1,0 +1,326 @@
+"""Service speed: wrk against `cartlift serve` next to a bare FastAPI endpoint, same stack, one machine.
+
+Builds a synthetic shop (default 20k sessions, 2k products), trains the served models, then runs
+three bounded loads from wrk (a separate process) against 127.0.0.1, one after the other:
+
+* bare: a FastAPI app whose one ``async def`` route returns a constant, on the same uvicorn
+  (uvloop + httptools, one worker, no access log): the ceiling of the stack on this machine;
+* ``GET /v1/users/{id}/recommendations?k=10`` for users drawn from the shop (and 10 % unknown);
+* ``POST /v1/events`` with 10 new events per request (so throughput x 10 events/s are stored).
+
+Prints requests/s and p50/p95/p99 latency of each, and the ratios to the bare endpoint (goal:
+recommendations >= 0.5 of bare throughput with p99 <= 50 ms at 64 connections).
+Usage: ``python benchmarks/service.py [--seconds 10] [--connections 64] [--sessions 20000]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+BARE_APP = """
+from fastapi import FastAPI
+
+app = FastAPI()
+
+
+@app.get("/constant")
+async def constant() -> dict[str, str]:
+    return {"status": "ok"}
+"""
+
+# wrk prints p50/p75/p90/p99 with --latency; the done() hook gives any percentile, so p95 too
+LUA_DONE = """
+done = function(summary, latency, requests)
+  local rps = summary.requests / (summary.duration / 1e6)
+  io.write(string.format("RESULT %d %d %.1f %.3f %.3f %.3f %d\\n", summary.requests,
+    summary.errors.status + summary.errors.connect + summary.errors.read + summary.errors.write + summary.errors.timeout,
+    rps, latency:percentile(50) / 1000, latency:percentile(95) / 1000, latency:percentile(99) / 1000,
+    summary.errors.status))
+end
+"""
+
+LUA_RECS = """
+local users = {USERS}
+local n = 0
+request = function()
+  n = n + 1
+  local u = users[(n %% #users) + 1]
+  return wrk.format("GET", "/v1/users/" .. u .. "/recommendations?k=10", {["Authorization"] = "Bearer KEY"})
+end
+"""
+
+LUA_EVENTS = """
+-- each wrk thread has its own Lua state: setup() (run once per thread, in order) numbers them,
+-- so event ids never collide between threads
+local threads = 0
+setup = function(thread)
+  threads = threads + 1
+  thread:set("tid", "t" .. threads)
+end
+local counter = 0
+request = function()
+  counter = counter + 1
+  local parts = {}
+  for i = 1, 10 do
+    parts[i] = string.format('{"event_id":"bench-%s-%d-%d","ts":"2026-10-01T10:00:00Z","user_id":"u%d",'
+      .. '"session_id":"bench-%s-%d","event_type":"view","product_id":"p%d","price":9.5}',
+      tostring(tid), counter, i, counter %% 5000, tostring(tid), counter, i)
+  end
+  local body = '{"events":[' .. table.concat(parts, ",") .. ']}'
+  return wrk.format("POST", "/v1/events", {["Authorization"] = "Bearer KEY", ["Content-Type"] = "application/json"}, body)
+end
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def make_events(sessions: int, users: int, products: int, seed: int = 0) -> list[dict[str, Any]]:
+    """A synthetic shop: users with tastes over product groups; views, carts, purchases."""
+    rng = random.Random(seed)
+    base = datetime(2026, 6, 1)
+    out: list[dict[str, Any]] = []
+    groups = max(1, products // 50)
+    for s in range(sessions):
+        user = rng.randrange(users)
+        g = user % groups
+        t = base + timedelta(minutes=7 * s)
+        carted = []
+        for _ in range(rng.randint(1, 6)):
+            p = g * 50 + rng.randrange(50)
+            t += timedelta(seconds=rng.randint(5, 90))
+            out.append(_ev(len(out), t, user, s, "view", p))
+            if rng.random() < 0.35:
+                out.append(_ev(len(out), t + timedelta(seconds=3), user, s, "cart_add", p))
+                carted.append(p)
+        if carted and rng.random() < 0.45:
+            for p in carted:
+                t += timedelta(seconds=20)
+                out.append(_ev(len(out), t, user, s, "purchase", p))
+    return out
+
+
+def _ev(n: int, t: datetime, user: int, s: int, kind: str, p: int) -> dict[str, Any]:
+    return {
+        "event_id": f"e{n}",
+        "ts": t.isoformat() + "Z",
+        "user_id": f"u{user}",
+        "session_id": f"s{s}",
+        "event_type": kind,
+        "product_id": f"p{p}",
+        "price": 5.0 + p % 97,
+        "quantity": 1,
+    }
+
+
+def wait_up(url: str, proc: subprocess.Popen[bytes], timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise SystemExit(f"server exited with {proc.returncode}")
+        try:
+            if httpx.get(url, timeout=2).status_code < 500:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    raise SystemExit(f"{url} did not answer in {timeout} s")
+
+
+def stop(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(10)
+
+
+def wrk(url: str, script: Path, seconds: int, connections: int, threads: int) -> dict[str, float]:
+    """One bounded wrk run; returns requests, errors, rps and latency percentiles (ms)."""
+    cmd = [
+        "wrk",
+        f"-t{threads}",
+        f"-c{connections}",
+        f"-d{seconds}s",
+        "--timeout",
+        "10s",
+        "-s",
+        str(script),
+        url,
+    ]
+    res = subprocess.run(cmd, capture_output=True, text=True, timeout=seconds + 60)
+    line = next((x for x in res.stdout.splitlines() if x.startswith("RESULT")), None)
+    if line is None:
+        raise SystemExit(f"wrk failed: {res.stdout}\n{res.stderr}")
+    n, errors, rps, p50, p95, p99, status_errors = line.split()[1:]
+    return {
+        "requests": int(n),
+        "errors": int(errors),
+        "non_2xx": int(status_errors),
+        "rps": float(rps),
+        "p50_ms": float(p50),
+        "p95_ms": float(p95),
+        "p99_ms": float(p99),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=int, default=10, help="Duration of each load (s).")
+    parser.add_argument("--connections", type=int, default=64)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--sessions", type=int, default=20_000)
+    parser.add_argument("--keep", action="store_true", help="Keep the temporary folder.")
+    args = parser.parse_args()
+    if shutil.which("wrk") is None:
+        raise SystemExit("wrk is not installed: apt-get install -y wrk")
+
+    from cartlift.events import EventStore
+    from cartlift.serve import ModelRegistry, train_all
+    from cartlift.serve._storage import create_key_in_store
+
+    tmp = Path(tempfile.mkdtemp(prefix="cartlift-bench-service-"))
+    procs: list[subprocess.Popen[bytes]] = []
+    try:
+        db = tmp / "store.duckdb"
+        events = make_events(args.sessions, users=args.sessions // 4, products=2_000)
+        start = time.perf_counter()
+        with EventStore(db) as store:
+            store.ingest_records(events, source="bench")
+            trained = train_all(store, ModelRegistry(tmp / "models"))
+        versions = ", ".join(f"{k} {v.get('version', v.get('error'))}" for k, v in trained.items())
+        print(
+            f"shop: {len(events):,} events, {args.sessions:,} sessions; "
+            f"loaded and trained in {time.perf_counter() - start:.1f} s ({versions})"
+        )
+        key = create_key_in_store(str(db), scope="admin", rate_limit=1e9)[0]
+
+        (tmp / "bare.py").write_text(textwrap.dedent(BARE_APP))
+        bare_port, serve_port = free_port(), free_port()
+        uvicorn_opts = ["--host", "127.0.0.1", "--log-level", "warning", "--no-access-log"]
+        env = {**os.environ, "PYTHONPATH": str(tmp)}
+        log = (tmp / "servers.log").open("ab")
+        procs.append(
+            subprocess.Popen(
+                [sys.executable, "-m", "uvicorn", "bare:app", "--port", str(bare_port), *uvicorn_opts],
+                env=env,
+                stdout=log,
+                stderr=log,
+            )
+        )
+        procs.append(
+            subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "uvicorn",
+                    "cartlift.serve:app_from_env",
+                    "--factory",
+                    "--port",
+                    str(serve_port),
+                    *uvicorn_opts,
+                ],
+                env={**env, "CARTLIFT_SERVE_DB": str(db)},
+                stdout=log,
+                stderr=log,
+            )
+        )
+        bare = f"http://127.0.0.1:{bare_port}"
+        serve = f"http://127.0.0.1:{serve_port}"
+        wait_up(bare + "/constant", procs[0])
+        wait_up(serve + "/healthz", procs[1])
+
+        users = [f"u{i}" for i in random.Random(1).sample(range(args.sessions // 4), 900)] + [
+            f"new{i}" for i in range(100)
+        ]
+        scripts = {
+            "bare": LUA_DONE,
+            "recs": LUA_RECS.replace("{USERS}", "{" + ",".join(json.dumps(u) for u in users) + "}")
+            .replace("%%", "%")
+            .replace("KEY", key)
+            + LUA_DONE,
+            "events": LUA_EVENTS.replace("%%", "%").replace("KEY", key) + LUA_DONE,
+        }
+        for name, text in scripts.items():
+            (tmp / f"{name}.lua").write_text(text)
+        # first request per user computes its list (then cached per model version): timed here, one
+        # at a time, so the loads below measure the steady state
+        cold = []
+        with httpx.Client(timeout=30, headers={"Authorization": f"Bearer {key}"}) as client:
+            for u in users:
+                t = time.perf_counter()
+                client.get(f"{serve}/v1/users/{u}/recommendations?k=10").raise_for_status()
+                cold.append((time.perf_counter() - t) * 1000)
+        cold.sort()
+
+        results = {
+            "bare FastAPI constant (GET)": wrk(
+                bare + "/constant", tmp / "bare.lua", args.seconds, args.connections, args.threads
+            ),
+            "GET /v1/users/{id}/recommendations": wrk(
+                serve, tmp / "recs.lua", args.seconds, args.connections, args.threads
+            ),
+            "POST /v1/events (10 events each)": wrk(
+                serve, tmp / "events.lua", args.seconds, args.connections, args.threads
+            ),
+        }
+        with httpx.Client(timeout=30, headers={"Authorization": f"Bearer {key}"}) as client:
+            stored = client.get(f"{serve}/v1/dashboard").json()["events"] - len(events)
+    finally:
+        for p in procs:
+            stop(p)
+        if not args.keep:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+    base = results["bare FastAPI constant (GET)"]
+    print(
+        f"\nwrk, {args.connections} connections, {args.threads} threads, {args.seconds} s each, 127.0.0.1, one uvicorn worker"
+    )
+    print(
+        f"{'endpoint':<38} {'req/s':>9} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} {'errors':>7} {'x bare':>7}"
+    )
+    for name, r in results.items():
+        print(
+            f"{name:<38} {r['rps']:>9,.0f} {r['p50_ms']:>8.2f} {r['p95_ms']:>8.2f} {r['p99_ms']:>8.2f} "
+            f"{r['errors']:>7} {r['rps'] / base['rps']:>7.2f}"
+        )
+    recs = results["GET /v1/users/{id}/recommendations"]
+    posted = results["POST /v1/events (10 events each)"]
+    print(
+        f"\nrecommendations / bare throughput: {recs['rps'] / base['rps']:.2f} (goal >= 0.5); "
+        f"p99 {recs['p99_ms']:.1f} ms (goal <= 50 ms)"
+    )
+    print(
+        f"first request per user (list computed, sequential): p50 {cold[len(cold) // 2]:.2f} ms, "
+        f"p99 {cold[int(len(cold) * 0.99)]:.2f} ms"
+    )
+    print(
+        f"events stored during the POST load: {stored:,} ({stored / args.seconds:,.0f} events/s; "
+        f"acknowledged requests x 10 = {(posted['requests'] - posted['non_2xx']) * 10:,}; "
+        "requests still in flight when wrk stops are stored but not counted by wrk)"
+    )
+
+
+if __name__ == "__main__":
+    main()

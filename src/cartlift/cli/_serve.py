@@ -1,0 +1,144 @@
+"""`cartlift serve`, `cartlift keys create` and `cartlift train --all`."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from cartlift.cli._common import JsonOption, console, emit_json, fail, guarded, out
+
+StoreOption = Annotated[
+    str,
+    typer.Option(
+        "--db",
+        envvar="CARTLIFT_DB",
+        help="The store: a DuckDB file, or postgresql://user@host/db[?schema=NAME].",
+    ),
+]
+ModelDirOption = Annotated[
+    Path | None,
+    typer.Option("--model-dir", help="The model registry [default: models/ beside a DuckDB store]."),
+]
+
+
+def register(app: typer.Typer) -> None:
+    """Add the service commands to ``app``."""
+
+    @app.command()
+    @guarded
+    def serve(
+        db: StoreOption = "cartlift.duckdb",
+        port: Annotated[int, typer.Option("--port", "-p", help="TCP port.")] = 8000,
+        host: Annotated[
+            str, typer.Option(help="Address to bind (0.0.0.0 to accept other machines).")
+        ] = "127.0.0.1",
+        redis: Annotated[
+            str | None, typer.Option("--redis", help="redis:// URL for live session state shared by workers.")
+        ] = None,
+        model_dir: ModelDirOption = None,
+        workers: Annotated[
+            int, typer.Option(help="Worker processes (PostgreSQL only: a DuckDB file has one writer).")
+        ] = 1,
+        log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "info",
+    ) -> None:
+        """Run the HTTP API and the dashboard (docs at /docs, dashboard at /)."""
+        import uvicorn
+        from pydantic import ValidationError
+
+        from cartlift.serve import ServeSettings
+
+        overrides: dict[str, object] = {"db": db}
+        if redis:
+            overrides["redis"] = redis
+        if model_dir is not None:
+            overrides["model_dir"] = model_dir
+        try:
+            settings = ServeSettings(**overrides)  # type: ignore[arg-type]  # fail fast, before workers start
+        except ValidationError as e:
+            raise fail(f"invalid service settings: {e}") from None
+        if workers > 1 and not settings.is_postgres:
+            raise fail(
+                "--workers > 1 needs a PostgreSQL store: a DuckDB file has exactly one writer process."
+            )
+        # workers are new processes: they read the settings from the environment
+        os.environ["CARTLIFT_SERVE_DB"] = db
+        if redis:
+            os.environ["CARTLIFT_SERVE_REDIS"] = redis
+        if model_dir is not None:
+            os.environ["CARTLIFT_SERVE_MODEL_DIR"] = str(model_dir)
+        console.print(
+            f"cartlift serving {'PostgreSQL' if settings.is_postgres else db} on http://{host}:{port}"
+        )
+        uvicorn.run(
+            "cartlift.serve:app_from_env",
+            factory=True,
+            host=host,
+            port=port,
+            workers=workers,
+            log_level=log_level,
+            access_log=False,
+            timeout_graceful_shutdown=10,
+        )
+
+    keys = typer.Typer(help="API keys of the service.", no_args_is_help=True)
+    app.add_typer(keys, name="keys")
+
+    @keys.command("create")
+    @guarded
+    def keys_create(
+        scope: Annotated[
+            str, typer.Option(help="ingest (post events), read (recommendations, risk), or admin.")
+        ],
+        db: StoreOption = "cartlift.duckdb",
+        rate_limit: Annotated[
+            float | None, typer.Option("--rate-limit", help="Requests per second for this key.")
+        ] = None,
+        label: Annotated[str | None, typer.Option(help="A note to recognise the key by.")] = None,
+    ) -> None:
+        """Create an API key; the key is printed alone on the last line (only its hash is stored)."""
+        from cartlift.serve._keys import check_scope
+        from cartlift.serve._storage import create_key_in_store
+
+        key, key_id = create_key_in_store(db, scope=check_scope(scope), rate_limit=rate_limit, label=label)
+        console.print(f"created key {key_id}… with scope {scope}; copy it now, it is not shown again:")
+        out.print(key, soft_wrap=True, highlight=False)
+
+    @app.command()
+    @guarded
+    def train(
+        all_models: Annotated[
+            bool, typer.Option("--all", help="Train every model the service serves.")
+        ] = False,
+        db: StoreOption = "cartlift.duckdb",
+        model_dir: ModelDirOption = None,
+        recommender: Annotated[
+            str, typer.Option(help="The recommender to fit (see `cartlift recommend models`).")
+        ] = "itemknn",
+        json: JsonOption = False,
+    ) -> None:
+        """Retrain the served models on the store and publish new versions to the registry.
+
+        A running service picks them up with POST /v1/admin/reload (or trains itself with
+        POST /v1/admin/train).
+        """
+        from cartlift.serve import ModelRegistry, ServeSettings
+        from cartlift.serve._train import train_from_db
+
+        if not all_models:
+            raise fail(
+                "say which models: --all (the recommender, the popularity fallback, the abandonment model)"
+            )
+        settings = ServeSettings(db=db, model_dir=model_dir)
+        registry = ModelRegistry(settings.registry_dir())
+        result = train_from_db(db, registry, recommender=recommender)
+        if json:
+            emit_json({"registry": str(registry.root), "models": result})
+            return
+        for kind, info in result.items():
+            if "error" in info:
+                console.print(f"[yellow]{kind}: not trained[/]: {info['error']}")
+            else:
+                out.print(f"{kind}: {info.get('name', kind)} {info['version']} in {registry.root / kind}")

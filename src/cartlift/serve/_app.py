@@ -1,0 +1,98 @@
+"""The FastAPI application: lifespan, middleware, error handlers, routers."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.openapi.utils import get_openapi
+
+from cartlift import __version__
+from cartlift.serve._errors import install_error_handlers
+from cartlift.serve._limits import BodyLimitMiddleware
+from cartlift.serve._metrics import MetricsMiddleware
+from cartlift.serve._service import Service
+from cartlift.serve._settings import ServeSettings
+from cartlift.serve.routes import admin, carts, dashboard, events, experiments, ops, recommendations
+
+__all__ = ["app_from_env", "create_app", "openapi_with_security"]
+
+DESCRIPTION = """Collect events, recommend, score live carts, assign experiments.
+
+Every `/v1` route needs `Authorization: Bearer KEY` (`cartlift keys create --scope ingest|read|admin`).
+Errors answer `{"error": {"status", "code", "message"}}`.
+"""
+
+
+def create_app(settings: ServeSettings | None = None) -> FastAPI:
+    """The service as an ASGI app; the store opens when the app starts (lifespan).
+
+    Parameters
+    ----------
+    settings : ServeSettings, optional
+        Default: read from ``CARTLIFT_SERVE_*`` environment variables.
+    """
+    settings = settings if settings is not None else ServeSettings()
+    service = Service(settings)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await service.start()
+        try:
+            yield
+        finally:
+            await service.stop()
+
+    app = FastAPI(
+        title="cartlift",
+        version=__version__,
+        description=DESCRIPTION,
+        lifespan=lifespan,
+        docs_url=None,  # served offline by the dashboard router
+        redoc_url=None,
+    )
+    app.state.service = service
+    app.openapi = lambda: openapi_with_security(app)  # type: ignore[method-assign]
+    install_error_handlers(app)
+    for module in (ops, events, recommendations, carts, experiments, admin, dashboard):
+        app.include_router(module.router)
+    if settings.cors_origins:
+        from fastapi.middleware.cors import CORSMiddleware
+
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=["GET", "POST", "DELETE"],
+            allow_headers=["Authorization", "Content-Type"],
+        )
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    # outermost, so refused bodies and errors are counted too
+    app.add_middleware(MetricsMiddleware, metrics=service.metrics)
+    return app
+
+
+def openapi_with_security(app: FastAPI) -> dict[str, Any]:
+    """The OpenAPI document, with the bearer key declared on every ``/v1`` operation."""
+    if app.openapi_schema is None:
+        schema = get_openapi(
+            title=app.title, version=app.version, description=app.description, routes=app.routes
+        )
+        schemes = schema.setdefault("components", {}).setdefault("securitySchemes", {})
+        schemes["bearer"] = {
+            "type": "http",
+            "scheme": "bearer",
+            "description": "An API key from `cartlift keys create --scope ingest|read|admin`.",
+        }
+        for path, operations in schema.get("paths", {}).items():
+            if path.startswith("/v1/"):
+                for operation in operations.values():
+                    operation["security"] = [{"bearer": []}]
+        app.openapi_schema = schema
+    return app.openapi_schema
+
+
+def app_from_env() -> FastAPI:
+    """The app with settings from the environment (uvicorn's ``--factory`` entry point)."""
+    return create_app(ServeSettings())

@@ -1,0 +1,71 @@
+"""API keys: random secrets shown once, stored as a SHA-256 hash, each with one scope.
+
+A key is 32 random bytes (``cl_`` + URL-safe base64), so a fast hash is enough: unlike a password
+it cannot be guessed from a dictionary (the reasoning behind GitHub's token storage). The first
+characters after ``cl_`` form a short public id for logs and audit records.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Final
+
+from cartlift.errors import InvalidParameterError
+
+__all__ = ["SCOPES", "ApiKey", "allows", "hash_key", "new_key", "pseudonymise"]
+
+SCOPES: Final = ("ingest", "read", "admin")
+"""``ingest`` posts events; ``read`` asks for recommendations, risk, decisions, assignments;
+``admin`` does everything (results, reload, erasure, keys, dashboard)."""
+
+PREFIX: Final = "cl_"
+
+
+@dataclass(frozen=True)
+class ApiKey:
+    """A stored key: its public id, scope, optional own rate limit, and when it was made."""
+
+    key_id: str
+    scope: str
+    rate_limit: float | None
+    created_at: datetime
+    label: str | None = None
+
+
+def new_key() -> tuple[str, str, str]:
+    """A new secret key, its public id and its hash: ``(key, key_id, key_hash)``."""
+    key = PREFIX + secrets.token_urlsafe(32)
+    return key, key[len(PREFIX) : len(PREFIX) + 8], hash_key(key)
+
+
+def hash_key(key: str) -> str:
+    """The stored form of a key (hex SHA-256)."""
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+def check_scope(scope: str) -> str:
+    """``scope`` if it is one of `SCOPES`, else a clear error."""
+    if scope not in SCOPES:
+        raise InvalidParameterError(f"The scope must be one of {', '.join(SCOPES)}. Got {scope!r} instead.")
+    return scope
+
+
+def allows(granted: str, needed: str) -> bool:
+    """True when a key of scope ``granted`` may call a route that needs ``needed`` (admin may all)."""
+    return granted == needed or granted == "admin"
+
+
+def pseudonymise(user_id: str, secret: str | None) -> str:
+    """The stored form of a user id: a keyed hash (HMAC-SHA256) when a secret is configured.
+
+    The same id always maps to the same pseudonym, so histories, recommendations and erasure keep
+    working; without the secret the pseudonym cannot be linked back to the id.
+    """
+    if not secret:
+        return user_id
+    digest = hmac.new(secret.encode(), user_id.encode(), hashlib.sha256).hexdigest()
+    return "p_" + digest[:40]

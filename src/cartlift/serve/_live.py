@@ -1,0 +1,303 @@
+"""Live session state: every accepted event updates its session's cart features at once.
+
+Two homes for the state, one interface:
+
+- `MemorySessions` keeps each open session's `SessionState` (the predict package's incremental
+  features) and its events in this process, least recently used first out;
+- `RedisSessions` keeps each session's events in Redis (a sorted set per session, scored by
+  time), so every worker of a multi-process service sees the same sessions; the state is rebuilt
+  from them when asked (a session holds tens of events, replayed in microseconds each).
+
+Both give exactly the features the batch SQL gives, because both feed `SessionState` the
+session's events in (ts, event_id) order.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from abc import ABC, abstractmethod
+from collections import OrderedDict
+from collections.abc import Callable, Iterable, Mapping
+from datetime import datetime
+from typing import Any, TypeVar
+
+from cartlift.errors import DataError
+from cartlift.predict import FeatureContext, SessionState
+
+__all__ = ["LiveSessions", "MemorySessions", "RedisSessions", "open_sessions"]
+
+T = TypeVar("T")
+Event = dict[str, Any]
+
+
+def _order(event: Mapping[str, Any]) -> tuple[str, str]:
+    ts = event["ts"]
+    return (ts.isoformat() if isinstance(ts, datetime) else str(ts), str(event.get("event_id") or ""))
+
+
+def _by_session(events: Iterable[Mapping[str, Any]]) -> dict[str, list[Event]]:
+    groups: dict[str, list[Event]] = {}
+    for e in events:
+        groups.setdefault(str(e["session_id"]), []).append(dict(e))
+    for evs in groups.values():
+        evs.sort(key=_order)
+    return groups
+
+
+class LiveSessions(ABC):
+    """Where open sessions' states live.
+
+    Parameters
+    ----------
+    context : FeatureContext
+        Catalog, product and customer history the states look up (an empty one without a store).
+    """
+
+    def __init__(self, context: FeatureContext) -> None:
+        self.context = context
+        # the context's connection and a scorer's row buffer serve one thread at a time
+        self.lock = threading.RLock()
+
+    def _replay(self, events: Iterable[Mapping[str, Any]]) -> SessionState:
+        state = SessionState(self.context)
+        for e in events:
+            state.update(e)
+        return state
+
+    @abstractmethod
+    def record(self, events: Iterable[Mapping[str, Any]]) -> None:
+        """Take newly stored events into their sessions."""
+
+    @abstractmethod
+    def _state(self, session_id: str) -> SessionState | None:
+        """The session's state now, or None when the session is unknown (call with the lock held)."""
+
+    @abstractmethod
+    def recent(self, limit: int) -> list[str]:
+        """Session ids, most recently active first."""
+
+    @abstractmethod
+    def forget_user(self, user_id: str) -> int:
+        """Drop every session of a user (erasure); returns how many."""
+
+    @abstractmethod
+    def __len__(self) -> int:
+        """Sessions held."""
+
+    def evaluate(self, session_id: str, fn: Callable[[SessionState], T]) -> T | None:
+        """``fn(state)`` for the session, with the lock held; None when the session is unknown."""
+        with self.lock:
+            state = self._state(session_id)
+            return None if state is None else fn(state)
+
+    def open_carts(self, fn: Callable[[SessionState], T], *, limit: int = 20, scan: int = 500) -> list[T]:
+        """``fn(state)`` of the most recently active sessions whose cart holds items."""
+        out: list[T] = []
+        for sid in self.recent(scan):
+            with self.lock:
+                state = self._state(sid)
+                if state is not None and state.cart_open:
+                    out.append(fn(state))
+            if len(out) >= limit:
+                break
+        return out
+
+    def close(self) -> None:  # noqa: B027  (only Redis has something to close)
+        """Release connections."""
+
+
+class _Session:
+    __slots__ = ("events", "seen", "state", "user_id")
+
+    def __init__(self, user_id: str) -> None:
+        self.events: list[Event] = []
+        self.state: SessionState | None = None
+        self.user_id = user_id
+        self.seen = time.monotonic()
+
+
+class MemorySessions(LiveSessions):
+    """Session states in this process (one worker).
+
+    Parameters
+    ----------
+    context : FeatureContext
+        As in `LiveSessions`.
+    capacity : int
+        Most sessions kept; the least recently active go first.
+    ttl_seconds : float
+        Sessions idle for longer are dropped.
+    """
+
+    def __init__(
+        self, context: FeatureContext, *, capacity: int = 100_000, ttl_seconds: float = 7_200
+    ) -> None:
+        super().__init__(context)
+        self.capacity = capacity
+        self.ttl = ttl_seconds
+        self._sessions: OrderedDict[str, _Session] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._sessions)
+
+    def record(self, events: Iterable[Mapping[str, Any]]) -> None:
+        """Update each session incrementally; an event older than the session's latest rebuilds it."""
+        with self.lock:
+            now = time.monotonic()
+            for sid, evs in _by_session(events).items():
+                session = self._sessions.get(sid)
+                if session is None:
+                    session = self._sessions[sid] = _Session(str(evs[0]["user_id"]))
+                self._sessions.move_to_end(sid)
+                session.seen = now
+                for e in evs:
+                    in_order = not session.events or _order(session.events[-1]) <= _order(e)
+                    session.events.append(e)
+                    if not in_order:
+                        session.events.sort(key=_order)
+                        session.state = None  # rebuilt in order when next asked
+                    elif session.state is not None:
+                        session.state.update(e)
+                if session.state is None and len(session.events) == len(evs):
+                    session.state = self._replay(session.events)
+            self._evict(now)
+
+    def _evict(self, now: float) -> None:
+        while len(self._sessions) > self.capacity:
+            self._sessions.popitem(last=False)
+        while self._sessions:
+            oldest = next(iter(self._sessions.values()))
+            if now - oldest.seen <= self.ttl:
+                break
+            self._sessions.popitem(last=False)
+
+    def _state(self, session_id: str) -> SessionState | None:
+        session = self._sessions.get(session_id)
+        if session is None:
+            return None
+        if session.state is None:
+            session.state = self._replay(session.events)
+        return session.state
+
+    def recent(self, limit: int) -> list[str]:
+        with self.lock:
+            out = []
+            for sid in reversed(self._sessions):
+                out.append(sid)
+                if len(out) >= limit:
+                    break
+            return out
+
+    def forget_user(self, user_id: str) -> int:
+        with self.lock:
+            gone = [sid for sid, s in self._sessions.items() if s.user_id == user_id]
+            for sid in gone:
+                del self._sessions[sid]
+            return len(gone)
+
+
+class RedisSessions(LiveSessions):
+    """Session events in Redis, shared by every worker.
+
+    Parameters
+    ----------
+    context : FeatureContext
+        As in `LiveSessions`.
+    url : str
+        ``redis://host:port/db``.
+    prefix : str
+        Prefix of every key written (tests use a unique one).
+    ttl_seconds : int
+        Sessions idle for longer expire.
+    """
+
+    def __init__(
+        self, context: FeatureContext, url: str, *, prefix: str = "cartlift", ttl_seconds: int = 7_200
+    ) -> None:
+        super().__init__(context)
+        import redis
+
+        self.ttl = int(ttl_seconds)
+        self.prefix = prefix
+        self.client: Any = redis.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=5)
+        try:
+            self.client.ping()
+        except redis.RedisError as e:
+            raise DataError(f"Cannot reach Redis for live sessions: {e}. Check --redis.") from e
+
+    def _key(self, *parts: str) -> str:
+        return ":".join((self.prefix, *parts))
+
+    def record(self, events: Iterable[Mapping[str, Any]]) -> None:
+        """Add the events to their sessions' sorted sets (one round trip for the whole batch)."""
+        groups = _by_session(events)
+        if not groups:
+            return
+        now = time.time()
+        pipe = self.client.pipeline(transaction=False)
+        for sid, evs in groups.items():
+            key = self._key("session", sid)
+            members = {}
+            for e in evs:
+                ts = e["ts"]
+                score = (
+                    ts.timestamp()
+                    if isinstance(ts, datetime)
+                    else datetime.fromisoformat(str(ts)).timestamp()
+                )
+                # event_id first: equal times then sort by id, as the store orders them
+                doc = {"event_id": e.get("event_id"), **{k: v for k, v in e.items() if k != "event_id"}}
+                members[json.dumps(doc, default=_iso, sort_keys=False)] = score
+            pipe.zadd(key, members)
+            pipe.expire(key, self.ttl)
+            pipe.zadd(self._key("sessions"), {sid: now})
+            user_key = self._key("user", str(evs[0]["user_id"]))
+            pipe.sadd(user_key, sid)
+            pipe.expire(user_key, self.ttl)
+        pipe.zremrangebyscore(self._key("sessions"), 0, now - self.ttl)
+        pipe.execute()
+
+    def _state(self, session_id: str) -> SessionState | None:
+        raw = self.client.zrange(self._key("session", session_id), 0, -1)
+        if not raw:
+            return None
+        return self._replay(json.loads(m) for m in raw)
+
+    def recent(self, limit: int) -> list[str]:
+        ids = self.client.zrevrange(self._key("sessions"), 0, max(0, limit - 1))
+        return [i.decode() if isinstance(i, bytes) else str(i) for i in ids]
+
+    def forget_user(self, user_id: str) -> int:
+        user_key = self._key("user", user_id)
+        sids = [s.decode() if isinstance(s, bytes) else str(s) for s in self.client.smembers(user_key)]
+        pipe = self.client.pipeline(transaction=True)
+        for sid in sids:
+            pipe.delete(self._key("session", sid))
+            pipe.zrem(self._key("sessions"), sid)
+        pipe.delete(user_key)
+        pipe.execute()
+        return len(sids)
+
+    def __len__(self) -> int:
+        return int(self.client.zcard(self._key("sessions")))
+
+    def close(self) -> None:
+        """Close the Redis connection pool."""
+        self.client.close()
+
+
+def _iso(value: Any) -> str:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    return str(value)
+
+
+def open_sessions(
+    context: FeatureContext, *, redis_url: str | None, prefix: str, capacity: int, ttl_seconds: int
+) -> LiveSessions:
+    """Redis-backed sessions when a URL is given, else in-process ones."""
+    if redis_url:
+        return RedisSessions(context, redis_url, prefix=prefix, ttl_seconds=ttl_seconds)
+    return MemorySessions(context, capacity=capacity, ttl_seconds=ttl_seconds)

@@ -1,0 +1,198 @@
+"""The model registry: a folder of versioned artifacts the service loads and hot-swaps.
+
+Layout::
+
+    models/
+      recommender/v0001/{model.npz, meta.json}     # the personalised recommender
+      popularity/v0001/{model.npz, meta.json}      # the fallback for unknown users
+      abandonment/v0001/{model.json, ..., meta.json}  # the cart abandonment model
+
+A version is written into a hidden temporary folder and renamed into place, so a reader never
+sees half a model; the newest version of each kind is the one served. `LoadedModels` is an
+immutable snapshot: a reload builds a new one and swaps one reference, so requests in flight
+finish on the models they started with.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Final
+
+from cartlift.errors import CartliftError, DataError
+
+__all__ = ["KINDS", "LoadedModels", "ModelRegistry", "train_all"]
+
+KINDS: Final = ("recommender", "popularity", "abandonment")
+_VERSION = re.compile(r"^v(\d{4,})$")
+
+
+class ModelRegistry:
+    """Versioned model artifacts under ``root``.
+
+    Parameters
+    ----------
+    root : str or Path
+        The registry folder (created when a version is published).
+    keep : int
+        Versions kept per kind; older ones are deleted after a publish.
+    """
+
+    def __init__(self, root: str | Path, *, keep: int = 5) -> None:
+        self.root = Path(root)
+        self.keep = keep
+
+    def versions(self, kind: str) -> list[str]:
+        """The versions of ``kind``, oldest first."""
+        folder = self.root / kind
+        if not folder.is_dir():
+            return []
+        found = [
+            (int(m.group(1)), p.name)
+            for p in folder.iterdir()
+            if p.is_dir() and (m := _VERSION.match(p.name))
+        ]
+        return [name for _, name in sorted(found)]
+
+    def latest(self, kind: str) -> tuple[str, Path] | None:
+        """``(version, folder)`` of the newest version of ``kind``, or None."""
+        names = self.versions(kind)
+        return (names[-1], self.root / kind / names[-1]) if names else None
+
+    def meta(self, kind: str, version: str) -> dict[str, Any]:
+        """The ``meta.json`` of a version (empty when absent)."""
+        file = self.root / kind / version / "meta.json"
+        return json.loads(file.read_text()) if file.is_file() else {}
+
+    def publish(self, kind: str, build: Callable[[Path], dict[str, Any]]) -> str:
+        """Build a new version of ``kind`` with ``build(folder) -> meta`` and make it the latest.
+
+        Returns the new version name.
+        """
+        if kind not in KINDS:
+            raise DataError(f"Unknown model kind {kind!r}; kinds: {', '.join(KINDS)}.")
+        folder = self.root / kind
+        folder.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=".building-", dir=folder))
+        try:
+            meta = build(tmp)
+            meta = {"kind": kind, "trained_at": datetime.now(UTC).isoformat(timespec="seconds"), **meta}
+            (tmp / "meta.json").write_text(json.dumps(meta, indent=1, default=str))
+            while True:
+                names = self.versions(kind)
+                number = int(names[-1][1:]) + 1 if names else 1
+                target = folder / f"v{number:04d}"
+                try:
+                    os.rename(tmp, target)  # atomic; fails if another publisher took the number
+                    break
+                except OSError:
+                    if not target.exists():
+                        raise
+                    time.sleep(0.01)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        for old in self.versions(kind)[: -self.keep]:
+            shutil.rmtree(folder / old, ignore_errors=True)
+        return target.name
+
+
+@dataclass(frozen=True)
+class LoadedModels:
+    """The models one request sees (an immutable snapshot; a reload makes a new one)."""
+
+    recommender: Any = None
+    popularity: Any = None
+    abandonment: Any = None
+    versions: dict[str, dict[str, Any]] = field(default_factory=dict)
+    errors: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def load(cls, registry: ModelRegistry) -> LoadedModels:
+        """Load the newest version of every kind; a kind that fails to load is reported, not fatal."""
+        from cartlift.predict import load_model
+        from cartlift.recommend import Recommender
+
+        loaded: dict[str, Any] = {}
+        versions: dict[str, dict[str, Any]] = {}
+        errors: dict[str, str] = {}
+        for kind in KINDS:
+            latest = registry.latest(kind)
+            if latest is None:
+                continue
+            version, folder = latest
+            try:
+                if kind == "abandonment":
+                    loaded[kind] = load_model(folder)[0]
+                else:
+                    loaded[kind] = Recommender.load(folder / "model.npz")
+            except (CartliftError, OSError, ValueError, KeyError) as e:
+                errors[kind] = f"{version}: {e}"
+                continue
+            meta = registry.meta(kind, version)
+            versions[kind] = {
+                "version": version,
+                "name": meta.get("name", kind),
+                "trained_at": meta.get("trained_at"),
+                "quality": meta.get("quality", {}),
+            }
+        return cls(
+            recommender=loaded.get("recommender"),
+            popularity=loaded.get("popularity"),
+            abandonment=loaded.get("abandonment"),
+            versions=versions,
+            errors=errors,
+        )
+
+
+def train_all(
+    store: Any, registry: ModelRegistry, *, recommender: str = "itemknn"
+) -> dict[str, dict[str, Any]]:
+    """Fit every model the service serves on the store and publish a new version of each.
+
+    A model that cannot be trained on this store (too little data, a single outcome) is
+    reported with its reason; the others are still published.
+
+    Returns
+    -------
+    dict
+        Kind -> ``{"version", "name", ...}`` or ``{"error": reason}``.
+    """
+    from cartlift.predict import train_store
+    from cartlift.recommend._workflows import train_on_store
+
+    out: dict[str, dict[str, Any]] = {}
+
+    def recommender_builder(name: str) -> Callable[[Path], dict[str, Any]]:
+        def build(folder: Path) -> dict[str, Any]:
+            info = train_on_store(store, name, out=folder / "model.npz")
+            return {"name": name, **{k: v for k, v in info.items() if k != "path"}}
+
+        return build
+
+    def abandonment(folder: Path) -> dict[str, Any]:
+        info = train_store(store, folder)
+        quality = {k: info[k] for k in ("rows", "positive_rate") if k in info}
+        return {"name": str(info.get("model", "lightgbm")), "quality": quality}
+
+    jobs: list[tuple[str, Callable[[Path], dict[str, Any]]]] = [
+        ("recommender", recommender_builder(recommender)),
+        ("popularity", recommender_builder("popularity")),
+        ("abandonment", abandonment),
+    ]
+    for kind, build in jobs:
+        try:
+            version = registry.publish(kind, build)
+        except (CartliftError, ValueError) as e:
+            out[kind] = {"error": str(e)}
+            continue
+        out[kind] = {"version": version, **registry.meta(kind, version)}
+    return out

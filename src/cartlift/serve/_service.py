@@ -1,0 +1,436 @@
+"""The service object: what the routes call, as keyword-only coroutines.
+
+It wires the parts together and holds no business logic of its own: storage (`_storage`),
+live session state (`_live`, the predict package's `SessionState`), models from the registry
+(recommend and predict packages), experiments (the experiments package), limits and metrics.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import gc
+import hashlib
+import json
+import logging
+import math
+import tempfile
+import time
+from collections import OrderedDict
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from cartlift.errors import CartliftError, DataError
+from cartlift.predict import FeatureContext, LiveScorer, SessionState
+from cartlift.serve._errors import ApiError
+from cartlift.serve._keys import ApiKey, allows, hash_key, pseudonymise
+from cartlift.serve._limits import MemoryRateLimiter, RateLimiter, RedisRateLimiter
+from cartlift.serve._live import LiveSessions, open_sessions
+from cartlift.serve._metrics import Metrics
+from cartlift.serve._registry import LoadedModels, ModelRegistry
+from cartlift.serve._settings import ServeSettings
+from cartlift.serve._storage import IngestOutcome, Storage, open_storage
+
+__all__ = ["Service"]
+
+log = logging.getLogger("cartlift.serve")
+
+_KEY_CACHE_SECONDS = 30.0
+_CACHED_K = 50
+"""Lists are computed for this many items once per user and model version, and sliced to ``k``."""
+_CACHE_SIZE = 200_000
+
+
+@dataclass(frozen=True)
+class _Scoring:
+    """The abandonment model bound to the live context (rebuilt with each model version)."""
+
+    scorer: LiveScorer | None
+    version: str | None
+
+
+class Service:
+    """One running service: storage, live sessions, models, limits, metrics.
+
+    Parameters
+    ----------
+    settings : ServeSettings
+        The validated settings.
+    """
+
+    def __init__(self, settings: ServeSettings) -> None:
+        self.settings = settings
+        self.metrics = Metrics()
+        self.storage: Storage = open_storage(settings.db, max_batch_events=settings.writer_batch_events)
+        self.registry = ModelRegistry(settings.registry_dir())
+        self.models = LoadedModels()
+        self._scoring = _Scoring(None, None)
+        self.live: LiveSessions | None = None
+        self.limiter: RateLimiter = MemoryRateLimiter()
+        self._keys: dict[str, tuple[float, ApiKey | None]] = {}
+        self._key_lookups: dict[str, asyncio.Future[ApiKey | None]] = {}
+        self._popular: list[str] = []
+        self._secret = settings.pseudonymise_key.get_secret_value() if settings.pseudonymise_key else None
+        self._training = asyncio.Lock()
+        # live updates run in order on one thread, after the events are durable; a risk request
+        # waits for the updates queued before it, so a client reads its own writes
+        self._live_worker = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="cartlift-live")
+        self._live_last: concurrent.futures.Future[None] | None = None
+        self._recs: OrderedDict[tuple[str, str], list[tuple[str, float | None, str]]] = OrderedDict()
+        self.started = False
+
+    # -- life cycle -----------------------------------------------------------------------------
+    async def start(self) -> None:
+        """Open the store, the live state and the models; raises when the store cannot be opened."""
+        s = self.settings
+        await asyncio.to_thread(self.storage.start)
+        context = FeatureContext()
+        if self.storage.supports_store_jobs:
+            # a cursor is a second connection to the same database, for the live state's look-ups
+            cursor = await self.storage.with_store(lambda store: store.con.cursor())
+            context = FeatureContext(cursor)
+        self.live = open_sessions(
+            context,
+            redis_url=s.redis,
+            prefix=s.redis_prefix,
+            capacity=s.live_sessions,
+            ttl_seconds=s.session_ttl_seconds,
+        )
+        if s.redis:
+            self.limiter = RedisRateLimiter(s.redis, s.redis_prefix)
+        await self.reload_models()
+        self.started = True
+
+    async def stop(self) -> None:
+        """Commit what is queued and close everything."""
+        self.started = False
+        await asyncio.to_thread(self.storage.close)
+        self._live_worker.shutdown(wait=True)
+        if self.live is not None:
+            self.live.close()
+        self.limiter.close()
+
+    # -- keys and limits ------------------------------------------------------------------------
+    async def authenticate(self, *, token: str | None, scope: str) -> ApiKey:
+        """The key behind a bearer token, checked for ``scope`` and its rate limit."""
+        if not token:
+            raise ApiError(
+                401,
+                "An API key is required: send `Authorization: Bearer KEY` (create one with `cartlift keys create`).",
+                headers={"WWW-Authenticate": "Bearer"},
+            )
+        digest = hash_key(token)
+        cached = self._keys.get(digest)
+        if cached is None:
+            # shielded: a client that hangs up must not cancel the look-up others wait on
+            key = await asyncio.shield(self._lookup_key(digest))
+        else:
+            key = cached[1]
+            if time.monotonic() - cached[0] > _KEY_CACHE_SECONDS:
+                # stale while revalidating: one background look-up, not one per waiting request
+                self._lookup_key(digest)
+        if key is None:
+            raise ApiError(401, "The API key is unknown or revoked.", headers={"WWW-Authenticate": "Bearer"})
+        if not allows(key.scope, scope):
+            raise ApiError(
+                403, f"This key has scope {key.scope!r}; this route needs scope {scope!r} (or admin)."
+            )
+        rate = key.rate_limit or self.settings.rate_limit
+        burst = max(self.settings.rate_burst if key.rate_limit is None else key.rate_limit, 1.0)
+        wait = self.limiter.hit(key.key_id, rate, burst)
+        if wait is not None:
+            self.metrics.rate_limited += 1
+            raise ApiError(
+                429,
+                f"Rate limit of {rate:g} requests per second for this key exceeded; retry after {wait:.2f} s.",
+                headers={"Retry-After": str(max(1, math.ceil(wait)))},
+            )
+        return key
+
+    def _lookup_key(self, digest: str) -> asyncio.Future[ApiKey | None]:
+        """The stored key for a hash, as a future; concurrent look-ups of one hash share one query."""
+        running = self._key_lookups.get(digest)
+        if running is None:
+            running = asyncio.ensure_future(self._fetch_key(digest))
+            self._key_lookups[digest] = running
+            running.add_done_callback(lambda _: self._key_lookups.pop(digest, None))
+        return running
+
+    async def _fetch_key(self, digest: str) -> ApiKey | None:
+        key = await self.storage.find_key(key_hash=digest)
+        if len(self._keys) > 10_000:  # unknown tokens must not grow the cache without bound
+            self._keys.clear()
+        self._keys[digest] = (time.monotonic(), key)
+        return key
+
+    async def create_key(
+        self, *, scope: str, rate_limit: float | None, label: str | None
+    ) -> tuple[str, ApiKey]:
+        """A new API key (the secret is shown once)."""
+        return await self.storage.create_key(scope=scope, rate_limit=rate_limit, label=label)
+
+    def user(self, user_id: str) -> str:
+        """The stored form of a user id (pseudonymised when configured)."""
+        return pseudonymise(user_id, self._secret)
+
+    # -- events ---------------------------------------------------------------------------------
+    async def ingest_events(self, *, events: list[dict[str, Any]]) -> IngestOutcome:
+        """Store a batch (validated by the events package) and update live sessions with what was new."""
+        if len(events) > self.settings.max_batch_events:
+            raise ApiError(
+                413,
+                f"A batch holds at most {self.settings.max_batch_events:,} events; got {len(events):,}. "
+                "Split it; nothing was stored.",
+            )
+        records = []
+        for e in events:
+            record = dict(e)
+            if record.get("properties") is not None:
+                record["properties"] = json.dumps(record["properties"], sort_keys=True)
+            if record.get("event_id") is None:
+                # a retried event without an id must be the same event: derive it from its content
+                blob = json.dumps(record, sort_keys=True, default=str).encode()
+                record["event_id"] = "h_" + hashlib.sha256(blob).hexdigest()[:32]
+            if isinstance(record.get("user_id"), str):
+                record["user_id"] = self.user(record["user_id"])
+            records.append(record)
+        outcome = await self.storage.ingest(records=records)
+        self.metrics.count_events(
+            accepted=outcome.accepted, duplicates=outcome.duplicates, rejected=outcome.rejected
+        )
+        if outcome.events and self.live is not None:
+            self._live_last = self._live_worker.submit(self._record_live, self.live, outcome.events)
+        return outcome
+
+    @staticmethod
+    def _record_live(live: LiveSessions, events: list[dict[str, Any]]) -> None:
+        try:
+            live.record(events)
+        except (CartliftError, OSError) as e:  # stored is stored; the live state catches up with later events
+            log.warning("live session update failed: %s", e)
+
+    async def live_caught_up(self) -> None:
+        """Wait until every live update queued so far is applied (read-your-writes)."""
+        pending = self._live_last
+        if pending is not None and not pending.done():
+            await asyncio.wrap_future(pending)
+
+    # -- recommendations ------------------------------------------------------------------------
+    def _items(self, recs: Any) -> list[dict[str, Any]]:
+        ids, scores = recs.ids[0], recs.scores[0]
+        return [
+            {"item_id": str(i), "score": float(s) if math.isfinite(s) else None}
+            for i, s in zip(ids, scores, strict=True)
+            if i is not None
+        ]
+
+    async def _fallback(self, k: int, exclude: set[str]) -> list[dict[str, Any]]:
+        if not self._popular:
+            self._popular = await self.storage.popular_items(limit=500)
+        return [{"item_id": i, "score": None} for i in self._popular if i not in exclude][:k]
+
+    async def _user_list(self, uid: str, k: int) -> list[tuple[str, float | None, str]]:
+        """(item, score, source) for a user: the recommender, topped up by popularity for cold users."""
+        models = self.models
+        items: list[tuple[str, float | None, str]] = []
+        if models.recommender is not None:
+            items = [
+                (i["item_id"], i["score"], "recommender")
+                for i in self._items(models.recommender.recommend([uid], k))
+            ]
+        if len(items) < k:
+            have = {i[0] for i in items}
+            if models.popularity is not None:
+                extra = self._items(models.popularity.recommend([uid], k + len(have)))
+                source = "popularity"
+            else:
+                extra = await self._fallback(k + len(have), have)
+                source = "store-popularity"
+            items += [(i["item_id"], i["score"], source) for i in extra if i["item_id"] not in have][
+                : k - len(items)
+            ]
+        return items
+
+    async def recommend_user(self, *, user_id: str, k: int) -> dict[str, Any]:
+        """Top ``k`` items for a user; unknown users get the most popular items.
+
+        Lists depend only on the model versions (models learn at training, not per event), so each
+        user's list is computed once per version and kept in a bounded cache (Gorse's approach).
+        """
+        uid = self.user(user_id)
+        versions = self.models.versions
+        key = (
+            f"{versions.get('recommender', {}).get('version')}/{versions.get('popularity', {}).get('version')}",
+            uid,
+        )
+        cached = self._recs.get(key)
+        if cached is None or (len(cached) < k and k > _CACHED_K):
+            cached = await self._user_list(uid, max(k, _CACHED_K))
+            self._recs[key] = cached
+            if len(self._recs) > _CACHE_SIZE:
+                self._recs.popitem(last=False)
+        top = cached[:k]
+        used = list(dict.fromkeys(source for _, _, source in top))
+        return {
+            "user_id": user_id,
+            "items": [{"item_id": i, "score": score} for i, score, _ in top],
+            "sources": used,
+            "models": self._versions(used),
+        }
+
+    async def recommend_cart(self, *, items: list[str], k: int) -> dict[str, Any]:
+        """Complete-your-cart: ``k`` items for a cart's contents (anonymous sessions too)."""
+        models = self.models
+        used = []
+        out: list[dict[str, Any]] = []
+        if models.recommender is not None and items:
+            out = self._items(models.recommender.recommend_for_items(items, k))
+            used.append("recommender")
+        if len(out) < k:
+            have = {i["item_id"] for i in out} | set(items)
+            extra = await self._fallback(k + len(have), have)
+            out += extra[: k - len(out)]
+            used.append("store-popularity")
+        return {"cart": items, "items": out, "sources": used, "models": self._versions(used)}
+
+    async def similar_items(self, *, item_id: str, k: int) -> dict[str, Any]:
+        """The ``k`` items most similar to ``item_id``; 404 when no model knows the item."""
+        model = self.models.recommender
+        if model is None:
+            raise ApiError(503, "No recommender is loaded yet; train one with `cartlift train --all`.")
+        recs = model.similar_items([item_id], k)
+        if recs.counts[0] == 0 and item_id not in set(model.item_ids_.tolist()):
+            raise ApiError(
+                404, f"The recommender does not know item {item_id!r}; it learns items at training."
+            )
+        return {
+            "item_id": item_id,
+            "items": self._items(recs),
+            "sources": ["recommender"],
+            "models": self._versions(["recommender"]),
+        }
+
+    def _versions(self, kinds: list[str]) -> dict[str, str]:
+        return {k: v["version"] for k, v in self.models.versions.items() if k in kinds}
+
+    # -- live carts -----------------------------------------------------------------------------
+    def _risk_of(self, state: SessionState) -> dict[str, Any]:
+        features = state.features()
+        scorer = self._scoring.scorer
+        p = scorer.score_values(state.values()) if scorer is not None and state.cart_open else None
+        return {
+            "session_id": state.session_id,
+            "events": state.n_events,
+            "cart_open": state.cart_open,
+            "cart_value": features["cart_value"],
+            "cart_items": features["cart_items"],
+            "p_abandon": p,
+            "model_version": self._scoring.version if p is not None else None,
+        }
+
+    async def cart_risk(self, *, session_id: str) -> dict[str, Any]:
+        """Live abandonment probability of a session's cart, from features updated by every event."""
+        live = self.live
+        assert live is not None
+        await self.live_caught_up()
+        risk = await asyncio.to_thread(live.evaluate, session_id, self._risk_of)
+        if risk is None:
+            raise ApiError(404, f"No live session {session_id!r}: post its events to /v1/events first.")
+        if risk["p_abandon"] is None and risk["cart_open"] and self._scoring.scorer is None:
+            risk["note"] = "no abandonment model loaded; train one with `cartlift train --all`"
+        return risk
+
+    async def carts_at_risk(self, *, limit: int = 20) -> list[dict[str, Any]]:
+        """The most recently active open carts with their risk, riskiest first."""
+        live = self.live
+        assert live is not None
+        await self.live_caught_up()
+        rows = await asyncio.to_thread(live.open_carts, self._risk_of, limit=limit)
+        return sorted(rows, key=lambda r: -(r["p_abandon"] if r["p_abandon"] is not None else -1.0))
+
+    # -- models ---------------------------------------------------------------------------------
+    async def reload_models(self) -> dict[str, Any]:
+        """Load the newest version of each model and swap them in (requests in flight keep theirs)."""
+        models = await asyncio.to_thread(LoadedModels.load, self.registry)
+        scorer = None
+        if models.abandonment is not None and self.live is not None:
+            try:
+                scorer = LiveScorer(models.abandonment, self.live.context)
+            except DataError as e:
+                models.errors["abandonment"] = str(e)
+        version = models.versions.get("abandonment", {}).get("version") if scorer is not None else None
+        self.models = models
+        self._scoring = _Scoring(scorer, version)
+        self._popular = []
+        self._recs.clear()
+        # the models are long-lived objects: keep them out of the collector's full passes, which
+        # otherwise walk them again and again and stall requests (the tail of the latency); unfreeze
+        # first, so what the previous models leave in cycles can still be collected
+        gc.unfreeze()
+        gc.collect()
+        gc.freeze()
+        return {"models": models.versions, "errors": models.errors}
+
+    async def train_now(self) -> dict[str, Any]:
+        """Retrain every model on a snapshot of the store, publish new versions and swap them in."""
+        from cartlift.events import EventStore
+        from cartlift.serve._registry import train_all
+        from cartlift.serve._train import snapshot_duckdb, snapshot_postgres
+
+        if self._training.locked():
+            raise ApiError(409, "A training is already running; wait for it to finish.")
+        async with self._training:
+            with tempfile.TemporaryDirectory(prefix="cartlift-train-") as tmp:
+                path = Path(tmp) / "snapshot.duckdb"
+                if self.storage.supports_store_jobs:
+                    await self.storage.with_store(lambda store: snapshot_duckdb(store, path))
+                else:
+                    await asyncio.to_thread(snapshot_postgres, self.settings.db, path)
+
+                def run() -> dict[str, Any]:
+                    with EventStore(path, read_only=True) as store:
+                        return train_all(store, self.registry, recommender=self.settings.recommender)
+
+                trained = await asyncio.to_thread(run)
+            return {"trained": trained, **await self.reload_models()}
+
+    # -- erasure --------------------------------------------------------------------------------
+    async def erase_user(self, *, user_id: str, actor: str | None) -> dict[str, Any]:
+        """Delete a user's events, decisions, exposures and live sessions, with an audit record."""
+        uid = self.user(user_id)
+        counts = await self.storage.erase_user(user_id=uid, actor=actor)
+        await self.live_caught_up()
+        live_sessions = await asyncio.to_thread(self.live.forget_user, uid) if self.live is not None else 0
+        for key in [k for k in self._recs if k[1] == uid]:
+            del self._recs[key]
+        if counts is None and not live_sessions:
+            raise ApiError(404, f"The store holds nothing of user {user_id!r}.")
+        self._popular = []
+        return {"user_id": user_id, "erased": {**(counts or {}), "live_sessions": live_sessions}}
+
+    # -- health ---------------------------------------------------------------------------------
+    async def readiness(self) -> dict[str, Any]:
+        """Whether the store answers, the writer runs, and which models are loaded."""
+        checks: dict[str, Any] = {"writer": self.storage.writer.alive, "started": self.started}
+        try:
+            checks["store"] = await asyncio.wait_for(self.storage.ping(), timeout=5)
+        except (TimeoutError, CartliftError, OSError, RuntimeError) as e:
+            log.warning("readiness: store check failed: %s", e)
+            checks["store"] = False
+        ready = all(bool(v) for v in checks.values())
+        return {
+            "ready": ready,
+            "checks": checks,
+            "backlog": self.storage.writer.backlog,
+            "models": self.models.versions,
+        }
+
+    def metrics_text(self) -> str:
+        """The Prometheus exposition text."""
+        gauges = {
+            "cartlift_live_sessions": float(len(self.live)) if self.live is not None else 0.0,
+            "cartlift_writer_backlog": float(self.storage.writer.backlog),
+            "cartlift_uptime_seconds": round(time.time() - self.metrics.started, 3),
+        }
+        return self.metrics.render(models=self.models.versions, gauges=gauges)

@@ -1,0 +1,76 @@
+"""The service's settings: one pydantic-settings class, read from ``CARTLIFT_SERVE_*``, failing fast."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+__all__ = ["ServeSettings"]
+
+
+class ServeSettings(BaseSettings):
+    """Settings of ``cartlift serve``; each field can be set by ``CARTLIFT_SERVE_<NAME>``.
+
+    A wrong value stops the service at start with pydantic's message (fail fast), never at the
+    first request.
+    """
+
+    model_config = SettingsConfigDict(env_prefix="CARTLIFT_SERVE_", extra="ignore")
+
+    db: str = Field(
+        default="cartlift.duckdb",
+        description="The store: a DuckDB file, or a postgresql:// URL (add ?schema=NAME for a schema).",
+    )
+    redis: str | None = Field(default=None, description="redis:// URL for shared live session state.")
+    redis_prefix: str = Field(default="cartlift", description="Prefix of every Redis key the service writes.")
+    model_dir: Path | None = Field(
+        default=None, description="The model registry [default: models/ beside a DuckDB store]."
+    )
+    max_body_bytes: int = Field(default=2_000_000, ge=1_000, description="Largest request body accepted.")
+    max_batch_events: int = Field(default=1_000, ge=1, le=100_000, description="Most events in one POST.")
+    rate_limit: float = Field(
+        default=200.0, gt=0, description="Requests per second per API key (a key may carry its own)."
+    )
+    rate_burst: float = Field(default=400.0, gt=0, description="Requests a key may send at once.")
+    pseudonymise_key: SecretStr | None = Field(
+        default=None,
+        description="Secret of the keyed hash (HMAC-SHA256) that replaces user ids before storage.",
+    )
+    cors_origins: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, description="Origins allowed by CORS (comma separated); none by default."
+    )
+    writer_batch_events: int = Field(
+        default=5_000, ge=1, description="Most events the single writer commits in one transaction."
+    )
+    live_sessions: int = Field(
+        default=100_000, ge=10, description="Open sessions kept in memory (least recently used go first)."
+    )
+    session_ttl_seconds: int = Field(
+        default=7_200, ge=60, description="Idle time after which a session is dropped."
+    )
+    recommender: str = Field(
+        default="itemknn", description="The model `train --all` fits for recommendations."
+    )
+
+    @field_validator("cors_origins", mode="before")
+    @classmethod
+    def _split_origins(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [v.strip() for v in value.split(",") if v.strip()]
+        return value
+
+    @property
+    def is_postgres(self) -> bool:
+        """True when the store is a PostgreSQL URL."""
+        return self.db.startswith(("postgresql://", "postgres://"))
+
+    def registry_dir(self) -> Path:
+        """The model registry folder."""
+        if self.model_dir is not None:
+            return self.model_dir
+        if self.is_postgres:
+            return Path("models")
+        return Path(self.db).resolve().parent / "models"

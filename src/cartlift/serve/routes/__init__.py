@@ -1,0 +1,3 @@
+"""One router per resource: admin, carts, dashboard, events, experiments, ops, recommendations."""
+
+__all__: list[str] = []

@@ -1,0 +1,168 @@
+"""PostgreSQL as the store of several service processes, and Redis for the live state they share.
+
+Runs against the real servers on 127.0.0.1 (PostgreSQL 5432, Redis 6379); each test uses its own
+schema and key prefix and removes them after. Without a server, the tests skip and say why.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from _serve_helpers import Server, make_events
+
+from cartlift.serve import ModelRegistry
+from cartlift.serve._postgres import PostgresStorage
+from cartlift.serve._storage import create_key_in_store
+from cartlift.serve._train import train_from_db
+
+PG_BASE = "postgresql://postgres@127.0.0.1:5432/test"
+REDIS = "redis://127.0.0.1:6379/0"
+
+
+@pytest.fixture
+def pg_url() -> Iterator[str]:
+    """A fresh schema in the local PostgreSQL, dropped after the test."""
+    psycopg = pytest.importorskip("psycopg")
+    try:
+        admin = psycopg.connect(PG_BASE, autocommit=True, connect_timeout=3)
+    except psycopg.Error as e:
+        pytest.skip(
+            f"PostgreSQL is not reachable at 127.0.0.1:5432 ({str(e).strip()[:80]}); `.ci/run` installs it"
+        )
+    schema = f"cartlift_test_{uuid.uuid4().hex[:10]}"
+    try:
+        yield f"{PG_BASE}?schema={schema}"
+    finally:
+        admin.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+        admin.close()
+
+
+@pytest.fixture
+def redis_prefix() -> Iterator[str]:
+    """A fresh key prefix in the local Redis, deleted after the test."""
+    redis = pytest.importorskip("redis")
+    client = redis.Redis.from_url(REDIS, socket_connect_timeout=3)
+    try:
+        client.ping()
+    except redis.RedisError as e:
+        pytest.skip(f"Redis is not reachable at 127.0.0.1:6379 ({e}); `.ci/run` installs it")
+    prefix = f"cartlift-test-{uuid.uuid4().hex[:10]}"
+    try:
+        yield prefix
+    finally:
+        keys = list(client.scan_iter(f"{prefix}:*"))
+        if keys:
+            client.delete(*keys)
+        client.close()
+
+
+def test_postgres_storage_validates_like_the_importers_and_is_idempotent(pg_url: str) -> None:
+    storage = PostgresStorage(pg_url)
+    storage.start()
+    try:
+        good = [
+            {
+                "event_id": f"pg-{i}",
+                "ts": "2026-10-01T10:00:00Z",
+                "user_id": "u1",
+                "session_id": "s1",
+                "event_type": "view",
+                "product_id": "p1",
+                "price": 2.5,
+                "quantity": 1,
+            }
+            for i in range(3)
+        ]
+        bad = {**good[0], "event_id": "pg-bad", "event_type": "teleport"}
+
+        async def run() -> tuple[object, object, int]:
+            first = await storage.ingest(records=[*good, bad])
+            second = await storage.ingest(records=good)
+            return first, second, await storage.event_count()
+
+        first, second, count = asyncio.run(run())
+        assert (first.accepted, first.duplicates, first.rejected) == (3, 0, 1)  # type: ignore[attr-defined]
+        assert first.errors == [{"index": 3, "event_id": "pg-bad", "reason": "unknown event type"}]  # type: ignore[attr-defined]
+        assert (second.accepted, second.duplicates) == (0, 3)  # type: ignore[attr-defined]
+        assert count == 3
+        erased = asyncio.run(storage.erase_user(user_id="u1", actor="test"))
+        assert erased == {"events": 3, "decisions": 0, "quarantine": 1, "exposures": 0}
+    finally:
+        storage.close()
+
+
+def test_two_processes_write_one_postgres_store_and_share_live_state_in_redis(
+    pg_url: str, redis_prefix: str, tmp_path: Path
+) -> None:
+    key = create_key_in_store(pg_url, scope="admin")[0]
+    env = {"CARTLIFT_SERVE_REDIS_PREFIX": redis_prefix, "CARTLIFT_SERVE_MODEL_DIR": str(tmp_path / "models")}
+    servers = [
+        Server(pg_url, tmp_path / f"server{i}.log", env=env, args=["--redis", REDIS]) for i in range(2)
+    ]
+    events = make_events(sessions=120)
+    headers = {"Authorization": f"Bearer {key}"}
+    answers: list[dict[str, int]] = []
+    lock = threading.Lock()
+
+    def post(url: str, part: list[dict[str, object]]) -> None:
+        with httpx.Client(base_url=url, timeout=60) as client:
+            for i in range(0, len(part), 25):
+                r = client.post("/v1/events", json={"events": part[i : i + 25]}, headers=headers)
+                assert r.status_code == 200, r.text
+                with lock:
+                    answers.append(r.json())
+
+    try:
+        for s in servers:
+            s.start()
+        # both processes get every event, in different orders: each must be stored exactly once
+        threads = [
+            threading.Thread(target=post, args=(servers[0].url, events)),
+            threading.Thread(target=post, args=(servers[1].url, events[::-1])),
+        ]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert sum(a["accepted"] for a in answers) == len(events)
+        assert sum(a["duplicates"] for a in answers) == len(events)
+        with httpx.Client(timeout=30) as client:
+            dash = client.get(servers[1].url + "/v1/dashboard", headers=headers).json()
+            assert dash["events"] == len(events)
+            # a session's events went to both processes; each sees the whole session through Redis
+            session = events[-1]["session_id"]
+            n = sum(e["session_id"] == session for e in events)
+            for s in servers:
+                risk = client.get(f"{s.url}/v1/carts/{session}/risk", headers=headers).json()
+                assert risk["events"] == n
+    finally:
+        for s in servers:
+            s.stop()
+    # training reads a snapshot of the PostgreSQL store
+    trained = train_from_db(pg_url, ModelRegistry(tmp_path / "models"))
+    assert trained["recommender"]["version"] == "v0001" and trained["popularity"]["version"] == "v0001"
+
+
+def test_redis_rate_limit_is_shared_by_every_process(redis_prefix: str) -> None:
+    from cartlift.serve._limits import RedisRateLimiter
+
+    # two limiters stand for two worker processes: together they allow `rate` requests a second
+    first, second = RedisRateLimiter(REDIS, redis_prefix), RedisRateLimiter(REDIS, redis_prefix)
+    try:
+        refused = []
+        for _ in range(3):  # a pair may straddle a one-second window; then try again
+            allowed = [first.hit("k", rate=2, burst=2), second.hit("k", rate=2, burst=2)]
+            refused.append(second.hit("k", rate=2, burst=2))
+            if allowed == [None, None] and refused[-1] is not None:
+                break
+        assert refused[-1] is not None and 0 < refused[-1] <= 1
+        assert first.hit("another-key", rate=2, burst=2) is None
+    finally:
+        first.close()
+        second.close()

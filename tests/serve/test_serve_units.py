@@ -1,0 +1,189 @@
+"""The service's parts without a server: outcomes, the single writer, live state, limits, registry."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from _serve_helpers import make_events
+from pydantic import ValidationError
+from typer.testing import CliRunner
+
+from cartlift.cli import app
+from cartlift.events import EventStore
+from cartlift.predict import FeatureContext, SessionState
+from cartlift.serve import MemorySessions, ModelRegistry, ServeSettings, hash_key, pseudonymise
+from cartlift.serve._limits import MemoryRateLimiter
+from cartlift.serve._metrics import Metrics
+from cartlift.serve._storage import split_outcomes
+from cartlift.serve._writer import Writer
+
+
+def test_split_outcomes_shares_one_load_among_merged_batches() -> None:
+    batches = [
+        [{"event_id": "a"}, {"event_id": "b"}, {"event_id": "bad"}],
+        [{"event_id": "a"}, {"event_id": "c"}],
+    ]
+    accepted = [{"event_id": "a", "session_id": "s"}, {"event_id": "c", "session_id": "s"}]
+    first, second = split_outcomes(batches, {3: "unknown event type"}, accepted)
+    # "b" was already stored (not in the load's accepted rows): a duplicate
+    assert (first.accepted, first.duplicates, first.rejected) == (1, 1, 1)
+    assert first.errors == [{"index": 2, "event_id": "bad", "reason": "unknown event type"}]
+    # the second "a" repeats the first batch's: the first occurrence wins
+    assert (second.accepted, second.duplicates, second.duplicate_ids) == (1, 1, ["a"])
+    assert [e["event_id"] for e in first.events + second.events] == ["a", "c"]
+
+
+def test_writer_merges_waiting_batches_and_isolates_a_failing_one() -> None:
+    groups: list[int] = []
+    gate = threading.Event()
+
+    def ingest(ctx: None, batches: list[list[dict[str, Any]]]) -> list[int]:
+        gate.wait(5)
+        groups.append(len(batches))
+        if any(r.get("bad") for b in batches for r in b):
+            raise ValueError("bad batch")
+        return [len(b) for b in batches]
+
+    writer: Writer[None] = Writer("test", lambda: None, ingest, lambda ctx: None, max_events=100)
+    writer.start()
+    try:
+        first = writer.submit_ingest([{"n": 0}])
+        time.sleep(0.1)  # the first group is running (blocked on the gate); the rest queue up
+        rest = [writer.submit_ingest([{"n": i}] * 3) for i in range(5)]
+        bad = writer.submit_ingest([{"bad": True}])
+        gate.set()
+        assert first.result(5) == 1
+        assert [f.result(5) for f in rest] == [3] * 5
+        with pytest.raises(ValueError, match="bad batch"):
+            bad.result(5)
+        # the batches that waited were tried as one group; when the bad one failed it, each was retried alone
+        assert groups[0] == 1 and groups[1] == 6 and groups[2:] == [1] * 6
+        assert writer.submit(lambda ctx: "calls run in order too").result(5) == "calls run in order too"
+    finally:
+        writer.stop()
+    assert not writer.alive
+
+
+def test_pseudonymise_is_a_keyed_hash() -> None:
+    assert pseudonymise("alice", None) == "alice"
+    a = pseudonymise("alice", "secret-1")
+    assert a == pseudonymise("alice", "secret-1") and a.startswith("p_") and "alice" not in a
+    assert a != pseudonymise("alice", "secret-2") and a != pseudonymise("bob", "secret-1")
+    assert hash_key("cl_x") != "cl_x" and len(hash_key("cl_x")) == 64
+
+
+def test_memory_sessions_match_the_predict_state_in_any_arrival_order() -> None:
+    events = [e for e in make_events(sessions=40) if e["session_id"] in {"s3", "s4", "s5"}]
+    live = MemorySessions(FeatureContext())
+    live.record(events[::2])
+    live.record(events[1::2])  # older events arrive after newer ones: rebuilt in order
+    for sid in ("s3", "s4", "s5"):
+        expected = SessionState()
+        for e in sorted(
+            (e for e in events if e["session_id"] == sid), key=lambda e: (e["ts"], e["event_id"])
+        ):
+            expected.update(e)
+        got = live.evaluate(sid, lambda s: s.features())
+        assert got is not None
+        want = expected.features()
+        assert {k: v for k, v in got.items() if v == v} == {k: v for k, v in want.items() if v == v}
+    assert live.evaluate("unknown", lambda s: 1) is None
+    assert live.forget_user(events[0]["user_id"]) >= 1
+
+
+def test_memory_sessions_are_bounded() -> None:
+    live = MemorySessions(FeatureContext(), capacity=10)
+    live.record(make_events(sessions=50))
+    assert len(live) == 10
+    assert live.recent(3) == ["s49", "s48", "s47"]
+
+
+def test_token_bucket() -> None:
+    limiter = MemoryRateLimiter()
+    assert all(limiter.hit("k", rate=1000.0, burst=5) is None for _ in range(5))
+    wait = limiter.hit("k", rate=1000.0, burst=5)
+    assert wait is not None and 0 < wait <= 0.001
+    assert limiter.hit("other", rate=1000.0, burst=5) is None
+    time.sleep(0.01)
+    assert limiter.hit("k", rate=1000.0, burst=5) is None
+
+
+def test_metrics_histogram_is_cumulative() -> None:
+    m = Metrics()
+    for seconds in (0.0001, 0.003, 0.003, 7.0):
+        m.observe("GET", "/x", 200, seconds)
+    text = m.render(models={"recommender": {"name": "itemknn", "version": "v0003"}}, gauges={"g": 1.5})
+    assert 'cartlift_http_request_duration_seconds_bucket{method="GET",route="/x",le="0.0005"} 1' in text
+    assert 'cartlift_http_request_duration_seconds_bucket{method="GET",route="/x",le="0.005"} 3' in text
+    assert 'cartlift_http_request_duration_seconds_bucket{method="GET",route="/x",le="+Inf"} 4' in text
+    assert 'cartlift_http_request_duration_seconds_count{method="GET",route="/x"} 4' in text
+    assert 'cartlift_model_info{kind="recommender",name="itemknn",version="v0003"} 1' in text
+
+
+def test_registry_versions_are_atomic_and_pruned(tmp_path: Path) -> None:
+    registry = ModelRegistry(tmp_path / "models", keep=2)
+
+    def build(folder: Path) -> dict[str, Any]:
+        (folder / "model.npz").write_bytes(b"x")
+        return {"name": "dummy"}
+
+    assert [registry.publish("popularity", build) for _ in range(3)] == ["v0001", "v0002", "v0003"]
+    assert registry.versions("popularity") == ["v0002", "v0003"]
+
+    def broken(folder: Path) -> dict[str, Any]:
+        (folder / "half-written").write_bytes(b"x")
+        raise ValueError("training failed")
+
+    with pytest.raises(ValueError, match="training failed"):
+        registry.publish("popularity", broken)
+    assert registry.versions("popularity") == ["v0002", "v0003"]
+    assert not any(p.name.startswith(".building") for p in (tmp_path / "models" / "popularity").iterdir())
+    assert registry.meta("popularity", "v0003")["name"] == "dummy"
+
+
+def test_settings_fail_fast(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CARTLIFT_SERVE_MAX_BODY_BYTES", "-5")
+    with pytest.raises(ValidationError, match="max_body_bytes"):
+        ServeSettings()
+    monkeypatch.delenv("CARTLIFT_SERVE_MAX_BODY_BYTES")
+    monkeypatch.setenv("CARTLIFT_SERVE_CORS_ORIGINS", "https://a.example, https://b.example")
+    assert ServeSettings().cors_origins == ["https://a.example", "https://b.example"]
+    assert ServeSettings(db="postgresql://u@h/db").is_postgres
+
+
+def test_keys_create_prints_the_key_alone_on_the_last_line(tmp_path: Path) -> None:
+    db = tmp_path / "store.duckdb"
+    result = CliRunner().invoke(app, ["keys", "create", "--scope", "ingest", "--db", str(db)])
+    assert result.exit_code == 0, result.output
+    key = result.stdout.strip().splitlines()[-1]
+    assert key.startswith("cl_") and " " not in key
+    with EventStore(db, read_only=True) as store:
+        rows = store.con.execute("SELECT key_hash, scope FROM api_keys").fetchall()
+    assert rows == [(hash_key(key), "ingest")]  # stored hashed, never in clear
+    bad = CliRunner().invoke(app, ["keys", "create", "--scope", "root", "--db", str(db)])
+    assert bad.exit_code == 2 and "scope must be one of" in bad.output
+
+
+def test_train_all_publishes_new_versions(trained_store: Path, tmp_path: Path) -> None:
+    from conftest import copy_store
+
+    db = copy_store(trained_store, tmp_path)
+    result = CliRunner().invoke(app, ["train", "--all", "--db", str(db), "--json"])
+    assert result.exit_code == 0, result.output
+    models = json.loads(result.stdout)["models"]
+    assert {k: v["version"] for k, v in models.items()} == {
+        "recommender": "v0002",
+        "popularity": "v0002",
+        "abandonment": "v0002",
+    }
+    assert CliRunner().invoke(app, ["train", "--db", str(db)]).exit_code == 2  # --all is required
+
+
+def test_serve_refuses_several_workers_on_one_duckdb_file(tmp_path: Path) -> None:
+    result = CliRunner().invoke(app, ["serve", "--db", str(tmp_path / "s.duckdb"), "--workers", "2"])
+    assert result.exit_code == 2 and "PostgreSQL store" in result.output
