@@ -1,6 +1,6 @@
 """Events: the data model, validation, the DuckDB event store and the importers."""
 
-from cartlift.events._formats import FORMATS, Format, detect_format, get_format
+from cartlift.events._formats import CARTLIFT_COLUMNS, FORMATS, Format, detect_format, get_format
 from cartlift.events._ingest import LoadResult
 from cartlift.events._schema import (
     CORE_TABLES,
@@ -12,6 +12,7 @@ from cartlift.events._schema import (
 from cartlift.events._store import EventStore
 
 __all__ = [
+    "CARTLIFT_COLUMNS",
     "CORE_TABLES",
     "EVENT_COLUMNS",
     "EVENT_TYPES",

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from cartlift._jsonable import jsonable
 from cartlift.errors import DataError
 from cartlift.serve._errors import ApiError
-from cartlift.serve._ops import plain
 from cartlift.serve._service import Service
 
 __all__ = ["decide"]
@@ -52,4 +52,4 @@ async def decide(service: Service, *, session_id: str, log: bool = True) -> dict
             "No next-best-action policy is trained for this store yet: train one with `cartlift act train` "
             "(it learns from logged decisions and their outcomes).",
         )
-    return {"session_id": session_id, **plain(result)}
+    return {"session_id": session_id, **jsonable(result)}

@@ -6,36 +6,19 @@ storage; nothing here decides anything by itself.
 
 from __future__ import annotations
 
-import math
 import time
-from datetime import date, datetime
+from datetime import datetime
 from typing import Any
 
-import numpy as np
-
+from cartlift._jsonable import jsonable
 from cartlift.errors import DataError
 from cartlift.serve._errors import ApiError
 from cartlift.serve._service import Service
 
-__all__ = ["dashboard", "experiment_assignment", "experiment_results", "plain"]
+__all__ = ["dashboard", "experiment_assignment", "experiment_results"]
 
 _DEFINITION_SECONDS = 10.0
 _definitions: dict[tuple[int, str], tuple[float, Any]] = {}
-
-
-def plain(value: Any) -> Any:
-    """JSON-safe: NumPy scalars to Python, NaN and infinities to None, dates to ISO text."""
-    if isinstance(value, dict):
-        return {str(k): plain(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [plain(v) for v in value]
-    if isinstance(value, np.generic):
-        value = value.item()
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, datetime | date):
-        return value.isoformat()
-    return value
 
 
 def _need_store(service: Service) -> None:
@@ -99,7 +82,7 @@ async def experiment_results(service: Service, *, name: str, metric: str = "purc
         result = await service.storage.with_store(lambda store: analyze_store(store, name, metric))
     except DataError as e:
         raise ApiError(409, f"Experiment {name!r} cannot be analysed yet: {e}") from None
-    return {"experiment": name, **plain(result.to_dict())}
+    return {"experiment": name, **jsonable(result.to_dict())}
 
 
 async def _experiments_overview(service: Service) -> list[dict[str, Any]]:
@@ -131,7 +114,7 @@ async def _experiments_overview(service: Service) -> list[dict[str, Any]]:
 async def dashboard(service: Service) -> dict[str, Any]:
     """Everything the dashboard draws, in one document (the page polls it)."""
     overview = await service.storage.overview()
-    return plain(
+    return jsonable(
         {
             **overview,
             "carts_at_risk": await service.carts_at_risk(limit=20),

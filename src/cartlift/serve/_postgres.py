@@ -20,7 +20,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 import psycopg
 
 from cartlift.errors import StoreError
-from cartlift.events import EventStore
+from cartlift.events import CARTLIFT_COLUMNS, EVENT_COLUMNS, EventStore
 from cartlift.serve._storage import LIVE_COLUMNS, IngestOutcome, Storage, now_utc, split_outcomes
 from cartlift.serve._writer import Records
 
@@ -58,34 +58,10 @@ PG_TABLES: Final = (
 )
 
 _SCHEMA = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
-_EVENT_COLUMNS: Final = (
-    "event_id",
-    "ts",
-    "user_id",
-    "session_id",
-    "event_type",
-    "product_id",
-    "quantity",
-    "price",
-    "order_id",
-    "channel",
-    "device",
-    "properties",
-)
-_EVENT_TYPES: Final = (
-    "text",
-    "timestamp",
-    "text",
-    "text",
-    "text",
-    "text",
-    "int",
-    "float8",
-    "text",
-    "text",
-    "text",
-    "text",
-)
+_EVENT_COLUMNS: Final = CARTLIFT_COLUMNS
+# the PostgreSQL types of the same columns, from the one data model
+_PG_TYPES: Final = {"VARCHAR": "text", "TIMESTAMP": "timestamp", "INTEGER": "int", "DOUBLE": "float8"}
+_EVENT_TYPES: Final = tuple(_PG_TYPES[EVENT_COLUMNS[c].split()[0]] for c in _EVENT_COLUMNS)
 
 
 def _split_schema(url: str) -> tuple[str, str | None]:
