@@ -8,7 +8,7 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from cartlift.cli._common import DbOption, JsonOption, console, emit_json, guarded, open_store, out
+from cartlift.cli._common import DbOption, JsonOption, console, emit_json, fail, guarded, open_store, out
 
 UnitOption = Annotated[str, typer.Option("--unit", "-u", help="Who goes through: session or user.")]
 WindowOption = Annotated[
@@ -68,10 +68,30 @@ def register(app: typer.Typer) -> None:
             str, typer.Option("--trend", help="Trend period: hour, day, week or month.")
         ] = "day",
         db: DbOption = None,
+        events: Annotated[
+            Path | None,
+            typer.Option(
+                "--events",
+                help="Read an exported event table (Parquet file, directory or glob) instead of the store.",
+            ),
+        ] = None,
+        engine: Annotated[
+            str,
+            typer.Option(
+                "--engine", help="Batch engine: duckdb (embedded) or spark (pip install 'cartlift[spark]')."
+            ),
+        ] = "duckdb",
+        spark_master: Annotated[
+            str | None,
+            typer.Option(
+                "--spark-master", help="Spark master URL: local[*] (default), spark://host:7077, yarn ..."
+            ),
+        ] = None,
         json: JsonOption = False,
     ) -> None:
         """Funnel counts and conversion per step with 95% Wilson intervals, time to convert, trend, breakdown."""
         from cartlift.analytics import Funnel, parse_exclusion, parse_steps
+        from cartlift.spark import SparkUnavailableError, check_engine
 
         spec = Funnel(
             steps=parse_steps(step) if step else None,
@@ -85,8 +105,26 @@ def register(app: typer.Typer) -> None:
             end=end,
             trend=trend,
         )
-        with open_store(db, read_only=True) as store:
-            result = spec.compute(store)
+        try:
+            name = check_engine(engine)
+        except SparkUnavailableError as e:
+            raise fail(str(e)) from None
+        if events is not None or name == "spark":
+            from cartlift.spark import funnel_on_parquet
+
+            if events is None:
+                # the Spark engine reads Parquet: export the store's events once
+                import tempfile
+
+                with tempfile.TemporaryDirectory() as tmp, open_store(db, read_only=True) as store:
+                    target = Path(tmp) / "events.parquet"
+                    store.export("events", target)
+                    result = funnel_on_parquet(target, spec, engine=name, master=spark_master)
+            else:
+                result = funnel_on_parquet(events, spec, engine=name, master=spark_master)
+        else:
+            with open_store(db, read_only=True) as store:
+                result = spec.compute(store)
         if json:
             emit_json(result.to_dict())
             return

@@ -11,6 +11,7 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 
 from cartlift._jsonable import jsonable
@@ -67,7 +68,7 @@ def progress_bar() -> Iterator[Callable[[str, float], None]]:
 
 def fail(message: str, code: int = 2) -> typer.Exit:
     """Print an error and return the Exit to raise (no stack trace for expected errors)."""
-    console.print(f"[bold red]error:[/] {message}")
+    console.print(f"[bold red]error:[/] {escape(message)}")  # a message may hold [brackets]
     return typer.Exit(code)
 
 
