@@ -25,6 +25,9 @@ def test_demo_runs_every_step_and_writes_the_report(tmp_path: Path) -> None:
     assert out["recommend"]["leaderboard"][0]["NDCG@10"] > 0
     assert 0.5 < out["abandonment"]["roc_auc"] <= 1
     assert 0 <= out["experiments"]["p_value"] <= 1
+    shares = out["act"]["share_of_oracle"]
+    assert shares["oracle"] == 1.0
+    assert shares["profit"] > max(shares["nothing"], shares["coupon_all"])
     report = Path(out["analytics"]["report"])
     assert report.exists()
     html = report.read_text()

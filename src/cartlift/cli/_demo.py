@@ -14,7 +14,7 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from cartlift.cli import _analytics, _experiments, _predict, _recommend, _simulate
+from cartlift.cli import _act, _analytics, _experiments, _predict, _recommend, _simulate
 from cartlift.cli._common import JsonOption, console, emit_json, guarded, out
 from cartlift.cli._events import print_summary
 
@@ -34,7 +34,8 @@ def register(app: typer.Typer) -> None:
         json: JsonOption = False,
     ) -> None:
         """Simulate a store, load it, and run the loop: funnel and customers, recommendations,
-        abandonment prediction, experiments; write the report. Prints where everything went."""
+        abandonment prediction, next best action, experiments; write the report. Prints where
+        everything went."""
         from cartlift.events import EventStore
 
         out_dir.mkdir(parents=True, exist_ok=True)
@@ -48,6 +49,7 @@ def register(app: typer.Typer) -> None:
                 ("analytics", lambda: _analytics.demo_step(store, out_dir)),
                 ("recommend", lambda: _recommend.demo_step(store, out_dir)),
                 ("abandonment", lambda: _predict.demo_step(store, out_dir)),
+                ("act", lambda: _act.demo_step(store, out_dir)),
                 ("experiments", lambda: _experiments.demo_step(store, out_dir)),
             ]
             for name, step in steps:
@@ -98,13 +100,12 @@ def highlights(results: dict[str, Any]) -> Table:
             + (f" vs {truth:.3f} for the true probabilities ({model['auc_ratio']:.1%})" if truth else "")
             + f", ECE {model['ece']:.3f}",
         )
-    act = results.get("act") or {}
-    policies = act.get("policies") or {}
-    if policies:
+    shares = (results.get("act") or {}).get("share_of_oracle") or {}
+    if shares:
         table.add_row(
             "act",
-            ", ".join(f"{name} {p['profit_per_cart']:.2f}" for name, p in policies.items())
-            + " profit per cart",
+            "profit per abandoned cart, share of the oracle's: "
+            + ", ".join(f"{name} {share:.0%}" for name, share in shares.items() if name != "oracle"),
         )
     experiment = results.get("experiments") or {}
     if "verdict" in experiment:

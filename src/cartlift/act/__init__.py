@@ -1,0 +1,142 @@
+"""Next best action for profit: who gets a reminder, a coupon (and which), or nothing.
+
+- Actions and rules: `ActionCatalog` (costs, channels, discounts), `Rules` (consent, quiet hours,
+  frequency caps, coupon budget per day, coupon minimum, one coupon per cart, unique expiring
+  coupon codes) and the `Ledger` that enforces them decision by decision.
+- Uplift models for several treatments at once: `SLearner`, `TLearner`, `XLearner` on LightGBM,
+  with `qini_auc_score`, `auuc_score`, `uplift_at_k` and the curves.
+- `ProfitPolicy`: the allowed action with the highest ``P(buy | a) (margin - discount_a) - cost_a``,
+  each decision with its reason and propensity.
+- Bandits that keep learning: `BetaBernoulliTS`, `LinearTS`, `LogisticTS`, `LinUCB`, `EpsilonGreedy`.
+- The decision log (``decisions``) with outcomes joined from later events (``decision_outcomes``).
+- Off-policy evaluation: replay, DM, IPS, SNIPS, DR, SNDR with bootstrap intervals.
+- `run_simulation`: every policy against a simulated store's true reactions, with the oracle as
+  the ceiling.
+"""
+
+from cartlift.act._actions import CHANNELS, DEFAULT_ACTIONS, KINDS, Action, ActionCatalog
+from cartlift.act._bandits import Bandit, BetaBernoulliTS, EpsilonGreedy
+from cartlift.act._context import CONTEXT_FEATURES, cart_contexts, cart_lines
+from cartlift.act._decide import decide_in_order, decide_record
+from cartlift.act._demo import public_result, run_demo
+from cartlift.act._linear_bandits import LinearTS, LinUCB, LogisticTS
+from cartlift.act._log import (
+    DECISION_COLUMNS,
+    contexts_from_log,
+    create_decision_tables,
+    decision_outcomes,
+    log_decisions,
+)
+from cartlift.act._obd import (
+    PUBLISHED_RELATIVE_ERRORS,
+    ZOZOTOWN_PRIOR_ALL,
+    bernoulli_ts_action_dist,
+    load_open_bandit,
+    reproduce_obd_benchmark,
+)
+from cartlift.act._online import run_bandit
+from cartlift.act._ope import (
+    ESTIMATORS,
+    BanditLog,
+    check_log,
+    estimate_interval,
+    estimate_policy_value,
+    evaluate_policy,
+)
+from cartlift.act._ope_log import ope_from_log
+from cartlift.act._policy import FixedPolicy, ProfitPolicy
+from cartlift.act._reward_model import fit_reward_model
+from cartlift.act._rules import Ledger, Rules
+from cartlift.act._simulation import BASELINES, POLICIES, run_simulation, score_decisions
+from cartlift.act._uplift import SLearner, TLearner, UpliftModel, XLearner, uplift_model_from_dict
+from cartlift.act._uplift_metrics import (
+    auuc_score,
+    evaluate_uplift,
+    perfect_qini_curve,
+    perfect_uplift_curve,
+    qini_auc_score,
+    qini_curve,
+    true_qini_score,
+    uplift_at_k,
+    uplift_auc_score,
+    uplift_curve,
+)
+from cartlift.act._workflows import (
+    MODEL_TABLE,
+    decide_cart,
+    load_policy,
+    read_table,
+    save_policy,
+    train_from_log,
+    uplift_from_table,
+)
+
+__all__ = [
+    "BASELINES",
+    "CHANNELS",
+    "CONTEXT_FEATURES",
+    "DECISION_COLUMNS",
+    "DEFAULT_ACTIONS",
+    "ESTIMATORS",
+    "KINDS",
+    "MODEL_TABLE",
+    "POLICIES",
+    "PUBLISHED_RELATIVE_ERRORS",
+    "ZOZOTOWN_PRIOR_ALL",
+    "Action",
+    "ActionCatalog",
+    "Bandit",
+    "BanditLog",
+    "BetaBernoulliTS",
+    "EpsilonGreedy",
+    "FixedPolicy",
+    "Ledger",
+    "LinUCB",
+    "LinearTS",
+    "LogisticTS",
+    "ProfitPolicy",
+    "Rules",
+    "SLearner",
+    "TLearner",
+    "UpliftModel",
+    "XLearner",
+    "auuc_score",
+    "bernoulli_ts_action_dist",
+    "cart_contexts",
+    "cart_lines",
+    "check_log",
+    "contexts_from_log",
+    "create_decision_tables",
+    "decide_cart",
+    "decide_in_order",
+    "decide_record",
+    "decision_outcomes",
+    "estimate_interval",
+    "estimate_policy_value",
+    "evaluate_policy",
+    "evaluate_uplift",
+    "fit_reward_model",
+    "load_open_bandit",
+    "load_policy",
+    "log_decisions",
+    "ope_from_log",
+    "perfect_qini_curve",
+    "perfect_uplift_curve",
+    "public_result",
+    "qini_auc_score",
+    "qini_curve",
+    "read_table",
+    "reproduce_obd_benchmark",
+    "run_bandit",
+    "run_demo",
+    "run_simulation",
+    "save_policy",
+    "score_decisions",
+    "train_from_log",
+    "true_qini_score",
+    "uplift_at_k",
+    "uplift_auc_score",
+    "uplift_curve",
+    "uplift_from_table",
+    "uplift_model_from_dict",
+]
