@@ -28,7 +28,7 @@ from cartlift.analytics._stats import chi_square, holm, wilson_interval
 from cartlift.analytics._steps import Exclusion, Step, parse_bound, parse_duration, parse_step
 from cartlift.errors import DataError, InvalidParameterError
 
-__all__ = ["DEFAULT_STEPS", "DERIVED_BREAKDOWNS", "Funnel", "funnel"]
+__all__ = ["DEFAULT_STEPS", "DERIVED_BREAKDOWNS", "Funnel", "funnel", "funnel_steps"]
 
 DEFAULT_STEPS = ("view", "cart_add", "checkout", "purchase")
 """The classic e-commerce funnel; steps whose event type the store has never seen are skipped."""
@@ -272,27 +272,7 @@ class Funnel:
         ).fetchall()[0]
         excluded = int(row[0])
         counts = [int(c) for c in row[1 : n + 1]]
-        quantiles: list[list[float] | None] = [None, *row[n + 1 :]]
-        out_steps = []
-        for j, step in enumerate(steps):
-            prev = counts[j - 1] if j else counts[0]
-            lo, hi = wilson_interval(counts[j], counts[0], self.confidence)
-            plo, phi = wilson_interval(counts[j], prev, self.confidence)
-            q = quantiles[j]
-            out_steps.append(
-                FunnelStep(
-                    name=step.name,
-                    count=counts[j],
-                    conversion_from_previous=counts[j] / prev if prev else None,
-                    conversion_from_first=counts[j] / counts[0] if counts[0] else None,
-                    ci_low=lo,
-                    ci_high=hi,
-                    ci_previous_low=plo,
-                    ci_previous_high=phi,
-                    median_seconds_from_previous=None if not q else _f(q[0]),
-                    p90_seconds_from_previous=None if not q else _f(q[1]),
-                )
-            )
+        out_steps = funnel_steps([s.name for s in steps], counts, [None, *row[n + 1 :]], self.confidence)
         last_ts = con.execute("SELECT max(ts) FROM events").fetchall()[0][0]
         notes = [f"{t} is not a step: the store has no {t} events" for t in skipped]
         if excluded:
@@ -465,6 +445,38 @@ def _columns(store: Any, table: str) -> list[str]:
 
 def _f(x: Any) -> float | None:
     return None if x is None else float(x)
+
+
+def funnel_steps(
+    names: Sequence[str], counts: Sequence[int], gaps: Sequence[Sequence[float] | None], confidence: float
+) -> list[FunnelStep]:
+    """Each step's conversions and Wilson intervals from the unit counts reaching it.
+
+    ``gaps[j]`` holds the [median, p90] seconds from step j-1 to step j (None for the first
+    step, or when no unit got there). Every engine (DuckDB, Spark) ends its funnel here, so the
+    statistics are the same whichever computed the counts.
+    """
+    steps = []
+    for j, name in enumerate(names):
+        prev = counts[j - 1] if j else counts[0]
+        lo, hi = wilson_interval(counts[j], counts[0], confidence)
+        plo, phi = wilson_interval(counts[j], prev, confidence)
+        q = gaps[j]
+        steps.append(
+            FunnelStep(
+                name=name,
+                count=counts[j],
+                conversion_from_previous=counts[j] / prev if prev else None,
+                conversion_from_first=counts[j] / counts[0] if counts[0] else None,
+                ci_low=lo,
+                ci_high=hi,
+                ci_previous_low=plo,
+                ci_previous_high=phi,
+                median_seconds_from_previous=None if not q else _f(q[0]),
+                p90_seconds_from_previous=None if not q else _f(q[1]),
+            )
+        )
+    return steps
 
 
 def funnel(store: Any, steps: Sequence[Step | str] | None = None, **options: Any) -> FunnelResult:

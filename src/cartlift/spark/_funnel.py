@@ -19,9 +19,8 @@ from typing import Any
 
 from cartlift._params import validate_params
 from cartlift.analytics import Funnel
-from cartlift.analytics._funnel import DEFAULT_STEPS
-from cartlift.analytics._funnel_result import FunnelResult, FunnelStep, TimeToConvert
-from cartlift.analytics._stats import wilson_interval
+from cartlift.analytics._funnel import DEFAULT_STEPS, funnel_steps
+from cartlift.analytics._funnel_result import FunnelResult, TimeToConvert
 from cartlift.analytics._steps import Step, parse_bound, parse_step
 from cartlift.errors import DataError, InvalidParameterError
 from cartlift.events import EVENT_TYPES
@@ -208,26 +207,8 @@ def _summarise(
     ]
     row = units.agg(*aggs).collect()[0]
     counts = [int(row[f"c{j}"]) for j in range(1, n + 1)]
-    out_steps = []
-    for j, step in enumerate(steps):
-        prev = counts[j - 1] if j else counts[0]
-        lo, hi = wilson_interval(counts[j], counts[0], spec.confidence)
-        plo, phi = wilson_interval(counts[j], prev, spec.confidence)
-        q = row[f"q{j + 1}"] if j else None
-        out_steps.append(
-            FunnelStep(
-                name=step.name,
-                count=counts[j],
-                conversion_from_previous=counts[j] / prev if prev else None,
-                conversion_from_first=counts[j] / counts[0] if counts[0] else None,
-                ci_low=lo,
-                ci_high=hi,
-                ci_previous_low=plo,
-                ci_previous_high=phi,
-                median_seconds_from_previous=None if not q else _f(q[0]),
-                p90_seconds_from_previous=None if not q else _f(q[1]),
-            )
-        )
+    gaps = [None, *(row[f"q{j}"] for j in range(2, n + 1))]
+    out_steps = funnel_steps([s.name for s in steps], counts, gaps, spec.confidence)
     qt = row["qt"] if n > 1 else None
     notes = [f"{t} is not a step: the events have no {t} events" for t in skipped]
     notes.append("computed on Spark: the trend and the time-to-convert histogram are not computed there yet")
