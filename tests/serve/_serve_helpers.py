@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import os
 import random
+import shutil
 import signal
 import socket
 import subprocess
 import sys
 import time
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 from types import TracebackType
@@ -185,3 +187,20 @@ def check_error(response: httpx.Response, status: int) -> dict[str, Any]:
     for leak in ("Traceback", 'File "', "site-packages", "/work/", "/tmp/", '.py"'):
         assert leak not in response.text, f"{leak!r} leaked into an error body: {response.text}"
     return dict(error)
+
+
+@dataclass
+class Running:
+    """A running server with keys of each scope."""
+
+    server: Server
+    folder: Path
+    keys: dict[str, str]
+    api: Api
+
+
+def copy_store(trained: Path, target: Path) -> Path:
+    """A private copy of the trained store and its models."""
+    shutil.copy(trained / "store.duckdb", target / "store.duckdb")
+    shutil.copytree(trained / "models", target / "models")
+    return target / "store.duckdb"

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pytest
-from _serve_helpers import Api, Server, make_events
+from _serve_helpers import Api, Running, Server, copy_store, make_events
 
 from cartlift.act import CONTEXT_FEATURES, ActionCatalog, ProfitPolicy, cart_contexts
 from cartlift.act._workflows import save_policy
@@ -64,23 +62,6 @@ def trained_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
         trained = train_all(store, ModelRegistry(folder / "models"))
         assert all("version" in v for v in trained.values()), trained
     return folder
-
-
-@dataclass
-class Running:
-    """A running server with keys of each scope."""
-
-    server: Server
-    folder: Path
-    keys: dict[str, str]
-    api: Api
-
-
-def copy_store(trained: Path, target: Path) -> Path:
-    """A private copy of the trained store and its models."""
-    shutil.copy(trained / "store.duckdb", target / "store.duckdb")
-    shutil.copytree(trained / "models", target / "models")
-    return target / "store.duckdb"
 
 
 @pytest.fixture(scope="module")

@@ -8,11 +8,10 @@ import threading
 
 import httpx
 import pytest
-from _serve_helpers import check_error
+from _serve_helpers import Running, check_error
 
 from cartlift.experiments import Experiment, assign
 from cartlift.predict import SessionState
-from conftest import Running
 
 
 def _event(event_id: str, **kw: object) -> dict[str, object]:

@@ -8,9 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from _serve_helpers import Api
-
-from conftest import Running
+from _serve_helpers import Api, Running
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 FLAGS = [

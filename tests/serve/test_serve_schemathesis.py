@@ -8,10 +8,9 @@ import sys
 from pathlib import Path
 
 import pytest
-from _serve_helpers import Server
+from _serve_helpers import Server, copy_store
 
 from cartlift.serve._storage import create_key_in_store
-from conftest import copy_store
 
 
 @pytest.mark.slow

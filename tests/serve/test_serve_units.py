@@ -170,7 +170,7 @@ def test_keys_create_prints_the_key_alone_on_the_last_line(tmp_path: Path) -> No
 
 
 def test_train_all_publishes_new_versions(trained_store: Path, tmp_path: Path) -> None:
-    from conftest import copy_store
+    from _serve_helpers import copy_store
 
     db = copy_store(trained_store, tmp_path)
     result = CliRunner().invoke(app, ["train", "--all", "--db", str(db), "--json"])
