@@ -13,6 +13,8 @@ __all__ = [
     "FormatDetectionError",
     "InvalidParameterError",
     "NotFittedError",
+    "SampleRatioMismatchWarning",
+    "SparkUnavailableError",
     "StoreError",
     "UnknownTableError",
 ]
@@ -55,3 +57,16 @@ class ConvergenceError(CartliftError, RuntimeError):
 
 class CartliftWarning(UserWarning):
     """Base class of cartlift's warnings (input converted, degenerate data ...)."""
+
+
+class SampleRatioMismatchWarning(CartliftWarning):
+    """The observed split of units differs from the configured weights (SRM): do not trust the lift.
+
+    A mismatch means assignment or exposure logging is broken (bots, redirects, a variant that
+    crashes before logging), and the arms are no longer comparable (Fabijan et al. 2019,
+    "Diagnosing Sample Ratio Mismatch in Online Controlled Experiments", KDD).
+    """
+
+
+class SparkUnavailableError(CartliftError, ImportError):
+    """The Spark engine was asked for but pyspark (or Java) is not available."""

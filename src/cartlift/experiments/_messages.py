@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Final
 
-from cartlift.errors import CartliftWarning
+from cartlift.errors import SampleRatioMismatchWarning
 
 __all__ = ["MESSAGES", "SampleRatioMismatchWarning", "message"]
 
@@ -52,12 +52,3 @@ def message(code: str, **values: object) -> str:
         return text.format(**values)
     except (KeyError, IndexError):  # a caller without the details still gets the sentence
         return text
-
-
-class SampleRatioMismatchWarning(CartliftWarning):
-    """The observed split of units differs from the configured weights (SRM): do not trust the lift.
-
-    A mismatch means assignment or exposure logging is broken (bots, redirects, a variant that
-    crashes before logging), and the arms are no longer comparable (Fabijan et al. 2019,
-    "Diagnosing Sample Ratio Mismatch in Online Controlled Experiments", KDD).
-    """

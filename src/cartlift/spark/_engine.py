@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import shutil
 
-from cartlift.errors import CartliftError, InvalidParameterError
+from cartlift.errors import InvalidParameterError, SparkUnavailableError
 
 __all__ = ["ENGINES", "HAS_SPARK", "SparkUnavailableError", "check_engine", "require_spark"]
 
@@ -24,10 +24,6 @@ except ImportError:  # pragma: no cover
     HAS_SPARK = False
 
 INSTALL_HINT = "pip install 'cartlift[spark]'"
-
-
-class SparkUnavailableError(CartliftError, ImportError):
-    """The Spark engine was asked for but pyspark (or Java) is not available."""
 
 
 def require_spark() -> None:
