@@ -104,12 +104,14 @@ def main() -> None:
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="cartlift-bench-ingest-"))
     try:
-        csv = work / "events.csv"
-        t0 = time.perf_counter()
-        generate(csv, args.events)
-        print(
-            f"generated {args.events:,} events ({csv.stat().st_size / 1e9:.2f} GB) in {time.perf_counter() - t0:.1f} s"
-        )
+        csv = args.csv or work / "events.csv"
+        if args.csv is None:
+            t0 = time.perf_counter()
+            generate(csv, args.events)
+            print(
+                f"generated {args.events:,} events ({csv.stat().st_size / 1e9:.2f} GB) "
+                f"in {time.perf_counter() - t0:.1f} s"
+            )
         ref_s, ref_mem, ref_out = timed([sys.executable, "-c", REFERENCE, str(csv), str(work / "ref.duckdb")])
         cl_s, cl_mem, cl_out = timed(
             [
