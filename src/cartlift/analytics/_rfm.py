@@ -18,7 +18,7 @@ import pandas as pd
 from cartlift.analytics._steps import parse_bound
 from cartlift.errors import DataError
 
-__all__ = ["SEGMENTS", "RFMResult", "rfm", "rfm_from_orders"]
+__all__ = ["SEGMENTS", "RFMResult", "rfm", "rfm_from_orders", "segment_summary"]
 
 # (R scores, F scores) -> segment, as in the common RFM grid (e.g. Putler's "RFM analysis for
 # successful customer segmentation"); every one of the 25 R x F cells falls in exactly one.
@@ -112,6 +112,15 @@ def _run(con: Any, orders: str, as_of: datetime | None) -> RFMResult:
     customers = con.execute(_RFM_SQL.format(orders=orders, segment=_segment_sql()), [as_of]).df()
     if customers.empty:
         raise DataError("No orders: RFM needs purchases (purchase events or a transactions file).")
+    return RFMResult(as_of=as_of, customers=customers, segments=segment_summary(customers))
+
+
+def segment_summary(customers: pd.DataFrame) -> pd.DataFrame:
+    """Per named segment: customers, share, mean recency/frequency/monetary, revenue and its share.
+
+    Every engine that scores customers (DuckDB here, Spark in `cartlift.spark`) summarises
+    them here, so the segment table is the same whichever computed the scores.
+    """
     total_value = float(customers["monetary"].sum())
     seg = (
         customers.groupby("segment", sort=False)
@@ -129,18 +138,8 @@ def _run(con: Any, orders: str, as_of: datetime | None) -> RFMResult:
     seg["meaning"] = seg["segment"].map(SEGMENTS)
     order = {name: i for i, (name, _, _) in enumerate(_GRID)}
     seg = seg.sort_values("segment", key=lambda s: s.map(order)).reset_index(drop=True)
-    cols = [
-        "segment",
-        "customers",
-        "share",
-        "recency_days",
-        "frequency",
-        "monetary",
-        "revenue",
-        "revenue_share",
-        "meaning",
-    ]
-    return RFMResult(as_of=as_of, customers=customers, segments=seg[cols])
+    cols = ["segment", "customers", "share", "recency_days", "frequency", "monetary", "revenue"]
+    return seg[[*cols, "revenue_share", "meaning"]]
 
 
 def rfm(store: Any, *, as_of: date | datetime | str | None = None) -> RFMResult:

@@ -9,7 +9,7 @@ from typing import Any
 
 import pandas as pd
 
-from cartlift.analytics._rfm import _GRID, SEGMENTS, RFMResult, _segment_sql
+from cartlift.analytics._rfm import RFMResult, _segment_sql, segment_summary
 from cartlift.analytics._steps import parse_bound
 from cartlift.errors import DataError
 
@@ -87,26 +87,4 @@ def spark_rfm(
     customers = pd.DataFrame.from_records([r.asDict() for r in rows])
     if customers.empty:
         raise DataError("No orders: RFM needs purchases (purchase events or a transactions file).")
-    return RFMResult(as_of=when, customers=customers, segments=_segments(customers))
-
-
-def _segments(customers: pd.DataFrame) -> pd.DataFrame:
-    total_value = float(customers["monetary"].sum())
-    seg = (
-        customers.groupby("segment", sort=False)
-        .agg(
-            customers=("customer", "size"),
-            recency_days=("recency_days", "mean"),
-            frequency=("frequency", "mean"),
-            monetary=("monetary", "mean"),
-            revenue=("monetary", "sum"),
-        )
-        .reset_index()
-    )
-    seg["share"] = seg["customers"] / len(customers)
-    seg["revenue_share"] = seg["revenue"] / total_value if total_value else None
-    seg["meaning"] = seg["segment"].map(SEGMENTS)
-    order = {name: i for i, (name, _, _) in enumerate(_GRID)}
-    seg = seg.sort_values("segment", key=lambda s: s.map(order)).reset_index(drop=True)
-    cols = ["segment", "customers", "share", "recency_days", "frequency", "monetary", "revenue"]
-    return seg[[*cols, "revenue_share", "meaning"]]
+    return RFMResult(as_of=when, customers=customers, segments=segment_summary(customers))
