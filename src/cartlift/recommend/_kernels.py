@@ -271,6 +271,32 @@ if HAS_NUMBA:  # pragma: no branch
             else:
                 return
 
+    @numba.njit(cache=True, inline="always")
+    def heap_offer(hv: np.ndarray, hi: np.ndarray, size: int, k: int, v: float, j: int) -> int:
+        """Offer candidate (v, j) to a min-heap of the best k; returns the new heap size."""
+        if size < k:
+            hv[size] = v
+            hi[size] = j
+            sift_up(hv, hi, size)
+            return size + 1
+        if worse(hv[0], hi[0], v, j):
+            hv[0] = v
+            hi[0] = j
+            sift_down(hv, hi, size, 0)
+        return size
+
+    @numba.njit(cache=True, inline="always")
+    def heap_drain(
+        hv: np.ndarray, hi: np.ndarray, size: int, out_val: np.ndarray, out_idx: np.ndarray, r: int
+    ) -> None:
+        """Empty the heap into row r of the outputs, best first."""
+        for last in range(size - 1, -1, -1):
+            out_val[r, last] = hv[0]
+            out_idx[r, last] = hi[0]
+            hv[0] = hv[last]
+            hi[0] = hi[last]
+            sift_down(hv, hi, last, 0)
+
     @numba.njit(parallel=True, cache=True, nogil=True)
     def _kernel(
         t_indptr: np.ndarray,
@@ -360,21 +386,8 @@ if HAS_NUMBA:  # pragma: no branch
                 at = np.searchsorted(excluded, j)
                 if at < len(excluded) and excluded[at] == j:
                     continue
-            if size < k:
-                hv[size] = v
-                hi[size] = j
-                sift_up(hv, hi, size)
-                size += 1
-            elif worse(hv[0], hi[0], v, j):
-                hv[0] = v
-                hi[0] = j
-                sift_down(hv, hi, size, 0)
-        for last in range(size - 1, -1, -1):
-            out_val[r, last] = hv[0]
-            out_idx[r, last] = hi[0]
-            hv[0] = hv[last]
-            hi[0] = hi[last]
-            sift_down(hv, hi, last, 0)
+            size = heap_offer(hv, hi, size, k, v, j)
+        heap_drain(hv, hi, size, out_val, out_idx, r)
 
     @numba.njit(parallel=True, cache=True, nogil=True)
     def _sparse_topk_parallel(
@@ -452,21 +465,8 @@ if HAS_NUMBA:  # pragma: no branch
                 at = np.searchsorted(excluded, j)
                 if at < len(excluded) and excluded[at] == j:
                     continue
-            if size < k:
-                hv[size] = v
-                hi[size] = j
-                sift_up(hv, hi, size)
-                size += 1
-            elif worse(hv[0], hi[0], v, j):
-                hv[0] = v
-                hi[0] = j
-                sift_down(hv, hi, size, 0)
-        for last in range(size - 1, -1, -1):
-            out_val[r, last] = hv[0]
-            out_idx[r, last] = hi[0]
-            hv[0] = hv[last]
-            hi[0] = hi[last]
-            sift_down(hv, hi, last, 0)
+            size = heap_offer(hv, hi, size, k, v, j)
+        heap_drain(hv, hi, size, out_val, out_idx, r)
 
     @numba.njit(parallel=True, cache=True, nogil=True)
     def _similarity_topk_parallel(
