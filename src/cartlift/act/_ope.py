@@ -218,6 +218,13 @@ def _point(name: str, log: BanditLog, rng: np.random.Generator) -> float:
     raise InvalidParameterError(f"Unknown estimator {name!r}. Use one of: {', '.join(ESTIMATORS)}.")
 
 
+def _checked_log(estimator: str, **arrays: Any) -> BanditLog:
+    """Refuse an unknown estimator name, then validate the logged arrays (`check_log`)."""
+    if estimator not in ESTIMATORS:
+        raise InvalidParameterError(f"Unknown estimator {estimator!r}. Use one of: {', '.join(ESTIMATORS)}.")
+    return check_log(**arrays)
+
+
 def estimate_policy_value(
     estimator: str,
     *,
@@ -248,9 +255,8 @@ def estimate_policy_value(
     random_state : int, numpy.random.Generator or None
         Replay's draws when the policy is stochastic.
     """
-    if estimator not in ESTIMATORS:
-        raise InvalidParameterError(f"Unknown estimator {estimator!r}. Use one of: {', '.join(ESTIMATORS)}.")
-    log = check_log(
+    log = _checked_log(
+        estimator,
         reward=reward,
         action=action,
         pscore=pscore,
@@ -303,9 +309,8 @@ def estimate_interval(
     ``1 - alpha / 2`` quantiles. Other parameters as in `estimate_policy_value`.
     """
     _check_boot(n_bootstrap, alpha)
-    if estimator not in ESTIMATORS:
-        raise InvalidParameterError(f"Unknown estimator {estimator!r}. Use one of: {', '.join(ESTIMATORS)}.")
-    log = check_log(
+    log = _checked_log(
+        estimator,
         reward=reward,
         action=action,
         pscore=pscore,
