@@ -34,6 +34,24 @@ def test_loading_twice_adds_nothing(store: EventStore, shared_data: Path) -> Non
     assert store.count("loads") == 2  # both loads are on record
 
 
+def test_overlapping_and_disjoint_loads_store_each_event_once(
+    store: EventStore, shared_data: Path, tmp_path: Path
+) -> None:
+    # the insert compares ids with the store only when the checking pass saw known ones:
+    # both branches must give the store one copy of every event
+    lines = shared_data.joinpath(*REES).read_text().splitlines()[:-1]  # without the cut last line
+    header, body = lines[0], lines[1:]
+    halves = {"first": body[:6000], "second": body[6000:12000], "overlap": body[3000:9000]}
+    for name, rows in halves.items():
+        (tmp_path / f"{name}.csv").write_text("\n".join([header, *rows]) + "\n")
+    store.ingest(tmp_path / "first.csv")
+    disjoint = store.ingest(tmp_path / "second.csv")  # new ids only
+    overlap = store.ingest(tmp_path / "overlap.csv")  # every id already stored
+    assert store.count("events") == len(set(body[:12000]))  # identical rows share their content id
+    assert disjoint.accepted == len(set(body[6000:12000]) - set(body[:6000]))
+    assert (overlap.accepted, overlap.rows_read) == (0, 6000)
+
+
 def test_a_load_that_fails_midway_leaves_the_store_as_it_was(
     store: EventStore, shared_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

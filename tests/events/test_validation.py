@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import json
 import math
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -157,3 +158,31 @@ def test_parser_rejects_keep_their_line_and_later_rows_their_numbers(
     assert q["row_number"].tolist() == [2, 3]
     assert q["reason"].tolist() == [reason, "unknown event type"]
     assert q["raw"].iloc[0] == line
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".jsonl"])
+def test_identical_rejected_records_each_keep_their_own_number(
+    store: EventStore, tmp_path: Path, suffix: str
+) -> None:
+    # the checking pass reads text sources without record numbers and finds rejected records
+    # again by content: identical bad records must still come back once each, in place
+    good = {"ts": "2026-03-01 10:00:00", "user_id": "u", "session_id": "s", "event_type": "view"}
+    bad = {**good, "event_type": "wishlist"}
+    rows = [good | {"product_id": "p"}, bad, good | {"product_id": "q"}, bad, bad]
+    path = tmp_path / f"rows{suffix}"
+    if suffix == ".csv":
+        with path.open("w", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=[*good, "product_id"])
+            writer.writeheader()
+            writer.writerows(rows)
+    else:
+        path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    result = store.ingest(path, "cartlift")
+    assert (result.accepted, result.quarantined) == (2, 3)
+    q = store.quarantine().sort_values("row_number")
+    assert q["row_number"].tolist() == [2, 4, 5]
+    assert q["reason"].unique().tolist() == ["unknown event type"]
+    assert result.reasons == {"unknown event type": 3}
+    # loading again keeps the quarantine as it is
+    store.ingest(path, "cartlift")
+    assert len(store.quarantine()) == 3

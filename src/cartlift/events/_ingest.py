@@ -108,25 +108,31 @@ def run_with_progress(
 # ----------------------------------------------------------------------------------------------
 
 
-def _csv_relation(path: Path, columns: Sequence[str], delimiter: str) -> str:
+def _row_number(numbered: bool) -> str:
+    # a window over the whole source makes DuckDB read it on one thread: passes that need no
+    # record numbers read the source without them, in parallel
+    return "row_number() OVER ()" if numbered else "NULL::BIGINT"
+
+
+def _csv_relation(path: Path, columns: Sequence[str], delimiter: str, *, numbered: bool = True) -> str:
     """DuckDB's parallel CSV reader; lines it cannot split go to a rejects table with their line."""
     cols = "{" + ", ".join(f"{_lit(c)}: 'VARCHAR'" for c in columns) + "}"
     rejects = "store_rejects=true, rejects_table='_rejects', rejects_scan='_reject_scans'"
     return (
-        "(SELECT row_number() OVER () AS _row, * FROM read_csv("
+        f"(SELECT {_row_number(numbered)} AS _row, * FROM read_csv("
         f"{_lit(str(path))}, header=true, auto_detect=false, delim={_lit(delimiter)}, quote='\"',"
         f" escape='\"', columns={cols}, {rejects}, strict_mode=true, max_line_size=10000000))"
     )
 
 
-def _jsonl_relation(path: Path, columns: Sequence[str]) -> str:
+def _jsonl_relation(path: Path, columns: Sequence[str], *, numbered: bool = True) -> str:
     # a line that is not JSON must not stop the load: its fields read as NULL and it is quarantined
     fields = ", ".join(
         f"CASE WHEN json_valid(_line) THEN json_extract_string(_line, {_lit('$.' + c)}) END AS {quote_ident(c)}"
         for c in columns
     )
     return (
-        f"(SELECT _row, _line, {fields} FROM (SELECT row_number() OVER () AS _row, line AS _line"
+        f"(SELECT _row, _line, {fields} FROM (SELECT {_row_number(numbered)} AS _row, line AS _line"
         f" FROM read_csv({_lit(str(path))}, header=false, auto_detect=false, delim='\\x01', quote='',"
         " escape='', columns={'line': 'VARCHAR'}, max_line_size=10000000) WHERE trim(line) <> ''))"
     )
@@ -219,13 +225,20 @@ class _Source:
 
     columns: list[str]
     relation: str
+    plain: str | None = None
+    """The same source without record numbers, when numbering it costs a pass on one thread."""
     parser_rejects: bool = False
     has_lines: bool = False
     json_line: bool = False
     header_lines: int = 0
 
 
-def _checked_sql(fmt: Format, src: _Source, now: datetime) -> str:
+def _one_of(expr: str, values: Sequence[str]) -> str:
+    # equalities, not IN (...): DuckDB plans an IN list as a join, several times slower per row
+    return "(" + " OR ".join(f"{expr} = {_lit(v)}" for v in values) + ")"
+
+
+def _checked_sql(fmt: Format, src: _Source, now: datetime, *, numbered: bool) -> str:
     """The source as canonical columns plus ``_reason``: why the row is rejected, NULL when valid."""
     present = set(src.columns)
     # columns a file lacks (optional ones of our own schema) read as NULL, so expressions stay simple
@@ -240,8 +253,6 @@ def _checked_sql(fmt: Format, src: _Source, now: datetime) -> str:
     pre = fmt.pre_reason or "NULL"
     if src.json_line:  # JSON lines: a line that is not a JSON object says so first
         pre = f"CASE WHEN NOT coalesce(json_valid(_line), false) THEN 'invalid JSON' ELSE {pre} END"
-    types = ", ".join(_lit(t) for t in EVENT_TYPES)
-    product_types = ", ".join(_lit(t) for t in PRODUCT_EVENT_TYPES)
     future = _lit((now + timedelta(days=1)).strftime("%Y-%m-%d %H:%M:%S"))
     price = "try_cast(_c_price AS DOUBLE)"
     qty = "try_cast(_c_quantity AS DOUBLE)"
@@ -250,8 +261,8 @@ def _checked_sql(fmt: Format, src: _Source, now: datetime) -> str:
         WHEN _c_ts IS NULL THEN 'unparseable time'
         WHEN _c_ts > TIMESTAMP {future} THEN 'time in the future'
         WHEN nullif(trim(_c_user_id), '') IS NULL THEN 'missing user'
-        WHEN _c_event_type IS NULL OR _c_event_type NOT IN ({types}) THEN 'unknown event type'
-        WHEN _c_event_type IN ({product_types}) AND nullif(trim(_c_product_id), '') IS NULL
+        WHEN _c_event_type IS NULL OR NOT {_one_of("_c_event_type", EVENT_TYPES)} THEN 'unknown event type'
+        WHEN {_one_of("_c_event_type", PRODUCT_EVENT_TYPES)} AND nullif(trim(_c_product_id), '') IS NULL
             THEN 'missing product'
         WHEN nullif(trim(_c_price), '') IS NOT NULL AND NOT coalesce(isfinite({price}), false)
             THEN 'unparseable price'
@@ -260,24 +271,27 @@ def _checked_sql(fmt: Format, src: _Source, now: datetime) -> str:
         WHEN {qty} <= 0 OR {qty} <> floor({qty}) OR {qty} > 2147483647
             THEN 'quantity must be a positive whole number'
     END"""
+    relation = src.relation if numbered or src.plain is None else src.plain
     return f"""SELECT *, {reason} AS _reason FROM (
-            SELECT r.*, {selects}, {pre} AS _pre FROM (SELECT *{pad} FROM {src.relation}) r
+            SELECT r.*, {selects}, {pre} AS _pre FROM (SELECT *{pad} FROM {relation}) r
         )"""
 
 
-def _typed_sql(fmt: Format, src: _Source, now: datetime) -> str:
+def _typed_sql(fmt: Format, src: _Source, now: datetime, *, numbered: bool = True) -> str:
     """The source as typed canonical columns plus ``_reason`` (NULL when valid).
 
-    Raw columns are dropped; only rejected rows keep their raw record, for the quarantine.
+    Raw columns are dropped; only rejected rows keep their raw record and its hash ``_h``, for
+    the quarantine. Without ``numbered``, ``_row`` is NULL where numbering would cost a pass.
     """
     return f"""SELECT _row, _reason, CASE WHEN _reason IS NOT NULL THEN {_raw_json_sql(src)} END AS _raw,
+               CASE WHEN _reason IS NOT NULL THEN {_raw_hash_sql(src)} END AS _h,
                _c_event_id AS event_id, _c_ts AS ts, _c_user_id AS user_id, _c_session_id AS session_id,
                _c_event_type AS event_type, nullif(trim(_c_product_id), '') AS product_id,
                coalesce(try_cast(try_cast(_c_quantity AS DOUBLE) AS INTEGER), 1) AS quantity,
                try_cast(_c_price AS DOUBLE) AS price, _c_order_id AS order_id, _c_channel AS channel,
                _c_device AS device, _c_properties AS properties,
                _c_title AS title, _c_category AS category, _c_brand AS brand
-        FROM ({_checked_sql(fmt, src, now)})"""
+        FROM ({_checked_sql(fmt, src, now, numbered=numbered)})"""
 
 
 def _sessionize_sql(gap_minutes: float) -> str:
@@ -307,6 +321,47 @@ def _raw_json_sql(src: _Source) -> str:
         return "_line"
     pairs = ", ".join(f"{_lit(c)}, {quote_ident(c)}" for c in src.columns)
     return f"CAST(json_object({pairs}) AS VARCHAR)"
+
+
+def _raw_hash_sql(src: _Source) -> str:
+    """A 64-bit hash of the raw record: finds a rejected record again in a numbered pass."""
+    return "hash(_line)" if src.json_line else f"hash({', '.join(quote_ident(c) for c in src.columns)})"
+
+
+def _rejected_rows(con: duckdb.DuckDBPyConnection, src: _Source) -> str:
+    """SQL of the rejected records (``_row, raw, reason``), numbered.
+
+    The summary pass reads a source without record numbers where numbering costs a pass on one
+    thread; its rejected records (usually few, or none) are then found again by one numbered
+    pass that compares a hash of each record, and the record itself where the hash matches.
+    """
+    summary = "SELECT _row, raw, reason FROM _summary WHERE kind = 'rejected'"
+    if src.plain is None:
+        return summary
+    expected = con.execute("SELECT coalesce(sum(n), 0) FROM _summary WHERE kind = 'rejected'").fetchall()[0][
+        0
+    ]
+    if not expected:
+        return summary
+    # numbering buffers its whole input, so it sees one hash per record and the raw record of
+    # candidates only, not the records themselves
+    con.execute(
+        f"""CREATE OR REPLACE TEMP TABLE _located AS
+            SELECT * FROM (
+                SELECT row_number() OVER () AS _row, _h, raw FROM (
+                    SELECT _h, CASE WHEN _h IN (SELECT _h FROM _summary WHERE kind = 'rejected')
+                                    THEN {_raw_json_sql(src)} END AS raw
+                    FROM (SELECT *, {_raw_hash_sql(src)} AS _h FROM {src.plain})))
+            WHERE raw IS NOT NULL"""
+    )
+    bad = """SELECT l._row, s.raw, s.reason FROM _summary s JOIN _located l ON s._h = l._h AND s.raw = l.raw
+             WHERE s.kind = 'rejected'"""
+    found = con.execute(f"SELECT count(*) FROM ({bad})").fetchall()[0][0]
+    if found != expected:  # the source changed between the passes: refuse rather than lose rows
+        raise DataError(
+            f"{expected} rejected record(s) were read but {found} found again: did the file change during the load?"
+        )
+    return bad
 
 
 def _quarantine(con: duckdb.DuckDBPyConnection, result: LoadResult, src: _Source, bad: str, now: str) -> int:
@@ -350,21 +405,29 @@ def _quarantine(con: duckdb.DuckDBPyConnection, result: LoadResult, src: _Source
 
 
 def _append_events(
-    con: duckdb.DuckDBPyConnection, result: LoadResult, rows: str, progress: ProgressCallback | None
+    con: duckdb.DuckDBPyConnection,
+    result: LoadResult,
+    rows: str,
+    progress: ProgressCallback | None,
+    *,
+    known_ids: bool,
 ) -> None:
     """Append the valid rows whose event id the store does not have; within a load the first wins.
 
     Rows stream from the source straight into `events` (a staging copy of a large file would
-    spill to disk). An id repeated inside the load is found afterwards by one aggregate over
-    this load's ids, and only its later copies are deleted: usually there are none.
+    spill to disk). Only when the checking pass saw ids the store may already have
+    (``known_ids``) does the insert compare with the stored ids: any join in the insert makes
+    DuckDB append on one thread. An id repeated inside the load is found afterwards by one
+    aggregate over this load's ids, and only its later copies are deleted: usually there are none.
     """
     load = _lit(result.load_id)
     columns = ", ".join(c for c in EVENT_COLUMNS if c != "load_id")
+    stored = " AND event_id NOT IN (SELECT event_id FROM events)" if known_ids else ""
     inserted = run_with_progress(
         con,
         f"""INSERT INTO events
             SELECT {columns}, {load} FROM ({rows})
-            WHERE _reason IS NULL AND event_id NOT IN (SELECT event_id FROM events)""",
+            WHERE _reason IS NULL{stored}""",
         "appending events",
         progress,
     )[0][0]
@@ -381,19 +444,29 @@ def _append_events(
     result.accepted = int(inserted) - int(repeated)
 
 
-def _summarize_sql(rows: str) -> str:
+def _summarize_sql(rows: str, *, stored_events: bool) -> str:
     """One pass over the source that keeps all the rest of a load needs, in a small table.
 
-    Rejected rows are kept one per group (their raw record and reason), valid rows are
+    Rejected rows are kept one per record (or per identical record where the pass reads no
+    record numbers: see `_rejected_rows`) with their raw record and reason, valid rows are
     aggregated per product (count and latest attributes), and valid rows without a session are
-    counted apart, so the loader knows whether sessions must be cut.
+    counted apart, so the loader knows whether sessions must be cut. With ``stored_events``,
+    valid rows whose id hash the store has are counted apart (``known``): only then must the
+    insert compare ids with the store's.
     """
+    known = (
+        "CASE WHEN _reason IS NULL THEN hash(event_id) IN (SELECT hash(event_id) FROM events) END"
+        if stored_events
+        else "NULL::BOOLEAN"
+    )
     return f"""CREATE TEMP TABLE _summary AS
         SELECT CASE WHEN _reason IS NOT NULL THEN 'rejected'
                     WHEN session_id IS NULL THEN 'no session' ELSE 'valid' END AS kind,
                CASE WHEN _reason IS NOT NULL THEN _row END AS _row,
+               CASE WHEN _reason IS NOT NULL THEN _h END AS _h,
+               CASE WHEN _reason IS NOT NULL THEN _raw END AS raw,
                CASE WHEN _reason IS NULL THEN product_id END AS product_id,
-               count(*) AS n, max(ts) AS last_ts, any_value(_raw) AS raw, any_value(_reason) AS reason,
+               {known} AS known, count(*) AS n, max(ts) AS last_ts, any_value(_reason) AS reason,
                max_by(title, ts) FILTER (WHERE title IS NOT NULL) AS title,
                max_by(category, ts) FILTER (WHERE category IS NOT NULL) AS category,
                max_by(brand, ts) FILTER (WHERE brand IS NOT NULL) AS brand,
@@ -451,7 +524,7 @@ def committed_load(con: duckdb.DuckDBPyConnection, result: LoadResult, started: 
             con.execute(f"DROP TABLE IF EXISTS {name}")
 
 
-_TEMP = ("_stage", "_raw", "_rejects", "_reject_scans", "_rej", "_rejected", "_summary")
+_TEMP = ("_stage", "_raw", "_rejects", "_reject_scans", "_rej", "_rejected", "_summary", "_located")
 
 
 def load(
@@ -481,19 +554,22 @@ def load(
     for name in _TEMP:
         con.execute(f"DROP TABLE IF EXISTS {name}")
     src = _plan(con, fmt, path, table, batch_rows)
-    rows = _typed_sql(fmt, src, started)
+    rows = _typed_sql(fmt, src, started, numbered=False)
     try:
-        run_with_progress(con, _summarize_sql(rows), "checking rows", progress)
+        stored = bool(con.execute("SELECT EXISTS (SELECT 1 FROM events)").fetchall()[0][0])
+        run_with_progress(con, _summarize_sql(rows, stored_events=stored), "checking rows", progress)
         if con.execute("SELECT count(*) FROM _summary WHERE kind = 'no session'").fetchall()[0][0]:
-            # cutting sessions needs each user's events in order: stage the source once
-            run_with_progress(con, f"CREATE TEMP TABLE _stage AS {rows}", "reading", progress)
+            # cutting sessions needs each user's events in order (ties in record order): stage once
+            numbered = _typed_sql(fmt, src, started)
+            run_with_progress(con, f"CREATE TEMP TABLE _stage AS {numbered}", "reading", progress)
             run_with_progress(con, _sessionize_sql(gap_minutes), "sessionizing", progress)
             rows = "SELECT * FROM _stage"
     except duckdb.Error as e:
         raise DataError(f"Cannot read {result.source!r} as {fmt.name}: {e}") from e
     with committed_load(con, result, started):
-        _quarantine(con, result, src, "SELECT _row, raw, reason FROM _summary WHERE kind = 'rejected'", now)
-        _append_events(con, result, rows, progress)
+        _quarantine(con, result, src, _rejected_rows(con, src), now)
+        known = con.execute("SELECT coalesce(bool_or(known), false) FROM _summary").fetchall()[0][0]
+        _append_events(con, result, rows, progress, known_ids=bool(known))
         _upsert_products(con)
         valid = int(
             con.execute("SELECT coalesce(sum(n), 0) FROM _summary WHERE kind <> 'rejected'").fetchall()[0][0]
@@ -525,7 +601,8 @@ def _plan(
         columns = [c for c in fmt.columns if c in header]
         _require(fmt, columns, where)
         rel = _jsonl_relation(path, columns)
-        return _Source(columns, rel, has_lines=True, json_line=True)
+        plain = _jsonl_relation(path, columns, numbered=False)
+        return _Source(columns, rel, plain, has_lines=True, json_line=True)
     if suffix in (".xlsx", ".xlsm"):
         columns = [by_lower.get(h.lower(), h) for h in header]
         _require(fmt, columns, where)
@@ -547,6 +624,7 @@ def _plan(
     return _Source(
         columns,
         _csv_relation(path, columns, delimiter),
+        _csv_relation(path, columns, delimiter, numbered=False),
         parser_rejects=True,
         has_lines=True,
         header_lines=1,
