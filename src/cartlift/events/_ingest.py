@@ -423,14 +423,20 @@ def _append_events(
     load = _lit(result.load_id)
     columns = ", ".join(c for c in EVENT_COLUMNS if c != "load_id")
     stored = " AND event_id NOT IN (SELECT event_id FROM events)" if known_ids else ""
-    inserted = run_with_progress(
-        con,
-        f"""INSERT INTO events
-            SELECT {columns}, {load} FROM ({rows})
-            WHERE _reason IS NULL{stored}""",
-        "appending events",
-        progress,
-    )[0][0]
+    # pushed below the projection, `_reason IS NULL` would inline every canonical expression
+    # a second time (measured: +50 % CPU on this statement), so this statement filters in place
+    con.execute("SET disabled_optimizers = 'filter_pushdown'")
+    try:
+        inserted = run_with_progress(
+            con,
+            f"""INSERT INTO events
+                SELECT {columns}, {load} FROM ({rows})
+                WHERE _reason IS NULL{stored}""",
+            "appending events",
+            progress,
+        )[0][0]
+    finally:
+        con.execute("RESET disabled_optimizers")
     # candidates by a 64-bit hash (8-byte keys aggregate far faster than the id strings), then
     # the exact ids among them; the hash lives only inside this statement
     repeated = con.execute(
