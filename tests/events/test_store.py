@@ -117,6 +117,27 @@ def test_products_keep_known_attributes(store: EventStore) -> None:
     assert formats.values.tolist() == [["products", 1, 0], ["products", 1, 0], ["products", 0, 2]]
 
 
+def test_a_csv_catalog_quarantines_bad_and_cut_lines_with_their_numbers(
+    store: EventStore, tmp_path: Path
+) -> None:
+    path = tmp_path / "catalog.csv"
+    path.write_text(
+        "product_id,title,category,brand,price,cost\n"
+        "p1,Shoe,apparel,acme,10,5\n"
+        "p3,Cut\n"
+        ",Bad,apparel,acme,3,1\n"
+        "p2,Hat,apparel,acme,-1,1\n"
+    )
+    result = store.ingest(path, "products")
+    assert (result.accepted, result.quarantined) == (1, 3)
+    q = store.quarantine().sort_values("line")
+    assert q[["row_number", "line", "reason"]].values.tolist() == [
+        [2, 3, "truncated line (missing columns)"],
+        [3, 4, "missing product"],
+        [4, 5, "negative price"],
+    ]
+
+
 def test_derived_tables_never_overwrite_core_tables(store: EventStore) -> None:
     with pytest.raises(DataError, match="core table"):
         store.write_table("events", pd.DataFrame({"a": [1]}))

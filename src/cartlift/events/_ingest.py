@@ -366,7 +366,13 @@ def _rejected_rows(con: duckdb.DuckDBPyConnection, src: _Source) -> str:
 
 def _quarantine(con: duckdb.DuckDBPyConnection, result: LoadResult, src: _Source, bad: str, now: str) -> int:
     """Quarantine the rejected rows: ``bad`` (``_row, raw, reason``) and the parser's; returns their count."""
-    parser = src.parser_rejects and con.execute("SELECT count(*) FROM _rejects").fetchall()[0][0] > 0
+    # reading ``bad`` first also makes the CSV reader fill its rejects table, if it has not yet
+    con.execute(f"CREATE OR REPLACE TEMP TABLE _bad AS {bad}")
+    parser = (
+        src.parser_rejects
+        and con.execute("SELECT count(*) FROM duckdb_tables() WHERE table_name = '_rejects'").fetchall()[0][0]
+        and con.execute("SELECT count(*) FROM _rejects").fetchall()[0][0] > 0
+    )
     hl = src.header_lines
     if parser:
         con.execute(
@@ -387,7 +393,7 @@ def _quarantine(con: duckdb.DuckDBPyConnection, result: LoadResult, src: _Source
     con.execute(
         f"""CREATE OR REPLACE TEMP TABLE _rejected AS
             SELECT md5(concat_ws(chr(31), {key}, row_no, raw)) AS qid, * FROM (
-                SELECT {row_sql} AS row_no, {line_sql} AS line, raw, reason FROM ({bad}) b {rejects})"""
+                SELECT {row_sql} AS row_no, {line_sql} AS line, raw, reason FROM _bad b {rejects})"""
     )
     con.execute(
         f"""INSERT INTO quarantine
@@ -530,7 +536,7 @@ def committed_load(con: duckdb.DuckDBPyConnection, result: LoadResult, started: 
             con.execute(f"DROP TABLE IF EXISTS {name}")
 
 
-_TEMP = ("_stage", "_raw", "_rejects", "_reject_scans", "_rej", "_rejected", "_summary", "_located")
+_TEMP = ("_stage", "_raw", "_rejects", "_reject_scans", "_rej", "_rejected", "_summary", "_located", "_bad")
 
 
 def load(
