@@ -186,3 +186,27 @@ def test_identical_rejected_records_each_keep_their_own_number(
     # loading again keeps the quarantine as it is
     store.ingest(path, "cartlift")
     assert len(store.quarantine()) == 3
+
+
+def test_rejected_records_are_found_exactly_even_when_hashes_collide(
+    store: EventStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # every record hashing alike is the worst collision: the fast look-up is then ambiguous and
+    # the exact pass, comparing records, must still number exactly the rejected ones
+    from cartlift.events import _ingest
+
+    monkeypatch.setattr(_ingest, "_raw_hash_sql", lambda src: "hash(42)")
+    good = {"ts": "2026-03-01 10:00:00", "user_id": "u", "session_id": "s", "event_type": "view"}
+    rows = [
+        good | {"product_id": "p"},
+        good | {"event_type": "wishlist", "product_id": "p"},
+        good | {"product_id": "q"},
+    ]
+    path = tmp_path / "rows.csv"
+    with path.open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=[*good, "product_id"])
+        writer.writeheader()
+        writer.writerows(rows)
+    result = store.ingest(path, "cartlift")
+    assert (result.accepted, result.quarantined) == (2, 1)
+    assert store.quarantine()[["row_number", "line"]].values.tolist() == [[2, 3]]

@@ -332,8 +332,11 @@ def _rejected_rows(con: duckdb.DuckDBPyConnection, src: _Source) -> str:
     """SQL of the rejected records (``_row, raw, reason``), numbered.
 
     The summary pass reads a source without record numbers where numbering costs a pass on one
-    thread; its rejected records (usually few, or none) are then found again by one numbered
-    pass that compares a hash of each record, and the record itself where the hash matches.
+    thread; its rejected records (usually few, or none) are then found again by their hash: one
+    parallel pass writes a hash per record in file order (a table keeps the order of a source
+    read without joins, so its row id is the record's position), and the records whose hash a
+    rejected one has are the candidates. Only if that is ambiguous (a 64-bit hash shared with
+    another record) does a second, exact pass number the records on one thread and compare them.
     """
     summary = "SELECT _row, raw, reason FROM _summary WHERE kind = 'rejected'"
     if src.plain is None:
@@ -343,19 +346,28 @@ def _rejected_rows(con: duckdb.DuckDBPyConnection, src: _Source) -> str:
     ]
     if not expected:
         return summary
+    rejected_hashes = "SELECT _h FROM _summary WHERE kind = 'rejected'"
+    con.execute(f"CREATE OR REPLACE TEMP TABLE _hashes AS SELECT {_raw_hash_sql(src)} AS _h FROM {src.plain}")
+    con.execute(
+        f"""CREATE OR REPLACE TEMP TABLE _located AS
+            SELECT rowid - (SELECT min(rowid) FROM _hashes) + 1 AS _row, _h, NULL::VARCHAR AS raw
+            FROM _hashes WHERE _h IN ({rejected_hashes})"""
+    )
+    bad = """SELECT l._row, s.raw, s.reason FROM _summary s JOIN _located l ON s._h = l._h
+             WHERE s.kind = 'rejected'"""
+    if con.execute(f"SELECT count(*) FROM ({bad})").fetchall()[0][0] == expected:
+        return bad
     # numbering buffers its whole input, so it sees one hash per record and the raw record of
     # candidates only, not the records themselves
     con.execute(
         f"""CREATE OR REPLACE TEMP TABLE _located AS
             SELECT * FROM (
                 SELECT row_number() OVER () AS _row, _h, raw FROM (
-                    SELECT _h, CASE WHEN _h IN (SELECT _h FROM _summary WHERE kind = 'rejected')
-                                    THEN {_raw_json_sql(src)} END AS raw
+                    SELECT _h, CASE WHEN _h IN ({rejected_hashes}) THEN {_raw_json_sql(src)} END AS raw
                     FROM (SELECT *, {_raw_hash_sql(src)} AS _h FROM {src.plain})))
             WHERE raw IS NOT NULL"""
     )
-    bad = """SELECT l._row, s.raw, s.reason FROM _summary s JOIN _located l ON s._h = l._h AND s.raw = l.raw
-             WHERE s.kind = 'rejected'"""
+    bad = bad.replace("ON s._h = l._h", "ON s._h = l._h AND s.raw = l.raw")
     found = con.execute(f"SELECT count(*) FROM ({bad})").fetchall()[0][0]
     if found != expected:  # the source changed between the passes: refuse rather than lose rows
         raise DataError(
@@ -536,7 +548,18 @@ def committed_load(con: duckdb.DuckDBPyConnection, result: LoadResult, started: 
             con.execute(f"DROP TABLE IF EXISTS {name}")
 
 
-_TEMP = ("_stage", "_raw", "_rejects", "_reject_scans", "_rej", "_rejected", "_summary", "_located", "_bad")
+_TEMP = (
+    "_stage",
+    "_raw",
+    "_rejects",
+    "_reject_scans",
+    "_rej",
+    "_rejected",
+    "_summary",
+    "_located",
+    "_bad",
+    "_hashes",
+)
 
 
 def load(
@@ -576,10 +599,12 @@ def load(
             run_with_progress(con, f"CREATE TEMP TABLE _stage AS {numbered}", "reading", progress)
             run_with_progress(con, _sessionize_sql(gap_minutes), "sessionizing", progress)
             rows = "SELECT * FROM _stage"
+        # outside the load's transaction, where a new table's row ids are its rows' positions
+        bad = _rejected_rows(con, src)
     except duckdb.Error as e:
         raise DataError(f"Cannot read {result.source!r} as {fmt.name}: {e}") from e
     with committed_load(con, result, started):
-        _quarantine(con, result, src, _rejected_rows(con, src), now)
+        _quarantine(con, result, src, bad, now)
         known = con.execute("SELECT coalesce(bool_or(known), false) FROM _summary").fetchall()[0][0]
         _append_events(con, result, rows, progress, known_ids=bool(known))
         _upsert_products(con)
