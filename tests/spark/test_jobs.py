@@ -100,7 +100,7 @@ def test_unsupported_funnel_options_point_to_duckdb(spark: Any, sim_parquet: Pat
     from cartlift.errors import InvalidParameterError
 
     with pytest.raises(InvalidParameterError, match="--engine duckdb"):
-        spark_funnel(read_events(spark, sim_parquet), Funnel(order="strict"))
+        spark_funnel(read_events(spark, sim_parquet), Funnel(breakdown="properties.it's"))
 
 
 def test_partitioned_ingest_round_trip(spark: Any, sim_parquet: Path, tmp_path: Path) -> None:

@@ -32,10 +32,17 @@ from datetime import datetime, timedelta
 from cartlift.analytics._steps import Exclusion, Step
 from cartlift.events import EVENT_TYPES
 
-__all__ = ["UnitsQuery", "units_sql"]
+__all__ = ["UnitsQuery", "exclusion_flag", "order_key", "scope_bounds", "units_sql", "unordered_start"]
 
 _RANK = " ".join(f"WHEN '{t}' THEN {i}" for i, t in enumerate(EVENT_TYPES))
-ORDER_KEY = f"(epoch_us(e.ts) * 8 + CASE e.event_type {_RANK} ELSE 7 END)"
+
+
+def order_key(micros: str) -> str:
+    """The order key of event ``e``, given the SQL of its microseconds since the epoch (engine-specific)."""
+    return f"({micros} * 8 + CASE e.event_type {_RANK} ELSE 7 END)"
+
+
+ORDER_KEY = order_key("epoch_us(e.ts)")
 
 
 @dataclass(frozen=True)
@@ -61,18 +68,20 @@ def _within(t: str, q: UnitsQuery) -> str:
     return "TRUE" if q.window is None else f"{t} <= t1 + {_interval(q.window)}"
 
 
-def _scope(q: UnitsQuery) -> tuple[str, list[object]]:
-    """Which events can matter: from the entry range start to its end plus the window."""
-    where: list[str] = []
-    params: list[object] = []
-    if q.start is not None:
-        where.append("e.ts >= ?")
-        params.append(q.start)
+def scope_bounds(q: UnitsQuery) -> tuple[datetime | None, datetime | None]:
+    """Which events can matter, ``[low, high)``: from the entry range start to its end plus the window."""
+    high = None
     if q.end is not None and (q.window is not None or q.unit == "session"):
         # sessions without a window are bounded by themselves; read one extra day of them
         reach = q.window if q.window is not None else timedelta(days=1)
-        where.append("e.ts < ?")
-        params.append(q.end + reach)
+        high = q.end + reach
+    return q.start, high
+
+
+def _scope(q: UnitsQuery) -> tuple[str, list[object]]:
+    low, high = scope_bounds(q)
+    where = [f"e.ts {op} ?" for op, v in ((">=", low), ("<", high)) if v is not None]
+    params: list[object] = [v for v in (low, high) if v is not None]
     return (" AND ".join(where) or "TRUE"), params
 
 
@@ -206,6 +215,16 @@ def _strict(q: UnitsQuery) -> tuple[str, list[object]]:
     return _finish(q, ctes, params, direct=False), params
 
 
+def unordered_start(n: int) -> str:
+    """Whether an event can start an unordered attempt: it completes one of the ``n`` steps (flags ``m1..mn``).
+
+    The events read are those of the steps' types; with filters (``view:brand=apple``) some of
+    them complete no step, and an attempt started there would have no step, or take the
+    breakdown value of an event outside the funnel.
+    """
+    return "coalesce(" + " OR ".join(f"m{j}" for j in range(1, n + 1)) + ", FALSE)"
+
+
 def _unordered(q: UnitsQuery) -> tuple[str, list[object]]:
     base, params = _base(q, all_events=False)
     entry, entry_params = _entry(q)
@@ -215,12 +234,12 @@ def _unordered(q: UnitsQuery) -> tuple[str, list[object]]:
     nexts = "".join(f", min(CASE WHEN m{j} THEN ts END) OVER f AS n{j}" for j in range(1, n + 1))
     ctes = [
         f"ev AS ({base})",
-        f"nx AS (SELECT unit, k, ts{carry}{nexts} FROM ev "
+        f"nx AS (SELECT unit, k, ts, {unordered_start(n)} AS st{carry}{nexts} FROM ev "
         "WINDOW f AS (PARTITION BY unit ORDER BY k ROWS BETWEEN CURRENT ROW AND UNBOUNDED FOLLOWING))",
     ]
     limit = "TRUE" if q.window is None else f"x <= ts + {_interval(q.window)}"
     done = f"list_sort(list_filter([{', '.join(f'n{j}' for j in range(1, n + 1))}], lambda x: x IS NOT NULL AND {limit}))"
-    ctes.append(f"c0 AS (SELECT unit, k AS k1{carry}, {done} AS done FROM nx WHERE {entry})")
+    ctes.append(f"c0 AS (SELECT unit, k AS k1{carry}, {done} AS done FROM nx WHERE st AND {entry})")
     times = ", ".join(f"done[{j}] AS t{j}" for j in range(1, n + 1))
     ctes.append(
         f"best AS (SELECT unit, k1{carry}, {times}, len(done) AS level FROM c0 "
@@ -239,24 +258,18 @@ def _finish(q: UnitsQuery, ctes: list[str], params: list[object], *, direct: boo
     last = "best"
     excluded = []
     for j, x in enumerate(q.exclusions, start=1):
-        to = x.to_step or n
         if direct:
             rel, rel_params = _step_rel(q, x.step)
             params += rel_params
         else:
             rel = f"SELECT unit, k, ts FROM ev WHERE x{j}"
-        # the first excluding event after the from-step; the unit is out when it comes before the to-step
-        # (or, when the to-step was never reached, before the window closed)
+        # the first excluding event after the from-step
         ctes.append(
             f"xe{j} AS ({rel}), "
             f"b{j} AS (SELECT b.*, xe.k AS xk{j}, xe.ts AS xt{j} FROM {last} b "
             f"ASOF LEFT JOIN xe{j} xe ON b.unit = xe.unit AND b.k{x.from_step} < xe.k)"
         )
-        ends = f"xk{j} < k{to}" if q.order != "unordered" else "TRUE"
-        open_end = _within(f"xt{j}", q)
-        excluded.append(
-            f"(xk{j} IS NOT NULL AND CASE WHEN k{to} IS NOT NULL THEN {ends} ELSE {open_end} END)"
-        )
+        excluded.append(exclusion_flag(q, j, _within(f"xt{j}", q)))
         last = f"b{j}"
     flag = " OR ".join(excluded) if excluded else "FALSE"
     times = ", ".join(f"t{j}" for j in range(1, n + 1))
@@ -265,6 +278,18 @@ def _finish(q: UnitsQuery, ctes: list[str], params: list[object], *, direct: boo
         + ",\n".join(ctes)
         + f"\nSELECT unit, level, coalesce({flag}, FALSE) AS excluded, {times}{_carry_cols(q)} FROM {last}"
     )
+
+
+def exclusion_flag(q: UnitsQuery, j: int, open_end: str) -> str:
+    """Whether exclusion ``j`` drops the unit, given its first excluding event ``xk{j}`` after the from-step.
+
+    The unit is out when that event comes before the to-step, or, when the to-step was never
+    reached, before the window closed (``open_end``, the engine's test of the excluding time).
+    """
+    x = q.exclusions[j - 1]
+    to = x.to_step or len(q.steps)
+    ends = f"xk{j} < k{to}" if q.order != "unordered" else "TRUE"
+    return f"(xk{j} IS NOT NULL AND CASE WHEN k{to} IS NOT NULL THEN {ends} ELSE {open_end} END)"
 
 
 def units_sql(q: UnitsQuery) -> tuple[str, list[object]]:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -96,13 +96,16 @@ class Step:
         """True when the step filters on a catalog column (the events must be joined to products)."""
         return any(c in PRODUCT_FILTER_COLUMNS for c in self.where)
 
-    def sql(self, events: str = "e", products: str = "p") -> str:
-        """The SQL predicate that is true on the events completing this step."""
-        types = ", ".join(_lit(t) for t in self.event_types)
+    def sql(self, events: str = "e", products: str = "p", quote: Callable[[str], str] = _lit) -> str:
+        """The SQL predicate that is true on the events completing this step.
+
+        ``quote`` writes a string literal (Spark SQL escapes quotes with a backslash, not by doubling).
+        """
+        types = ", ".join(quote(t) for t in self.event_types)
         parts = [f"{events}.event_type IN ({types})"]
         for col, values in self.where.items():
             alias = products if col in PRODUCT_FILTER_COLUMNS else events
-            parts.append(f"{alias}.{col} IN ({', '.join(_lit(v) for v in values)})")
+            parts.append(f"{alias}.{col} IN ({', '.join(quote(v) for v in values)})")
         return "(" + " AND ".join(parts) + ")"
 
 

@@ -1,236 +1,172 @@
-"""The funnel on Spark SQL, on the same step, order-key and window semantics as the DuckDB funnel.
+"""The funnel on Spark: the DuckDB funnel's answers, computed with Spark SQL.
 
-Every event gets the order key ``unix_micros(ts) * 8 + rank(event_type)`` of
-`cartlift.analytics._funnel_sql`; a step is reached at a key strictly greater than the previous
-step's. *ordered* funnels are supported: without a window each unit has one candidate entry
-(its first step-1 event) and every later step is the first matching event after the previous
-one; with a window the candidates are the first entry and, for every step-2 event, the last
-step-1 event before it (the same candidates as the DuckDB ASOF plan), and each unit keeps its
-attempt with the most steps (the earliest entry among ties). ``strict``/``unordered`` orders,
-exclusions, breakdowns and catalog filters stay on the DuckDB engine for now.
+Every option of `cartlift.analytics.Funnel` works: ordered, strict and unordered orders,
+conversion windows, entry ranges, exclusions, catalog filters in steps (category, brand, title:
+the products table is joined) and every breakdown, with the trend and the time-to-convert
+histogram. The per-unit query is Spark SQL (`_funnel_sql`, same semantics as the DuckDB one);
+everything after it, the step counts, time gaps, trend, breakdown groups with their chi-square
+and Holm tests, is the shared code of `cartlift.analytics._funnel_summary` run on the cached
+per-unit table, so both engines report the same figures.
+
+Two things are refused rather than answered differently: a breakdown by a column that is not
+text, an integer or a boolean (a price written as text is ``1e-05`` on DuckDB and ``1.0E-5``
+on Spark: use ``price_band``), and a ``properties.<key>`` breakdown whose key holds a quote,
+a backslash, a bracket or ``*``.
 """
 
 from __future__ import annotations
 
 import uuid
-from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from cartlift._params import validate_params
 from cartlift.analytics import Funnel
-from cartlift.analytics._funnel import DEFAULT_STEPS, funnel_steps
-from cartlift.analytics._funnel_result import FunnelResult, TimeToConvert
-from cartlift.analytics._steps import Step, parse_bound, parse_step
+from cartlift.analytics._funnel import FunnelPlan
+from cartlift.analytics._funnel_result import FunnelResult
+from cartlift.analytics._funnel_summary import BreakdownSource
+from cartlift.analytics._steps import Exclusion, Step, parse_step
 from cartlift.errors import DataError, InvalidParameterError
-from cartlift.events import EVENT_TYPES
+from cartlift.spark._funnel_sql import SPARK, spark_units_sql
 
 __all__ = ["funnel_on_parquet", "spark_funnel"]
 
-_RANK = " ".join(f"WHEN '{t}' THEN {i}" for i, t in enumerate(EVENT_TYPES))
-_US = "unix_micros(CAST(e.ts AS TIMESTAMP))"
-ORDER_KEY = f"({_US} * 8 + CASE e.event_type {_RANK} ELSE 7 END)"
+_TEXT_TYPES = ("string", "tinyint", "smallint", "int", "bigint", "boolean")
 
 
-def _ts(value: datetime) -> str:
-    return f"TIMESTAMP '{value.isoformat(sep=' ')}'"
+def _catalog_steps(spec: Funnel) -> list[str]:
+    """Names of the steps and exclusions of ``spec`` that filter on the catalog."""
+    steps = [s if isinstance(s, Step) else parse_step(s) for s in spec.steps or []]
+    steps += [(x if isinstance(x, Exclusion) else Exclusion(x)).step for x in spec.exclusions]
+    return [s.name for s in steps if s.needs_products]
 
 
-def _unsupported(spec: Funnel, steps: list[Step]) -> str | None:
-    if spec.order != "ordered":
-        return f"order={spec.order!r}"
-    if spec.exclusions:
-        return "exclusions"
-    if spec.breakdown is not None:
-        return "breakdowns"
-    if any(s.needs_products for s in steps):
-        return "catalog filters (category, brand, title) in steps"
-    return None
+def _no_products(names: list[str]) -> DataError:
+    return DataError(
+        f"The funnel filters on the catalog ({', '.join(names)}) and no products table was given: "
+        "put products.parquet beside the events (EventStore.export('products', path)) or pass it "
+        "(products=..., --products PATH)."
+    )
 
 
-def spark_funnel(events: Any, spec: Funnel | None = None) -> FunnelResult:
+def _duplicate_product(pid: Any) -> DataError:
+    return DataError(
+        f"The products table has product_id {pid!r} more than once, so joining it would count events "
+        "twice: give one row per product (EventStore.export('products', path) does)."
+    )
+
+
+def _check_text_column(frame: Any, table: str, source: BreakdownSource) -> None:
+    kind = frame.schema[source.name].dataType.simpleString()
+    if kind not in _TEXT_TYPES and not kind.startswith(("varchar(", "char(")):
+        raise InvalidParameterError(
+            f"The Spark engine does not break funnels down by {source.column!r}, a {kind} column of "
+            f"{table}: its values would be written as text differently from DuckDB. Use --engine duckdb "
+            "(or price_band for prices)."
+        )
+
+
+def spark_funnel(events: Any, spec: Funnel | None = None, *, products: Any = None) -> FunnelResult:
     """Run ``spec`` on a Spark DataFrame of events (the ``events`` Parquet layout).
 
     Parameters
     ----------
     events : pyspark.sql.DataFrame
-        Columns ``ts, session_id, user_id, event_type`` at least (plus any filtered column).
+        Columns ``event_id, ts, session_id, user_id, event_type`` at least, plus any column a
+        step filters on or the breakdown reads.
     spec : Funnel, optional
         Default ``Funnel()``: the ordered session funnel view -> cart_add -> checkout -> purchase.
+    products : pyspark.sql.DataFrame, optional
+        The catalog (``product_id`` plus category, brand, title ...; one row per product),
+        needed by catalog filters in steps and catalog breakdowns.
 
     Returns
     -------
     FunnelResult
-        Steps with counts, conversions, Wilson intervals and time gaps, and the time to convert
-        (without its histogram); the trend and breakdown are left empty on this engine.
+        The same document as ``spec.compute(store)`` on the same data: steps with counts,
+        conversions, Wilson intervals and time gaps, time to convert with its histogram, the
+        trend, and the breakdown with its chi-square and Holm-adjusted tests.
     """
     spec = spec or Funnel()
-    validate_params(spec)
     spark = events.sparkSession
-    seen = {r[0] for r in events.select("event_type").distinct().collect()}
-    skipped: list[str] = []
-    if spec.steps is not None:
-        steps = [s if isinstance(s, Step) else parse_step(s) for s in spec.steps]
-        if not steps:
-            raise InvalidParameterError("A funnel needs at least one step. Got an empty list.")
-    else:
-        steps = [Step(t) for t in DEFAULT_STEPS if t in seen]
-        skipped = [t for t in DEFAULT_STEPS if t not in seen]
-        if not steps:
-            raise DataError(
-                "The events have no view, cart_add, checkout or purchase events: check the Parquet path."
-            )
-    what = _unsupported(spec, steps)
-    if what is not None:
-        raise InvalidParameterError(
-            f"The Spark engine does not compute funnels with {what} yet: use --engine duckdb for those."
-        )
-    window = spec._window()
-    start = parse_bound(spec.start, end=False, what="start of the entry range")
-    end = parse_bound(spec.end, end=True, what="end of the entry range")
-    if start is not None and end is not None and end <= start:
-        raise InvalidParameterError(f"The entry range is empty: end {end} is not after start {start}.")
-
-    view = f"cl_events_{uuid.uuid4().hex[:12]}"
+    tag = uuid.uuid4().hex[:12]
+    view, catalog, units_view = f"cl_events_{tag}", f"cl_products_{tag}", f"cl_units_{tag}"
+    # the store's naive timestamps are UTC: read them so on a session set to another zone too
+    zone = spark.conf.get("spark.sql.session.timeZone")
+    spark.conf.set("spark.sql.session.timeZone", "UTC")
     events.createOrReplaceTempView(view)
     try:
-        units = spark.sql(_units_sql(view, steps, spec.unit, window, start, end)).cache()
+        # one pass gives the event types (for the default steps) and the last event time (for the trend)
+        stats = spark.sql(
+            f"SELECT event_type, max(unix_micros(CAST(ts AS TIMESTAMP))) FROM {view} GROUP BY event_type"
+        ).collect()
+        last = max((r[1] for r in stats if r[1] is not None), default=None)
+        product_cols = list(products.columns) if products is not None else []
+        plan = spec.plan(
+            seen=lambda: {r[0] for r in stats},
+            columns=lambda table: list(events.columns) if table == "events" else product_cols,
+            no_steps="The events have no view, cart_add, checkout or purchase events: check the Parquet path.",
+            dialect=SPARK,
+        )
+        uses_catalog = _prepare_catalog(plan, events, products)
+        if uses_catalog:
+            products.createOrReplaceTempView(catalog)
+        sql = spark_units_sql(plan.query, view, catalog if uses_catalog else None)
+        units = spark.sql(sql).cache()
+        units.createOrReplaceTempView(units_view)
         try:
-            return _summarise(spec, units, steps, skipped, window, start, end)
+            return spec.summarise(
+                lambda q: spark.sql(q).collect(),
+                SPARK,
+                units_view,
+                plan,
+                SPARK.timestamp(last),
+                events=view,
+                products=catalog,
+            )
         finally:
             units.unpersist()
+            spark.catalog.dropTempView(units_view)
     finally:
         spark.catalog.dropTempView(view)
+        spark.catalog.dropTempView(catalog)
+        spark.conf.set("spark.sql.session.timeZone", zone)
 
 
-def _units_sql(
-    view: str,
-    steps: list[Step],
-    unit: str,
-    window: Any,
-    start: datetime | None,
-    end: datetime | None,
-) -> str:
-    """One row per unit that entered: ``unit, level, t1..tK`` (microseconds since the epoch)."""
-    n = len(steps)
-    unit_col = "e.session_id" if unit == "session" else "e.user_id"
-    scope = ["TRUE"]
-    if start is not None:
-        scope.append(f"CAST(e.ts AS TIMESTAMP) >= {_ts(start)}")
-    if end is not None and (window is not None or unit == "session"):
-        reach = window if window is not None else timedelta(days=1)
-        scope.append(f"CAST(e.ts AS TIMESTAMP) < {_ts(end + reach)}")
-    entry = ["TRUE"]
-    if start is not None:
-        entry.append(f"CAST(e.ts AS TIMESTAMP) >= {_ts(start)}")
-    if end is not None:
-        entry.append(f"CAST(e.ts AS TIMESTAMP) < {_ts(end)}")
-    where = " AND ".join(scope)
-    ctes = []
-    for j, step in enumerate(steps, start=1):
-        cond = f"{step.sql()} AND {where}" + (f" AND {' AND '.join(entry)}" if j == 1 else "")
-        ctes.append(f"s{j} AS (SELECT {unit_col} AS unit, {ORDER_KEY} AS k FROM {view} e WHERE {cond})")
-    w_us = None if window is None else round(window.total_seconds() * 1_000_000)
-    if w_us is None or n == 1:
-        ctes.append("c1 AS (SELECT unit, min(k) AS k1 FROM s1 GROUP BY unit)")
-        prev = "c1"
-        for j in range(2, n + 1):
-            ctes.append(
-                f"n{j} AS (SELECT c.unit, min(s.k) AS k{j} FROM {prev} c "
-                f"JOIN s{j} s ON s.unit = c.unit AND s.k > c.k{j - 1} GROUP BY c.unit)"
-            )
-            prev = f"n{j}"
-        joins = "".join(f" LEFT JOIN n{j} USING (unit)" for j in range(2, n + 1))
-        ctes.append(f"picked AS (SELECT * FROM c1{joins})")
-    else:
-        # candidates: the first entry, and the last step-1 event before each step-2 event
-        # (at equal keys the step-2 row sorts first, so it never sees a step-1 event of its own key)
-        ctes.append("tagged AS (SELECT unit, k, 1 AS src FROM s1 UNION ALL SELECT unit, k, 0 AS src FROM s2)")
-        ctes.append(
-            "lastbefore AS (SELECT unit, src, max(CASE WHEN src = 1 THEN k END) OVER "
-            "(PARTITION BY unit ORDER BY k, src ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS k1 "
-            "FROM tagged)"
+def _prepare_catalog(plan: FunnelPlan, events: Any, products: Any) -> bool:
+    """Check what the funnel reads from the events and the catalog; True when the catalog is joined."""
+    bd = plan.breakdown
+    if bd is not None and bd.kind in ("event", "product"):
+        _check_text_column(events if bd.kind == "event" else products, bd.kind + "s", bd)
+    q = plan.query
+    if not (q.join_products or (bd is not None and bd.kind == "product")):
+        return False
+    if products is None:
+        names = [s.name for s in q.steps if s.needs_products]
+        raise _no_products(names + [x.step.name for x in q.exclusions if x.step.needs_products])
+    if "product_id" not in products.columns:
+        raise DataError(
+            f"The products table has no product_id column (it has {', '.join(products.columns)})."
         )
-        ctes.append(
-            "cand AS (SELECT unit, min(k) AS k1 FROM s1 GROUP BY unit "
-            "UNION SELECT unit, k1 FROM lastbefore WHERE src = 0 AND k1 IS NOT NULL)"
-        )
-        ctes.append("c1 AS (SELECT unit, k1 FROM cand)")
-        keep = ["unit", "k1"]
-        for j in range(2, n + 1):
-            cols = ", ".join(f"c.{c}" for c in keep)
-            ctes.append(
-                f"r{j} AS (SELECT {cols}, min(s.k) AS raw{j} FROM c{j - 1} c "
-                f"LEFT JOIN s{j} s ON s.unit = c.unit AND s.k > c.k{j - 1} GROUP BY {cols})"
-            )
-            ctes.append(
-                f"c{j} AS (SELECT {', '.join(keep)}, CASE WHEN div(raw{j}, 8) <= div(k1, 8) + {w_us} "
-                f"THEN raw{j} END AS k{j} FROM r{j})"
-            )
-            keep.append(f"k{j}")
-        ctes.append(f"picked AS (SELECT * FROM c{n})")
-    level = " + ".join(["1"] + [f"CAST(k{j} IS NOT NULL AS INT)" for j in range(2, n + 1)])
-    times = ", ".join(f"div(k{j}, 8) AS t{j}" for j in range(1, n + 1))
-    ctes.append(f"lev AS (SELECT unit, {level} AS level, k1, {times} FROM picked)")
-    ctes.append(
-        "best AS (SELECT *, row_number() OVER (PARTITION BY unit ORDER BY level DESC, k1) AS rn FROM lev)"
-    )
-    cols = ", ".join(f"t{j}" for j in range(1, n + 1))
-    return "WITH " + ",\n".join(ctes) + f"\nSELECT unit, level, {cols} FROM best WHERE rn = 1"
-
-
-def _f(x: Any) -> float | None:
-    return None if x is None else float(x)
-
-
-def _summarise(
-    spec: Funnel,
-    units: Any,
-    steps: list[Step],
-    skipped: list[str],
-    window: Any,
-    start: datetime | None,
-    end: datetime | None,
-) -> FunnelResult:
     from pyspark.sql import functions as F
 
-    n = len(steps)
-    aggs = [F.count(F.when(F.col("level") >= j, 1)).alias(f"c{j}") for j in range(1, n + 1)]
-    for j in range(2, n + 1):
-        gap = F.when(F.col("level") >= j, (F.col(f"t{j}") - F.col(f"t{j - 1}")) / 1e6)
-        aggs.append(F.percentile(gap, F.array(F.lit(0.5), F.lit(0.9))).alias(f"q{j}"))
-    total = F.when(F.col("level") == n, (F.col(f"t{n}") - F.col("t1")) / 1e6)
-    aggs += [
-        F.count(total).alias("converted"),
-        F.percentile(total, F.array(F.lit(0.5), F.lit(0.9))).alias("qt"),
-        F.avg(total).alias("mean"),
-    ]
-    row = units.agg(*aggs).collect()[0]
-    counts = [int(row[f"c{j}"]) for j in range(1, n + 1)]
-    gaps = [None, *(row[f"q{j}"] for j in range(2, n + 1))]
-    out_steps = funnel_steps([s.name for s in steps], counts, gaps, spec.confidence)
-    qt = row["qt"] if n > 1 else None
-    notes = [f"{t} is not a step: the events have no {t} events" for t in skipped]
-    notes.append("computed on Spark: the trend and the time-to-convert histogram are not computed there yet")
-    return FunnelResult(
-        steps=tuple(out_steps),
-        unit=spec.unit,
-        order=spec.order,
-        window_seconds=None if window is None else window.total_seconds(),
-        start=start,
-        end=end,
-        entered=counts[0],
-        excluded=0,
-        time_to_convert=TimeToConvert(
-            int(row["converted"]) if n > 1 else counts[0],
-            None if not qt else _f(qt[0]),
-            None if not qt else _f(qt[1]),
-            _f(row["mean"]) if n > 1 else None,
-        ),
-        trend_period=spec.trend,
-        skipped_steps=tuple(skipped),
-        notes=tuple(notes),
-    )
+    twice = products.groupBy("product_id").count().where(F.col("count") > 1).limit(1).collect()
+    if twice:
+        raise _duplicate_product(twice[0][0])
+    return True
+
+
+def _products_path(events: str | Path, products: str | Path | None) -> str | None:
+    """The products Parquet to use: the one given, else ``products.parquet`` beside the events."""
+    if products is not None:
+        if not any(c in str(products) for c in "*?[") and not Path(products).exists():
+            raise DataError(
+                f"No products table at {str(products)!r}: export one with EventStore.export('products', path)."
+            )
+        return str(products)
+    if any(c in str(events) for c in "*?["):
+        return None
+    beside = Path(events).parent / "products.parquet"
+    return str(beside) if beside.is_file() else None
 
 
 def funnel_on_parquet(
@@ -239,11 +175,14 @@ def funnel_on_parquet(
     *,
     engine: str = "duckdb",
     master: str | None = None,
+    products: str | Path | None = None,
 ) -> FunnelResult:
     """Run a funnel on an exported event table (a Parquet file, directory or glob) with either engine.
 
-    ``engine="duckdb"`` reads the Parquet in an in-memory store (every funnel option works);
-    ``engine="spark"`` runs `spark_funnel` on a session from `spark_session` (``master``).
+    ``engine="duckdb"`` reads the Parquet in an in-memory store; ``engine="spark"`` runs
+    `spark_funnel` on a session from `spark_session` (``master``). Both give the same result.
+    ``products`` is the catalog Parquet that catalog filters and breakdowns read; by default
+    ``products.parquet`` beside the events file (or directory) is used when it exists.
     """
     from cartlift.spark._engine import check_engine
 
@@ -255,18 +194,38 @@ def funnel_on_parquet(
             f"No event table at {str(path)!r}: export one with EventStore.export('events', path) "
             "or give a Parquet file, directory or glob."
         )
+    catalog = _products_path(path, products)
+    if catalog is None and (names := _catalog_steps(spec)):
+        raise _no_products(names)  # before a Spark session is started for nothing
     if name == "spark":
         from cartlift.spark._ingest import read_events
         from cartlift.spark._session import spark_session
 
-        return spark_funnel(read_events(spark_session(master), path), spec)
+        spark = spark_session(master)
+        frame = None if catalog is None else spark.read.parquet(catalog)
+        return spark_funnel(read_events(spark, path), spec, products=frame)
     from cartlift.events import EventStore
 
     source = str(target / "**" / "*.parquet") if target.is_dir() else str(path)
     with EventStore(":memory:") as store:
-        store.con.execute("DROP TABLE IF EXISTS events")
-        lit = source.replace("'", "''")
-        store.con.execute(
-            f"CREATE VIEW events AS SELECT * FROM read_parquet('{lit}', hive_partitioning = false, union_by_name = true)"
+        con = store.con
+        con.execute("DROP TABLE IF EXISTS events")
+        con.execute(
+            f"CREATE VIEW events AS SELECT * FROM read_parquet({_lit(source)}, hive_partitioning = false, "
+            "union_by_name = true)"
         )
+        # the store's empty products table would make catalog filters match nothing, silently
+        con.execute("DROP TABLE IF EXISTS products")
+        if catalog is not None:
+            con.execute(f"CREATE VIEW products AS SELECT * FROM read_parquet({_lit(catalog)})")
+        if catalog is not None and (spec.breakdown is not None or _catalog_steps(spec)):
+            twice = con.execute(
+                "SELECT product_id FROM products GROUP BY 1 HAVING count(*) > 1 LIMIT 1"
+            ).fetchall()
+            if twice:
+                raise _duplicate_product(twice[0][0])
         return spec.compute(store)
+
+
+def _lit(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
