@@ -120,16 +120,37 @@ ORDER BY f.customer
 """
 
 
-def _summary(con: Any, source: str, end: date | None, time_unit: str) -> pd.DataFrame:
+ORDERS_SQL = (
+    "SELECT user_id AS customer, min(ts) AS ts, sum(coalesce(price, 0) * quantity) AS value "
+    "FROM {events} WHERE event_type = 'purchase' GROUP BY user_id, coalesce(order_id, session_id)"
+)
+"""The orders of an event table (one per order id, or per session without one), as ``customer, ts, value``."""
+
+
+def _check_unit(time_unit: str) -> float:
     if time_unit not in _UNIT_DAYS:
         raise InvalidParameterError(f"time_unit must be 'days' or 'weeks'. Got {time_unit!r} instead.")
+    return _UNIT_DAYS[time_unit]
+
+
+def summary_sql(source: str, end: date, time_unit: str) -> tuple[str, list[Any]]:
+    """The summary query over ``source`` (a relation of ``customer, ts, value``) and its ``?`` parameters.
+
+    The one definition of the summary: DuckDB runs it here, and ``cartlift.spark`` on Spark SQL.
+    """
+    k = _check_unit(time_unit)
+    return _SUMMARY_SQL.format(source=source), [end, k, end, k]
+
+
+def _summary(con: Any, source: str, end: date | None, time_unit: str) -> pd.DataFrame:
+    _check_unit(time_unit)
     if end is None:
         last = con.execute(f"SELECT max(CAST(ts AS DATE)) FROM {source}").fetchall()[0][0]
         if last is None:
             raise DataError("No transactions: there is nothing to summarise.")
         end = last
-    k = _UNIT_DAYS[time_unit]
-    frame = con.execute(_SUMMARY_SQL.format(source=source), [end, k, end, k]).df()
+    sql, params = summary_sql(source, end, time_unit)
+    frame = con.execute(sql, params).df()
     return frame.set_index("customer")
 
 
@@ -160,10 +181,7 @@ def summary_from_store(
 ) -> pd.DataFrame:
     """The RFM summary of the store's buyers, from its purchase events (one order per order id or session)."""
     end = parse_bound(observation_end, end=False, what="observation end")
-    source = (
-        "(SELECT user_id AS customer, min(ts) AS ts, sum(coalesce(price, 0) * quantity) AS value "
-        "FROM events WHERE event_type = 'purchase' GROUP BY user_id, coalesce(order_id, session_id))"
-    )
+    source = f"({ORDERS_SQL.format(events='events')})"
     frame = _summary(store.con, source, None if end is None else end.date(), time_unit)
     if frame.empty:
         raise DataError("The store has no purchase events: CLV needs orders.")

@@ -8,7 +8,19 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from cartlift.cli._common import DbOption, JsonOption, console, emit_json, fail, guarded, open_store, out
+from cartlift.cli._common import (
+    DbOption,
+    EngineOption,
+    EventsOption,
+    JsonOption,
+    SparkMasterOption,
+    console,
+    emit_json,
+    fail,
+    guarded,
+    open_store,
+    out,
+)
 
 UnitOption = Annotated[str, typer.Option("--unit", "-u", help="Who goes through: session or user.")]
 WindowOption = Annotated[
@@ -75,18 +87,16 @@ def register(app: typer.Typer) -> None:
                 help="Read an exported event table (Parquet file, directory or glob) instead of the store.",
             ),
         ] = None,
-        engine: Annotated[
-            str,
+        products: Annotated[
+            Path | None,
             typer.Option(
-                "--engine", help="Batch engine: duckdb (embedded) or spark (pip install 'cartlift[spark]')."
-            ),
-        ] = "duckdb",
-        spark_master: Annotated[
-            str | None,
-            typer.Option(
-                "--spark-master", help="Spark master URL: local[*] (default), spark://host:7077, yarn ..."
+                "--products",
+                help="The catalog Parquet for catalog steps and breakdowns with --events "
+                "[default: products.parquet beside the events, if there].",
             ),
         ] = None,
+        engine: EngineOption = "duckdb",
+        spark_master: SparkMasterOption = None,
         json: JsonOption = False,
     ) -> None:
         """Funnel counts and conversion per step with 95% Wilson intervals, time to convert, trend, breakdown."""
@@ -109,19 +119,22 @@ def register(app: typer.Typer) -> None:
             name = check_engine(engine)
         except SparkUnavailableError as e:
             raise fail(str(e)) from None
+        if products is not None and events is None:
+            raise fail("--products goes with --events (a store has its own products table).")
         if events is not None or name == "spark":
             from cartlift.spark import funnel_on_parquet
 
             if events is None:
-                # the Spark engine reads Parquet: export the store's events once
+                # the Spark engine reads Parquet: export the store's events (and catalog, beside them) once
                 import tempfile
 
                 with tempfile.TemporaryDirectory() as tmp, open_store(db, read_only=True) as store:
                     target = Path(tmp) / "events.parquet"
                     store.export("events", target)
+                    store.export("products", Path(tmp) / "products.parquet")
                     result = funnel_on_parquet(target, spec, engine=name, master=spark_master)
             else:
-                result = funnel_on_parquet(events, spec, engine=name, master=spark_master)
+                result = funnel_on_parquet(events, spec, engine=name, master=spark_master, products=products)
         else:
             with open_store(db, read_only=True) as store:
                 result = spec.compute(store)
@@ -196,13 +209,40 @@ def register(app: typer.Typer) -> None:
         k_max: Annotated[int, typer.Option(help="Most clusters tried.")] = 8,
         seed: Annotated[int, typer.Option(help="Random seed of k-means.")] = 0,
         db: DbOption = None,
+        engine: Annotated[
+            str,
+            typer.Option(
+                "--engine",
+                help="Engine of the RFM scores: duckdb (embedded) or spark (pip install 'cartlift\\[spark]'); "
+                "clusters and price sensitivity are computed in the store.",
+            ),
+        ] = "duckdb",
+        spark_master: SparkMasterOption = None,
         json: JsonOption = False,
     ) -> None:
         """Customer segments: RFM scores and named segments, k-means clusters in plain words, price sensitivity."""
-        from cartlift.analytics import segments as compute
+        from dataclasses import replace
 
+        from cartlift.analytics import segments as compute
+        from cartlift.spark import SparkUnavailableError, check_engine
+
+        try:
+            name = check_engine(engine)
+        except SparkUnavailableError as e:
+            raise fail(str(e)) from None
         with open_store(db, read_only=True) as store:
             result = compute(store, as_of=as_of, k_min=k_min, k_max=k_max, random_state=seed)
+            if name == "spark" and result.rfm is not None:
+                import tempfile
+
+                from cartlift.spark import read_events, spark_rfm, spark_session
+
+                # the Spark engine reads Parquet: export the store's events once
+                with tempfile.TemporaryDirectory(prefix="cartlift-spark-") as tmp:
+                    target = Path(tmp) / "events.parquet"
+                    store.export("events", target)
+                    scores = spark_rfm(read_events(spark_session(spark_master), target), as_of=as_of)
+                result = replace(result, rfm=scores, notes=(*result.notes, "RFM scores computed on Spark"))
         if json:
             emit_json(result.to_dict())
             return
@@ -266,6 +306,16 @@ def register(app: typer.Typer) -> None:
             Path | None, typer.Option("--out", help="Write per-customer predictions (CSV or .parquet).")
         ] = None,
         db: DbOption = None,
+        events: EventsOption = None,
+        engine: Annotated[
+            str,
+            typer.Option(
+                "--engine",
+                help="Engine of the store's (or --events') summary: duckdb (embedded) or spark "
+                "(pip install 'cartlift\\[spark]').",
+            ),
+        ] = "duckdb",
+        spark_master: SparkMasterOption = None,
         json: JsonOption = False,
     ) -> None:
         """Customer lifetime value: BG/NBD + Gamma-Gamma by maximum likelihood, from a summary, transactions or the store."""
@@ -275,10 +325,30 @@ def register(app: typer.Typer) -> None:
             summary_from_store,
             summary_from_transactions,
         )
+        from cartlift.spark import SparkUnavailableError, check_engine
 
-        if summary is not None and transactions is not None:
-            raise typer.BadParameter("Give --summary or --transactions, not both.")
-        if summary is not None:
+        if sum(x is not None for x in (summary, transactions, events)) > 1:
+            raise typer.BadParameter("Give one of --summary, --transactions or --events.")
+        try:
+            name = check_engine(engine)
+        except SparkUnavailableError as e:
+            raise fail(str(e)) from None
+        if name == "spark" and (summary is not None or transactions is not None):
+            raise typer.BadParameter("--engine spark summarises events: give --events or --db, not a file.")
+        if events is not None and name != "spark":
+            raise typer.BadParameter("--events is read by --engine spark; the DuckDB engine reads --db.")
+        if name == "spark":
+            from cartlift.spark import read_events, spark_clv_summary, spark_session
+            from cartlift.spark._publish import parquet_tables
+
+            with parquet_tables(events, None, lambda: open_store(db, read_only=True)) as (ev, _):
+                data = spark_clv_summary(
+                    read_events(spark_session(spark_master), ev),
+                    observation_end=observation_end,
+                    time_unit=time_unit,
+                )
+            kind = "store" if events is None else "events"
+        elif summary is not None:
             import pandas as pd
 
             data = pd.read_csv(summary)

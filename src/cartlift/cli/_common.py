@@ -1,8 +1,9 @@
-"""What every command shares: the --db and --json options, opening the store, output, errors."""
+"""What every command shares: the --db, --json and engine options, opening the store, output, errors."""
 
 from __future__ import annotations
 
 import json
+import re
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -26,17 +27,45 @@ DbOption = Annotated[
     typer.Option(
         "--db",
         envvar="CARTLIFT_DB",
-        help="The store's DuckDB file (default: cartlift.duckdb, or the CARTLIFT_DB variable).",
+        help="The store's DuckDB file (default: cartlift.duckdb, or the CARTLIFT_DB variable), "
+        "or postgresql://user@host/db[?schema=NAME] for a working copy of a PostgreSQL store.",
         show_default=False,
     ),
 ]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print the result as JSON (for scripts).")]
+EngineOption = Annotated[
+    str,
+    typer.Option(
+        "--engine", help="Batch engine: duckdb (embedded) or spark (pip install 'cartlift\\[spark]')."
+    ),
+]
+SparkMasterOption = Annotated[
+    str | None,
+    typer.Option("--spark-master", help="Spark master URL: local[*] (default), spark://host:7077, yarn ..."),
+]
+EventsOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--events",
+        help="With --engine spark: an exported event table (Parquet file, folder or glob) instead of the store.",
+    ),
+]
 
 
 def open_store(db: Path | None, *, read_only: bool = False) -> Any:
-    """Open the event store (imported here so `cartlift --help` stays fast)."""
+    """Open the event store (imported here so `cartlift --help` stays fast).
+
+    A PostgreSQL URL opens a working copy whose new policies, experiments, exposures and decisions
+    are written back when the command succeeds (`cartlift.serve._slice.postgres_store`).
+    """
     from cartlift.events import EventStore
 
+    # a Path folds the URL's "//"; restore it
+    url = re.sub(r"^(postgres(?:ql)?):/+", r"\1://", str(db)) if db is not None else ""
+    if url.startswith(("postgresql://", "postgres://")):
+        from cartlift.serve._slice import postgres_store
+
+        return postgres_store(url, read_only=read_only)
     return EventStore(db, read_only=read_only)
 
 

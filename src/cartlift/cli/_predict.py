@@ -8,7 +8,19 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from cartlift.cli._common import DbOption, JsonOption, console, emit_json, guarded, open_store, out
+from cartlift.cli._common import (
+    DbOption,
+    EngineOption,
+    EventsOption,
+    JsonOption,
+    SparkMasterOption,
+    console,
+    emit_json,
+    fail,
+    guarded,
+    open_store,
+    out,
+)
 
 TableOption = Annotated[
     Path | None,
@@ -44,6 +56,18 @@ WindowOption = Annotated[
         "(default: a purchase later in the same session).",
     ),
 ]
+FeaturesOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--features",
+        help="A cart feature table as Parquet (a file, or the folder Spark writes), as "
+        "`cartlift abandonment features --out` writes, instead of the store.",
+    ),
+]
+ProductsOption = Annotated[
+    Path | None,
+    typer.Option("--products", help="With --events: the exported catalog (Parquet), for the price features."),
+]
 SeedOption = Annotated[int, typer.Option("--seed", help="Seed of the split and the model.")]
 ModelDir = Annotated[Path, typer.Option("--model-dir", help="Folder of the saved model.")]
 
@@ -66,6 +90,7 @@ def register(app: typer.Typer) -> None:
     @guarded
     def train(
         table: TableOption = None,
+        features: FeaturesOption = None,
         label: LabelOption = None,
         positive: PositiveOption = None,
         drop: DropOption = None,
@@ -77,11 +102,17 @@ def register(app: typer.Typer) -> None:
         db: DbOption = None,
         json: JsonOption = False,
     ) -> None:
-        """Train a calibrated model on the store's carts (or on --table) and save it to --model-dir."""
-        from cartlift.predict import train_store, train_table
+        """Train a calibrated model on the store's carts (or on --features, or --table) and save it to --model-dir."""
+        from cartlift.predict import read_cart_features, train_features, train_store, train_table
 
         _need_label(table, label)
-        if table is not None and label is not None:
+        if features is not None:
+            if table is not None:
+                raise typer.BadParameter("Give --features or --table, not both.")
+            result = train_features(
+                read_cart_features(features), model_dir, model=model, seed=seed, source=str(features)
+            )
+        elif table is not None and label is not None:
             result = train_table(
                 table, label, model_dir, model=model, positive=positive, drop=drop or (), seed=seed
             )
@@ -100,6 +131,68 @@ def register(app: typer.Typer) -> None:
         out.print(f"saved to {result['out']}")
         for name, why in result["dropped"].items():
             console.print(f"left out {name}: {why}")
+
+    @group.command("features")
+    @guarded
+    def features_cmd(
+        out_path: Annotated[
+            Path, typer.Option("--out", "-o", help="Where to write the feature table (Parquet).")
+        ],
+        moments: MomentsOption = "last_cart_event",
+        window_hours: WindowOption = None,
+        engine: EngineOption = "duckdb",
+        events: EventsOption = None,
+        products: ProductsOption = None,
+        spark_master: SparkMasterOption = None,
+        db: DbOption = None,
+        json: JsonOption = False,
+    ) -> None:
+        """Write the training table (one row per cart moment: 43 features and the label) as Parquet.
+
+        With --engine spark it is computed by Spark SQL (from --events, or from the store's
+        tables); `cartlift abandonment train --features PATH` trains on either.
+        """
+        from cartlift.spark import SparkUnavailableError, check_engine
+
+        try:
+            name = check_engine(engine)
+        except SparkUnavailableError as e:
+            raise fail(str(e)) from None
+        if name == "duckdb":
+            if events is not None:
+                raise typer.BadParameter("--events is read by --engine spark; the DuckDB engine reads --db.")
+            from cartlift.predict import cart_features
+
+            with open_store(db, read_only=True) as store:
+                frame = cart_features(store, moments=moments, window_hours=window_hours)
+            out_path.parent.mkdir(parents=True, exist_ok=True)
+            frame.to_parquet(out_path, index=False)
+        else:
+            from cartlift.spark import read_events, read_products, spark_cart_features, spark_session
+            from cartlift.spark._publish import parquet_tables
+
+            with parquet_tables(events, products, lambda: open_store(db, read_only=True)) as (ev, pr):
+                spark = spark_session(spark_master)
+                frame = spark_cart_features(
+                    read_events(spark, ev),
+                    None if pr is None else read_products(spark, pr),
+                    moments=moments,
+                    window_hours=window_hours,
+                    out=out_path,
+                )
+        result = {
+            "out": str(out_path),
+            "engine": name,
+            "rows": len(frame),
+            "positive_rate": float(frame["abandoned"].mean()) if len(frame) else None,
+            "moments": moments,
+            "window_hours": window_hours,
+        }
+        if json:
+            emit_json(result)
+            return
+        rate = "" if result["positive_rate"] is None else f" (abandoned share {result['positive_rate']:.3f})"
+        out.print(f"wrote {len(frame):,} cart moments{rate} to {out_path} with {name}")
 
     @group.command()
     @guarded

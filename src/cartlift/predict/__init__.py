@@ -35,10 +35,12 @@ from cartlift.predict._online import (
 from cartlift.predict._pipeline import (
     evaluate_store,
     evaluate_table,
+    read_cart_features,
     read_table,
     run_demo,
     score_session,
     store_truth,
+    train_features,
     train_store,
     train_table,
 )
@@ -87,12 +89,14 @@ __all__ = [
     "make_model",
     "population_stability_index",
     "pr_auc",
+    "read_cart_features",
     "read_table",
     "roc_auc",
     "run_demo",
     "score_session",
     "split_rows",
     "store_truth",
+    "train_features",
     "train_store",
     "train_table",
 ]

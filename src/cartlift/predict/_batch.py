@@ -26,7 +26,7 @@ from cartlift.predict._context import (
 )
 from cartlift.predict._spec import FEATURE_NAMES, KEY_COLUMNS, MOMENTS
 
-__all__ = ["LABEL", "cart_features"]
+__all__ = ["LABEL", "cart_features", "cart_features_sql", "feature_table"]
 
 LABEL = "abandoned"
 """The label column: 1 when no purchase followed the moment (in the session, or within the window)."""
@@ -42,7 +42,23 @@ def _lit(value: str) -> str:
     return "'" + value.replace("'", "''") + "'"
 
 
-def _query(moments: str, window_hours: float | None, sessions: Sequence[str] | None) -> str:
+def cart_features_sql(
+    moments: str,
+    window_hours: float | None,
+    sessions: Sequence[str] | None,
+    *,
+    events: str = "events",
+    products: str = "products",
+) -> str:
+    """The feature table's query in DuckDB SQL, reading the relations named ``events`` and ``products``.
+
+    The one definition of the batch features: `cart_features` runs it on the store, and
+    ``cartlift.spark`` runs it on Spark SQL after a few mechanical dialect rewrites. The
+    arguments are those of `cart_features`, checked here so that both engines refuse the same.
+    """
+    validate_params(_Request(moments, window_hours))
+    if sessions is not None and not list(sessions):
+        raise DataError("No sessions given: pass at least one session id, or None for all.")
     only = ""
     if sessions is not None:
         only = f"AND session_id IN ({', '.join(_lit(str(s)) for s in sessions)})"
@@ -61,31 +77,31 @@ def _query(moments: str, window_hours: float | None, sessions: Sequence[str] | N
     else:
         # a purchase by the same customer within the window: later in time, or at the same
         # instant but later in this session's order
-        label = f"""NOT (EXISTS (SELECT 1 FROM events b WHERE b.event_type = 'purchase' AND b.user_id = s.user_id
+        label = f"""NOT (EXISTS (SELECT 1 FROM {events} b WHERE b.event_type = 'purchase' AND b.user_id = s.user_id
                          AND b.ts > r.ts AND b.ts <= r.ts + to_microseconds({round(float(window_hours) * 3.6e9)}))
                      OR EXISTS (SELECT 1 FROM ev b WHERE b.event_type = 'purchase' AND b.session_id = r.session_id
                          AND b.ts = r.ts AND b.seq > r.seq))"""
     cust = ", ".join(f"c.{name}" for name in CUSTOMER_FEATURES)
     return f"""
 WITH
-cs AS (SELECT DISTINCT session_id FROM events WHERE event_type IN ('cart_add', 'cart_remove') {only}),
+cs AS (SELECT DISTINCT session_id FROM {events} WHERE event_type IN ('cart_add', 'cart_remove') {only}),
 ev AS (
     SELECT session_id, user_id, event_id, ts, event_type, product_id, quantity, price, device, channel,
            epoch_us(ts) AS us, {cents_sql("price")} AS cents,
            row_number() OVER (PARTITION BY session_id ORDER BY ts, event_id) AS seq
-    FROM events WHERE session_id IN (SELECT session_id FROM cs)
+    FROM {events} WHERE session_id IN (SELECT session_id FROM cs)
 ),
 sess AS (
     SELECT session_id, arg_min(user_id, seq) AS user_id, min(ts) AS start_ts, CAST(min(ts) AS DATE) AS day
     FROM ev GROUP BY session_id
 ),
-med AS ({medians_sql()}),
+med AS ({medians_sql(products)}),
 need AS (SELECT DISTINCT ev.product_id, sess.day FROM ev JOIN sess USING (session_id)
          WHERE ev.product_id IS NOT NULL),
-snap AS ({snapshot_sql("need")}),
-cust AS ({customer_sql("sess", "med")}),
+snap AS ({snapshot_sql("need", events)}),
+cust AS ({customer_sql("sess", "med", events)}),
 sp AS (SELECT DISTINCT session_id, product_id FROM ev WHERE product_id IS NOT NULL),
-prev AS ({carted_sql("sp", "sess")}),
+prev AS ({carted_sql("sp", "sess", events)}),
 pk AS (
     SELECT session_id, seq, product_id, event_type, quantity,
            row_number() OVER (PARTITION BY session_id, product_id ORDER BY seq) = 1 AS first_seen,
@@ -227,13 +243,24 @@ def cart_features(
         columns as float64, ``device``/``channel`` as text), then the label ``abandoned``
         (1 = no purchase followed).
     """
-    validate_params(_Request(moments, window_hours))
-    if sessions is not None and not list(sessions):
-        raise DataError("No sessions given: pass at least one session id, or None for all.")
-    sql = _query(moments, window_hours, sessions)
-    frame = store.con.execute(sql).df()
+    sql = cart_features_sql(moments, window_hours, sessions)
+    return feature_table(store.con.execute(sql).df())
+
+
+def feature_table(frame: pd.DataFrame) -> pd.DataFrame:
+    """A cart feature table (from the store, Spark or a Parquet file) in `cart_features`'s layout.
+
+    Keeps `KEY_COLUMNS`, `FEATURE_NAMES` and the label in that order, with missing text as None;
+    raises `DataError` naming the missing columns when ``frame`` is not a cart feature table.
+    """
     columns = [*KEY_COLUMNS, *FEATURE_NAMES, LABEL]
-    frame = frame[columns]
+    missing = [c for c in columns if c not in frame.columns]
+    if missing:
+        raise DataError(
+            f"Not a cart feature table: it lacks {', '.join(missing[:5])}{' ...' if len(missing) > 5 else ''}. "
+            "Build one with cartlift.predict.cart_features or cartlift.spark.spark_cart_features."
+        )
+    frame = frame[columns].copy()
     for name in ("device", "channel"):
         frame[name] = frame[name].astype(object).where(frame[name].notna(), None)
     return frame

@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from cartlift.errors import DataError
-from cartlift.predict._batch import LABEL, cart_features
+from cartlift.predict._batch import LABEL, cart_features, feature_table
 from cartlift.predict._context import FeatureContext
 from cartlift.predict._evaluate import evaluate_model, make_model, split_rows
 from cartlift.predict._live import SessionState
@@ -28,10 +28,12 @@ from cartlift.predict._spec import FEATURE_NAMES
 __all__ = [
     "evaluate_store",
     "evaluate_table",
+    "read_cart_features",
     "read_table",
     "run_demo",
     "score_session",
     "store_truth",
+    "train_features",
     "train_store",
     "train_table",
 ]
@@ -54,6 +56,32 @@ def read_table(path: str | Path) -> pd.DataFrame:
             return con.execute(f"SELECT * FROM {reader}({lit})").df()
     except duckdb.Error as e:
         raise DataError(f"Cannot read {str(file)!r} as a table: {e}") from e
+
+
+def read_cart_features(path: str | Path) -> pd.DataFrame:
+    """A cart feature table saved as Parquet: one file, or a folder of part files as Spark writes.
+
+    Rows come back in `cart_features`'s order (time, session, position in the session), whatever
+    order the parts were written in, so a model trained on them is the one the store would give.
+    """
+    target = Path(path)
+    if target.is_dir():
+        source = str(target / "**" / "*.parquet")
+        if not any(target.rglob("*.parquet")):
+            raise DataError(f"No Parquet files under {str(target)!r}: write the features there first.")
+    elif target.is_file():
+        source = str(target)
+    else:
+        raise DataError(f"No such file or folder: {str(target)!r}.")
+    lit = "'" + source.replace("'", "''") + "'"
+    try:
+        with duckdb.connect() as con:
+            frame = con.execute(f"SELECT * FROM read_parquet({lit}, hive_partitioning = false)").df()
+    except duckdb.Error as e:
+        raise DataError(f"Cannot read {str(target)!r} as a cart feature table: {e}") from e
+    frame = feature_table(frame)
+    # (ts, session, seq) is unique per row, so this is the order of `cart_features`'s ORDER BY
+    return frame.sort_values(["ts", "session_id", "seq"], ignore_index=True)
 
 
 def _table_xy(
@@ -272,6 +300,37 @@ def train_store(
 ) -> dict[str, Any]:
     """Fit on every scored moment of the store and save the model (ready for live scoring)."""
     frame = _store_frame(store, moments, window_hours)
+    return train_features(
+        frame,
+        out,
+        model=model,
+        seed=seed,
+        n_jobs=n_jobs,
+        source=str(store.path),
+        moments=moments,
+        window_hours=window_hours,
+    )
+
+
+def train_features(
+    frame: pd.DataFrame,
+    out: str | Path,
+    *,
+    model: str = "lightgbm",
+    seed: int | None = 0,
+    n_jobs: int | None = None,
+    source: str = "features",
+    moments: str | None = None,
+    window_hours: float | None = None,
+) -> dict[str, Any]:
+    """Fit on a cart feature table (`cart_features`, `spark_cart_features` or `read_cart_features`)
+    and save the model, ready for live scoring like one trained on the store.
+
+    ``source``, ``moments`` and ``window_hours`` only describe the table in the saved metadata.
+    """
+    frame = feature_table(frame)
+    if len(frame) < 2:
+        raise DataError(f"The feature table has {len(frame)} row(s); a model needs at least two carts.")
     y = frame[LABEL].to_numpy(dtype=float)
     if y.min() == y.max():
         raise DataError(
@@ -280,7 +339,7 @@ def train_store(
     fitted = make_model(model, random_state=seed, n_jobs=n_jobs).fit(frame[list(FEATURE_NAMES)], y)
     meta = {
         "features": "cart",
-        "source": str(store.path),
+        "source": source,
         "label": LABEL,
         "positive_class": 1,
         "moments": moments,

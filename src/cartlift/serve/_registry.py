@@ -29,7 +29,7 @@ from typing import Any, Final
 
 from cartlift.errors import CartliftError, DataError
 
-__all__ = ["KINDS", "LoadedModels", "ModelRegistry", "train_all"]
+__all__ = ["KINDS", "LoadedModels", "ModelRegistry", "abandonment_meta", "publish_all", "train_all"]
 
 KINDS: Final = ("recommender", "popularity", "abandonment")
 _VERSION = re.compile(r"^v(\d{4,})$")
@@ -169,8 +169,6 @@ def train_all(
     from cartlift.predict import train_store
     from cartlift.recommend._workflows import train_on_store
 
-    out: dict[str, dict[str, Any]] = {}
-
     def recommender_builder(name: str) -> Callable[[Path], dict[str, Any]]:
         def build(folder: Path) -> dict[str, Any]:
             info = train_on_store(store, name, out=folder / "model.npz")
@@ -179,15 +177,30 @@ def train_all(
         return build
 
     def abandonment(folder: Path) -> dict[str, Any]:
-        info = train_store(store, folder)
-        quality = {k: info[k] for k in ("rows", "positive_rate") if k in info}
-        return {"name": str(info.get("model", "lightgbm")), "quality": quality}
+        return abandonment_meta(train_store(store, folder))
 
-    jobs: list[tuple[str, Callable[[Path], dict[str, Any]]]] = [
-        ("recommender", recommender_builder(recommender)),
-        ("popularity", recommender_builder("popularity")),
-        ("abandonment", abandonment),
-    ]
+    return publish_all(
+        registry,
+        [
+            ("recommender", recommender_builder(recommender)),
+            ("popularity", recommender_builder("popularity")),
+            ("abandonment", abandonment),
+        ],
+    )
+
+
+def abandonment_meta(info: dict[str, Any]) -> dict[str, Any]:
+    """The registry metadata of an abandonment model from what `cartlift.predict.train_store` returns."""
+    quality = {k: info[k] for k in ("rows", "positive_rate") if k in info}
+    return {"name": str(info.get("model", "lightgbm")), "quality": quality}
+
+
+def publish_all(
+    registry: ModelRegistry, jobs: list[tuple[str, Callable[[Path], dict[str, Any]]]]
+) -> dict[str, dict[str, Any]]:
+    """Publish a new version of each ``(kind, build)``; a build that fails on the data is reported
+    with its reason (``{"error": ...}``) and the others are still published."""
+    out: dict[str, dict[str, Any]] = {}
     for kind, build in jobs:
         try:
             version = registry.publish(kind, build)
