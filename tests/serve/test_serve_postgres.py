@@ -166,3 +166,36 @@ def test_redis_rate_limit_is_shared_by_every_process(redis_prefix: str) -> None:
     finally:
         first.close()
         second.close()
+
+
+def test_postgres_working_copy_writes_back_what_the_packages_log_and_erasure_removes_it(pg_url: str) -> None:
+    from cartlift.errors import InvalidParameterError
+    from cartlift.experiments import Experiment, log_exposures, save_experiment
+    from cartlift.serve._slice import postgres_store
+
+    decision = (
+        "INSERT INTO decisions (decision_id, ts, user_id, cart_id, policy, action, propensity, window_hours)"
+        " VALUES (?, TIMESTAMP '2026-10-01 10:00:00', 'u1', 's1', 'profit', ?, 1.0, 168)"
+    )
+    with postgres_store(pg_url) as store:
+        assert save_experiment(store, Experiment("banner", variants=("control", "treatment"))) == 1
+        log_exposures(store, "banner", ["u1", "u2"])
+        store.con.execute(decision, ["d1", "nothing"])
+    # the package's own rules run against PostgreSQL's definitions: re-weighting a running phase is refused
+    with (
+        pytest.raises(InvalidParameterError, match="new salt"),
+        postgres_store(pg_url) as store,
+    ):
+        save_experiment(store, Experiment("banner", variants=("control", "treatment"), weights=(0.9, 0.1)))
+    with postgres_store(pg_url) as store:
+        store.con.execute(decision, ["d2", "coupon_10"])  # a second decision for cart s1 is not stored
+        listed = store.con.execute("SELECT name, phase FROM experiments").fetchall()
+        exposed = store.count("exposures")
+    assert listed == [("banner", 1)] and exposed == 2
+    storage = PostgresStorage(pg_url)
+    storage.start()
+    try:
+        erased = asyncio.run(storage.erase_user(user_id="u1", actor="test"))
+        assert erased == {"events": 0, "decisions": 1, "quarantine": 0, "exposures": 1}
+    finally:
+        storage.close()

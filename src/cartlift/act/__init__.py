@@ -62,6 +62,7 @@ from cartlift.act._uplift_metrics import (
     uplift_curve,
 )
 from cartlift.act._workflows import (
+    MODEL_COLUMNS,
     MODEL_TABLE,
     decide_cart,
     load_policy,
@@ -79,6 +80,7 @@ __all__ = [
     "DEFAULT_ACTIONS",
     "ESTIMATORS",
     "KINDS",
+    "MODEL_COLUMNS",
     "MODEL_TABLE",
     "POLICIES",
     "PUBLISHED_RELATIVE_ERRORS",

@@ -33,6 +33,7 @@ from cartlift.experiments._power import (
     sample_size,
 )
 from cartlift.experiments._registry import (
+    EXPERIMENT_TABLES,
     expose_event_users,
     list_experiments,
     load_experiment,
@@ -72,6 +73,7 @@ from cartlift.experiments._workflows import analyze_file, analyze_funnel, analyz
 
 __all__ = [
     "CORRECTIONS",
+    "EXPERIMENT_TABLES",
     "FUNNEL_STEPS",
     "MESSAGES",
     "METHODS",

@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Final
 
 import numpy as np
 import pandas as pd
@@ -31,6 +31,7 @@ from cartlift.experiments._design import (
 )
 
 __all__ = [
+    "EXPERIMENT_TABLES",
     "expose_event_users",
     "list_experiments",
     "load_experiment",
@@ -38,7 +39,7 @@ __all__ = [
     "save_experiment",
 ]
 
-_TABLES = (
+EXPERIMENT_TABLES: Final = (
     """CREATE TABLE IF NOT EXISTS experiments (
         name VARCHAR PRIMARY KEY, salt VARCHAR NOT NULL, variants VARCHAR NOT NULL,
         weights VARCHAR NOT NULL, control VARCHAR NOT NULL, coverage DOUBLE NOT NULL,
@@ -52,6 +53,7 @@ _TABLES = (
         status VARCHAR NOT NULL, first_exposed_at TIMESTAMP NOT NULL, last_exposed_at TIMESTAMP NOT NULL,
         PRIMARY KEY (experiment, salt, unit_id))""",
 )
+"""The experiment tables' DDL (DuckDB; PostgreSQL stores create the same columns from it)."""
 
 _FROZEN = ("variants", "weights", "control", "holdout", "hash_version")
 """What a running phase may not change (coverage and targeting may: ramp-ups keep assignments)."""
@@ -62,7 +64,7 @@ def _ensure_tables(store: EventStore) -> None:
         raise StoreError(
             f"The store {str(store.path)!r} is open read-only; open it writable to change experiments."
         )
-    for ddl in _TABLES:
+    for ddl in EXPERIMENT_TABLES:
         store.con.execute(ddl)
 
 

@@ -10,7 +10,7 @@ one cheap query per new session; the tests compare the two value by value.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import date, datetime, timedelta
 from typing import Any, Final
 
@@ -77,20 +77,24 @@ def cents_sql(price: str) -> str:
     return f"CAST(floor({price} * 100 + 0.5) AS BIGINT)"
 
 
-def medians_sql() -> str:
-    """``product_id, median_price, median_cents``: the median catalog price of each product's category."""
+def medians_sql(products: str = "products") -> str:
+    """``product_id, median_price, median_cents``: the median catalog price of each product's category.
+
+    ``products`` names the catalog relation (the Spark jobs pass their temporary view).
+    """
     return f"""
         SELECT p.product_id, c.median_price, {cents_sql("c.median_price")} AS median_cents
-        FROM products p
-        JOIN (SELECT category, median(price) AS median_price FROM products
+        FROM {products} p
+        JOIN (SELECT category, median(price) AS median_price FROM {products}
               WHERE price > 0 AND category IS NOT NULL GROUP BY category) c USING (category)"""
 
 
-def snapshot_sql(need: str) -> str:
+def snapshot_sql(need: str, events: str = "events") -> str:
     """Views, cart adds and purchases of each product strictly before ``day``.
 
     ``need`` is a relation of ``(product_id, day DATE)`` pairs; the result has one row per pair
-    with ``views, adds, buys`` (0 when the product had no such events).
+    with ``views, adds, buys`` (0 when the product had no such events). ``events`` names the
+    event relation.
     """
     return f"""
         SELECT n.product_id, n.day,
@@ -103,9 +107,9 @@ def snapshot_sql(need: str) -> str:
                    count(*) FILTER (WHERE event_type = 'view') AS views,
                    count(*) FILTER (WHERE event_type = 'cart_add') AS adds,
                    count(*) FILTER (WHERE event_type = 'purchase') AS buys
-            FROM events
+            FROM {events}
             WHERE product_id IN (SELECT product_id FROM {need})
-            GROUP BY ALL
+            GROUP BY product_id, CAST(ts AS DATE)
         ) d ON d.product_id = n.product_id AND d.d < n.day
         GROUP BY n.product_id, n.day"""
 
@@ -181,17 +185,17 @@ def customer_sql(sessions: str, medians: str, events: str = "events") -> str:
         GROUP BY s.session_id, s.start_us"""
 
 
-def carted_sql(pairs: str, sessions: str) -> str:
+def carted_sql(pairs: str, sessions: str, events: str = "events") -> str:
     """The ``(session_id, product_id)`` pairs whose customer added the product to a cart before the session.
 
     ``pairs`` is a relation of ``(session_id, product_id)``; ``sessions`` of
-    ``(session_id, user_id, start_ts)``.
+    ``(session_id, user_id, start_ts)``; ``events`` names the event relation.
     """
     return f"""
         SELECT DISTINCT sp.session_id, sp.product_id
         FROM {pairs} sp
         JOIN {sessions} s ON s.session_id = sp.session_id
-        JOIN events e ON e.user_id = s.user_id AND e.product_id = sp.product_id
+        JOIN {events} e ON e.user_id = s.user_id AND e.product_id = sp.product_id
                      AND e.event_type = 'cart_add' AND e.ts < s.start_ts"""
 
 
@@ -208,6 +212,8 @@ class FeatureContext:
     -----
     Medians are read once; product snapshots once per day (a nightly job's output); customer
     history once per session, at its first event (one query for the customer's earlier events).
+    The snapshot and customer queries are written in SQL that PostgreSQL runs too: a subclass
+    that overrides `_fetch` (and `_median_rows`, whose ``median`` is DuckDB's) reads another store.
     """
 
     def __init__(self, con: duckdb.DuckDBPyConnection | None = None) -> None:
@@ -223,19 +229,25 @@ class FeatureContext:
     def median(self, product_id: str) -> tuple[float, int] | None:
         """``(median_price, median_cents)`` of the product's category, or None when unknown."""
         if self._medians is None:
-            rows = [] if self.con is None else self.con.execute(medians_sql()).fetchall()
-            self._medians = {str(p): (float(m), int(c)) for p, m, c in rows}
+            self._medians = {str(p): (float(m), int(c)) for p, m, c in self._median_rows()}
         return self._medians.get(product_id)
+
+    def _fetch(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        """The rows of ``sql`` (``?`` placeholders) on the store; none without a store."""
+        return [] if self.con is None else self.con.execute(sql, list(params)).fetchall()
+
+    def _median_rows(self) -> list[tuple[Any, ...]]:
+        """``(product_id, median_price, median_cents)`` of every catalog product with a category median."""
+        return self._fetch(medians_sql())
 
     def products(self, day: date) -> dict[str, ProductStats]:
         """Every product's ``(views, adds, buys)`` before ``day`` (absent products had none)."""
         snap = self._snapshots.get(day)
         if snap is None:
-            snap = {}
-            if self.con is not None:
-                need = f"(SELECT DISTINCT product_id, DATE '{day.isoformat()}' AS day FROM events WHERE product_id IS NOT NULL)"
-                rows = self.con.execute(snapshot_sql(need)).fetchall()
-                snap = {str(p): (int(v), int(a), int(b)) for p, _, v, a, b in rows if v or a or b}
+            # a CTE, not a subquery: PostgreSQL before 16 wants an alias on every subquery in FROM
+            need = f"SELECT DISTINCT product_id, DATE '{day.isoformat()}' AS day FROM events WHERE product_id IS NOT NULL"
+            rows = self._fetch(f"WITH need AS ({need}) {snapshot_sql('need')}")
+            snap = {str(p): (int(v), int(a), int(b)) for p, _, v, a, b in rows if v or a or b}
             self._snapshots[day] = snap
         return snap
 
@@ -246,13 +258,13 @@ class FeatureContext:
         One query fetches the customer's earlier events; `customer_features` aggregates them in
         Python with exactly the rules of `customer_sql` (the tests compare the two).
         """
-        if self.con is None:
-            return FIRST_VISIT, frozenset()
-        rows = self.con.execute(
-            "SELECT session_id, epoch_us(ts), event_type, product_id, quantity, price FROM events"
-            " WHERE user_id = $uid AND ts < CAST($start AS TIMESTAMP)",
-            {"uid": user_id, "start": start},
-        ).fetchall()
+        fetched = self._fetch(
+            "SELECT session_id, ts, event_type, product_id, quantity, price FROM events"
+            " WHERE user_id = ? AND ts < ?",
+            [user_id, start],
+        )
+        # microseconds since the epoch in Python: the same integers as DuckDB's epoch_us, on any store
+        rows = [(s, (ts - _EPOCH) // _US, k, p, q, pr) for s, ts, k, p, q, pr in fetched]
         start_us = (start - _EPOCH) // _US
         carted = frozenset(str(r[3]) for r in rows if r[2] == "cart_add" and r[3] is not None)
         return customer_features(rows, start_us, self.median), carted

@@ -2,7 +2,17 @@
 
 The act package owns the decision (`cartlift.act.decide_cart`: its profit policy under the
 store's rules, the propensity of the chosen action, the ``decisions`` log); this module only runs
-it on the store's writer and turns its refusals into HTTP answers.
+it and turns its refusals into HTTP answers.
+
+- On the DuckDB store it runs on the store itself, on the writer thread: one process, one writer,
+  so a cart decided once is found by every later request.
+- On PostgreSQL it runs on a slice (`cartlift.serve._slice.fill_cart`: the cart's and its
+  customer's sessions, the catalog rows involved, consents, the decisions the rules consult and
+  the saved policy) and the logged decision is written back with ``ON CONFLICT DO NOTHING``
+  against the unique index on ``decisions (cart_id)``. When another process logged a decision for
+  the cart first, nothing is written and the decision is made again on a fresh slice, which now
+  holds the other process's decision: the act package then answers with it
+  (``already_decided``), so every process gives the cart's one decision.
 """
 
 from __future__ import annotations
@@ -10,7 +20,7 @@ from __future__ import annotations
 from typing import Any
 
 from cartlift._jsonable import jsonable
-from cartlift.errors import DataError
+from cartlift.errors import DataError, StoreError
 from cartlift.serve._errors import ApiError
 from cartlift.serve._service import Service
 
@@ -19,31 +29,55 @@ __all__ = ["decide"]
 POLICY = "profit"
 
 
+def _decide_on(store: Any, session_id: str, log: bool) -> dict[str, Any] | None:
+    """`decide_cart` with the saved policy, or None when the store has no saved policy."""
+    from cartlift.act import MODEL_TABLE, decide_cart
+
+    if MODEL_TABLE not in store.tables():
+        return None
+    saved = store.con.execute(f"SELECT count(*) FROM {MODEL_TABLE} WHERE name = ?", [POLICY]).fetchall()
+    if not saved[0][0]:
+        return None
+    result: dict[str, Any] = decide_cart(store, session_id, name=POLICY, log=log)
+    return result
+
+
+def _decide_on_postgres(pg: Any, store: Any, session_id: str, log: bool) -> dict[str, Any] | None:
+    """Decide on a slice of the PostgreSQL store and store the logged decision there (see the module doc)."""
+    from cartlift.serve._slice import clear, fill_cart, write_back
+
+    for _ in range(2):
+        fill_cart(pg, store, session_id, POLICY)
+        result = _decide_on(store, session_id, log)
+        if result is None or not result["logged"]:
+            return result
+        if write_back(pg, store, "decisions", "decision_id = ?", [result["decision_id"]]):
+            return result
+        clear(store)  # another process decided this cart first: its decision is the answer
+    raise StoreError(
+        f"The decision for cart {session_id!r} could neither be stored nor read back; try again."
+    )
+
+
 async def decide(service: Service, *, session_id: str, log: bool = True) -> dict[str, Any]:
     """Choose the next best action for an abandoned cart with the saved policy and log it.
 
-    A cart already decided gets its first decision back (one contact per cart).
+    A cart already decided gets its first decision back (one contact per cart), whichever
+    service process decided it.
     """
-    from cartlift.act import MODEL_TABLE, decide_cart
+    from cartlift.serve._postgres import PostgresStorage
 
-    if not service.storage.supports_store_jobs:
-        raise ApiError(
-            501,
-            f"The next best action reads the embedded DuckDB store; this service runs on {service.storage.kind}.",
-        )
     await service.live_caught_up()
-
-    def run(store: Any) -> dict[str, Any] | None:
-        if MODEL_TABLE not in store.tables():
-            return None
-        saved = store.con.execute(f"SELECT count(*) FROM {MODEL_TABLE} WHERE name = ?", [POLICY]).fetchall()
-        if not saved[0][0]:
-            return None
-        result: dict[str, Any] = decide_cart(store, session_id, name=POLICY, log=log)
-        return result
-
+    storage = service.storage
     try:
-        result = await service.storage.with_store(run)
+        if isinstance(storage, PostgresStorage):
+            result = await storage.with_slice(
+                lambda pg, store: _decide_on_postgres(pg, store, session_id, log)
+            )
+        elif storage.supports_store_jobs:
+            result = await storage.with_store(lambda store: _decide_on(store, session_id, log))
+        else:
+            raise ApiError(501, f"The next best action does not run on a {storage.kind} store.")
     except DataError as e:
         raise ApiError(404, str(e)) from None
     if result is None:

@@ -10,6 +10,12 @@ Two homes for the state, one interface:
 
 Both give exactly the features the batch SQL gives, because both feed `SessionState` the
 session's events in (ts, event_id) order.
+
+The look-ups outside the session (catalog medians, product history, the customer's earlier
+events) go through the predict package's `FeatureContext`: on a DuckDB store a cursor of the
+store, on PostgreSQL `PostgresFeatureContext`, which runs the same SQL on PostgreSQL and
+computes the category medians (DuckDB's ``median``) in DuckDB from the catalog rows, so a
+returning customer's cart scores the same on both stores.
 """
 
 from __future__ import annotations
@@ -19,14 +25,15 @@ import threading
 import time
 from abc import ABC, abstractmethod
 from collections import OrderedDict
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any, TypeVar
 
-from cartlift.errors import DataError
+from cartlift.errors import DataError, StoreError
 from cartlift.predict import FeatureContext, SessionState
+from cartlift.predict._context import medians_sql
 
-__all__ = ["LiveSessions", "MemorySessions", "RedisSessions", "open_sessions"]
+__all__ = ["LiveSessions", "MemorySessions", "PostgresFeatureContext", "RedisSessions", "open_sessions"]
 
 T = TypeVar("T")
 Event = dict[str, Any]
@@ -104,8 +111,10 @@ class LiveSessions(ABC):
                 break
         return out
 
-    def close(self) -> None:  # noqa: B027  (only Redis has something to close)
-        """Release connections."""
+    def close(self) -> None:
+        """Release connections (the context's, when it holds one)."""
+        if isinstance(self.context, PostgresFeatureContext):
+            self.context.close()
 
 
 class _Session:
@@ -286,6 +295,66 @@ class RedisSessions(LiveSessions):
     def close(self) -> None:
         """Close the Redis connection pool."""
         self.client.close()
+        super().close()
+
+
+class PostgresFeatureContext(FeatureContext):
+    """`FeatureContext` reading a PostgreSQL store, on a connection of its own.
+
+    The predict package's snapshot and customer queries run as they are on PostgreSQL; the
+    category medians use DuckDB's ``median`` (`medians_sql`), so they are computed in an in-memory
+    DuckDB from the catalog's rows (once per context, as the predict package reads them). Calls
+    come one at a time (the live state's lock); a dropped connection is reopened once.
+
+    Parameters
+    ----------
+    url : str
+        The store's ``postgresql://`` URL (with ``?schema=`` when it has one).
+    """
+
+    def __init__(self, url: str) -> None:
+        super().__init__(None)
+        self.url = url
+        self._pg: Any = None
+
+    def _fetch(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        import psycopg
+
+        from cartlift.serve._postgres import connect
+
+        for attempt in (1, 2):
+            if self._pg is None or self._pg.closed:
+                self._pg = connect(self.url)
+            try:
+                with self._pg.cursor() as cur:
+                    cur.execute(sql.replace("?", "%s"), list(params))
+                    return list(cur.fetchall())
+            except psycopg.OperationalError as e:
+                self._pg.close()
+                if attempt == 2:
+                    raise StoreError(f"The PostgreSQL store stopped answering live look-ups: {e}") from e
+        raise AssertionError("unreachable")
+
+    def _median_rows(self) -> list[tuple[Any, ...]]:
+        import duckdb
+        import pyarrow as pa
+
+        rows = self._fetch("SELECT product_id, category, price FROM products")
+        products = pa.table(
+            {
+                "product_id": pa.array([r[0] for r in rows], pa.string()),
+                "category": pa.array([r[1] for r in rows], pa.string()),
+                "price": pa.array([r[2] for r in rows], pa.float64()),
+            }
+        )
+        with duckdb.connect() as con:
+            con.register("products", products)
+            return list(con.execute(medians_sql()).fetchall())
+
+    def close(self) -> None:
+        """Close the connection."""
+        if self._pg is not None:
+            self._pg.close()
 
 
 def _iso(value: Any) -> str:

@@ -1,14 +1,20 @@
 """Experiments, decisions and the dashboard's numbers: keyword-only coroutines on the service.
 
 Each calls the package that owns the capability (experiments, act) through the service's
-storage; nothing here decides anything by itself.
+storage; nothing here decides anything by itself. On the DuckDB store the package functions run
+on the store; on PostgreSQL on a slice of it (`cartlift.serve._slice`): the experiment
+definitions for an assignment, whose exposure is merged back into PostgreSQL's ``exposures``;
+the definitions, the current phase's exposures and the exposed units' events since exposure for
+the results. Those results copy every exposed unit's later events, so on PostgreSQL they are
+kept for `_RESULTS_SECONDS` (the dashboard polls them).
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from cartlift._jsonable import jsonable
 from cartlift.errors import DataError
@@ -17,16 +23,41 @@ from cartlift.serve._service import Service
 
 __all__ = ["dashboard", "experiment_assignment", "experiment_results"]
 
+T = TypeVar("T")
+
 _DEFINITION_SECONDS = 10.0
+_RESULTS_SECONDS = 10.0
 _definitions: dict[tuple[int, str], tuple[float, Any]] = {}
+_results: dict[tuple[int, str, str], tuple[float, dict[str, Any]]] = {}
 
 
-def _need_store(service: Service) -> None:
-    if not service.storage.supports_store_jobs:
-        raise ApiError(
-            501,
-            f"Experiments are kept in the embedded DuckDB store; this service runs on {service.storage.kind}.",
-        )
+async def _on_store(service: Service, fn: Callable[[Any], T], *, outcomes: str | None = None) -> T:
+    """``fn(store)`` with an `EventStore` holding what the experiments package reads.
+
+    On PostgreSQL: a slice with the experiment definitions and, for ``outcomes=NAME``, that
+    experiment's exposures and outcome events; exposures ``fn`` logs are merged back.
+    """
+    from cartlift.serve._postgres import PostgresStorage
+
+    storage = service.storage
+    if storage.supports_store_jobs:
+        result: T = await storage.with_store(fn)
+        return result
+    if not isinstance(storage, PostgresStorage):
+        raise ApiError(501, f"Experiments do not run on a {storage.kind} store.")
+
+    def job(pg: Any, store: Any) -> T:
+        from cartlift.serve._slice import fill_experiments, fill_outcomes, write_back
+
+        fill_experiments(pg, store)
+        if outcomes is not None:
+            fill_outcomes(pg, store, outcomes)
+        value = fn(store)
+        if outcomes is None:
+            write_back(pg, store, "exposures")
+        return value
+
+    return await storage.with_slice(job)
 
 
 async def _definition(service: Service, name: str) -> Any:
@@ -37,7 +68,7 @@ async def _definition(service: Service, name: str) -> Any:
     if hit is not None and time.monotonic() - hit[0] < _DEFINITION_SECONDS:
         return hit[1]
     try:
-        experiment = await service.storage.with_store(lambda store: load_experiment(store, name))
+        experiment = await _on_store(service, lambda store: load_experiment(store, name))
     except DataError as e:
         raise ApiError(404, str(e)) from None
     _definitions[key] = (time.monotonic(), experiment)
@@ -53,12 +84,14 @@ async def experiment_assignment(
     """
     from cartlift.experiments import assign, log_exposures
 
-    _need_store(service)
     experiment = await _definition(service, name)
     unit_id = service.user(unit)
     result = assign(experiment, unit_id, attributes)
     if log and result.status in ("assigned", "holdout"):
-        await service.storage.with_store(lambda store: log_exposures(store, name, [unit_id]))
+        try:
+            await _on_store(service, lambda store: log_exposures(store, name, [unit_id]))
+        except DataError as e:  # the experiment was removed since its definition was cached
+            raise ApiError(404, str(e)) from None
     return {
         "experiment": name,
         "unit": unit,
@@ -74,23 +107,31 @@ async def experiment_results(service: Service, *, name: str, metric: str = "purc
     """The analysis of ``metric`` for experiment ``name`` (frequentist, SRM check, corrections)."""
     from cartlift.experiments import STORE_METRICS, analyze_store
 
-    _need_store(service)
     if metric not in STORE_METRICS:
         raise ApiError(422, f"Unknown metric {metric!r}; metrics: {', '.join(STORE_METRICS)}.")
     await _definition(service, name)
+    cached = not service.storage.supports_store_jobs
+    key = (id(service), name, metric)
+    hit = _results.get(key)
+    if cached and hit is not None and time.monotonic() - hit[0] < _RESULTS_SECONDS:
+        return hit[1]
     try:
-        result = await service.storage.with_store(lambda store: analyze_store(store, name, metric))
+        result = await _on_store(service, lambda store: analyze_store(store, name, metric), outcomes=name)
     except DataError as e:
         raise ApiError(409, f"Experiment {name!r} cannot be analysed yet: {e}") from None
-    return {"experiment": name, **jsonable(result.to_dict())}
+    answer = {"experiment": name, **jsonable(result.to_dict())}
+    if cached:
+        _results[key] = (time.monotonic(), answer)
+    return answer
 
 
 async def _experiments_overview(service: Service) -> list[dict[str, Any]]:
     from cartlift.experiments import list_experiments
 
-    if not service.storage.supports_store_jobs:
+    try:
+        frame = await _on_store(service, list_experiments)
+    except ApiError:
         return []
-    frame = await service.storage.with_store(list_experiments)
     out: list[dict[str, Any]] = []
     for name in frame["name"].tolist() if len(frame) else []:
         try:

@@ -11,20 +11,21 @@ from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import psycopg
 
 from cartlift.errors import StoreError
 from cartlift.events import CARTLIFT_COLUMNS, EVENT_COLUMNS, EventStore
+from cartlift.predict import FeatureContext
 from cartlift.serve._storage import LIVE_COLUMNS, IngestOutcome, Storage, now_utc, split_outcomes
 from cartlift.serve._writer import Records
 
-__all__ = ["PG_TABLES", "PostgresStorage", "connect"]
+__all__ = ["PG_TABLES", "PostgresStorage", "connect", "pg_tables"]
 
 PG_TABLES: Final = (
     """CREATE TABLE IF NOT EXISTS events (
@@ -49,13 +50,32 @@ PG_TABLES: Final = (
     """CREATE TABLE IF NOT EXISTS audit_log (
         audit_id TEXT PRIMARY KEY, ts TIMESTAMP NOT NULL, action TEXT NOT NULL, subject TEXT NOT NULL,
         actor TEXT, details TEXT NOT NULL)""",
-    """CREATE TABLE IF NOT EXISTS decisions (
-        decision_id TEXT PRIMARY KEY, ts TIMESTAMP NOT NULL, user_id TEXT NOT NULL, cart_id TEXT NOT NULL,
-        policy TEXT NOT NULL, action TEXT NOT NULL, channel TEXT, propensity DOUBLE PRECISION NOT NULL,
-        expected_profit DOUBLE PRECISION, cart_value DOUBLE PRECISION, margin DOUBLE PRECISION,
-        discount_value DOUBLE PRECISION, cost DOUBLE PRECISION, coupon_code TEXT, coupon_expires_at TIMESTAMP,
-        window_hours DOUBLE PRECISION NOT NULL, reason TEXT, context TEXT, run_id TEXT)""",
 )
+"""The service's own tables; `pg_tables` adds the packages' (decisions, policies, experiments)."""
+
+_PACKAGE_INDEXES: Final = (
+    # one decision per cart, whichever process decides it (the service relies on it)
+    "CREATE UNIQUE INDEX IF NOT EXISTS decisions_one_per_cart ON decisions (cart_id)",
+    "CREATE INDEX IF NOT EXISTS decisions_user ON decisions (user_id)",
+    "CREATE INDEX IF NOT EXISTS decisions_ts ON decisions (ts)",
+    "CREATE INDEX IF NOT EXISTS exposures_unit ON exposures (unit_id)",
+    "CREATE INDEX IF NOT EXISTS consents_user ON consents (user_id)",
+)
+
+
+def pg_tables() -> list[str]:
+    """Every table of a PostgreSQL store: the service's, then the packages' from their own DuckDB DDL.
+
+    The packages' tables keep DuckDB's column names and types; only ``DOUBLE`` is spelled
+    ``DOUBLE PRECISION`` (PostgreSQL's ``VARCHAR`` without a length is text).
+    """
+    from cartlift.serve._slice import package_tables
+
+    translated = [re.sub(r"\bDOUBLE\b", "DOUBLE PRECISION", ddl) for ddl in package_tables()]
+    return [*PG_TABLES, *translated, *_PACKAGE_INDEXES]
+
+
+T = TypeVar("T")
 
 _SCHEMA = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
 _EVENT_COLUMNS: Final = CARTLIFT_COLUMNS
@@ -91,7 +111,7 @@ def connect(url: str) -> psycopg.Connection[Any]:
     # creating tables concurrently from several processes can race on the catalog; one lock orders them
     with con.transaction():
         con.execute("SELECT pg_advisory_xact_lock(4242)")
-        for ddl in PG_TABLES:
+        for ddl in pg_tables():
             con.execute(ddl)
     return con
 
@@ -100,6 +120,7 @@ def connect(url: str) -> psycopg.Connection[Any]:
 class _Context:
     con: psycopg.Connection[Any]
     scratch: EventStore
+    slice: EventStore | None = None  # opened at the first request that needs one (~40 ms)
 
 
 class PostgresStorage(Storage):
@@ -125,6 +146,32 @@ class PostgresStorage(Storage):
     def _close(self, ctx: _Context) -> None:
         ctx.con.close()
         ctx.scratch.close()
+        if ctx.slice is not None:
+            ctx.slice.close()
+
+    async def with_slice(self, fn: Callable[[psycopg.Connection[Any], EventStore], T]) -> T:
+        """Run ``fn(connection, slice)`` on the writer thread; the slice is emptied afterwards.
+
+        ``fn`` fills the in-memory DuckDB slice from PostgreSQL with what it needs (`cartlift.serve._slice`),
+        runs a package function on it, and writes back what that function logged.
+        """
+        from cartlift.serve._slice import clear, new_slice
+
+        def job(ctx: _Context) -> T:
+            if ctx.slice is None:
+                ctx.slice = new_slice()
+            try:
+                return fn(ctx.con, ctx.slice)
+            finally:
+                clear(ctx.slice)
+
+        return await self.writer.call(job)
+
+    async def feature_context(self) -> FeatureContext:
+        """The live features' look-ups on this PostgreSQL store (its own connection)."""
+        from cartlift.serve._live import PostgresFeatureContext
+
+        return PostgresFeatureContext(self.url)
 
     def _rows(self, ctx: _Context, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         with ctx.con.cursor() as cur:

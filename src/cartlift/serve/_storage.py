@@ -4,7 +4,9 @@ Routes call the keyword-only coroutines of `Storage`; the SQL lives here and in 
 written once in the dialect both databases share. Every job runs on the backend's single writer
 thread (`Writer`), so a DuckDB file has exactly one writer and a PostgreSQL process one connection.
 Events are validated by the events package with the importers' rules (`EventStore.ingest_records`)
-and acknowledged only after their transaction committed.
+and acknowledged only after their transaction committed. Package functions that take an
+`EventStore` (decide, experiments) run on the DuckDB store itself (`DuckDBStorage.with_store`) and,
+on PostgreSQL, on an in-memory slice of it (`PostgresStorage.with_slice`, ``_slice.py``).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from pathlib import Path
 from typing import Any, ClassVar, Final
 
 from cartlift.events import EventStore
+from cartlift.predict import FeatureContext
 from cartlift.serve._keys import ApiKey, new_key
 from cartlift.serve._writer import Records, Writer
 
@@ -142,7 +145,7 @@ class Storage(ABC):
 
     kind: ClassVar[str]
     supports_store_jobs: ClassVar[bool] = False
-    """True when package functions that take an `EventStore` (experiments) can run on this backend."""
+    """True when package functions that take an `EventStore` run on the whole store (`with_store`)."""
 
     def __init__(self, *, max_batch_events: int = 5_000) -> None:
         self.writer: Writer[Any] = Writer(
@@ -363,6 +366,10 @@ class Storage(ABC):
         """Run ``fn(store)`` with the `EventStore` (experiments); only where ``supports_store_jobs``."""
         raise NotImplementedError
 
+    async def feature_context(self) -> FeatureContext:
+        """What the live cart features look up in this store (catalog medians, product and customer history)."""
+        return FeatureContext()
+
 
 class DuckDBStorage(Storage):
     """The embedded store: one DuckDB file, written by this process alone.
@@ -443,6 +450,11 @@ class DuckDBStorage(Storage):
     async def with_store(self, fn: Any) -> Any:
         """Run ``fn(store)`` on the writer thread with the open `EventStore`."""
         return await self.writer.call(fn)
+
+    async def feature_context(self) -> FeatureContext:
+        """Look-ups on a cursor: a second connection to the same database, used by the live state's thread."""
+        cursor = await self.with_store(lambda store: store.con.cursor())
+        return FeatureContext(cursor)
 
 
 # quarantined API records are JSON objects; file lines may not be, and are matched as text

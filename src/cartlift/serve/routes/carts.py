@@ -39,7 +39,8 @@ async def decide(
 ) -> dict[str, object]:
     """The next best action for an abandoned cart (the act package's profit policy under the store's
     rules), logged with its propensity. The cart's context comes from the store; a cart already
-    decided gets its first decision back, so a customer is contacted once per cart.
+    decided gets its first decision back, whichever service process decided it, so a customer is
+    contacted once per cart.
     """
     from cartlift.serve._decide import decide as run
 
