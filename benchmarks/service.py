@@ -3,8 +3,9 @@
 Builds a synthetic shop (default 20k sessions, 2k products), trains the served models, then runs
 three bounded loads from wrk (a separate process) against 127.0.0.1, one after the other:
 
-* bare: a FastAPI app whose one ``async def`` route returns a constant, on the same uvicorn
-  (uvloop + httptools, one worker, no access log): the ceiling of the stack on this machine;
+* bare: a FastAPI app whose one ``async def`` route returns a constant, run by ``uvicorn.run`` with
+  the settings ``cartlift serve`` uses (`cartlift.cli._serve.UVICORN_OPTIONS`: uvloop + httptools,
+  one worker, no access log): the ceiling of the stack on this machine;
 * ``GET /v1/users/{id}/recommendations?k=10`` for users drawn from the shop (and 10 % unknown);
 * ``POST /v1/events`` with 10 new events per request (so throughput x 10 events/s are stored).
 
@@ -218,34 +219,22 @@ def main() -> None:
 
         (tmp / "bare.py").write_text(textwrap.dedent(BARE_APP))
         bare_port, serve_port = free_port(), free_port()
-        uvicorn_opts = ["--host", "127.0.0.1", "--log-level", "warning", "--no-access-log"]
-        env = {**os.environ, "PYTHONPATH": str(tmp)}
+        # bare.py is importable from tmp; a PYTHONPATH given to the benchmark applies to both servers
+        env = {
+            **os.environ,
+            "PYTHONPATH": os.pathsep.join(filter(None, [str(tmp), os.environ.get("PYTHONPATH")])),
+        }
         log = (tmp / "servers.log").open("ab")
-        procs.append(
-            subprocess.Popen(
-                [sys.executable, "-m", "uvicorn", "bare:app", "--port", str(bare_port), *uvicorn_opts],
-                env=env,
-                stdout=log,
-                stderr=log,
-            )
+        # the bare app with exactly the uvicorn settings of `cartlift serve`
+        run_bare = (
+            "import uvicorn; from cartlift.cli._serve import UVICORN_OPTIONS; "
+            f"uvicorn.run('bare:app', host='127.0.0.1', port={bare_port}, log_level='warning', **UVICORN_OPTIONS)"
         )
-        procs.append(
-            subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "uvicorn",
-                    "cartlift.serve:app_from_env",
-                    "--factory",
-                    "--port",
-                    str(serve_port),
-                    *uvicorn_opts,
-                ],
-                env={**env, "CARTLIFT_SERVE_DB": str(db)},
-                stdout=log,
-                stderr=log,
-            )
-        )
+        procs.append(subprocess.Popen([sys.executable, "-c", run_bare], env=env, stdout=log, stderr=log))
+        # the service as users run it: the `cartlift serve` command
+        cli = Path(sys.executable).with_name("cartlift")
+        serve_cmd = [str(cli), "serve", "--db", str(db), "--port", str(serve_port), "--log-level", "warning"]
+        procs.append(subprocess.Popen(serve_cmd, env=env, stdout=log, stderr=log))
         bare = f"http://127.0.0.1:{bare_port}"
         serve = f"http://127.0.0.1:{serve_port}"
         wait_up(bare + "/constant", procs[0])

@@ -4,11 +4,21 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Final, TypedDict
 
 import typer
 
-from cartlift.cli._common import JsonOption, console, emit_json, fail, guarded, out
+from cartlift.cli._common import (
+    EngineOption,
+    EventsOption,
+    JsonOption,
+    SparkMasterOption,
+    console,
+    emit_json,
+    fail,
+    guarded,
+    out,
+)
 
 StoreOption = Annotated[
     str,
@@ -22,6 +32,25 @@ ModelDirOption = Annotated[
     Path | None,
     typer.Option("--model-dir", help="The model registry [default: models/ beside a DuckDB store]."),
 ]
+
+
+class UvicornOptions(TypedDict):
+    """The uvicorn settings `cartlift serve` runs with (besides host, port, workers, log level)."""
+
+    loop: str
+    http: str
+    access_log: bool
+    timeout_graceful_shutdown: int
+
+
+UVICORN_OPTIONS: Final[UvicornOptions] = {
+    "loop": "auto",  # uvloop where installed (uvicorn[standard]), else asyncio
+    "http": "auto",  # httptools where installed, else h11
+    "access_log": False,
+    "timeout_graceful_shutdown": 10,
+}
+"""``benchmarks/service.py`` runs its bare reference endpoint with these same settings, so the
+ratio it prints compares the apps and nothing else."""
 
 
 def register(app: typer.Typer) -> None:
@@ -79,8 +108,7 @@ def register(app: typer.Typer) -> None:
             port=port,
             workers=workers,
             log_level=log_level,
-            access_log=False,
-            timeout_graceful_shutdown=10,
+            **UVICORN_OPTIONS,
         )
 
     keys = typer.Typer(help="API keys of the service.", no_args_is_help=True)
@@ -113,29 +141,66 @@ def register(app: typer.Typer) -> None:
             bool, typer.Option("--all", help="Train every model the service serves.")
         ] = False,
         db: StoreOption = "cartlift.duckdb",
-        model_dir: ModelDirOption = None,
+        model_dir: Annotated[
+            Path | None,
+            typer.Option(
+                "--model-dir",
+                "--registry",
+                help="The model registry [default: models/ beside a DuckDB store].",
+            ),
+        ] = None,
         recommender: Annotated[
-            str, typer.Option(help="The recommender to fit (see `cartlift recommend models`).")
-        ] = "itemknn",
+            str | None,
+            typer.Option(
+                help="The recommender to fit (see `cartlift recommend models`) [default: itemknn; "
+                "als, fitted on Spark, with --engine spark]."
+            ),
+        ] = None,
+        engine: EngineOption = "duckdb",
+        events: EventsOption = None,
+        products: Annotated[
+            Path | None,
+            typer.Option("--products", help="With --events: the exported catalog (Parquet)."),
+        ] = None,
+        spark_master: SparkMasterOption = None,
         json: JsonOption = False,
     ) -> None:
         """Retrain the served models on the store and publish new versions to the registry.
 
+        With --engine spark the recommender is ALS fitted on Spark MLlib and the abandonment model
+        learns from cart features computed by Spark SQL (from --events, or the store's tables).
         A running service picks them up with POST /v1/admin/reload (or trains itself with
         POST /v1/admin/train).
         """
         from cartlift.serve import ModelRegistry, ServeSettings
         from cartlift.serve._train import train_from_db
+        from cartlift.spark import SparkUnavailableError, check_engine
 
         if not all_models:
             raise fail(
                 "say which models: --all (the recommender, the popularity fallback, the abandonment model)"
             )
+        try:
+            name = check_engine(engine)
+        except SparkUnavailableError as e:
+            raise fail(str(e)) from None
         settings = ServeSettings(db=db, model_dir=model_dir)
         registry = ModelRegistry(settings.registry_dir())
-        result = train_from_db(db, registry, recommender=recommender)
+        if name == "spark":
+            from cartlift.cli._common import open_store
+            from cartlift.spark import spark_train_all
+            from cartlift.spark._publish import parquet_tables
+
+            with parquet_tables(events, products, lambda: open_store(Path(db), read_only=True)) as (ev, pr):
+                result = spark_train_all(
+                    ev, registry, products=pr, master=spark_master, recommender=recommender or "als"
+                )
+        else:
+            if events is not None:
+                raise fail("--events is read by --engine spark; the DuckDB engine trains on --db.")
+            result = train_from_db(db, registry, recommender=recommender or "itemknn")
         if json:
-            emit_json({"registry": str(registry.root), "models": result})
+            emit_json({"registry": str(registry.root), "engine": name, "models": result})
             return
         for kind, info in result.items():
             if "error" in info:

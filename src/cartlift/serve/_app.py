@@ -56,7 +56,9 @@ def create_app(settings: ServeSettings | None = None) -> FastAPI:
     app.state.service = service
     app.openapi = lambda: openapi_with_security(app)  # type: ignore[method-assign]
     install_error_handlers(app)
-    for module in (ops, events, recommendations, carts, experiments, admin, dashboard):
+    # routers are tried in this order for every request, and each costs FastAPI a few microseconds
+    # to try: the hottest routes first (the paths do not overlap, so the order changes nothing else)
+    for module in (recommendations, events, ops, carts, experiments, admin, dashboard):
         app.include_router(module.router)
     if settings.cors_origins:
         from fastapi.middleware.cors import CORSMiddleware

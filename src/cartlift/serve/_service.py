@@ -16,18 +16,18 @@ import logging
 import math
 import tempfile
 import time
-from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from cartlift.errors import CartliftError, DataError
-from cartlift.predict import FeatureContext, LiveScorer, SessionState
+from cartlift.predict import LiveScorer, SessionState
 from cartlift.serve._errors import ApiError
 from cartlift.serve._keys import ApiKey, allows, hash_key, pseudonymise
 from cartlift.serve._limits import MemoryRateLimiter, RateLimiter, RedisRateLimiter
 from cartlift.serve._live import LiveSessions, open_sessions
 from cartlift.serve._metrics import Metrics
+from cartlift.serve._rec_cache import ListCache, build_list
 from cartlift.serve._registry import LoadedModels, ModelRegistry
 from cartlift.serve._settings import ServeSettings
 from cartlift.serve._storage import IngestOutcome, Storage, open_storage
@@ -39,7 +39,32 @@ log = logging.getLogger("cartlift.serve")
 _KEY_CACHE_SECONDS = 30.0
 _CACHED_K = 50
 """Lists are computed for this many items once per user and model version, and sliced to ``k``."""
-_CACHE_SIZE = 200_000
+_CACHE_SIZE = 100_000
+"""Users whose lists are kept (about 2 kB each at 50 items: 200 MB at most)."""
+
+
+def _load_warm(registry: ModelRegistry) -> LoadedModels:
+    """The newest models, each run once on the serving paths before it is swapped in.
+
+    A model's first call loads its compiled (numba) kernels and builds its id look-ups: some
+    50,000 long-lived objects. Made here, before `Service.reload_models` freezes the collector's
+    long-lived set, they join it; made by the first request instead, every later full collection
+    walks them (20-50 ms each, every second or two under load: measured as the p99 latency).
+    """
+    models = LoadedModels.load(registry)
+    for kind in ("recommender", "popularity"):
+        model = getattr(models, kind)
+        if model is None:
+            continue
+        try:
+            model.recommend(model.user_ids_[:1].tolist(), _CACHED_K)
+            if kind == "recommender":
+                first = model.item_ids_[:1].tolist()
+                model.recommend_for_items(first, 10)
+                model.similar_items(first, 10)
+        except (CartliftError, ValueError, IndexError) as e:  # the request that needs it says why
+            log.warning("warming up the %s model failed: %s", kind, e)
+    return models
 
 
 @dataclass(frozen=True)
@@ -77,7 +102,7 @@ class Service:
         # waits for the updates queued before it, so a client reads its own writes
         self._live_worker = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="cartlift-live")
         self._live_last: concurrent.futures.Future[None] | None = None
-        self._recs: OrderedDict[tuple[str, str], list[tuple[str, float | None, str]]] = OrderedDict()
+        self._lists = ListCache(self.models, _CACHE_SIZE)
         self.started = False
 
     # -- life cycle -----------------------------------------------------------------------------
@@ -85,11 +110,7 @@ class Service:
         """Open the store, the live state and the models; raises when the store cannot be opened."""
         s = self.settings
         await asyncio.to_thread(self.storage.start)
-        context = FeatureContext()
-        if self.storage.supports_store_jobs:
-            # a cursor is a second connection to the same database, for the live state's look-ups
-            cursor = await self.storage.with_store(lambda store: store.con.cursor())
-            context = FeatureContext(cursor)
+        context = await self.storage.feature_context()
         self.live = open_sessions(
             context,
             redis_url=s.redis,
@@ -230,9 +251,8 @@ class Service:
             self._popular = await self.storage.popular_items(limit=500)
         return [{"item_id": i, "score": None} for i in self._popular if i not in exclude][:k]
 
-    async def _user_list(self, uid: str, k: int) -> list[tuple[str, float | None, str]]:
+    async def _user_list(self, models: LoadedModels, uid: str, k: int) -> list[tuple[str, float | None, str]]:
         """(item, score, source) for a user: the recommender, topped up by popularity for cold users."""
-        models = self.models
         items: list[tuple[str, float | None, str]] = []
         if models.recommender is not None:
             items = [
@@ -252,32 +272,30 @@ class Service:
             ]
         return items
 
+    async def recommend_user_json(self, *, user_id: str, k: int) -> bytes:
+        """`recommend_user` as the JSON body of the response, from the cache of serialised lists.
+
+        Lists depend only on the model versions (models learn at training, not per event), so each
+        user's list is computed once per version for `_CACHED_K` items (``k`` when larger) and its
+        top ``k`` sliced per request; the recommender ranks ties by item, so a top ``k`` is the
+        first ``k`` of a longer list, and equals what the models answer for ``k`` (Gorse's cache).
+        """
+        uid = self.user(user_id)
+        cache = self._lists  # one snapshot: its models compute what goes into it
+        entry = cache.get(uid)
+        if entry is None or k > entry[3]:
+            asked = max(k, _CACHED_K)
+            entry = build_list(await self._user_list(cache.models, uid, asked), asked=asked)
+            cache.put(uid, entry)
+        return cache.response(user_id, entry, k)
+
     async def recommend_user(self, *, user_id: str, k: int) -> dict[str, Any]:
         """Top ``k`` items for a user; unknown users get the most popular items.
 
-        Lists depend only on the model versions (models learn at training, not per event), so each
-        user's list is computed once per version and kept in a bounded cache (Gorse's approach).
+        Returns ``{"user_id", "items": [{"item_id", "score"}], "sources", "models"}``.
         """
-        uid = self.user(user_id)
-        versions = self.models.versions
-        key = (
-            f"{versions.get('recommender', {}).get('version')}/{versions.get('popularity', {}).get('version')}",
-            uid,
-        )
-        cached = self._recs.get(key)
-        if cached is None or (len(cached) < k and k > _CACHED_K):
-            cached = await self._user_list(uid, max(k, _CACHED_K))
-            self._recs[key] = cached
-            if len(self._recs) > _CACHE_SIZE:
-                self._recs.popitem(last=False)
-        top = cached[:k]
-        used = list(dict.fromkeys(source for _, _, source in top))
-        return {
-            "user_id": user_id,
-            "items": [{"item_id": i, "score": score} for i, score, _ in top],
-            "sources": used,
-            "models": self._versions(used),
-        }
+        answer: dict[str, Any] = json.loads(await self.recommend_user_json(user_id=user_id, k=k))
+        return answer
 
     async def recommend_cart(self, *, items: list[str], k: int) -> dict[str, Any]:
         """Complete-your-cart: ``k`` items for a cart's contents (anonymous sessions too)."""
@@ -352,7 +370,7 @@ class Service:
     # -- models ---------------------------------------------------------------------------------
     async def reload_models(self) -> dict[str, Any]:
         """Load the newest version of each model and swap them in (requests in flight keep theirs)."""
-        models = await asyncio.to_thread(LoadedModels.load, self.registry)
+        models = await asyncio.to_thread(_load_warm, self.registry)
         scorer = None
         if models.abandonment is not None and self.live is not None:
             try:
@@ -361,12 +379,13 @@ class Service:
                 models.errors["abandonment"] = str(e)
         version = models.versions.get("abandonment", {}).get("version") if scorer is not None else None
         self.models = models
+        self._lists = ListCache(models, _CACHE_SIZE)
         self._scoring = _Scoring(scorer, version)
         self._popular = []
-        self._recs.clear()
-        # the models are long-lived objects: keep them out of the collector's full passes, which
-        # otherwise walk them again and again and stall requests (the tail of the latency); unfreeze
-        # first, so what the previous models leave in cycles can still be collected
+        # the models (and what their warm-up made) are long-lived objects: keep them out of the
+        # collector's full passes, which otherwise walk them again and again and stall requests (the
+        # tail of the latency); unfreeze first, so what the previous models leave in cycles can
+        # still be collected
         gc.unfreeze()
         gc.collect()
         gc.freeze()
@@ -402,11 +421,12 @@ class Service:
         counts = await self.storage.erase_user(user_id=uid, actor=actor)
         await self.live_caught_up()
         live_sessions = await asyncio.to_thread(self.live.forget_user, uid) if self.live is not None else 0
-        for key in [k for k in self._recs if k[1] == uid]:
-            del self._recs[key]
+        # any list may hold the store's popular items, which the erasure changes: a new cache (not
+        # a cleared one), so a list still being computed from the old ones is not kept
+        self._popular = []
+        self._lists = ListCache(self.models, _CACHE_SIZE)
         if counts is None and not live_sessions:
             raise ApiError(404, f"The store holds nothing of user {user_id!r}.")
-        self._popular = []
         return {"user_id": user_id, "erased": {**(counts or {}), "live_sessions": live_sessions}}
 
     # -- health ---------------------------------------------------------------------------------

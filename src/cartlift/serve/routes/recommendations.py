@@ -2,37 +2,107 @@
 
 from __future__ import annotations
 
-import json
-from typing import Annotated, Any, Literal
+from collections.abc import Callable, Coroutine
+from typing import Annotated, Any, Final, Literal
 
-from fastapi import APIRouter, Path, Query
+import fastapi.routing
+from fastapi import APIRouter, Path, Query, Request
+from fastapi.dependencies.models import Dependant
 from fastapi.responses import Response
+from fastapi.routing import APIRoute
 
-from cartlift.serve._deps import ReadKey, ServiceDep
+from cartlift.serve._deps import (
+    ReadKey,
+    ServiceDep,
+    authorize,
+    get_service,
+    require_read,
+    running_service,
+)
 from cartlift.serve._errors import ApiError
 from cartlift.serve._schemas import CartRecommendationCreate, RecommendationsPublic
 from cartlift.serve.routes._common import errors
 
 router = APIRouter(prefix="/v1", tags=["recommendations"])
 
-
-def _fast(data: dict[str, Any]) -> Response:
-    """Serialise directly: the hot path skips re-validating a dict the service already built."""
-    body = {k: v for k, v in data.items() if v is not None}
-    return Response(json.dumps(body, separators=(",", ":")).encode(), media_type="application/json")
-
-
-K = Annotated[int, Query(ge=1, le=100, description="How many items.")]
-Id = Annotated[str, Path(min_length=1, max_length=200)]
+K_MAX: Final = 100
+ID_MAX: Final = 200
+K = Annotated[int, Query(ge=1, le=K_MAX, description="How many items.")]
+Id = Annotated[str, Path(min_length=1, max_length=ID_MAX)]
 
 
-@router.get(
-    "/users/{user_id}/recommendations",
-    response_model=RecommendationsPublic,
-    response_model_exclude_none=True,
-    responses=errors(401, 403, 422, 429),
-    summary="Recommendations for a user",
-)
+def _json(body: bytes) -> Response:
+    return Response(body, media_type="application/json")
+
+
+def plain_k(query: bytes) -> int | None:
+    """``k`` of a query string that is empty or exactly ``k=N`` with ``1 <= N <= 100``, else None.
+
+    Those are the common requests whose parameters need no other check; anything else (another
+    parameter, an encoding, a leading zero, a value out of range) returns None and takes the
+    general path, which validates it and answers any error.
+    """
+    if not query:
+        return 10
+    value = query[2:]
+    if query[:2] != b"k=" or not value.isdigit() or len(value) > 3 or value[:1] == b"0":
+        return None
+    k = int(value)
+    return k if k <= K_MAX else None
+
+
+class UserRecommendationsRoute(APIRoute):
+    """The route, with a shortcut for its common request: ``GET .../recommendations[?k=N]``.
+
+    FastAPI resolves the dependencies and validates every declared parameter (``k``, ``context``,
+    ``items``, the path) per request, which costs several times the cached answer itself. When
+    the query is empty or only a valid ``k`` and the id is within its length, the shortcut runs
+    the same checks itself (`authorize`: the service is up, the key and its scope, the rate
+    limit) and answers the same bytes; every other request, including every invalid one, goes
+    through FastAPI's handler unchanged. The shortcut is only on when the route declares exactly
+    the dependencies and parameters it was written for, and it steps aside while dependencies
+    are overridden.
+    """
+
+    def _declared(self) -> Dependant:
+        # FastAPI 0.16x builds the handler of an included route once per inclusion, adding the
+        # inclusion's dependencies, and names the inclusion in this context variable while it
+        # does (as `APIRoute.get_route_handler` reads it); older versions copy the route instead
+        current = getattr(fastapi.routing, "_effective_route_context_var", None)
+        context = current.get() if current is not None else None
+        if context is not None and context.original_route is self and context.dependant is not None:
+            dependant: Dependant = context.dependant
+            return dependant
+        return self.dependant
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        general = super().get_route_handler()
+        declared = self._declared()
+        shape = (
+            [d.call for d in declared.dependencies],
+            [p.name for p in declared.path_params],
+            {p.name for p in declared.query_params},
+            declared.header_params or declared.cookie_params or declared.body_params,
+        )
+        if shape != ([get_service, require_read], ["user_id"], {"k", "context", "items"}, []):
+            return general  # a route the shortcut was not written for
+
+        async def handler(request: Request) -> Response:
+            k = plain_k(request.scope["query_string"])
+            user_id = request.path_params.get("user_id")
+            if (
+                k is None
+                or not isinstance(user_id, str)
+                or not 1 <= len(user_id) <= ID_MAX
+                or getattr(request.app, "dependency_overrides", None)
+            ):
+                return await general(request)
+            await authorize(request, "read")
+            return _json(await running_service(request).recommend_user_json(user_id=user_id, k=k))
+
+        return handler
+
+
 async def user_recommendations(
     user_id: Id,
     service: ServiceDep,
@@ -64,7 +134,19 @@ async def user_recommendations(
             return {**await service.similar_items(item_id=shown[0], k=k), "user_id": user_id}
         except ApiError:
             pass  # an unknown product: the user's own list is the best we can show
-    return _fast(await service.recommend_user(user_id=user_id, k=k))
+    return _json(await service.recommend_user_json(user_id=user_id, k=k))
+
+
+router.add_api_route(
+    "/users/{user_id}/recommendations",
+    user_recommendations,
+    methods=["GET"],
+    response_model=RecommendationsPublic,
+    response_model_exclude_none=True,
+    responses=errors(401, 403, 422, 429),
+    summary="Recommendations for a user",
+    route_class_override=UserRecommendationsRoute,
+)
 
 
 @router.post(
