@@ -27,14 +27,13 @@ from cartlift.predict import (
     train_store,
 )
 from cartlift.recommend import ALS, Interactions, make_model
-from cartlift.serve import LoadedModels, ModelRegistry
+from cartlift.serve import LoadedModels, ModelRegistry, spark_train_all
 from cartlift.spark import (
     SparkALS,
     _engine,
     read_events,
     read_products,
     spark_interactions,
-    spark_train_all,
 )
 
 runner = CliRunner()

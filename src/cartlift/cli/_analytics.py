@@ -339,7 +339,7 @@ def register(app: typer.Typer) -> None:
             raise typer.BadParameter("--events is read by --engine spark; the DuckDB engine reads --db.")
         if name == "spark":
             from cartlift.spark import read_events, spark_clv_summary, spark_session
-            from cartlift.spark._publish import parquet_tables
+            from cartlift.spark._tables import parquet_tables
 
             with parquet_tables(events, None, lambda: open_store(db, read_only=True)) as (ev, _):
                 data = spark_clv_summary(

@@ -169,7 +169,7 @@ def register(app: typer.Typer) -> None:
             frame.to_parquet(out_path, index=False)
         else:
             from cartlift.spark import read_events, read_products, spark_cart_features, spark_session
-            from cartlift.spark._publish import parquet_tables
+            from cartlift.spark._tables import parquet_tables
 
             with parquet_tables(events, products, lambda: open_store(db, read_only=True)) as (ev, pr):
                 spark = spark_session(spark_master)

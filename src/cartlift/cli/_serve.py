@@ -188,8 +188,8 @@ def register(app: typer.Typer) -> None:
         registry = ModelRegistry(settings.registry_dir())
         if name == "spark":
             from cartlift.cli._common import open_store
-            from cartlift.spark import spark_train_all
-            from cartlift.spark._publish import parquet_tables
+            from cartlift.serve import spark_train_all
+            from cartlift.spark._tables import parquet_tables
 
             with parquet_tables(events, products, lambda: open_store(Path(db), read_only=True)) as (ev, pr):
                 result = spark_train_all(

@@ -12,6 +12,7 @@ from cartlift.serve._registry import KINDS, LoadedModels, ModelRegistry, train_a
 from cartlift.serve._service import Service
 from cartlift.serve._settings import ServeSettings
 from cartlift.serve._storage import DuckDBStorage, IngestOutcome, Storage, open_storage
+from cartlift.serve._train import spark_train_all, train_from_db
 
 __all__ = [
     "KINDS",
@@ -32,5 +33,7 @@ __all__ = [
     "hash_key",
     "open_storage",
     "pseudonymise",
+    "spark_train_all",
     "train_all",
+    "train_from_db",
 ]

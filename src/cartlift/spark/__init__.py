@@ -8,8 +8,8 @@ so importing this package is safe without it. `spark_session` is the one factory
 ``k8s://...``) with nothing else changed. The jobs read the Parquet layout that
 ``EventStore.export("events", path)`` and `write_events_partitioned` write (and the catalog
 that ``EventStore.export("products", path)`` writes). The cart features and the CLV summary run
-the DuckDB path's own SQL text (`to_spark_sql`), and `spark_train_all` publishes Spark-trained
-models into the registry the service reads.
+the DuckDB path's own SQL text (`to_spark_sql`); `cartlift.serve.spark_train_all` fits the served
+models from these jobs and publishes them into the service's registry.
 """
 
 from __future__ import annotations
@@ -20,9 +20,9 @@ from cartlift.spark._features import spark_cart_features, spark_clv_summary, to_
 from cartlift.spark._fpm import baskets_from_events, spark_frequent_itemsets
 from cartlift.spark._funnel import funnel_on_parquet, spark_funnel
 from cartlift.spark._ingest import read_events, write_events_partitioned
-from cartlift.spark._publish import read_products, spark_interactions, spark_train_all
 from cartlift.spark._rfm import spark_rfm
 from cartlift.spark._session import DEFAULT_MASTER, spark_session
+from cartlift.spark._tables import read_products, spark_interactions
 
 __all__ = [
     "DEFAULT_MASTER",
@@ -44,7 +44,6 @@ __all__ = [
     "spark_interactions",
     "spark_rfm",
     "spark_session",
-    "spark_train_all",
     "to_spark_sql",
     "write_events_partitioned",
 ]
