@@ -92,7 +92,7 @@ def test_postgres_storage_validates_like_the_importers_and_is_idempotent(pg_url:
         assert (second.accepted, second.duplicates) == (0, 3)  # type: ignore[attr-defined]
         assert count == 3
         erased = asyncio.run(storage.erase_user(user_id="u1", actor="test"))
-        assert erased == {"events": 3, "decisions": 0, "quarantine": 1, "exposures": 0}
+        assert erased == {"events": 3, "decisions": 0, "exposures": 0, "consents": 0, "quarantine": 1}
     finally:
         storage.close()
 
@@ -192,10 +192,21 @@ def test_postgres_working_copy_writes_back_what_the_packages_log_and_erasure_rem
         listed = store.con.execute("SELECT name, phase FROM experiments").fetchall()
         exposed = store.count("exposures")
     assert listed == [("banner", 1)] and exposed == 2
-    storage = PostgresStorage(pg_url)
-    storage.start()
+    from cartlift.serve._postgres import connect
+
+    con = connect(pg_url)
     try:
-        erased = asyncio.run(storage.erase_user(user_id="u1", actor="test"))
-        assert erased == {"events": 0, "decisions": 1, "quarantine": 0, "exposures": 1}
+        con.execute(
+            "INSERT INTO consents (user_id, email, sms) VALUES ('u1', true, false), ('u2', true, true)"
+        )
+        storage = PostgresStorage(pg_url)
+        storage.start()
+        try:
+            erased = asyncio.run(storage.erase_user(user_id="u1", actor="test"))
+            assert erased == {"events": 0, "decisions": 1, "exposures": 1, "consents": 1, "quarantine": 0}
+        finally:
+            storage.close()
+        # everything naming u1 is gone, the others' rows stay
+        assert con.execute("SELECT user_id FROM consents").fetchall() == [("u2",)]
     finally:
-        storage.close()
+        con.close()

@@ -135,6 +135,15 @@ def split_outcomes(
     return outcomes
 
 
+_PERSONAL: Final = (
+    ("events", "user_id"),
+    ("decisions", "user_id"),
+    ("exposures", "unit_id"),
+    ("consents", "user_id"),
+)
+"""Every table that holds a person's rows, with the column naming them: what erasure deletes."""
+
+
 def _subject(user_id: str) -> str:
     """How the audit log names an erased user: a hash, so the log does not keep the id it erased."""
     return "sha256:" + hashlib.sha256(user_id.encode()).hexdigest()
@@ -257,28 +266,18 @@ class Storage(ABC):
     # -- erasure --------------------------------------------------------------------------------
     def _erase(self, ctx: Any, user_id: str, actor: str | None) -> dict[str, int] | None:
         tables = self._tables(ctx)
+        present = [(t, col) for t, col in _PERSONAL if t in tables]
         with self._transaction(ctx):
             counts = {
-                "events": int(
-                    self._rows(ctx, "SELECT count(*) FROM events WHERE user_id = ?", [user_id])[0][0]
-                ),
-                "decisions": int(
-                    self._rows(ctx, "SELECT count(*) FROM decisions WHERE user_id = ?", [user_id])[0][0]
-                ),
-                "quarantine": self._quarantine_count(ctx, user_id),
-                "exposures": int(
-                    self._rows(ctx, "SELECT count(*) FROM exposures WHERE unit_id = ?", [user_id])[0][0]
-                )
-                if "exposures" in tables
-                else 0,
+                t: int(self._rows(ctx, f"SELECT count(*) FROM {t} WHERE {col} = ?", [user_id])[0][0])
+                for t, col in present
             }
+            counts["quarantine"] = self._quarantine_count(ctx, user_id)
             if not any(counts.values()):
                 return None
-            self._rows(ctx, "DELETE FROM events WHERE user_id = ?", [user_id])
-            self._rows(ctx, "DELETE FROM decisions WHERE user_id = ?", [user_id])
+            for t, col in present:
+                self._rows(ctx, f"DELETE FROM {t} WHERE {col} = ?", [user_id])
             self._delete_quarantine(ctx, user_id)
-            if "exposures" in tables:
-                self._rows(ctx, "DELETE FROM exposures WHERE unit_id = ?", [user_id])
             self._rows(
                 ctx,
                 "INSERT INTO audit_log VALUES (?, ?, ?, ?, ?, ?)",
