@@ -2,13 +2,17 @@
 
 Every format goes the same way, as SQL in DuckDB so that it streams and stays vectorised:
 
-1. *stage*: the source is read as text into a temporary table, with its record number, the
-   format's canonical columns and the rejection reason of each row (NULL when valid); rows the
-   CSV parser cannot split (a truncated last line ...) land in a rejects table with their line;
-2. *sessionize*: sources without sessions get them from a 30-minute inactivity gap;
+1. *check*: one pass reads the source as text into the format's canonical columns with the
+   rejection reason of each row (NULL when valid) and keeps only a small summary: rejected
+   records, products, counts, whether rows lack a session or carry ids the store may have;
+   rows the CSV parser cannot split (a truncated last line ...) land in a rejects table with
+   their line. Rejected records are then numbered (`_rejected_rows`);
+2. *sessionize*: sources without sessions are staged once and get sessions from a 30-minute
+   inactivity gap;
 3. *commit*: in one transaction, rejected rows go to `quarantine`, valid rows whose event id is
-   new go to `events`, their products to `products`, and the load is recorded in `loads`.
-   Anything failing rolls the whole load back, so the store is left exactly as it was.
+   new stream from the source into `events`, their products go to `products`, and the load is
+   recorded in `loads`. Anything failing rolls the whole load back, so the store is left
+   exactly as it was.
 """
 
 from __future__ import annotations
@@ -353,8 +357,12 @@ def _rejected_rows(con: duckdb.DuckDBPyConnection, src: _Source) -> str:
             SELECT rowid - (SELECT min(rowid) FROM _hashes) + 1 AS _row, _h, NULL::VARCHAR AS raw
             FROM _hashes WHERE _h IN ({rejected_hashes})"""
     )
-    bad = """SELECT l._row, s.raw, s.reason FROM _summary s JOIN _located l ON s._h = l._h
-             WHERE s.kind = 'rejected'"""
+
+    def matched(exact: bool) -> str:
+        on = "s._h = l._h AND s.raw = l.raw" if exact else "s._h = l._h"
+        return f"SELECT l._row, s.raw, s.reason FROM _summary s JOIN _located l ON {on} WHERE s.kind = 'rejected'"
+
+    bad = matched(exact=False)
     if con.execute(f"SELECT count(*) FROM ({bad})").fetchall()[0][0] == expected:
         return bad
     # numbering buffers its whole input, so it sees one hash per record and the raw record of
@@ -367,7 +375,7 @@ def _rejected_rows(con: duckdb.DuckDBPyConnection, src: _Source) -> str:
                     FROM (SELECT *, {_raw_hash_sql(src)} AS _h FROM {src.plain})))
             WHERE raw IS NOT NULL"""
     )
-    bad = bad.replace("ON s._h = l._h", "ON s._h = l._h AND s.raw = l.raw")
+    bad = matched(exact=True)
     found = con.execute(f"SELECT count(*) FROM ({bad})").fetchall()[0][0]
     if found != expected:  # the source changed between the passes: refuse rather than lose rows
         raise DataError(
