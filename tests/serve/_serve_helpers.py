@@ -10,7 +10,9 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Mapping
+import uuid
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -204,3 +206,26 @@ def copy_store(trained: Path, target: Path) -> Path:
     shutil.copy(trained / "store.duckdb", target / "store.duckdb")
     shutil.copytree(trained / "models", target / "models")
     return target / "store.duckdb"
+
+
+PG_BASE = "postgresql://postgres@127.0.0.1:5432/test"
+
+
+@contextmanager
+def pg_schema() -> Iterator[str]:
+    """The URL of a fresh schema in the local PostgreSQL, dropped afterwards; skips without one."""
+    import pytest
+
+    psycopg = pytest.importorskip("psycopg")
+    try:
+        admin = psycopg.connect(PG_BASE, autocommit=True, connect_timeout=3)
+    except psycopg.Error as e:
+        pytest.skip(
+            f"PostgreSQL is not reachable at 127.0.0.1:5432 ({str(e).strip()[:80]}); `.ci/run` installs it"
+        )
+    schema = f"cartlift_test_{uuid.uuid4().hex[:10]}"
+    try:
+        yield f"{PG_BASE}?schema={schema}"
+    finally:
+        admin.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+        admin.close()

@@ -15,7 +15,6 @@ import math
 import shutil
 import subprocess
 import threading
-import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -26,7 +25,7 @@ import duckdb
 import httpx
 import numpy as np
 import pytest
-from _serve_helpers import CLI, Server, make_events
+from _serve_helpers import CLI, Server, make_events, pg_schema
 
 from cartlift.act import CONTEXT_FEATURES, ActionCatalog, ProfitPolicy, cart_contexts
 from cartlift.act._workflows import save_policy
@@ -41,8 +40,6 @@ from cartlift.serve._live import PostgresFeatureContext
 from cartlift.serve._postgres import PostgresStorage, connect
 from cartlift.serve._slice import CONSENT_COLUMNS, clear, fill_cart, new_slice, postgres_store, write_back
 from cartlift.serve._storage import create_key_in_store
-
-PG_BASE = "postgresql://postgres@127.0.0.1:5432/test"
 
 
 def _products() -> list[dict[str, Any]]:
@@ -78,18 +75,9 @@ class Shop:
 
 @pytest.fixture(scope="module")
 def shop(trained_store: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Shop]:
-    psycopg = pytest.importorskip("psycopg")
-    try:
-        admin = psycopg.connect(PG_BASE, autocommit=True, connect_timeout=3)
-    except psycopg.Error as e:
-        pytest.skip(
-            f"PostgreSQL is not reachable at 127.0.0.1:5432 ({str(e).strip()[:80]}); `.ci/run` installs it"
-        )
     folder = tmp_path_factory.mktemp("pg-parity")
-    schema = f"cartlift_test_{uuid.uuid4().hex[:10]}"
-    url = f"{PG_BASE}?schema={schema}"
     events, products, consents = make_events(), _products(), _consents()
-    try:
+    with pg_schema() as url:
         duck = folder / "store.duckdb"
         with EventStore(duck) as store:
             store.ingest_records(events, source="seed")
@@ -140,9 +128,6 @@ def shop(trained_store: Path, tmp_path_factory: pytest.TempPathFactory) -> Itera
         models = folder / "models"
         shutil.copytree(trained_store / "models", models)
         yield Shop(duck, folder / "reference.duckdb", url, models, carts + others[:3], others[3:6])
-    finally:
-        admin.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
-        admin.close()
 
 
 @dataclass

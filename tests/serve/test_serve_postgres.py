@@ -14,33 +14,21 @@ from pathlib import Path
 
 import httpx
 import pytest
-from _serve_helpers import Server, make_events
+from _serve_helpers import Server, make_events, pg_schema
 
 from cartlift.serve import ModelRegistry
 from cartlift.serve._postgres import PostgresStorage
 from cartlift.serve._storage import create_key_in_store
 from cartlift.serve._train import train_from_db
 
-PG_BASE = "postgresql://postgres@127.0.0.1:5432/test"
 REDIS = "redis://127.0.0.1:6379/0"
 
 
 @pytest.fixture
 def pg_url() -> Iterator[str]:
     """A fresh schema in the local PostgreSQL, dropped after the test."""
-    psycopg = pytest.importorskip("psycopg")
-    try:
-        admin = psycopg.connect(PG_BASE, autocommit=True, connect_timeout=3)
-    except psycopg.Error as e:
-        pytest.skip(
-            f"PostgreSQL is not reachable at 127.0.0.1:5432 ({str(e).strip()[:80]}); `.ci/run` installs it"
-        )
-    schema = f"cartlift_test_{uuid.uuid4().hex[:10]}"
-    try:
-        yield f"{PG_BASE}?schema={schema}"
-    finally:
-        admin.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
-        admin.close()
+    with pg_schema() as url:
+        yield url
 
 
 @pytest.fixture
