@@ -25,6 +25,7 @@ from cartlift.serve.routes._common import errors
 
 router = APIRouter(prefix="/v1", tags=["recommendations"])
 
+K_DEFAULT: Final = 10
 K_MAX: Final = 100
 ID_MAX: Final = 200
 K = Annotated[int, Query(ge=1, le=K_MAX, description="How many items.")]
@@ -43,7 +44,7 @@ def plain_k(query: bytes) -> int | None:
     general path, which validates it and answers any error.
     """
     if not query:
-        return 10
+        return K_DEFAULT
     value = query[2:]
     if query[:2] != b"k=" or not value.isdigit() or len(value) > 3 or value[:1] == b"0":
         return None
@@ -107,7 +108,7 @@ async def user_recommendations(
     user_id: Id,
     service: ServiceDep,
     key: ReadKey,
-    k: K = 10,
+    k: K = K_DEFAULT,
     context: Annotated[
         Literal["home", "product", "cart"], Query(description="Where the list is shown.")
     ] = "home",
@@ -170,6 +171,8 @@ async def cart_recommendations(
     responses=errors(401, 403, 404, 422, 429, 503),
     summary="Similar items",
 )
-async def similar_items(item_id: Id, service: ServiceDep, key: ReadKey, k: K = 10) -> dict[str, object]:
+async def similar_items(
+    item_id: Id, service: ServiceDep, key: ReadKey, k: K = K_DEFAULT
+) -> dict[str, object]:
     """The items most similar to ``item_id`` (never the item itself)."""
     return await service.similar_items(item_id=item_id, k=k)
