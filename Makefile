@@ -1,21 +1,35 @@
-# Two commands: `make demo` and `make test`. Both create .venv and install when needed.
+# Two commands: `make demo` and `make test`. Both create .venv and install from the lock in
+# requirements/ (exact versions and hashes) with plain pip; `make lock` refreshes the lock.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-STAMP := $(VENV)/.installed
+LOCK := requirements
+# pip's own check of every downloaded file against the hash in the lock
+PIP_LOCKED := -m pip install --quiet --require-hashes --no-deps
+# what `make test-latest` installs: the newest releases the ranges in pyproject.toml allow
+LATEST := .venv-latest
+# the tool that writes the lock, itself pinned; lives apart from the project's environments
+LOCKER := .venv-lock
+UV_VERSION := 0.13.8
+COMPILE := $(LOCKER)/bin/uv pip compile --quiet --python-version 3.11 --universal --generate-hashes
 
-.PHONY: demo test test-slow lint typecheck bench clean
+.PHONY: demo test test-slow test-latest lint bench lock clean
 
-$(STAMP): pyproject.toml
+# the runtime set for the demo; the test set (runtime included) and spark for the tests
+$(VENV)/.runtime: $(LOCK)/build.txt $(LOCK)/runtime.txt pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[test,spark]'
-	touch $(STAMP)
+	$(BIN)/python $(PIP_LOCKED) -r $(LOCK)/build.txt -r $(LOCK)/runtime.txt
+	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .
+	touch $@
 
-demo: $(STAMP)
+$(VENV)/.test: $(VENV)/.runtime $(LOCK)/test.txt $(LOCK)/spark.txt
+	$(BIN)/python $(PIP_LOCKED) -r $(LOCK)/test.txt -r $(LOCK)/spark.txt
+	touch $@
+
+demo: $(VENV)/.runtime
 	$(BIN)/cartlift demo
 
-lint: $(STAMP)
+lint: $(VENV)/.test
 	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/ruff format --check src tests benchmarks
 	$(BIN)/mypy
@@ -24,11 +38,30 @@ test: lint
 	$(BIN)/python -m pytest -n 2 -q
 
 # slow tests (large data, Spark) run in their own CI step; exit code 5 means none were collected
-test-slow: $(STAMP)
+test-slow: $(VENV)/.test
 	$(BIN)/python -m pytest -q -m "slow or spark" || [ $$? -eq 5 ]
 
-bench: $(STAMP)
+# a fresh environment with the newest allowed releases, so an upstream release that breaks
+# cartlift is seen at the next landing rather than by a user; not from the lock, on purpose
+test-latest:
+	rm -rf $(LATEST)
+	$(PYTHON) -m venv $(LATEST)
+	$(LATEST)/bin/python -m pip install --quiet --upgrade pip
+	$(LATEST)/bin/python -m pip install --quiet --upgrade --upgrade-strategy eager -e '.[test,spark]'
+	$(LATEST)/bin/python -m pip list --format=freeze | grep -iE '^(duckdb|numpy|scipy|pandas|pyarrow|scikit-learn|lightgbm|fastapi|pydantic)=='
+	$(LATEST)/bin/python -m pytest -n 2 -q
+
+# refresh the lock after changing a range in pyproject.toml, or to take newer releases;
+# then run `make test` and commit requirements/ with the change
+lock:
+	test -x $(LOCKER)/bin/uv || ($(PYTHON) -m venv $(LOCKER) && $(LOCKER)/bin/python -m pip install --quiet uv==$(UV_VERSION))
+	$(COMPILE) $(LOCK)/build.in -o $(LOCK)/build.txt
+	$(COMPILE) pyproject.toml -o $(LOCK)/runtime.txt
+	$(COMPILE) pyproject.toml --extra test -c $(LOCK)/runtime.txt -o $(LOCK)/test.txt
+	$(COMPILE) pyproject.toml --extra spark -c $(LOCK)/runtime.txt -o $(LOCK)/spark.txt
+
+bench: $(VENV)/.test
 	for b in benchmarks/*.py; do $(BIN)/python $$b || exit 1; done
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache build src/*.egg-info
+	rm -rf $(VENV) $(LATEST) .pytest_cache .mypy_cache .ruff_cache build src/*.egg-info

@@ -126,8 +126,9 @@ def _score(value: str, cuts: tuple[float, ...], *, ascending: bool) -> str:
 def customer_sql(sessions: str, medians: str, events: str = "events") -> str:
     """The customer features of each session, from the customer's events before the session began.
 
-    ``sessions`` is a relation ``(session_id, user_id, start_ts)``; ``medians`` the relation of
-    `medians_sql`; ``events`` the events to read (a live lookup passes the customer's only).
+    ``sessions`` is a relation ``(session_id, user_id, start_ts)``; ``medians`` names the relation of
+    `medians_sql` (a table or CTE name, or a parenthesised subquery: DuckDB 2.0.1 refuses a
+    bare name in parentheses); ``events`` the events to read (a live lookup passes the customer's only).
     Returns ``session_id`` and the columns of `CUSTOMER_FEATURES` (as DOUBLE).
     """
     days_visit = f"CAST(s.start_us - max(p.last_us) AS DOUBLE) / {_DAY_US}"
@@ -179,7 +180,7 @@ def customer_sql(sessions: str, medians: str, events: str = "events") -> str:
                                     AND m.median_price IS NOT NULL) AS pm_n
             FROM {sessions} s2
             JOIN {events} e ON e.user_id = s2.user_id AND e.ts < s2.start_ts
-            LEFT JOIN ({medians}) m ON m.product_id = e.product_id
+            LEFT JOIN {medians} m ON m.product_id = e.product_id
             GROUP BY s2.session_id, e.session_id
         ) p ON p.sid = s.session_id
         GROUP BY s.session_id, s.start_us"""
