@@ -179,7 +179,7 @@ def test_a_customer_without_history_gets_the_first_visit_values(rees_store: Even
     sessions = (
         "(SELECT 's-new' AS session_id, 'nobody' AS user_id, TIMESTAMP '2019-10-01 01:00:00' AS start_ts)"
     )
-    from_sql = rees_store.con.execute(customer_sql(sessions, medians_sql())).fetchall()[0][1:]
+    from_sql = rees_store.con.execute(customer_sql(sessions, f"({medians_sql()})")).fetchall()[0][1:]
     assert _nan_equal(tuple(math.nan if v is None else v for v in from_sql), FIRST_VISIT)
     features, carted = FeatureContext.from_store(rees_store).customer("nobody", datetime(2019, 10, 1, 1))
     assert _nan_equal(features, FIRST_VISIT) and carted == frozenset()
