@@ -12,7 +12,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from cartlift.events import EVENT_TYPES, PRODUCT_EVENT_TYPES, EventStore
+from cartlift.events import EVENT_TYPES, PRODUCT_EVENT_TYPES
+from cartlift.store import EventStore
 
 HEADER = ["event_id", "ts", "user_id", "session_id", "event_type", "product_id", "quantity", "price"]
 FUTURE = (datetime.now(UTC) + timedelta(days=3)).strftime("%Y-%m-%d %H:%M:%S")

@@ -11,10 +11,10 @@ from _serve_helpers import Api, Running, Server, copy_store, make_events
 
 from cartlift.act import CONTEXT_FEATURES, ActionCatalog, ProfitPolicy, cart_contexts
 from cartlift.act._workflows import save_policy
-from cartlift.events import EventStore
 from cartlift.experiments import Experiment, expose_event_users, save_experiment
-from cartlift.serve import ModelRegistry, train_all
-from cartlift.serve._storage import create_key_in_store
+from cartlift.serve import ModelRegistry, create_key_in_store, train_all
+from cartlift.store import EventStore
+from cartlift.store._storage import SERVICE_TABLES
 
 
 @pytest.fixture(scope="session")
@@ -35,10 +35,7 @@ def trained_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
         other = store.con.execute(
             "SELECT session_id FROM events GROUP BY 1 HAVING NOT bool_or(event_type = 'purchase') ORDER BY 1 LIMIT 1"
         ).fetchall()[0][0]
-        from cartlift.serve._storage import SERVICE_TABLES
-
-        for ddl in SERVICE_TABLES:
-            store.con.execute(ddl)
+        store.create_tables(SERVICE_TABLES)
         for i, (cart, action) in enumerate(
             [(bought[0], "coupon_10"), (bought[1], "coupon_10"), (other, "nothing")]
         ):

@@ -10,8 +10,8 @@ import httpx
 import pytest
 from _serve_helpers import Server
 
-from cartlift.events import EventStore
-from cartlift.serve._storage import create_key_in_store
+from cartlift.serve import create_key_in_store
+from cartlift.store import EventStore
 
 CLIENTS = 4
 BATCH = 20

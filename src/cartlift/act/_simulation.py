@@ -203,8 +203,8 @@ def run_simulation(
         ``bandit`` (regret per day), ``uplift`` (Qini against the true uplift per action),
         ``training`` (logged decisions, purchase rate) and ``setup``.
     """
-    from cartlift.events import EventStore
     from cartlift.simulate import simulate
+    from cartlift.store import EventStore
 
     if not (isinstance(train_days, int) and train_days >= 1 and isinstance(days, int) and days >= 1):
         raise InvalidParameterError(

@@ -14,7 +14,7 @@ import json
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Final
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -27,7 +27,7 @@ from cartlift.act._rules import Ledger, Rules
 from cartlift.act._uplift import SLearner, TLearner, XLearner
 from cartlift.act._uplift_metrics import evaluate_uplift
 from cartlift.errors import DataError, InvalidParameterError
-from cartlift.events._schema import create_table_sql
+from cartlift.store import MODEL_COLUMNS, MODEL_TABLE
 
 __all__ = [
     "MODEL_COLUMNS",
@@ -40,13 +40,6 @@ __all__ = [
     "uplift_from_table",
 ]
 
-MODEL_TABLE = "act_models"
-MODEL_COLUMNS: Final[dict[str, str]] = {
-    "name": "VARCHAR PRIMARY KEY",
-    "created_at": "TIMESTAMP",
-    "payload": "VARCHAR",
-}
-"""Columns of `MODEL_TABLE` (the policy as JSON text), the same on every store that keeps one."""
 _LEARNERS = {"s_learner": SLearner, "t_learner": TLearner, "x_learner": XLearner}
 
 
@@ -66,7 +59,7 @@ def read_table(path: str | Path) -> pd.DataFrame:
 # -- the saved policy ----------------------------------------------------------------------------
 def save_policy(store: Any, policy: ProfitPolicy, name: str = "profit") -> None:
     """Save a fitted policy in the store's ``act_models`` table (replacing one of the same name)."""
-    store.con.execute(create_table_sql(MODEL_TABLE, MODEL_COLUMNS))
+    store.create_tables((MODEL_TABLE,))
     store.con.execute(f"DELETE FROM {MODEL_TABLE} WHERE name = ?", [name])
     store.con.execute(
         f"INSERT INTO {MODEL_TABLE} VALUES (?, ?, ?)",

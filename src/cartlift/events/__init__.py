@@ -1,25 +1,21 @@
-"""Events: the data model, validation, the DuckDB event store and the importers."""
+"""Events: the data model, validation and the importers (the store lives in `cartlift.store`)."""
 
 from cartlift.events._formats import CARTLIFT_COLUMNS, FORMATS, Format, detect_format, get_format
 from cartlift.events._ingest import LoadResult
 from cartlift.events._schema import (
-    CORE_TABLES,
     EVENT_COLUMNS,
     EVENT_TYPES,
     PRODUCT_COLUMNS,
     PRODUCT_EVENT_TYPES,
 )
-from cartlift.events._store import EventStore
 
 __all__ = [
     "CARTLIFT_COLUMNS",
-    "CORE_TABLES",
     "EVENT_COLUMNS",
     "EVENT_TYPES",
     "FORMATS",
     "PRODUCT_COLUMNS",
     "PRODUCT_EVENT_TYPES",
-    "EventStore",
     "Format",
     "LoadResult",
     "detect_format",

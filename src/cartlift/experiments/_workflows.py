@@ -9,7 +9,6 @@ import duckdb
 import numpy as np
 
 from cartlift.errors import DataError
-from cartlift.events import EventStore
 from cartlift.experiments._analysis import AnalysisConfig, ExperimentResult, analyze
 from cartlift.experiments._registry import load_experiment, log_exposures
 from cartlift.experiments._sql import (
@@ -22,6 +21,7 @@ from cartlift.experiments._sql import (
     stats_from_store,
 )
 from cartlift.experiments._statistics import JointStats, SampleStats
+from cartlift.store import EventStore
 
 __all__ = ["analyze_file", "analyze_funnel", "analyze_store", "expose_file"]
 

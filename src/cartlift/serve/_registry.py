@@ -28,6 +28,9 @@ from pathlib import Path
 from typing import Any, Final
 
 from cartlift.errors import CartliftError, DataError
+from cartlift.predict import load_model, train_store
+from cartlift.recommend import Recommender
+from cartlift.recommend._workflows import train_on_store
 
 __all__ = ["KINDS", "LoadedModels", "ModelRegistry", "abandonment_meta", "publish_all", "train_all"]
 
@@ -118,9 +121,6 @@ class LoadedModels:
     @classmethod
     def load(cls, registry: ModelRegistry) -> LoadedModels:
         """Load the newest version of every kind; a kind that fails to load is reported, not fatal."""
-        from cartlift.predict import load_model
-        from cartlift.recommend import Recommender
-
         loaded: dict[str, Any] = {}
         versions: dict[str, dict[str, Any]] = {}
         errors: dict[str, str] = {}
@@ -166,8 +166,6 @@ def train_all(
     dict
         Kind -> ``{"version", "name", ...}`` or ``{"error": reason}``.
     """
-    from cartlift.predict import train_store
-    from cartlift.recommend._workflows import train_on_store
 
     def recommender_builder(name: str) -> Callable[[Path], dict[str, Any]]:
         def build(folder: Path) -> dict[str, Any]:
