@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
-from _serve_helpers import Server
+from _serve_helpers import Server, pg_schema
 
 from cartlift.serve import create_key_in_store
-from cartlift.store import EventStore
+from cartlift.store import open_store
 
 CLIENTS = 4
 BATCH = 20
@@ -32,9 +33,23 @@ def _batch(client: int, n: int) -> list[dict[str, object]]:
     ]
 
 
+@pytest.fixture(params=["duckdb", "postgres"])
+def db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A fresh store of each backend."""
+    if request.param == "duckdb":
+        yield str(tmp_path / "store.duckdb")
+        return
+    with pg_schema() as url:
+        yield url
+
+
+def _stored(db: str, sql: str) -> list[tuple[object, ...]]:
+    with open_store(db, read_only=True) as store:
+        return store.con.execute(sql).fetchall()
+
+
 @pytest.mark.slow
-def test_kill9_while_posting_loses_no_acknowledged_event(tmp_path: Path) -> None:
-    db = str(tmp_path / "store.duckdb")
+def test_kill9_while_posting_loses_no_acknowledged_event(tmp_path: Path, db: str) -> None:
     key = create_key_in_store(db, scope="ingest")[0]
     headers = {"Authorization": f"Bearer {key}"}
     acked: list[set[str]] = [set() for _ in range(CLIENTS)]
@@ -72,9 +87,9 @@ def test_kill9_while_posting_loses_no_acknowledged_event(tmp_path: Path) -> None
     acknowledged = set().union(*acked)
     assert len(acknowledged) >= 500, "too few acknowledged events before the kill to test anything"
 
-    with EventStore(db, read_only=True) as store:
-        rows = store.con.execute("SELECT event_id, count(*) FROM events GROUP BY 1").fetchall()
-    stored = {r[0]: r[1] for r in rows}
+    stored = {
+        str(r[0]): int(str(r[1])) for r in _stored(db, "SELECT event_id, count(*) FROM events GROUP BY 1")
+    }
     assert acknowledged <= set(stored), f"{len(acknowledged - set(stored))} acknowledged events were lost"
     assert max(stored.values()) == 1
 
@@ -83,8 +98,5 @@ def test_kill9_while_posting_loses_no_acknowledged_event(tmp_path: Path) -> None
         for batches in sent:
             for batch in batches:
                 assert http.post("/v1/events", json={"events": batch}, headers=headers).status_code == 200
-    with EventStore(db, read_only=True) as store:
-        total, distinct = store.con.execute(
-            "SELECT count(*), count(DISTINCT event_id) FROM events"
-        ).fetchall()[0]
+    total, distinct = _stored(db, "SELECT count(*), count(DISTINCT event_id) FROM events")[0]
     assert total == distinct == sum(len(b) for batches in sent for b in batches)

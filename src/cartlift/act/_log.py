@@ -81,7 +81,7 @@ def _scalar(value: Any) -> Any:
     return str(value)
 
 
-def log_decisions(store: Any, decisions: pd.DataFrame, context: pd.DataFrame | None = None) -> int:
+def log_decisions(store: EventStore, decisions: pd.DataFrame, context: pd.DataFrame | None = None) -> int:
     """Append decisions to the store's ``decisions`` table in one batch; returns rows added.
 
     Parameters
@@ -126,7 +126,7 @@ def log_decisions(store: Any, decisions: pd.DataFrame, context: pd.DataFrame | N
 
 
 def decision_outcomes(
-    store: Any, *, policies: Sequence[str] | None = None, matured_only: bool = True
+    store: EventStore, *, policies: Sequence[str] | None = None, matured_only: bool = True
 ) -> pd.DataFrame:
     """Decisions with their outcomes joined from events (see the module docstring), oldest first.
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import duckdb
 import numpy as np
 
-from cartlift.errors import DataError
+from cartlift.errors import DataError, InvalidParameterError
 from cartlift.experiments._analysis import AnalysisConfig, ExperimentResult, analyze
 from cartlift.experiments._registry import load_experiment, log_exposures
 from cartlift.experiments._sql import (
@@ -71,8 +71,6 @@ def analyze_store(
     """Analyse a store metric of ``experiment`` (its control and weights come from its definition)."""
     config = config or AnalysisConfig()
     if config.method == "bootstrap":
-        from cartlift.errors import InvalidParameterError
-
         raise InvalidParameterError(
             "The bootstrap reads unit files; on the store use the frequentist, Bayesian or sequential method."
         )

@@ -31,6 +31,7 @@ from cartlift.errors import CartliftError, DataError
 from cartlift.predict import load_model, train_store
 from cartlift.recommend import Recommender
 from cartlift.recommend._workflows import train_on_store
+from cartlift.store import EventStore
 
 __all__ = ["KINDS", "LoadedModels", "ModelRegistry", "abandonment_meta", "publish_all", "train_all"]
 
@@ -154,7 +155,7 @@ class LoadedModels:
 
 
 def train_all(
-    store: Any, registry: ModelRegistry, *, recommender: str = "itemknn"
+    store: EventStore, registry: ModelRegistry, *, recommender: str = "itemknn"
 ) -> dict[str, dict[str, Any]]:
     """Fit every model the service serves on the store and publish a new version of each.
 
