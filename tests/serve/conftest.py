@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from _serve_helpers import Api, Running, Server, copy_store, make_events
+from _serve_helpers import Api, Running, Server, copy_store, make_events, pg_schema
 
 from cartlift.act import CONTEXT_FEATURES, ActionCatalog, ProfitPolicy, cart_contexts
 from cartlift.act._workflows import save_policy
@@ -75,3 +75,13 @@ def running(trained_store: Path, tmp_path_factory: pytest.TempPathFactory) -> It
             yield Running(server, folder, keys, api)
         finally:
             api.close()
+
+
+@pytest.fixture(params=["duckdb", "postgres"])
+def any_db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A fresh store of each backend (a DuckDB file; a schema of the local PostgreSQL)."""
+    if request.param == "duckdb":
+        yield str(tmp_path / "store.duckdb")
+        return
+    with pg_schema() as url:
+        yield url

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
-from _serve_helpers import Server, pg_schema
+from _serve_helpers import Server
 
 from cartlift.serve import create_key_in_store
 from cartlift.store import open_store
@@ -33,23 +32,14 @@ def _batch(client: int, n: int) -> list[dict[str, object]]:
     ]
 
 
-@pytest.fixture(params=["duckdb", "postgres"])
-def db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """A fresh store of each backend."""
-    if request.param == "duckdb":
-        yield str(tmp_path / "store.duckdb")
-        return
-    with pg_schema() as url:
-        yield url
-
-
 def _stored(db: str, sql: str) -> list[tuple[object, ...]]:
     with open_store(db, read_only=True) as store:
         return store.con.execute(sql).fetchall()
 
 
 @pytest.mark.slow
-def test_kill9_while_posting_loses_no_acknowledged_event(tmp_path: Path, db: str) -> None:
+def test_kill9_while_posting_loses_no_acknowledged_event(tmp_path: Path, any_db: str) -> None:
+    db = any_db
     key = create_key_in_store(db, scope="ingest")[0]
     headers = {"Authorization": f"Bearer {key}"}
     acked: list[set[str]] = [set() for _ in range(CLIENTS)]

@@ -1,7 +1,7 @@
 """Events: the data model, validation and the importers (the store lives in `cartlift.store`)."""
 
 from cartlift.events._formats import CARTLIFT_COLUMNS, FORMATS, Format, detect_format, get_format
-from cartlift.events._ingest import LoadResult
+from cartlift.events._ingest import CONFLICT_REASON, DERIVED_ID_SQL, LoadResult, derive_event_ids
 from cartlift.events._schema import (
     EVENT_COLUMNS,
     EVENT_TYPES,
@@ -11,6 +11,8 @@ from cartlift.events._schema import (
 
 __all__ = [
     "CARTLIFT_COLUMNS",
+    "CONFLICT_REASON",
+    "DERIVED_ID_SQL",
     "EVENT_COLUMNS",
     "EVENT_TYPES",
     "FORMATS",
@@ -18,6 +20,7 @@ __all__ = [
     "PRODUCT_EVENT_TYPES",
     "Format",
     "LoadResult",
+    "derive_event_ids",
     "detect_format",
     "get_format",
 ]

@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import gc
-import hashlib
 import json
 import logging
 import math
@@ -221,10 +220,6 @@ class Service:
             record = dict(e)
             if record.get("properties") is not None:
                 record["properties"] = json.dumps(record["properties"], sort_keys=True)
-            if record.get("event_id") is None:
-                # a retried event without an id must be the same event: derive it from its content
-                blob = json.dumps(record, sort_keys=True, default=str).encode()
-                record["event_id"] = "h_" + hashlib.sha256(blob).hexdigest()[:32]
             if isinstance(record.get("user_id"), str):
                 record["user_id"] = self.user(record["user_id"])
             records.append(record)

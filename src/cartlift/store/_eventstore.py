@@ -136,14 +136,14 @@ class EventStore:
         self, records: pa.Table | pd.DataFrame | Iterable[Mapping[str, Any]], *, source: str = "python"
     ) -> LoadResult:
         """Load events given in Python, in cartlift's own schema, with the same validation as files."""
-        table = _to_arrow(records)
+        table = records_table(records)
         return load(
             self.con, CARTLIFT, table=table, source=source, gap_minutes=self._settings.session_gap_minutes
         )
 
     def ingest_products(self, records: pa.Table | pd.DataFrame | Iterable[Mapping[str, Any]]) -> LoadResult:
         """Upsert catalog rows (``product_id, title, description, category, brand, price, cost``)."""
-        return load_products(self.con, table=_to_arrow(records))
+        return load_products(self.con, table=records_table(records))
 
     def write_table(self, name: str, data: pa.Table | pd.DataFrame, *, replace: bool = True) -> int:
         """Write a derived table (simulator truth, model outputs). The core tables are refused."""
@@ -239,7 +239,8 @@ class EventStore:
         }
 
 
-def _to_arrow(records: pa.Table | pd.DataFrame | Iterable[Mapping[str, Any]]) -> pa.Table:
+def records_table(records: pa.Table | pd.DataFrame | Iterable[Mapping[str, Any]]) -> pa.Table:
+    """Records as an Arrow table; Python records become text columns (the importers parse text)."""
     if isinstance(records, pa.Table):
         return records
     if isinstance(records, pd.DataFrame):
@@ -254,6 +255,8 @@ def _to_arrow(records: pa.Table | pd.DataFrame | Iterable[Mapping[str, Any]]) ->
 def _text(value: Any) -> str | None:
     if value is None:
         return None
+    if isinstance(value, bool):  # as JSON spells it, which no number parser takes
+        return "true" if value else "false"
     if isinstance(value, dict | list):
         return json.dumps(value)
     return value.isoformat() if hasattr(value, "isoformat") else str(value)

@@ -21,7 +21,14 @@ from cartlift.errors import StoreError
 from cartlift.events import CARTLIFT_COLUMNS, EVENT_COLUMNS
 from cartlift.store._eventstore import EventStore
 from cartlift.store._slice import clear, new_slice
-from cartlift.store._storage import LIVE_COLUMNS, IngestOutcome, Storage, now_utc, split_outcomes
+from cartlift.store._storage import (
+    LIVE_COLUMNS,
+    IngestOutcome,
+    Storage,
+    now_utc,
+    split_outcomes,
+    with_event_ids,
+)
 from cartlift.store._tables import table_ddl
 from cartlift.store._url import StoreURL, parse_store_url
 from cartlift.store._writer import Records
@@ -125,14 +132,14 @@ class PostgresStorage(Storage):
         return {str(r[0]) for r in rows}
 
     def _ingest_batches(self, ctx: _Context, batches: list[Records]) -> list[IngestOutcome]:
-        rows = [r for b in batches for r in b]
         scratch = ctx.scratch
+        rows = with_event_ids(scratch.con, [r for b in batches for r in b])
         try:
             result = scratch.ingest_records(rows, source=f"api:{uuid.uuid4().hex}")
             valid = scratch.con.execute(f"SELECT {', '.join(_EVENT_COLUMNS)} FROM events").fetchall()
             bad = scratch.con.execute(
                 """SELECT quarantine_id, load_id, source, row_number, line, raw, reason, quarantined_at,
-                          CASE WHEN json_valid(raw) THEN json_extract_string(raw, '$.user_id') END
+                          CASE WHEN json_valid(raw) THEN replace(json_extract_string(raw, '$.user_id'), chr(0), '') END
                    FROM quarantine"""
             ).fetchall()
         finally:

@@ -23,7 +23,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, ClassVar, Final
 
-from cartlift.store._eventstore import EventStore
+from cartlift.events import derive_event_ids
+from cartlift.store._eventstore import EventStore, records_table
 from cartlift.store._tables import TABLES
 from cartlift.store._url import StoreURL, parse_store_url
 from cartlift.store._writer import Records, Writer
@@ -124,6 +125,20 @@ def split_outcomes(
                 out.duplicate_ids.append(str(event_id))
         outcomes.append(out)
     return outcomes
+
+
+def with_event_ids(con: Any, rows: Records) -> Records:
+    """Give every record without an ``event_id`` its derived id (the events package's one rule), in place.
+
+    The service answers per event, so it must know each record's id before the load; the load
+    then derives the same id again (the same SQL).
+    """
+    missing = [r for r in rows if r.get("event_id") is None]
+    if missing:
+        for record, event_id in zip(missing, derive_event_ids(con, records_table(missing)), strict=True):
+            if event_id is not None:
+                record["event_id"] = event_id
+    return rows
 
 
 _PERSONAL: Final = tuple((t.name, t.personal) for t in TABLES.values() if t.personal)
@@ -419,7 +434,7 @@ class DuckDBStorage(Storage):
         return set(ctx.tables())
 
     def _ingest_batches(self, ctx: EventStore, batches: list[Records]) -> list[IngestOutcome]:
-        rows = [r for b in batches for r in b]
+        rows = with_event_ids(ctx.con, [r for b in batches for r in b])
         result = ctx.ingest_records(rows, source=f"api:{uuid.uuid4().hex}")
         rejected = {
             int(n): str(reason)
