@@ -33,7 +33,6 @@ import numpy as np
 from sklearn.ensemble import HistGradientBoostingClassifier
 from threadpoolctl import threadpool_limits
 
-from cartlift.events import EventStore
 from cartlift.predict import (
     FEATURE_NAMES,
     FeatureContext,
@@ -46,6 +45,7 @@ from cartlift.predict import (
     store_truth,
 )
 from cartlift.simulate import simulate
+from cartlift.store import EventStore
 
 THREADS = 1  # this machine is shared: with 2 threads, OpenMP barriers stall whenever a core is taken
 

@@ -24,7 +24,7 @@ import numpy as np
 import pyarrow as pa
 
 from cartlift.analytics import Funnel
-from cartlift.events import EventStore
+from cartlift.store import EventStore
 
 HAND_WRITTEN = """
 WITH ev AS (

@@ -197,9 +197,8 @@ def main() -> None:
     if shutil.which("wrk") is None:
         raise SystemExit("wrk is not installed: apt-get install -y wrk")
 
-    from cartlift.events import EventStore
-    from cartlift.serve import ModelRegistry, train_all
-    from cartlift.serve._storage import create_key_in_store
+    from cartlift.serve import ModelRegistry, create_key_in_store, train_all
+    from cartlift.store import EventStore
 
     tmp = Path(tempfile.mkdtemp(prefix="cartlift-bench-service-"))
     procs: list[subprocess.Popen[bytes]] = []

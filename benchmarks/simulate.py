@@ -20,8 +20,8 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 
-from cartlift.events import EventStore
 from cartlift.simulate import simulate
+from cartlift.store import EventStore
 
 PILOT_USERS = 20_000
 

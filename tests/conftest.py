@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from cartlift.events import EventStore
+from cartlift.store import EventStore
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = ROOT.parent / "shared" / "data"

@@ -2,20 +2,26 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
-from pydantic import Field
+from pydantic import AliasChoices, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-__all__ = ["Settings", "get_settings"]
+__all__ = ["DB_FIELD", "Settings", "get_settings"]
+
+DB_FIELD = Field(
+    default="cartlift.duckdb",
+    validation_alias=AliasChoices("CARTLIFT_DB", "CARTLIFT_SERVE_DB"),
+    description="The store: a DuckDB file, or a postgresql:// URL (add ?schema=NAME for a schema). "
+    "CARTLIFT_SERVE_DB is accepted as an alias of CARTLIFT_DB.",
+)
+"""The one setting that names the store, shared by the CLI's and the service's settings."""
 
 
 class Settings(BaseSettings):
     """cartlift settings; each field can be set by ``CARTLIFT_<NAME>`` (e.g. ``CARTLIFT_DB``)."""
 
-    model_config = SettingsConfigDict(env_prefix="CARTLIFT_", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix="CARTLIFT_", extra="ignore", populate_by_name=True)
 
-    db: Path = Field(default=Path("cartlift.duckdb"), description="The DuckDB file of the event store.")
+    db: str = DB_FIELD
     memory_limit: str = Field(
         default="1GB", description="DuckDB's memory limit; larger work spills to disk instead."
     )

@@ -13,8 +13,8 @@ from typer.testing import CliRunner
 
 from cartlift.act import decision_outcomes, run_demo, run_simulation
 from cartlift.cli._act import register
-from cartlift.events import EventStore
 from cartlift.simulate import simulate_to
+from cartlift.store import EventStore
 
 
 @pytest.fixture(scope="module")

@@ -22,7 +22,7 @@ from cartlift.act import (
     train_from_log,
 )
 from cartlift.errors import DataError
-from cartlift.events import EventStore
+from cartlift.store import EventStore
 
 T0 = datetime(2026, 3, 2, 10, 0, 0)
 

@@ -9,7 +9,7 @@ from typing import Any
 import pandas as pd
 import pytest
 
-from cartlift.events import EventStore
+from cartlift.store import EventStore
 
 REES = ("rees46_multicategory_sample", "2019-Oct.csv")
 

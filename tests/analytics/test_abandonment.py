@@ -14,7 +14,7 @@ from statsmodels.stats.multitest import multipletests
 
 from cartlift.analytics import CartAbandonment, abandoned_carts
 from cartlift.errors import InvalidParameterError
-from cartlift.events import EventStore
+from cartlift.store import EventStore
 
 from ._reference import RANK
 from .conftest import make_store

@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 
 from cartlift.cli import app
 from cartlift.cli._analytics import demo_step
-from cartlift.events import EventStore
+from cartlift.store import EventStore
 
 runner = CliRunner()
 REES = ("rees46_multicategory_sample", "2019-Oct.csv")

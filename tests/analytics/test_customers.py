@@ -21,7 +21,7 @@ from cartlift.analytics import (
     segments,
 )
 from cartlift.errors import DataError, InvalidParameterError
-from cartlift.events import EventStore
+from cartlift.store import EventStore
 
 from .conftest import make_store
 

@@ -16,7 +16,7 @@ from statsmodels.stats.multitest import multipletests
 
 from cartlift.analytics import Exclusion, Funnel, Step, funnel
 from cartlift.errors import DataError, InvalidParameterError
-from cartlift.events import EventStore
+from cartlift.store import EventStore
 
 from ._reference import ordered_counts, strict_counts, unordered_counts
 from .conftest import make_store

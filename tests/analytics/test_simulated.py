@@ -8,7 +8,7 @@ import pytest
 from scipy.stats import spearmanr
 
 from cartlift.analytics import CartAbandonment, funnel, price_sensitivity, wilson_interval
-from cartlift.events import EventStore
+from cartlift.store import EventStore
 
 simulate = pytest.importorskip("cartlift.simulate").simulate
 

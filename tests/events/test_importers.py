@@ -10,7 +10,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from cartlift.errors import DataError, FormatDetectionError
-from cartlift.events import EventStore, detect_format
+from cartlift.events import detect_format
+from cartlift.store import EventStore
 
 REES = ("rees46_multicategory_sample", "2019-Oct.csv")
 RETAIL = ("online_retail_uci_sample40k", "Online Retail.xlsx")

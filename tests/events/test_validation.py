@@ -12,7 +12,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from cartlift.events import EVENT_TYPES, PRODUCT_EVENT_TYPES, EventStore
+from cartlift.events import EVENT_TYPES, PRODUCT_EVENT_TYPES
+from cartlift.store import EventStore
 
 HEADER = ["event_id", "ts", "user_id", "session_id", "event_type", "product_id", "quantity", "price"]
 FUTURE = (datetime.now(UTC) + timedelta(days=3)).strftime("%Y-%m-%d %H:%M:%S")
@@ -28,6 +29,8 @@ def reference_reason(row: dict[str, str]) -> str | None:
         ts = ts.astimezone(UTC).replace(tzinfo=None)
     if ts > datetime.now(UTC).replace(tzinfo=None) + timedelta(days=1):
         return "time in the future"
+    if ts < datetime(1970, 1, 1):
+        return "time before 1970"
     if not row["user_id"].strip():
         return "missing user"
     event_type = row["event_type"].strip().lower()
@@ -35,6 +38,8 @@ def reference_reason(row: dict[str, str]) -> str | None:
         return "unknown event type"
     if event_type in PRODUCT_EVENT_TYPES and not row["product_id"].strip():
         return "missing product"
+    if {row["price"].strip().lower(), row["quantity"].strip().lower()} & {"true", "false"}:
+        return "a boolean is not a number"
     if row["price"].strip():
         try:
             price = float(row["price"])
@@ -44,6 +49,8 @@ def reference_reason(row: dict[str, str]) -> str | None:
             return "unparseable price"
         if price < 0:
             return "negative price"
+        if price > 1e9:
+            return "price above 1,000,000,000"
     if row["quantity"].strip():
         try:
             qty = float(row["quantity"])
@@ -61,6 +68,7 @@ TIMES = st.one_of(
         st.sampled_from([" ", "T"]),
     ),
     st.sampled_from(["2026-03-01T10:00:00Z", "2026-03-01 10:00:00+02:00", "2026-03-01", FUTURE]),
+    st.sampled_from(["1969-12-31 23:59:59", "0001-01-01 00:00:00", "1970-01-01 00:00:00"]),
     st.sampled_from(["", "yesterday", "2026-13-01 00:00:00", "2026-02-30 10:00:00", "12/01/2026"]),
 )
 ROWS = st.fixed_dictionaries(
@@ -70,8 +78,10 @@ ROWS = st.fixed_dictionaries(
         "session_id": st.sampled_from(["s1", "s2"]),
         "event_type": st.sampled_from([*EVENT_TYPES, "Cart_Add", " view ", "wishlist", "", "cart"]),
         "product_id": st.sampled_from(["p1", "p2", "", " "]),
-        "quantity": st.sampled_from(["", "1", "3", "2.0", "0", "-1", "1.5", "many", "99999999999"]),
-        "price": st.sampled_from(["", "0", "19.99", "-5", "abc", "nan", "inf", "1e3"]),
+        "quantity": st.sampled_from(["", "1", "3", "2.0", "0", "-1", "1.5", "many", "99999999999", "true"]),
+        "price": st.sampled_from(
+            ["", "0", "19.99", "-5", "abc", "nan", "inf", "1e3", "1e308", "1e9", "False"]
+        ),
     }
 )
 

@@ -15,7 +15,6 @@ from typer.testing import CliRunner
 from cartlift.cli import app
 from cartlift.cli._experiments import demo_step
 from cartlift.errors import DataError, InvalidParameterError
-from cartlift.events import EventStore
 from cartlift.experiments import (
     AnalysisConfig,
     SampleRatioMismatchWarning,
@@ -24,6 +23,7 @@ from cartlift.experiments import (
     analyze_file,
     verdicts,
 )
+from cartlift.store import EventStore
 
 CONTRACT = [
     "name",

@@ -9,7 +9,6 @@ import pandas as pd
 import pytest
 
 from cartlift.errors import DataError, InvalidParameterError, StoreError
-from cartlift.events import EventStore
 from cartlift.experiments import (
     AnalysisConfig,
     CovariateStats,
@@ -28,6 +27,7 @@ from cartlift.experiments import (
     save_experiment,
     stats_from_store,
 )
+from cartlift.store import EventStore
 
 DAY0 = datetime(2026, 3, 1)
 

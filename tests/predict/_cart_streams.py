@@ -13,8 +13,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from cartlift.events import EventStore
 from cartlift.predict import FEATURE_NAMES, FeatureContext, SessionState
+from cartlift.store import EventStore
 
 TYPES = ("view", "cart_add", "cart_remove", "checkout", "purchase", "return")
 TYPE_P = (0.45, 0.25, 0.08, 0.07, 0.12, 0.03)

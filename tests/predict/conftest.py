@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from _cart_streams import random_events
 
-from cartlift.events import EventStore
+from cartlift.store import EventStore
 
 REES = ("rees46_multicategory_sample", "2019-Oct.csv")
 

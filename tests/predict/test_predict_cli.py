@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 
 from cartlift.cli import app
 from cartlift.cli._predict import demo_step
-from cartlift.events import EventStore
+from cartlift.store import EventStore
 
 runner = CliRunner()
 METRICS = ("roc_auc", "pr_auc", "log_loss", "brier", "ece")

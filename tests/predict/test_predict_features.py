@@ -13,9 +13,9 @@ import pytest
 from _cart_streams import assert_same_features, live_features, random_events
 
 from cartlift.errors import DataError, InvalidParameterError
-from cartlift.events import EventStore
 from cartlift.predict import FEATURE_NAMES, MOMENTS, FeatureContext, SessionState, cart_features
 from cartlift.predict._context import FIRST_VISIT, customer_sql, medians_sql
+from cartlift.store import EventStore
 
 # -- batch == incremental ----------------------------------------------------------------------
 

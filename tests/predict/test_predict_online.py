@@ -9,7 +9,6 @@ import pandas as pd
 import pytest
 
 from cartlift.errors import DataError, InvalidParameterError, NotFittedError
-from cartlift.events import EventStore
 from cartlift.predict import (
     FEATURE_NAMES,
     DriftMonitor,
@@ -19,6 +18,7 @@ from cartlift.predict import (
     population_stability_index,
     roc_auc,
 )
+from cartlift.store import EventStore
 
 
 def stream(n: int, seed: int, *, flip: bool = False, shift: float = 0.0) -> tuple[pd.DataFrame, np.ndarray]:

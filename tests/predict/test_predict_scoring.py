@@ -10,7 +10,6 @@ import pandas as pd
 import pytest
 
 from cartlift.errors import DataError
-from cartlift.events import EventStore
 from cartlift.predict import (
     FEATURE_NAMES,
     FeatureContext,
@@ -21,6 +20,7 @@ from cartlift.predict import (
     score_session,
     train_store,
 )
+from cartlift.store import EventStore
 
 
 @pytest.fixture(scope="module")

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from cartlift.events import EventStore
 from cartlift.predict import evaluate_store, store_truth
+from cartlift.store import EventStore
 
 
 def test_truth_is_found_and_matched_to_every_held_out_cart(sim_store: EventStore) -> None:

@@ -8,7 +8,6 @@ import pandas as pd
 import pytest
 
 from cartlift.errors import CartliftWarning, DataError, InvalidParameterError
-from cartlift.events import EventStore
 from cartlift.recommend import (
     ALS,
     EASE,
@@ -25,6 +24,7 @@ from cartlift.recommend import (
     UserKNN,
     make_model,
 )
+from cartlift.store import EventStore
 
 
 def _store_events() -> list[dict[str, str]]:

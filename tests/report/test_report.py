@@ -15,7 +15,6 @@ import pytest
 
 from cartlift.analytics import funnel
 from cartlift.errors import CartliftWarning, DataError, InvalidParameterError
-from cartlift.events import EventStore
 from cartlift.report import (
     Section,
     Table,
@@ -25,6 +24,7 @@ from cartlift.report import (
     render_report,
     write_report,
 )
+from cartlift.store import EventStore
 
 REES = ("rees46_multicategory_sample", "2019-Oct.csv")
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")

@@ -7,14 +7,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from _serve_helpers import Api, Running, Server, copy_store, make_events
+from _serve_helpers import Api, Running, Server, copy_store, make_events, pg_schema
 
 from cartlift.act import CONTEXT_FEATURES, ActionCatalog, ProfitPolicy, cart_contexts
 from cartlift.act._workflows import save_policy
-from cartlift.events import EventStore
 from cartlift.experiments import Experiment, expose_event_users, save_experiment
-from cartlift.serve import ModelRegistry, train_all
-from cartlift.serve._storage import create_key_in_store
+from cartlift.serve import ModelRegistry, create_key_in_store, train_all
+from cartlift.store import EventStore
+from cartlift.store._storage import SERVICE_TABLES
 
 
 @pytest.fixture(scope="session")
@@ -35,10 +35,7 @@ def trained_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
         other = store.con.execute(
             "SELECT session_id FROM events GROUP BY 1 HAVING NOT bool_or(event_type = 'purchase') ORDER BY 1 LIMIT 1"
         ).fetchall()[0][0]
-        from cartlift.serve._storage import SERVICE_TABLES
-
-        for ddl in SERVICE_TABLES:
-            store.con.execute(ddl)
+        store.create_tables(SERVICE_TABLES)
         for i, (cart, action) in enumerate(
             [(bought[0], "coupon_10"), (bought[1], "coupon_10"), (other, "nothing")]
         ):
@@ -78,3 +75,13 @@ def running(trained_store: Path, tmp_path_factory: pytest.TempPathFactory) -> It
             yield Running(server, folder, keys, api)
         finally:
             api.close()
+
+
+@pytest.fixture(params=["duckdb", "postgres"])
+def any_db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A fresh store of each backend (a DuckDB file; a schema of the local PostgreSQL)."""
+    if request.param == "duckdb":
+        yield str(tmp_path / "store.duckdb")
+        return
+    with pg_schema() as url:
+        yield url

@@ -10,8 +10,8 @@ import httpx
 import pytest
 from _serve_helpers import Server
 
-from cartlift.events import EventStore
-from cartlift.serve._storage import create_key_in_store
+from cartlift.serve import create_key_in_store
+from cartlift.store import open_store
 
 CLIENTS = 4
 BATCH = 20
@@ -32,9 +32,14 @@ def _batch(client: int, n: int) -> list[dict[str, object]]:
     ]
 
 
+def _stored(db: str, sql: str) -> list[tuple[object, ...]]:
+    with open_store(db, read_only=True) as store:
+        return store.con.execute(sql).fetchall()
+
+
 @pytest.mark.slow
-def test_kill9_while_posting_loses_no_acknowledged_event(tmp_path: Path) -> None:
-    db = str(tmp_path / "store.duckdb")
+def test_kill9_while_posting_loses_no_acknowledged_event(tmp_path: Path, any_db: str) -> None:
+    db = any_db
     key = create_key_in_store(db, scope="ingest")[0]
     headers = {"Authorization": f"Bearer {key}"}
     acked: list[set[str]] = [set() for _ in range(CLIENTS)]
@@ -72,9 +77,9 @@ def test_kill9_while_posting_loses_no_acknowledged_event(tmp_path: Path) -> None
     acknowledged = set().union(*acked)
     assert len(acknowledged) >= 500, "too few acknowledged events before the kill to test anything"
 
-    with EventStore(db, read_only=True) as store:
-        rows = store.con.execute("SELECT event_id, count(*) FROM events GROUP BY 1").fetchall()
-    stored = {r[0]: r[1] for r in rows}
+    stored = {
+        str(r[0]): int(str(r[1])) for r in _stored(db, "SELECT event_id, count(*) FROM events GROUP BY 1")
+    }
     assert acknowledged <= set(stored), f"{len(acknowledged - set(stored))} acknowledged events were lost"
     assert max(stored.values()) == 1
 
@@ -83,8 +88,5 @@ def test_kill9_while_posting_loses_no_acknowledged_event(tmp_path: Path) -> None
         for batches in sent:
             for batch in batches:
                 assert http.post("/v1/events", json={"events": batch}, headers=headers).status_code == 200
-    with EventStore(db, read_only=True) as store:
-        total, distinct = store.con.execute(
-            "SELECT count(*), count(DISTINCT event_id) FROM events"
-        ).fetchall()[0]
+    total, distinct = _stored(db, "SELECT count(*), count(DISTINCT event_id) FROM events")[0]
     assert total == distinct == sum(len(b) for batches in sent for b in batches)

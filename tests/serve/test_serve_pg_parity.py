@@ -30,16 +30,21 @@ from _serve_helpers import CLI, Server, make_events, pg_schema
 from cartlift.act import CONTEXT_FEATURES, ActionCatalog, ProfitPolicy, cart_contexts
 from cartlift.act._workflows import save_policy
 from cartlift.errors import StoreError
-from cartlift.events import EventStore
-from cartlift.events._schema import create_table_sql
 from cartlift.experiments import Experiment, save_experiment
 from cartlift.predict import FeatureContext, LiveScorer
-from cartlift.serve import LoadedModels, ModelRegistry
+from cartlift.serve import LoadedModels, ModelRegistry, create_key_in_store
 from cartlift.serve._decide import _decide_on, _decide_on_postgres
 from cartlift.serve._live import PostgresFeatureContext
-from cartlift.serve._postgres import PostgresStorage, connect
-from cartlift.serve._slice import CONSENT_COLUMNS, clear, fill_cart, new_slice, postgres_store, write_back
-from cartlift.serve._storage import create_key_in_store
+from cartlift.store import (
+    EventStore,
+    PostgresStorage,
+    clear,
+    connect,
+    fill_cart,
+    new_slice,
+    postgres_store,
+    write_back,
+)
 
 
 def _products() -> list[dict[str, Any]]:
@@ -82,7 +87,7 @@ def shop(trained_store: Path, tmp_path_factory: pytest.TempPathFactory) -> Itera
         with EventStore(duck) as store:
             store.ingest_records(events, source="seed")
             store.ingest_products(products)
-            store.con.execute(create_table_sql("consents", CONSENT_COLUMNS))
+            store.create_tables(("consents",))
             store.con.executemany("INSERT INTO consents VALUES (?, ?, ?)", consents)
             contexts = cart_contexts(store)
             # logged at random, and an e-mail reminder doubles the purchase rate: the policy sends

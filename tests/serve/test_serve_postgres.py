@@ -16,10 +16,9 @@ import httpx
 import pytest
 from _serve_helpers import Server, make_events, pg_schema
 
-from cartlift.serve import ModelRegistry
-from cartlift.serve._postgres import PostgresStorage
-from cartlift.serve._storage import create_key_in_store
+from cartlift.serve import ModelRegistry, create_key_in_store
 from cartlift.serve._train import train_from_db
+from cartlift.store import PostgresStorage
 
 REDIS = "redis://127.0.0.1:6379/0"
 
@@ -159,7 +158,7 @@ def test_redis_rate_limit_is_shared_by_every_process(redis_prefix: str) -> None:
 def test_postgres_working_copy_writes_back_what_the_packages_log_and_erasure_removes_it(pg_url: str) -> None:
     from cartlift.errors import InvalidParameterError
     from cartlift.experiments import Experiment, log_exposures, save_experiment
-    from cartlift.serve._slice import postgres_store
+    from cartlift.store import postgres_store
 
     decision = (
         "INSERT INTO decisions (decision_id, ts, user_id, cart_id, policy, action, propensity, window_hours)"
@@ -180,7 +179,7 @@ def test_postgres_working_copy_writes_back_what_the_packages_log_and_erasure_rem
         listed = store.con.execute("SELECT name, phase FROM experiments").fetchall()
         exposed = store.count("exposures")
     assert listed == [("banner", 1)] and exposed == 2
-    from cartlift.serve._postgres import connect
+    from cartlift.store import connect
 
     con = connect(pg_url)
     try:

@@ -6,9 +6,8 @@ from pathlib import Path
 
 from _serve_helpers import Api, Server, make_events
 
-from cartlift.events import EventStore
-from cartlift.serve import pseudonymise
-from cartlift.serve._storage import create_key_in_store
+from cartlift.serve import create_key_in_store, pseudonymise
+from cartlift.store import EventStore
 
 SECRET = "a-test-secret-of-the-shop"
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from _serve_helpers import Server, copy_store
 
-from cartlift.serve._storage import create_key_in_store
+from cartlift.serve import create_key_in_store
 
 
 @pytest.mark.slow

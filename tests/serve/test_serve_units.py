@@ -14,13 +14,12 @@ from pydantic import ValidationError
 from typer.testing import CliRunner
 
 from cartlift.cli import app
-from cartlift.events import EventStore
 from cartlift.predict import FeatureContext, SessionState
 from cartlift.serve import MemorySessions, ModelRegistry, ServeSettings, hash_key, pseudonymise
 from cartlift.serve._limits import MemoryRateLimiter
 from cartlift.serve._metrics import Metrics
-from cartlift.serve._storage import split_outcomes
-from cartlift.serve._writer import Writer
+from cartlift.store import EventStore, Writer
+from cartlift.store._storage import split_outcomes
 
 
 def test_split_outcomes_shares_one_load_among_merged_batches() -> None:
@@ -153,7 +152,7 @@ def test_settings_fail_fast(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("CARTLIFT_SERVE_MAX_BODY_BYTES")
     monkeypatch.setenv("CARTLIFT_SERVE_CORS_ORIGINS", "https://a.example, https://b.example")
     assert ServeSettings().cors_origins == ["https://a.example", "https://b.example"]
-    assert ServeSettings(db="postgresql://u@h/db").is_postgres
+    assert ServeSettings(db="postgresql://u@h/db").store.is_postgres
 
 
 def test_keys_create_prints_the_key_alone_on_the_last_line(tmp_path: Path) -> None:

@@ -9,7 +9,7 @@ from typer.testing import CliRunner
 
 from cartlift.cli import app
 from cartlift.cli._simulate import demo_step
-from cartlift.events import EventStore
+from cartlift.store import EventStore
 
 runner = CliRunner()
 

@@ -9,8 +9,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from cartlift.errors import DataError
-from cartlift.events import EventStore
 from cartlift.simulate import SimulatedStore, simulate
+from cartlift.store import EventStore
 
 
 def test_write_to_loads_everything_and_quarantines_nothing(store: EventStore, small: SimulatedStore) -> None:

@@ -10,9 +10,9 @@ from typing import Any
 
 import pytest
 
-from cartlift.events import EventStore
 from cartlift.simulate import simulate
 from cartlift.spark import HAS_SPARK
+from cartlift.store import EventStore
 
 REES = ("rees46_multicategory_sample", "2019-Oct.csv")
 

@@ -11,8 +11,8 @@ from typer.testing import CliRunner
 from cartlift.analytics import Funnel
 from cartlift.cli import app
 from cartlift.errors import DataError, InvalidParameterError
-from cartlift.events import EventStore
 from cartlift.spark import SparkUnavailableError, _engine, check_engine, funnel_on_parquet
+from cartlift.store import EventStore
 
 runner = CliRunner()
 

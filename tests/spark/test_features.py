@@ -19,7 +19,6 @@ from typer.testing import CliRunner
 from cartlift.analytics import clv_from_summary, read_transactions, summary_from_store
 from cartlift.cli import app
 from cartlift.errors import DataError, InvalidParameterError
-from cartlift.events import EventStore
 from cartlift.predict import FEATURE_NAMES, cart_features, read_cart_features
 from cartlift.predict._batch import cart_features_sql
 from cartlift.spark import (
@@ -29,6 +28,7 @@ from cartlift.spark import (
     spark_clv_summary,
     to_spark_sql,
 )
+from cartlift.store import EventStore
 
 pytestmark = [pytest.mark.spark, pytest.mark.slow]
 runner = CliRunner()

@@ -22,8 +22,8 @@ from analytics.conftest import make_store
 from cartlift.analytics import Exclusion, Funnel, funnel, parse_exclusion, parse_step
 from cartlift.cli import app
 from cartlift.errors import DataError, InvalidParameterError
-from cartlift.events import EventStore
 from cartlift.spark import funnel_on_parquet, read_events, spark_funnel
+from cartlift.store import EventStore
 
 pytestmark = [pytest.mark.spark, pytest.mark.slow]
 runner = CliRunner()

@@ -16,7 +16,6 @@ from typer.testing import CliRunner
 
 from cartlift.analytics import Funnel, rfm
 from cartlift.cli import app
-from cartlift.events import EventStore
 from cartlift.recommend import (
     ALS,
     Interactions,
@@ -37,6 +36,7 @@ from cartlift.spark import (
     spark_rfm,
     write_events_partitioned,
 )
+from cartlift.store import EventStore
 
 pytestmark = [pytest.mark.spark, pytest.mark.slow]
 runner = CliRunner()

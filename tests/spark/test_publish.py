@@ -17,7 +17,6 @@ from typer.testing import CliRunner
 
 from cartlift.cli import app
 from cartlift.errors import DataError
-from cartlift.events import EventStore
 from cartlift.predict import (
     FEATURE_NAMES,
     cart_features,
@@ -35,6 +34,7 @@ from cartlift.spark import (
     read_products,
     spark_interactions,
 )
+from cartlift.store import EventStore
 
 runner = CliRunner()
 ALS_PARAMS = {"factors": 8, "iterations": 5, "regularization": 0.05, "alpha": 10.0}

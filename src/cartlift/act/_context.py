@@ -22,6 +22,7 @@ from typing import Any, Final
 import pandas as pd
 
 from cartlift.errors import DataError
+from cartlift.store import EventStore
 
 __all__ = ["CONTEXT_FEATURES", "cart_contexts", "cart_lines"]
 
@@ -75,7 +76,7 @@ def _restrict(con: Any, carts: Sequence[str] | None) -> str:
 
 
 def cart_contexts(
-    store: Any,
+    store: EventStore,
     carts: Sequence[str] | None = None,
     *,
     default_margin_rate: float = 0.3,
@@ -243,7 +244,7 @@ ORDER BY s.end_ts, s.session_id
     return frame[[*KEY_COLUMNS, *CONTEXT_FEATURES]]
 
 
-def cart_lines(store: Any, carts: Sequence[str]) -> pd.DataFrame:
+def cart_lines(store: EventStore, carts: Sequence[str]) -> pd.DataFrame:
     """The lines of abandoned carts: cart_id, product_id, quantity (> 0) and latest price."""
     con = store.con
     only = _restrict(con, carts)

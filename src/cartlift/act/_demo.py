@@ -9,6 +9,7 @@ from typing import Any
 from cartlift.act._context import cart_contexts
 from cartlift.act._simulation import run_simulation
 from cartlift.act._workflows import decide_cart, save_policy
+from cartlift.store import EventStore
 
 __all__ = ["public_result", "run_demo"]
 
@@ -19,7 +20,7 @@ def public_result(result: dict[str, Any]) -> dict[str, Any]:
 
 
 def run_demo(
-    store: Any, out_dir: str | Path, *, n_users: int = 40_000, seed: int = 0, examples: int = 3
+    store: EventStore, out_dir: str | Path, *, n_users: int = 40_000, seed: int = 0, examples: int = 3
 ) -> dict[str, Any]:
     """Compare the policies on a simulated store's true reactions and make the profit policy usable.
 

@@ -18,12 +18,13 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from typing import Any, Final
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from cartlift.errors import DataError
+from cartlift.store import DECISION_COLUMNS, EventStore
 
 __all__ = [
     "DECISION_COLUMNS",
@@ -32,28 +33,6 @@ __all__ = [
     "decision_outcomes",
     "log_decisions",
 ]
-
-DECISION_COLUMNS: Final[dict[str, str]] = {
-    "decision_id": "VARCHAR PRIMARY KEY",
-    "ts": "TIMESTAMP NOT NULL",
-    "user_id": "VARCHAR NOT NULL",
-    "cart_id": "VARCHAR NOT NULL",
-    "policy": "VARCHAR NOT NULL",
-    "action": "VARCHAR NOT NULL",
-    "channel": "VARCHAR",  # e-mail or SMS actually used ("none" for doing nothing)
-    "propensity": "DOUBLE NOT NULL",  # probability the policy gave this action, in (0, 1]
-    "expected_profit": "DOUBLE",
-    "cart_value": "DOUBLE",
-    "margin": "DOUBLE",
-    "discount_value": "DOUBLE",  # money given away if the customer buys (coupon face value)
-    "cost": "DOUBLE",  # sending cost, paid either way
-    "coupon_code": "VARCHAR",
-    "coupon_expires_at": "TIMESTAMP",
-    "window_hours": "DOUBLE NOT NULL",
-    "reason": "VARCHAR",
-    "context": "VARCHAR",  # JSON object of the features the policy saw
-    "run_id": "VARCHAR",
-}
 
 _OUTCOMES_VIEW = """
 CREATE OR REPLACE VIEW decision_outcomes AS
@@ -82,10 +61,9 @@ FROM decisions d LEFT JOIN bought b USING (decision_id) CROSS JOIN latest
 """
 
 
-def create_decision_tables(store: Any) -> None:
-    """Create ``decisions`` (if missing) and (re)create the ``decision_outcomes`` view."""
-    body = ",\n  ".join(f"{c} {k}" for c, k in DECISION_COLUMNS.items())
-    store.con.execute(f"CREATE TABLE IF NOT EXISTS decisions (\n  {body}\n)")
+def create_decision_tables(store: EventStore) -> None:
+    """Create ``decisions`` (if missing; declared in `cartlift.store.TABLES`) and (re)create the ``decision_outcomes`` view."""
+    store.create_tables(("decisions",))
     store.con.execute(_OUTCOMES_VIEW)
 
 
@@ -103,7 +81,7 @@ def _scalar(value: Any) -> Any:
     return str(value)
 
 
-def log_decisions(store: Any, decisions: pd.DataFrame, context: pd.DataFrame | None = None) -> int:
+def log_decisions(store: EventStore, decisions: pd.DataFrame, context: pd.DataFrame | None = None) -> int:
     """Append decisions to the store's ``decisions`` table in one batch; returns rows added.
 
     Parameters
@@ -148,7 +126,7 @@ def log_decisions(store: Any, decisions: pd.DataFrame, context: pd.DataFrame | N
 
 
 def decision_outcomes(
-    store: Any, *, policies: Sequence[str] | None = None, matured_only: bool = True
+    store: EventStore, *, policies: Sequence[str] | None = None, matured_only: bool = True
 ) -> pd.DataFrame:
     """Decisions with their outcomes joined from events (see the module docstring), oldest first.
 

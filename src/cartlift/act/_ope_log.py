@@ -32,6 +32,7 @@ from cartlift.act._ope import evaluate_policy
 from cartlift.act._reward_model import fit_reward_model
 from cartlift.act._workflows import load_policy, read_table
 from cartlift.errors import DataError, InvalidParameterError
+from cartlift.store import EventStore
 
 __all__ = ["ope_from_log"]
 
@@ -62,7 +63,7 @@ def _matrix(ctx: pd.DataFrame) -> np.ndarray:
 
 
 def _target(
-    policy: str, actions: list[str], ctx: pd.DataFrame, store: Any, catalog: ActionCatalog
+    policy: str, actions: list[str], ctx: pd.DataFrame, store: EventStore | None, catalog: ActionCatalog
 ) -> np.ndarray:
     n, k = len(ctx), len(actions)
     index = {a: j for j, a in enumerate(actions)}
@@ -121,7 +122,7 @@ def ope_from_log(
     log: str | Path | pd.DataFrame,
     *,
     policy: str,
-    store: Any = None,
+    store: EventStore | None = None,
     reward: str | None = None,
     n_bootstrap: int = 200,
     alpha: float = 0.05,

@@ -39,6 +39,8 @@ from cartlift.act._policy import FixedPolicy, ProfitPolicy
 from cartlift.act._rules import Ledger, Rules
 from cartlift.act._uplift_metrics import true_qini_score
 from cartlift.errors import InvalidParameterError
+from cartlift.simulate import ACTIONS, simulate
+from cartlift.store import EventStore
 
 __all__ = ["BASELINES", "POLICIES", "run_simulation", "score_decisions"]
 
@@ -65,7 +67,7 @@ def _start(total_days: int) -> datetime:
     return min(default, latest)
 
 
-def _load(store: Any, sim: Any) -> None:
+def _load(store: EventStore, sim: Any) -> None:
     """Products, events without the unprompted return visits, and consents."""
     sessions = sim.truth["truth_sessions"]
     returns = sessions.filter(pc.equal(sessions["kind"], "return_visit"))["session_id"]
@@ -167,7 +169,7 @@ def run_simulation(
     rules: Rules | None = None,
     catalog: ActionCatalog | None = None,
     random_state: RandomState = 0,
-    store: Any = None,
+    store: EventStore | None = None,
     progress: ProgressCallback | None = None,
 ) -> dict[str, Any]:
     """Simulate a store, explore, train the profit policy and score every policy on the true reactions.
@@ -203,9 +205,6 @@ def run_simulation(
         ``bandit`` (regret per day), ``uplift`` (Qini against the true uplift per action),
         ``training`` (logged decisions, purchase rate) and ``setup``.
     """
-    from cartlift.events import EventStore
-    from cartlift.simulate import simulate
-
     if not (isinstance(train_days, int) and train_days >= 1 and isinstance(days, int) and days >= 1):
         raise InvalidParameterError(
             f"train_days and days must be ints >= 1. Got {train_days!r} and {days!r}."
@@ -222,8 +221,6 @@ def run_simulation(
     began = time.perf_counter()
     rng = check_random_state(random_state)
     catalog = catalog or ActionCatalog()
-    from cartlift.simulate import ACTIONS
-
     foreign = [a for a in catalog.names if a not in ACTIONS]
     if foreign:
         raise InvalidParameterError(
@@ -237,7 +234,7 @@ def run_simulation(
     report("simulating", 0.0)
     sim = simulate(n_users=n_users, n_days=total, start=start, random_state=seed)
     own = store is None
-    scratch = EventStore(":memory:") if own else store
+    scratch: EventStore = EventStore(":memory:") if store is None else store
     try:
         _load(scratch, sim)
         report("simulating", 100.0)

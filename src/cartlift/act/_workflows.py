@@ -14,7 +14,7 @@ import json
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Final
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -27,7 +27,8 @@ from cartlift.act._rules import Ledger, Rules
 from cartlift.act._uplift import SLearner, TLearner, XLearner
 from cartlift.act._uplift_metrics import evaluate_uplift
 from cartlift.errors import DataError, InvalidParameterError
-from cartlift.events._schema import create_table_sql
+from cartlift.recommend import Recommender
+from cartlift.store import MODEL_COLUMNS, MODEL_TABLE, EventStore
 
 __all__ = [
     "MODEL_COLUMNS",
@@ -40,13 +41,6 @@ __all__ = [
     "uplift_from_table",
 ]
 
-MODEL_TABLE = "act_models"
-MODEL_COLUMNS: Final[dict[str, str]] = {
-    "name": "VARCHAR PRIMARY KEY",
-    "created_at": "TIMESTAMP",
-    "payload": "VARCHAR",
-}
-"""Columns of `MODEL_TABLE` (the policy as JSON text), the same on every store that keeps one."""
 _LEARNERS = {"s_learner": SLearner, "t_learner": TLearner, "x_learner": XLearner}
 
 
@@ -64,9 +58,9 @@ def read_table(path: str | Path) -> pd.DataFrame:
 
 
 # -- the saved policy ----------------------------------------------------------------------------
-def save_policy(store: Any, policy: ProfitPolicy, name: str = "profit") -> None:
+def save_policy(store: EventStore, policy: ProfitPolicy, name: str = "profit") -> None:
     """Save a fitted policy in the store's ``act_models`` table (replacing one of the same name)."""
-    store.con.execute(create_table_sql(MODEL_TABLE, MODEL_COLUMNS))
+    store.create_tables((MODEL_TABLE,))
     store.con.execute(f"DELETE FROM {MODEL_TABLE} WHERE name = ?", [name])
     store.con.execute(
         f"INSERT INTO {MODEL_TABLE} VALUES (?, ?, ?)",
@@ -74,7 +68,7 @@ def save_policy(store: Any, policy: ProfitPolicy, name: str = "profit") -> None:
     )
 
 
-def load_policy(store: Any, name: str = "profit", random_state: Any = None) -> ProfitPolicy:
+def load_policy(store: EventStore, name: str = "profit", random_state: Any = None) -> ProfitPolicy:
     """The policy saved under ``name`` (train one with `train_from_log` or ``cartlift act train``)."""
     rows = []
     if MODEL_TABLE in store.tables():
@@ -87,7 +81,7 @@ def load_policy(store: Any, name: str = "profit", random_state: Any = None) -> P
 
 
 def train_from_log(
-    store: Any,
+    store: EventStore,
     *,
     learner: str = "s_learner",
     policies: Sequence[str] | None = None,
@@ -136,7 +130,7 @@ def train_from_log(
 
 
 # -- one live decision ---------------------------------------------------------------------------
-def _ledger(store: Any, policy: ProfitPolicy, user_id: str, ts: pd.Timestamp) -> Ledger:
+def _ledger(store: EventStore, policy: ProfitPolicy, user_id: str, ts: pd.Timestamp) -> Ledger:
     # what the rules need: the customer's own history (caps, coupons) and today's coupons (budget)
     create_decision_tables(store)
     day_start = ts.normalize() - pd.Timedelta(hours=policy.rules_.utc_offset_hours)
@@ -148,7 +142,7 @@ def _ledger(store: Any, policy: ProfitPolicy, user_id: str, ts: pd.Timestamp) ->
 
 
 def decide_cart(
-    store: Any,
+    store: EventStore,
     cart_id: str,
     *,
     name: str = "profit",
@@ -216,10 +210,8 @@ def decide_cart(
     return {str(k): (None if isinstance(v, float) and not np.isfinite(v) else v) for k, v in out.items()}
 
 
-def _block(store: Any, cart_id: str, path: str | Path, k: int) -> list[str]:
+def _block(store: EventStore, cart_id: str, path: str | Path, k: int) -> list[str]:
     """Items that complete the cart, from a saved recommender (never the cart's own items)."""
-    from cartlift.recommend import Recommender
-
     model = Recommender.load(path)
     lines = cart_lines(store, [cart_id])
     recs = model.recommend_for_items([lines["product_id"].astype(str).tolist()], k=k, exclude_given=True)

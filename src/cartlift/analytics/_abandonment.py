@@ -25,6 +25,7 @@ from cartlift.analytics._funnel_sql import ORDER_KEY
 from cartlift.analytics._stats import chi_square, cliffs_delta, holm, wilson_interval
 from cartlift.analytics._steps import parse_bound, parse_duration
 from cartlift.errors import InvalidParameterError
+from cartlift.store import EventStore
 
 __all__ = ["AbandonmentResult", "CartAbandonment", "FeatureEffect", "LevelRate", "abandoned_carts"]
 
@@ -261,7 +262,7 @@ class CartAbandonment:
             return timedelta(days=1) if self.unit == "user" else None
         return parse_duration(self.window, "abandonment window")
 
-    def carts(self, store: Any) -> pd.DataFrame:
+    def carts(self, store: EventStore) -> pd.DataFrame:
         """One row per cart: unit, times, ``abandoned``, value, items and the compared features."""
         validate_params(self)
         sql, params = carts_sql(
@@ -277,7 +278,7 @@ class CartAbandonment:
         finally:
             store.con.execute(f"DROP TABLE IF EXISTS {table}")
 
-    def compute(self, store: Any) -> AbandonmentResult:
+    def compute(self, store: EventStore) -> AbandonmentResult:
         """Abandonment rate and value, and what distinguishes abandoned carts."""
         carts = self.carts(store)
         window = self._window()
@@ -398,6 +399,6 @@ class CartAbandonment:
         )
 
 
-def abandoned_carts(store: Any, **options: Any) -> AbandonmentResult:
+def abandoned_carts(store: EventStore, **options: Any) -> AbandonmentResult:
     """Cart abandonment on ``store``: shorthand for ``CartAbandonment(**options).compute(store)``."""
     return CartAbandonment(**options).compute(store)

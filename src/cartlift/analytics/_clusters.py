@@ -14,6 +14,7 @@ from threadpoolctl import threadpool_limits
 from cartlift._params import Interval, validate_params
 from cartlift._random import RandomState, check_random_state
 from cartlift.errors import DataError, NotFittedError
+from cartlift.store import EventStore
 
 __all__ = ["FEATURE_WORDS", "CustomerClusters", "customer_features"]
 
@@ -54,7 +55,7 @@ ORDER BY e.user_id
 """
 
 
-def customer_features(store: Any) -> pd.DataFrame:
+def customer_features(store: EventStore) -> pd.DataFrame:
     """One row per user (indexed by ``customer``) with the behavioural features of `FEATURE_WORDS`."""
     frame = store.con.execute(_FEATURES_SQL).df().set_index("customer")
     if frame.empty:

@@ -15,6 +15,7 @@ from cartlift._params import Interval, Options, validate_params
 from cartlift.analytics._clv_models import BGNBD, GammaGamma
 from cartlift.analytics._steps import parse_bound
 from cartlift.errors import DataError, InvalidParameterError
+from cartlift.store import EventStore
 
 __all__ = [
     "CLVResult",
@@ -177,7 +178,7 @@ def summary_from_transactions(
 
 
 def summary_from_store(
-    store: Any, *, observation_end: date | datetime | str | None = None, time_unit: str = "days"
+    store: EventStore, *, observation_end: date | datetime | str | None = None, time_unit: str = "days"
 ) -> pd.DataFrame:
     """The RFM summary of the store's buyers, from its purchase events (one order per order id or session)."""
     end = parse_bound(observation_end, end=False, what="observation end")

@@ -33,6 +33,7 @@ from cartlift.analytics._funnel_summary import (
 )
 from cartlift.analytics._steps import Exclusion, Step, parse_bound, parse_duration, parse_step
 from cartlift.errors import DataError, InvalidParameterError
+from cartlift.store import EventStore
 
 __all__ = ["DEFAULT_STEPS", "DERIVED_BREAKDOWNS", "Funnel", "funnel", "funnel_steps"]
 
@@ -209,7 +210,7 @@ class Funnel:
         return FunnelPlan(query, skipped, source)
 
     # -- computing ------------------------------------------------------------------------------
-    def compute(self, store: Any) -> FunnelResult:
+    def compute(self, store: EventStore) -> FunnelResult:
         """Run the funnel on ``store`` (an `cartlift.events.EventStore`).
 
         Returns
@@ -299,7 +300,7 @@ class Funnel:
         )
 
 
-def _columns(store: Any, table: str) -> list[str]:
+def _columns(store: EventStore, table: str) -> list[str]:
     rows = store.con.execute(
         "SELECT column_name FROM information_schema.columns WHERE table_schema = 'main' AND table_name = ? "
         "ORDER BY ordinal_position",
@@ -308,7 +309,7 @@ def _columns(store: Any, table: str) -> list[str]:
     return [r[0] for r in rows]
 
 
-def funnel(store: Any, steps: Sequence[Step | str] | None = None, **options: Any) -> FunnelResult:
+def funnel(store: EventStore, steps: Sequence[Step | str] | None = None, **options: Any) -> FunnelResult:
     """Compute a funnel on ``store``: shorthand for ``Funnel(steps, **options).compute(store)``.
 
     See `Funnel` for the options.

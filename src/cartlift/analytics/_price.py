@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 import pandas as pd
 
 from cartlift.errors import InvalidParameterError
+from cartlift.store import EventStore
 
 __all__ = ["price_sensitivity"]
 
@@ -36,7 +35,7 @@ FROM pairs GROUP BY user_id ORDER BY user_id
 
 
 def price_sensitivity(
-    store: Any, *, min_viewed: int = 3, shrinkage: float = 3.0, threshold: float = 0.1
+    store: EventStore, *, min_viewed: int = 3, shrinkage: float = 3.0, threshold: float = 0.1
 ) -> pd.DataFrame:
     r"""How much cheaper (relative to their category) each customer's chosen products are than their browsed ones.
 

@@ -17,6 +17,7 @@ import pandas as pd
 
 from cartlift.analytics._steps import parse_bound
 from cartlift.errors import DataError
+from cartlift.store import EventStore
 
 __all__ = ["SEGMENTS", "RFMResult", "rfm", "rfm_from_orders", "segment_summary"]
 
@@ -142,7 +143,7 @@ def segment_summary(customers: pd.DataFrame) -> pd.DataFrame:
     return seg[[*cols, "revenue_share", "meaning"]]
 
 
-def rfm(store: Any, *, as_of: date | datetime | str | None = None) -> RFMResult:
+def rfm(store: EventStore, *, as_of: date | datetime | str | None = None) -> RFMResult:
     """RFM scores and segments of the store's buyers.
 
     Parameters

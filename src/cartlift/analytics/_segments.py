@@ -13,6 +13,7 @@ from cartlift.analytics._clusters import CustomerClusters, customer_features
 from cartlift.analytics._price import price_sensitivity
 from cartlift.analytics._rfm import RFMResult, rfm
 from cartlift.errors import DataError
+from cartlift.store import EventStore
 
 __all__ = ["SegmentsResult", "segments"]
 
@@ -51,7 +52,7 @@ class SegmentsResult:
 
 
 def segments(
-    store: Any,
+    store: EventStore,
     *,
     as_of: date | datetime | str | None = None,
     k_min: int = 2,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.table import Table
@@ -19,10 +19,13 @@ from cartlift.cli._common import (
     progress_bar,
 )
 
+if TYPE_CHECKING:
+    from cartlift.store import EventStore
+
 LEARNERS = ("s_learner", "t_learner", "x_learner")
 
 
-def demo_step(store: Any, out_dir: Path) -> dict[str, Any]:
+def demo_step(store: EventStore, out_dir: Path) -> dict[str, Any]:
     """The demo's act step: policies against the simulated truth, profit per cart, a saved policy.
 
     See `cartlift.act.run_demo`; writes ``out_dir/act_simulation.json``.

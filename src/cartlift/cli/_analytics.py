@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.table import Table
@@ -21,6 +21,9 @@ from cartlift.cli._common import (
     open_store,
     out,
 )
+
+if TYPE_CHECKING:
+    from cartlift.store import EventStore
 
 UnitOption = Annotated[str, typer.Option("--unit", "-u", help="Who goes through: session or user.")]
 WindowOption = Annotated[
@@ -423,7 +426,7 @@ def register(app: typer.Typer) -> None:
         out.print(f"wrote {path} ({len(sections)} sections, {path.stat().st_size / 1e6:.1f} MB)")
 
 
-def demo_step(store: Any, out_dir: Path) -> dict[str, Any]:
+def demo_step(store: EventStore, out_dir: Path) -> dict[str, Any]:
     """The analytics part of `cartlift demo`: funnel, abandonment and segments on ``store``, and the report.
 
     Writes ``out_dir / "report.html"`` (with every part's sections) and returns its path and the

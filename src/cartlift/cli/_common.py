@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import json
-import re
 import sys
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
@@ -18,17 +17,20 @@ from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedCo
 from cartlift._jsonable import jsonable
 from cartlift.errors import CartliftError
 
+if TYPE_CHECKING:
+    from cartlift.store import EventStore
+
 console = Console(stderr=True)
 """Messages and progress go to stderr, so stdout carries only the result (and --json stays parseable)."""
 out = Console()
 
 DbOption = Annotated[
-    Path | None,
+    str | None,
     typer.Option(
         "--db",
-        envvar="CARTLIFT_DB",
-        help="The store's DuckDB file (default: cartlift.duckdb, or the CARTLIFT_DB variable), "
-        "or postgresql://user@host/db[?schema=NAME] for a working copy of a PostgreSQL store.",
+        envvar=["CARTLIFT_DB", "CARTLIFT_SERVE_DB"],
+        help="The store: a DuckDB file (default: cartlift.duckdb, or the CARTLIFT_DB variable), "
+        "or postgresql://user@host/db[?schema=NAME] (commands work on a copy and write back what they add).",
         show_default=False,
     ),
 ]
@@ -52,21 +54,11 @@ EventsOption = Annotated[
 ]
 
 
-def open_store(db: Path | None, *, read_only: bool = False) -> Any:
-    """Open the event store (imported here so `cartlift --help` stays fast).
+def open_store(db: str | None, *, read_only: bool = False) -> AbstractContextManager[EventStore]:
+    """Open the store named by ``--db`` (`cartlift.store.open_store`; use it in a ``with`` block)."""
+    from cartlift.store import open_store as open_named
 
-    A PostgreSQL URL opens a working copy whose new policies, experiments, exposures and decisions
-    are written back when the command succeeds (`cartlift.serve._slice.postgres_store`).
-    """
-    from cartlift.events import EventStore
-
-    # a Path folds the URL's "//"; restore it
-    url = re.sub(r"^(postgres(?:ql)?):/+", r"\1://", str(db)) if db is not None else ""
-    if url.startswith(("postgresql://", "postgres://")):
-        from cartlift.serve._slice import postgres_store
-
-        return postgres_store(url, read_only=read_only)
-    return EventStore(db, read_only=read_only)
+    return open_named(db, read_only=read_only)
 
 
 def emit_json(data: Any) -> None:

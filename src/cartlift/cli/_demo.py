@@ -36,7 +36,7 @@ def register(app: typer.Typer) -> None:
         """Simulate a store, load it, and run the loop: funnel and customers, recommendations,
         abandonment prediction, next best action, experiments; write the report. Prints where
         everything went."""
-        from cartlift.events import EventStore
+        from cartlift.store import EventStore
 
         out_dir.mkdir(parents=True, exist_ok=True)
         db = out_dir / "cartlift.duckdb"

@@ -12,6 +12,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from cartlift.cli._common import DbOption, JsonOption, console, emit_json, guarded, open_store, out
+from cartlift.store import EventStore
 
 METHOD_HELP = "frequentist (fixed horizon), bayesian, sequential (safe to peek) or bootstrap (files only)."
 
@@ -363,7 +364,7 @@ def print_result(result: Any) -> None:
         out.print(escape(line))
 
 
-def demo_step(store: Any, out_dir: Path) -> dict[str, Any]:
+def demo_step(store: EventStore, out_dir: Path) -> dict[str, Any]:
     """What `cartlift demo` shows of experiments: define a test, assign the store's users, analyse conversion.
 
     Works on whatever ``events`` table the store has (units are users, the metric is "purchased

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.table import Table
@@ -21,6 +21,9 @@ from cartlift.cli._common import (
     open_store,
     out,
 )
+
+if TYPE_CHECKING:
+    from cartlift.store import EventStore
 
 TableOption = Annotated[
     Path | None,
@@ -312,7 +315,7 @@ def _print_evaluation(result: dict[str, Any]) -> None:
     out.print(shap)
 
 
-def demo_step(store: Any, out_dir: Path) -> dict[str, Any]:
+def demo_step(store: EventStore, out_dir: Path) -> dict[str, Any]:
     """`cartlift demo`'s abandonment step: time-split evaluation, then a model trained on everything."""
     from cartlift.predict import run_demo
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.table import Table
@@ -19,6 +19,9 @@ from cartlift.cli._common import (
     out,
     progress_bar,
 )
+
+if TYPE_CHECKING:
+    from cartlift.store import EventStore
 
 HEADLINE = ("HR@20", "MRR@20", "NDCG@10")
 WEIGHTS_HELP = "Event-type weights, e.g. view=1,cart_add=3,purchase=5 (the default)."
@@ -298,7 +301,7 @@ def print_leaderboard(result: dict[str, Any], metrics: list[str], per_table: int
         console.print(f"skipped {name}: {reason}")
 
 
-def demo_step(store: Any, out_dir: Path) -> dict[str, Any]:
+def demo_step(store: EventStore, out_dir: Path) -> dict[str, Any]:
     """For `cartlift demo`: a temporal-split leaderboard of a few models on the store (and, with the
     simulator's truth in the store, the best model's NDCG@10 against the true tastes)."""
     from cartlift.recommend._workflows import demo_leaderboard

@@ -9,6 +9,7 @@ from typing import Annotated, Final, TypedDict
 import typer
 
 from cartlift.cli._common import (
+    DbOption,
     EngineOption,
     EventsOption,
     JsonOption,
@@ -20,14 +21,6 @@ from cartlift.cli._common import (
     out,
 )
 
-StoreOption = Annotated[
-    str,
-    typer.Option(
-        "--db",
-        envvar="CARTLIFT_DB",
-        help="The store: a DuckDB file, or postgresql://user@host/db[?schema=NAME].",
-    ),
-]
 ModelDirOption = Annotated[
     Path | None,
     typer.Option("--model-dir", help="The model registry [default: models/ beside a DuckDB store]."),
@@ -59,7 +52,7 @@ def register(app: typer.Typer) -> None:
     @app.command()
     @guarded
     def serve(
-        db: StoreOption = "cartlift.duckdb",
+        db: DbOption = None,
         port: Annotated[int, typer.Option("--port", "-p", help="TCP port.")] = 8000,
         host: Annotated[
             str, typer.Option(help="Address to bind (0.0.0.0 to accept other machines).")
@@ -78,8 +71,9 @@ def register(app: typer.Typer) -> None:
         from pydantic import ValidationError
 
         from cartlift.serve import ServeSettings
+        from cartlift.store import parse_store_url
 
-        overrides: dict[str, object] = {"db": db}
+        overrides: dict[str, object] = {"db": parse_store_url(db).url}
         if redis:
             overrides["redis"] = redis
         if model_dir is not None:
@@ -88,18 +82,20 @@ def register(app: typer.Typer) -> None:
             settings = ServeSettings(**overrides)  # type: ignore[arg-type]  # fail fast, before workers start
         except ValidationError as e:
             raise fail(f"invalid service settings: {e}") from None
-        if workers > 1 and not settings.is_postgres:
+        store = settings.store
+        if workers > 1 and not store.is_postgres:
             raise fail(
                 "--workers > 1 needs a PostgreSQL store: a DuckDB file has exactly one writer process."
             )
         # workers are new processes: they read the settings from the environment
-        os.environ["CARTLIFT_SERVE_DB"] = db
+        os.environ["CARTLIFT_DB"] = settings.db
+        os.environ.pop("CARTLIFT_SERVE_DB", None)  # the alias must not override the store given here
         if redis:
             os.environ["CARTLIFT_SERVE_REDIS"] = redis
         if model_dir is not None:
             os.environ["CARTLIFT_SERVE_MODEL_DIR"] = str(model_dir)
         console.print(
-            f"cartlift serving {'PostgreSQL' if settings.is_postgres else db} on http://{host}:{port}"
+            f"cartlift serving {'PostgreSQL' if store.is_postgres else store.url} on http://{host}:{port}"
         )
         uvicorn.run(
             "cartlift.serve:app_from_env",
@@ -120,17 +116,19 @@ def register(app: typer.Typer) -> None:
         scope: Annotated[
             str, typer.Option(help="ingest (post events), read (recommendations, risk), or admin.")
         ],
-        db: StoreOption = "cartlift.duckdb",
+        db: DbOption = None,
         rate_limit: Annotated[
             float | None, typer.Option("--rate-limit", help="Requests per second for this key.")
         ] = None,
         label: Annotated[str | None, typer.Option(help="A note to recognise the key by.")] = None,
     ) -> None:
         """Create an API key; the key is printed alone on the last line (only its hash is stored)."""
-        from cartlift.serve._keys import check_scope
-        from cartlift.serve._storage import create_key_in_store
+        from cartlift.serve._keys import check_scope, create_key_in_store
+        from cartlift.store import parse_store_url
 
-        key, key_id = create_key_in_store(db, scope=check_scope(scope), rate_limit=rate_limit, label=label)
+        key, key_id = create_key_in_store(
+            parse_store_url(db), scope=check_scope(scope), rate_limit=rate_limit, label=label
+        )
         console.print(f"created key {key_id}… with scope {scope}; copy it now, it is not shown again:")
         out.print(key, soft_wrap=True, highlight=False)
 
@@ -140,7 +138,7 @@ def register(app: typer.Typer) -> None:
         all_models: Annotated[
             bool, typer.Option("--all", help="Train every model the service serves.")
         ] = False,
-        db: StoreOption = "cartlift.duckdb",
+        db: DbOption = None,
         model_dir: Annotated[
             Path | None,
             typer.Option(
@@ -175,6 +173,7 @@ def register(app: typer.Typer) -> None:
         from cartlift.serve import ModelRegistry, ServeSettings
         from cartlift.serve._train import train_from_db
         from cartlift.spark import SparkUnavailableError, check_engine
+        from cartlift.store import parse_store_url
 
         if not all_models:
             raise fail(
@@ -184,21 +183,24 @@ def register(app: typer.Typer) -> None:
             name = check_engine(engine)
         except SparkUnavailableError as e:
             raise fail(str(e)) from None
-        settings = ServeSettings(db=db, model_dir=model_dir)
+        settings = ServeSettings(db=parse_store_url(db).url, model_dir=model_dir)
         registry = ModelRegistry(settings.registry_dir())
         if name == "spark":
             from cartlift.cli._common import open_store
             from cartlift.serve import spark_train_all
             from cartlift.spark._tables import parquet_tables
 
-            with parquet_tables(events, products, lambda: open_store(Path(db), read_only=True)) as (ev, pr):
+            with parquet_tables(events, products, lambda: open_store(settings.db, read_only=True)) as (
+                ev,
+                pr,
+            ):
                 result = spark_train_all(
                     ev, registry, products=pr, master=spark_master, recommender=recommender or "als"
                 )
         else:
             if events is not None:
                 raise fail("--events is read by --engine spark; the DuckDB engine trains on --db.")
-            result = train_from_db(db, registry, recommender=recommender or "itemknn")
+            result = train_from_db(settings.db, registry, recommender=recommender or "itemknn")
         if json:
             emit_json({"registry": str(registry.root), "engine": name, "models": result})
             return

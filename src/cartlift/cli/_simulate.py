@@ -6,12 +6,15 @@ from collections.abc import Callable
 from contextlib import nullcontext
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.table import Table
 
 from cartlift.cli._common import DbOption, JsonOption, emit_json, fail, guarded, open_store, out, progress_bar
+
+if TYPE_CHECKING:
+    from cartlift.store import EventStore
 
 DEMO_USERS = 5_000
 """Customers of the demo store (about 120k events, simulated and loaded in seconds)."""
@@ -20,7 +23,7 @@ DEMO_SEED = 42
 
 
 def demo_step(
-    store: Any,
+    store: EventStore,
     out_dir: Path,
     *,
     users: int = DEMO_USERS,

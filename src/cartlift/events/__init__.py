@@ -1,27 +1,26 @@
-"""Events: the data model, validation, the DuckDB event store and the importers."""
+"""Events: the data model, validation and the importers (the store lives in `cartlift.store`)."""
 
 from cartlift.events._formats import CARTLIFT_COLUMNS, FORMATS, Format, detect_format, get_format
-from cartlift.events._ingest import LoadResult
+from cartlift.events._ingest import CONFLICT_REASON, DERIVED_ID_SQL, LoadResult, derive_event_ids
 from cartlift.events._schema import (
-    CORE_TABLES,
     EVENT_COLUMNS,
     EVENT_TYPES,
     PRODUCT_COLUMNS,
     PRODUCT_EVENT_TYPES,
 )
-from cartlift.events._store import EventStore
 
 __all__ = [
     "CARTLIFT_COLUMNS",
-    "CORE_TABLES",
+    "CONFLICT_REASON",
+    "DERIVED_ID_SQL",
     "EVENT_COLUMNS",
     "EVENT_TYPES",
     "FORMATS",
     "PRODUCT_COLUMNS",
     "PRODUCT_EVENT_TYPES",
-    "EventStore",
     "Format",
     "LoadResult",
+    "derive_event_ids",
     "detect_format",
     "get_format",
 ]

@@ -43,9 +43,6 @@ class Format:
         are the raw text, cast and checked by the shared validation.
     event_map : dict
         Raw event name -> canonical event type; names not in it are quarantined.
-    id_columns : tuple of str
-        Raw columns whose content makes a stable event id when the source has none (default:
-        all of them).
     sessionize : bool
         True when the source has no sessions: they are cut by an inactivity gap.
     pre_reason : str or None
@@ -58,15 +55,9 @@ class Format:
     delimiter: str = ","
     select: dict[str, str] = field(default_factory=dict)
     event_map: dict[str, str] = field(default_factory=dict)
-    id_columns: tuple[str, ...] = ()
     sessionize: bool = False
     pre_reason: str | None = None
     optional_columns: tuple[str, ...] = ()
-
-    @property
-    def hashed_columns(self) -> tuple[str, ...]:
-        """The raw columns hashed into an event id when a row has none."""
-        return self.id_columns or self.columns
 
     def event_type_sql(self, raw: str) -> str:
         """SQL that maps the raw event name onto a canonical type (unknown names pass through)."""
@@ -180,7 +171,6 @@ ONLINE_RETAIL = Format(
         "title": "nullif(trim(\"Description\"), '')",
         "properties": "json_object('country', \"Country\")",
     },
-    id_columns=("InvoiceNo", "StockCode", "Quantity", "InvoiceDate", "UnitPrice", "CustomerID"),
     pre_reason=(
         'CASE WHEN NOT starts_with(upper("InvoiceNo"), \'C\') AND try_cast("Quantity" AS DOUBLE) < 0'
         " THEN 'negative quantity outside a cancellation' END"
@@ -194,7 +184,8 @@ CARTLIFT = Format(
     name="cartlift",
     columns=CARTLIFT_COLUMNS,
     select={
-        "event_id": "nullif(trim(event_id), '')",
+        # a blank id is refused ("blank event id"), not replaced by a derived one
+        "event_id": "CASE WHEN trim(event_id) = '' THEN event_id ELSE trim(event_id) END",
         "ts": (
             "coalesce(try_cast(ts AS TIMESTAMPTZ) AT TIME ZONE 'UTC',"
             " try_cast(replace(replace(ts, 'T', ' '), 'Z', '') AS TIMESTAMP))"
@@ -210,7 +201,6 @@ CARTLIFT = Format(
         "device": "nullif(device, '')",
         "properties": "nullif(properties, '')",
     },
-    id_columns=CARTLIFT_COLUMNS[1:],
     optional_columns=(
         "event_id",
         "session_id",

@@ -30,16 +30,39 @@ import duckdb
 import pyarrow as pa
 
 from cartlift.errors import DataError, StoreError
-from cartlift.events._formats import CARTLIFT_COLUMNS, Format, quote_ident, read_header, sniff_delimiter
+from cartlift.events._formats import (
+    CARTLIFT,
+    CARTLIFT_COLUMNS,
+    Format,
+    quote_ident,
+    read_header,
+    sniff_delimiter,
+)
 from cartlift.events._schema import EVENT_COLUMNS, EVENT_TYPES, PRODUCT_EVENT_TYPES
 
-__all__ = ["LoadResult", "ProgressCallback", "load"]
+__all__ = ["DERIVED_ID_SQL", "LoadResult", "ProgressCallback", "derive_event_ids", "load"]
 
 ProgressCallback = Callable[[str, float], None]
 """Called with a stage label and its percentage done (0-100)."""
 
 CANONICAL = (*CARTLIFT_COLUMNS, "title", "category", "brand")
 """What every format maps onto: the event columns, and the product attributes events may carry."""
+
+TEXT_COLUMNS = (
+    "event_id", "user_id", "session_id", "event_type", "product_id", "order_id",
+    "channel", "device", "properties", "title", "category", "brand",
+)  # fmt: skip
+"""Canonical text columns: a NUL byte in any of them is refused (PostgreSQL cannot store one)."""
+
+EARLIEST_TIME = "1970-01-01 00:00:00"
+"""Events before this are refused: no store's history is older, and readers (Python's datetime,
+PostgreSQL) break on years 0 and earlier."""
+
+MAX_PRICE = 1e9
+"""Largest unit price accepted: prices times quantities (whole numbers below 2**31) stay finite in every sum."""
+
+# a NaN or Infinity token outside JSON strings: DuckDB's json_valid accepts them, strict readers do not
+_NON_STRICT_JSON = r"""^(?:[^"]|"(?:[^"\\]|\\.)*")*[:\[,]\s*-?(?:NaN|Infinity)\b"""
 
 # DuckDB's CSV reject types, in words a store owner understands
 _PARSER_REASONS = {
@@ -251,8 +274,6 @@ def _checked_sql(fmt: Format, src: _Source, now: datetime, *, numbered: bool) ->
     canon = {name: fmt.select.get(name, "NULL") for name in CANONICAL}
     if canon["event_type"] != "NULL":
         canon["event_type"] = fmt.event_type_sql(canon["event_type"])
-    hashed = ", ".join(f"coalesce({quote_ident(c)}, '')" for c in fmt.hashed_columns if c in present)
-    canon["event_id"] = f"coalesce({canon['event_id']}, md5(concat_ws(chr(31), {hashed})))"
     selects = ", ".join(f"{sql} AS _c_{name}" for name, sql in canon.items())
     pre = fmt.pre_reason or "NULL"
     if src.json_line:  # JSON lines: a line that is not a JSON object says so first
@@ -260,20 +281,32 @@ def _checked_sql(fmt: Format, src: _Source, now: datetime, *, numbered: bool) ->
     future = _lit((now + timedelta(days=1)).strftime("%Y-%m-%d %H:%M:%S"))
     price = "try_cast(_c_price AS DOUBLE)"
     qty = "try_cast(_c_quantity AS DOUBLE)"
+    texts = [f"_c_{c}" for c in TEXT_COLUMNS]
+    nul = " OR ".join(f"coalesce(contains({c}, chr(0)), false)" for c in texts)
     reason = f"""CASE
         WHEN _pre IS NOT NULL THEN _pre
+        WHEN {nul} THEN 'NUL byte in text'
+        WHEN _c_event_id IS NOT NULL AND trim(_c_event_id) = '' THEN 'blank event id'
         WHEN _c_ts IS NULL THEN 'unparseable time'
         WHEN _c_ts > TIMESTAMP {future} THEN 'time in the future'
+        WHEN _c_ts < TIMESTAMP {_lit(EARLIEST_TIME)} THEN 'time before {EARLIEST_TIME[:4]}'
         WHEN nullif(trim(_c_user_id), '') IS NULL THEN 'missing user'
         WHEN _c_event_type IS NULL OR NOT {_one_of("_c_event_type", EVENT_TYPES)} THEN 'unknown event type'
         WHEN {_one_of("_c_event_type", PRODUCT_EVENT_TYPES)} AND nullif(trim(_c_product_id), '') IS NULL
             THEN 'missing product'
+        WHEN lower(trim(_c_price)) = 'true' OR lower(trim(_c_price)) = 'false'
+            OR lower(trim(_c_quantity)) = 'true' OR lower(trim(_c_quantity)) = 'false'
+            THEN 'a boolean is not a number'
         WHEN nullif(trim(_c_price), '') IS NOT NULL AND NOT coalesce(isfinite({price}), false)
             THEN 'unparseable price'
         WHEN {price} < 0 THEN 'negative price'
+        WHEN {price} > {MAX_PRICE:.0f} THEN 'price above {MAX_PRICE:,.0f}'
         WHEN nullif(trim(_c_quantity), '') IS NOT NULL AND {qty} IS NULL THEN 'unparseable quantity'
         WHEN {qty} <= 0 OR {qty} <> floor({qty}) OR {qty} > 2147483647
             THEN 'quantity must be a positive whole number'
+        WHEN _c_properties IS NOT NULL AND NOT coalesce(json_valid(_c_properties), false)
+            THEN 'properties are not valid JSON'
+        WHEN regexp_matches(_c_properties, {_lit(_NON_STRICT_JSON)}) THEN 'properties hold NaN or Infinity'
     END"""
     relation = src.relation if numbered or src.plain is None else src.plain
     return f"""SELECT *, {reason} AS _reason FROM (
@@ -289,13 +322,44 @@ def _typed_sql(fmt: Format, src: _Source, now: datetime, *, numbered: bool = Tru
     """
     return f"""SELECT _row, _reason, CASE WHEN _reason IS NOT NULL THEN {_raw_json_sql(src)} END AS _raw,
                CASE WHEN _reason IS NOT NULL THEN {_raw_hash_sql(src)} END AS _h,
-               _c_event_id AS event_id, _c_ts AS ts, _c_user_id AS user_id, _c_session_id AS session_id,
+               coalesce(_c_event_id, {DERIVED_ID_SQL}) AS event_id, _c_ts AS ts, _c_user_id AS user_id, _c_session_id AS session_id,
                _c_event_type AS event_type, nullif(trim(_c_product_id), '') AS product_id,
                coalesce(try_cast(try_cast(_c_quantity AS DOUBLE) AS INTEGER), 1) AS quantity,
                try_cast(_c_price AS DOUBLE) AS price, _c_order_id AS order_id, _c_channel AS channel,
                _c_device AS device, _c_properties AS properties,
                _c_title AS title, _c_category AS category, _c_brand AS brand
         FROM ({_checked_sql(fmt, src, now, numbered=numbered)})"""
+
+
+DERIVED_ID_SQL = """md5(concat_ws(chr(31),
+    strftime(_c_ts, '%Y-%m-%dT%H:%M:%S.%f'), _c_user_id, coalesce(nullif(trim(_c_session_id), ''), ''),
+    _c_event_type, coalesce(nullif(trim(_c_product_id), ''), ''),
+    CAST(coalesce(try_cast(try_cast(_c_quantity AS DOUBLE) AS INTEGER), 1) AS VARCHAR),
+    coalesce(CAST(try_cast(_c_price AS DOUBLE) AS VARCHAR), ''), coalesce(_c_order_id, '')))"""
+"""The id of an event that arrives without one (the one id rule, README "Event ids").
+
+An MD5 over the event's *typed* values, so any spelling of the same event gets the same id: the
+instant in UTC to the microsecond (any ISO 8601 offset), user, session as given (empty when
+none), type, product, quantity (1 when absent), price as a number (``19.9`` and ``"19.9"``
+alike) and order. Channel, device and properties describe the event and are not part of it.
+"""
+
+
+def derive_event_ids(con: duckdb.DuckDBPyConnection, table: pa.Table) -> list[str | None]:
+    """The id of each record of ``table`` (cartlift's schema): its own, else `DERIVED_ID_SQL`.
+
+    None where a record is invalid in a way that leaves no id (its load quarantines it). Used
+    where a caller must know a record's id before the load (the service answers per event).
+    """
+    columns = [c for c in CARTLIFT.columns if c in table.column_names]
+    src = _Source(columns, stage_arrow(con, table, columns))
+    try:
+        rows = con.execute(
+            f"SELECT event_id FROM ({_typed_sql(CARTLIFT, src, datetime.now(UTC))}) ORDER BY _row"
+        ).fetchall()
+    finally:
+        con.execute("DROP TABLE IF EXISTS _raw")
+    return [None if r[0] is None else str(r[0]) for r in rows]
 
 
 def _sessionize_sql(gap_minutes: float) -> str:
@@ -384,6 +448,11 @@ def _rejected_rows(con: duckdb.DuckDBPyConnection, src: _Source) -> str:
     return bad
 
 
+# a NUL byte is kept visible in the quarantined record as the two characters \0, so PostgreSQL
+# (whose text cannot hold one) stores the record like any other
+_SAFE_RAW = "replace(raw, chr(0), '\\0')"
+
+
 def _quarantine(con: duckdb.DuckDBPyConnection, result: LoadResult, src: _Source, bad: str, now: str) -> int:
     """Quarantine the rejected rows: ``bad`` (``_row, raw, reason``) and the parser's; returns their count."""
     # reading ``bad`` first also makes the CSV reader fill its rejects table, if it has not yet
@@ -413,7 +482,7 @@ def _quarantine(con: duckdb.DuckDBPyConnection, result: LoadResult, src: _Source
     con.execute(
         f"""CREATE OR REPLACE TEMP TABLE _rejected AS
             SELECT md5(concat_ws(chr(31), {key}, row_no, raw)) AS qid, * FROM (
-                SELECT {row_sql} AS row_no, {line_sql} AS line, raw, reason FROM _bad b {rejects})"""
+                SELECT {row_sql} AS row_no, {line_sql} AS line, {_SAFE_RAW} AS raw, reason FROM _bad b {rejects})"""
     )
     con.execute(
         f"""INSERT INTO quarantine
@@ -437,7 +506,9 @@ def _append_events(
     progress: ProgressCallback | None,
     *,
     known_ids: bool,
-) -> None:
+    staged: bool,
+    conflicts: Callable[[str], int],
+) -> int:
     """Append the valid rows whose event id the store does not have; within a load the first wins.
 
     Rows stream from the source straight into `events` (a staging copy of a large file would
@@ -463,17 +534,66 @@ def _append_events(
         )[0][0]
     finally:
         con.execute("RESET disabled_optimizers")
-    # candidates by a 64-bit hash (8-byte keys aggregate far faster than the id strings), then
-    # the exact ids among them; the hash lives only inside this statement
-    repeated = con.execute(
-        f"""DELETE FROM events WHERE rowid IN (
-                SELECT rowid FROM events
-                WHERE load_id = {load} AND hash(event_id) IN (
-                    SELECT hash(event_id) FROM events WHERE load_id = {load}
-                    GROUP BY 1 HAVING count(*) > 1)
-                QUALIFY row_number() OVER (PARTITION BY event_id ORDER BY rowid) > 1)"""
-    ).fetchall()[0][0]
-    result.accepted = int(inserted) - int(repeated)
+    if staged:
+        # a staged source (records, an API batch) is small and in memory: its own repeated ids,
+        # also those the store already has, so a batch gets the same answer on either backend
+        repeated = f"SELECT event_id FROM ({rows}) WHERE _reason IS NULL GROUP BY 1 HAVING count(*) > 1"
+    else:
+        # a streamed file: the ids repeated among the rows it added; candidates by a 64-bit hash
+        # (8-byte keys aggregate far faster than the id strings), then the exact ids among them
+        repeated = f"""SELECT event_id FROM events
+            WHERE load_id = {load} AND hash(event_id) IN (
+                SELECT hash(event_id) FROM events WHERE load_id = {load} GROUP BY 1 HAVING count(*) > 1)
+            GROUP BY 1 HAVING count(*) > 1"""
+    con.execute(f"CREATE OR REPLACE TEMP TABLE _repeated AS {repeated}")
+    n_conflicts = 0
+    if con.execute("SELECT count(*) FROM _repeated").fetchall()[0][0]:
+        n_conflicts = conflicts("SELECT event_id FROM _repeated")
+        repeated = con.execute(
+            f"""DELETE FROM events WHERE rowid IN (
+                    SELECT rowid FROM events
+                    WHERE load_id = {load} AND event_id IN (SELECT event_id FROM _repeated)
+                    QUALIFY row_number() OVER (PARTITION BY event_id ORDER BY rowid) > 1)"""
+        ).fetchall()[0][0]
+        inserted = int(inserted) - int(repeated)
+    result.accepted = int(inserted)
+    return n_conflicts
+
+
+CONFLICT_REASON = "conflicting event id (an earlier event of this load has it, with other content)"
+
+
+def _quarantine_conflicts(
+    con: duckdb.DuckDBPyConnection, result: LoadResult, fmt: Format, src: _Source, started: datetime, ids: str
+) -> int:
+    """Quarantine the later copies of an id repeated in one load whose content differs from the first.
+
+    Copies with the same content are duplicates (a retry); copies with other content are two
+    events given one id, and saying so beats keeping one silently. Runs only when a load repeats
+    an id (one more, numbered pass over the source); returns the copies quarantined.
+    """
+    typed = """_c_ts, _c_user_id, nullif(trim(_c_session_id), ''), _c_event_type, nullif(trim(_c_product_id), ''),
+               coalesce(try_cast(try_cast(_c_quantity AS DOUBLE) AS INTEGER), 1), try_cast(_c_price AS DOUBLE),
+               _c_order_id, _c_channel, _c_device, _c_properties"""
+    line = f"_row + {src.header_lines}" if src.has_lines else "NULL"
+    key = _lit(Path(result.source).name)
+    con.execute(
+        f"""CREATE OR REPLACE TEMP TABLE _conflicts AS
+            SELECT md5(concat_ws(chr(31), {key}, _row, raw)) AS qid, _row, {line} AS line, raw FROM (
+                SELECT _row, raw, h, first_value(h) OVER (PARTITION BY event_id ORDER BY _row) AS first_h
+                FROM (SELECT _row, {_raw_json_sql(src)} AS raw, hash({typed}) AS h,
+                             coalesce(_c_event_id, {DERIVED_ID_SQL}) AS event_id
+                      FROM ({_checked_sql(fmt, src, started, numbered=True)}) WHERE _reason IS NULL)
+                WHERE event_id IN ({ids}))
+            WHERE h <> first_h"""
+    )
+    con.execute(
+        f"""INSERT INTO quarantine
+            SELECT qid, {_lit(result.load_id)}, {_lit(result.source)}, _row, line, raw, {_lit(CONFLICT_REASON)},
+                   TIMESTAMP {_lit(started.isoformat(sep=" "))}
+            FROM _conflicts WHERE qid NOT IN (SELECT quarantine_id FROM quarantine)"""
+    )
+    return int(con.execute("SELECT count(*) FROM _conflicts").fetchall()[0][0])
 
 
 def _summarize_sql(rows: str, *, stored_events: bool) -> str:
@@ -567,6 +687,8 @@ _TEMP = (
     "_located",
     "_bad",
     "_hashes",
+    "_repeated",
+    "_conflicts",
 )
 
 
@@ -614,13 +736,24 @@ def load(
     with committed_load(con, result, started):
         _quarantine(con, result, src, bad, now)
         known = con.execute("SELECT coalesce(bool_or(known), false) FROM _summary").fetchall()[0][0]
-        _append_events(con, result, rows, progress, known_ids=bool(known))
+        conflicts = _append_events(
+            con,
+            result,
+            rows,
+            progress,
+            known_ids=bool(known),
+            staged=table is not None,
+            conflicts=lambda ids: _quarantine_conflicts(con, result, fmt, src, started, ids),
+        )
         _upsert_products(con)
         valid = int(
             con.execute("SELECT coalesce(sum(n), 0) FROM _summary WHERE kind <> 'rejected'").fetchall()[0][0]
         )
-        result.duplicates = valid - result.accepted
         result.rows_read = valid + result.quarantined
+        if conflicts:
+            result.reasons[CONFLICT_REASON] = conflicts
+            result.quarantined += conflicts
+        result.duplicates = valid - result.accepted - conflicts
     return result
 
 

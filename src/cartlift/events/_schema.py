@@ -1,7 +1,8 @@
-"""The data model every part of cartlift shares (DESIGN.md), as DuckDB DDL.
+"""The data model every part of cartlift shares (DESIGN.md): the core tables' columns with DuckDB types.
 
 `events` holds what happened; `products` the catalog; `quarantine` every rejected row with its
 reason; `loads` one line per ingest, so a store can always say where its rows came from.
+The store package declares the tables from these columns (`cartlift.store.TABLES`).
 """
 
 from __future__ import annotations
@@ -62,16 +63,3 @@ LOAD_COLUMNS: Final[dict[str, str]] = {
     "duplicates": "BIGINT NOT NULL",
     "quarantined": "BIGINT NOT NULL",
 }
-
-CORE_TABLES: Final[dict[str, dict[str, str]]] = {
-    "events": EVENT_COLUMNS,
-    "products": PRODUCT_COLUMNS,
-    "quarantine": QUARANTINE_COLUMNS,
-    "loads": LOAD_COLUMNS,
-}
-
-
-def create_table_sql(name: str, columns: dict[str, str]) -> str:
-    """``CREATE TABLE IF NOT EXISTS`` for one table of the data model."""
-    body = ",\n  ".join(f"{col} {kind}" for col, kind in columns.items())
-    return f"CREATE TABLE IF NOT EXISTS {name} (\n  {body}\n)"

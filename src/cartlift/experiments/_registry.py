@@ -20,7 +20,6 @@ import numpy as np
 import pandas as pd
 
 from cartlift.errors import DataError, InvalidParameterError, StoreError
-from cartlift.events import EventStore
 from cartlift.experiments._design import (
     ASSIGNED,
     HOLDOUT,
@@ -29,6 +28,7 @@ from cartlift.experiments._design import (
     Experiment,
     assign_units,
 )
+from cartlift.store import EventStore
 
 __all__ = [
     "EXPERIMENT_TABLES",
@@ -39,21 +39,8 @@ __all__ = [
     "save_experiment",
 ]
 
-EXPERIMENT_TABLES: Final = (
-    """CREATE TABLE IF NOT EXISTS experiments (
-        name VARCHAR PRIMARY KEY, salt VARCHAR NOT NULL, variants VARCHAR NOT NULL,
-        weights VARCHAR NOT NULL, control VARCHAR NOT NULL, coverage DOUBLE NOT NULL,
-        holdout DOUBLE NOT NULL, targeting VARCHAR NOT NULL, hash_version INTEGER NOT NULL,
-        phase INTEGER NOT NULL, created_at TIMESTAMP NOT NULL, updated_at TIMESTAMP NOT NULL)""",
-    """CREATE TABLE IF NOT EXISTS experiment_phases (
-        name VARCHAR NOT NULL, phase INTEGER NOT NULL, salt VARCHAR NOT NULL, definition VARCHAR NOT NULL,
-        started_at TIMESTAMP NOT NULL, PRIMARY KEY (name, phase))""",
-    """CREATE TABLE IF NOT EXISTS exposures (
-        experiment VARCHAR NOT NULL, salt VARCHAR NOT NULL, unit_id VARCHAR NOT NULL, variant VARCHAR,
-        status VARCHAR NOT NULL, first_exposed_at TIMESTAMP NOT NULL, last_exposed_at TIMESTAMP NOT NULL,
-        PRIMARY KEY (experiment, salt, unit_id))""",
-)
-"""The experiment tables' DDL (DuckDB; PostgreSQL stores create the same columns from it)."""
+EXPERIMENT_TABLES: Final = ("experiments", "experiment_phases", "exposures")
+"""The experiment tables (declared in `cartlift.store.TABLES`, created on first write)."""
 
 _FROZEN = ("variants", "weights", "control", "holdout", "hash_version")
 """What a running phase may not change (coverage and targeting may: ramp-ups keep assignments)."""
@@ -64,8 +51,7 @@ def _ensure_tables(store: EventStore) -> None:
         raise StoreError(
             f"The store {str(store.path)!r} is open read-only; open it writable to change experiments."
         )
-    for ddl in EXPERIMENT_TABLES:
-        store.con.execute(ddl)
+    store.create_tables(EXPERIMENT_TABLES)
 
 
 def _now() -> datetime:

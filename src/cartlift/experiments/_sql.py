@@ -17,9 +17,10 @@ from typing import Final
 import duckdb
 
 from cartlift.errors import DataError, InvalidParameterError
-from cartlift.events import EVENT_TYPES, EventStore
+from cartlift.events import EVENT_TYPES
 from cartlift.experiments._registry import load_experiment
 from cartlift.experiments._statistics import CovariateStats, JointStats, RatioStats, SampleStats
+from cartlift.store import EventStore
 
 __all__ = [
     "FUNNEL_STEPS",

@@ -8,8 +8,7 @@ from pathlib import Path
 import duckdb
 import numpy as np
 
-from cartlift.errors import DataError
-from cartlift.events import EventStore
+from cartlift.errors import DataError, InvalidParameterError
 from cartlift.experiments._analysis import AnalysisConfig, ExperimentResult, analyze
 from cartlift.experiments._registry import load_experiment, log_exposures
 from cartlift.experiments._sql import (
@@ -22,6 +21,7 @@ from cartlift.experiments._sql import (
     stats_from_store,
 )
 from cartlift.experiments._statistics import JointStats, SampleStats
+from cartlift.store import EventStore
 
 __all__ = ["analyze_file", "analyze_funnel", "analyze_store", "expose_file"]
 
@@ -71,8 +71,6 @@ def analyze_store(
     """Analyse a store metric of ``experiment`` (its control and weights come from its definition)."""
     config = config or AnalysisConfig()
     if config.method == "bootstrap":
-        from cartlift.errors import InvalidParameterError
-
         raise InvalidParameterError(
             "The bootstrap reads unit files; on the store use the frequentist, Bayesian or sequential method."
         )

@@ -25,6 +25,7 @@ from cartlift.predict._context import (
     snapshot_sql,
 )
 from cartlift.predict._spec import FEATURE_NAMES, KEY_COLUMNS, MOMENTS
+from cartlift.store import EventStore
 
 __all__ = ["LABEL", "cart_features", "cart_features_sql", "feature_table"]
 
@@ -216,7 +217,7 @@ class _Request:
 
 
 def cart_features(
-    store: Any,
+    store: EventStore,
     *,
     moments: str = "last_cart_event",
     window_hours: float | None = None,

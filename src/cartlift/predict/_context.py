@@ -17,6 +17,7 @@ from typing import Any, Final
 import duckdb
 
 from cartlift.predict._spec import RFM_FREQUENCY, RFM_MONETARY, RFM_RECENCY_DAYS
+from cartlift.store import EventStore
 
 __all__ = [
     "CUSTOMER_FEATURES",
@@ -223,7 +224,7 @@ class FeatureContext:
         self._snapshots: dict[date, dict[str, ProductStats]] = {}
 
     @classmethod
-    def from_store(cls, store: Any) -> FeatureContext:
+    def from_store(cls, store: EventStore) -> FeatureContext:
         """A context reading from an `EventStore`."""
         return cls(store.con)
 

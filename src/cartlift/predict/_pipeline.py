@@ -24,6 +24,7 @@ from cartlift.predict._metrics import binary_metrics, roc_auc
 from cartlift.predict._models import binary_labels, load_model
 from cartlift.predict._scoring import LiveScorer
 from cartlift.predict._spec import FEATURE_NAMES
+from cartlift.store import EventStore
 
 __all__ = [
     "evaluate_store",
@@ -202,7 +203,7 @@ def _saved(fitted: Any, out: str | Path, meta: dict[str, Any], y: np.ndarray) ->
     }
 
 
-def _store_frame(store: Any, moments: str, window_hours: float | None) -> pd.DataFrame:
+def _store_frame(store: EventStore, moments: str, window_hours: float | None) -> pd.DataFrame:
     frame = cart_features(store, moments=moments, window_hours=window_hours)
     if len(frame) < 2:
         raise DataError(
@@ -211,7 +212,7 @@ def _store_frame(store: Any, moments: str, window_hours: float | None) -> pd.Dat
     return frame
 
 
-def store_truth(store: Any) -> pd.DataFrame | None:
+def store_truth(store: EventStore) -> pd.DataFrame | None:
     """The simulator's true purchase probability per session, when the store was simulated.
 
     Looks for a ``truth_*`` table with ``session_id`` and ``p_purchase`` columns; returns
@@ -247,7 +248,7 @@ def _truth_comparison(frame: pd.DataFrame, p_model: np.ndarray, truth: pd.DataFr
 
 
 def evaluate_store(
-    store: Any,
+    store: EventStore,
     *,
     test_size: float = 0.2,
     model: str = "lightgbm",
@@ -289,7 +290,7 @@ def evaluate_store(
 
 
 def train_store(
-    store: Any,
+    store: EventStore,
     out: str | Path,
     *,
     model: str = "lightgbm",
@@ -349,7 +350,9 @@ def train_features(
     return _saved(fitted, out, meta, y)
 
 
-def score_session(store: Any, model_dir: str | Path, session_id: str, *, top: int = 5) -> dict[str, Any]:
+def score_session(
+    store: EventStore, model_dir: str | Path, session_id: str, *, top: int = 5
+) -> dict[str, Any]:
     """Score one session's cart as of its latest event, with the features that drive the score."""
     fitted, meta = load_model(model_dir)
     if meta.get("features") != "cart":
@@ -357,9 +360,9 @@ def score_session(store: Any, model_dir: str | Path, session_id: str, *, top: in
             f"The model in {str(model_dir)!r} was trained on a table, not on a store's cart features; "
             "train one with `cartlift abandonment train` on the store."
         )
-    events = store.query(
+    events: list[dict[str, Any]] = store.query(
         "SELECT * FROM events WHERE session_id = ? ORDER BY ts, event_id", [session_id]
-    ).to_dict("records")
+    ).to_dict("records")  # type: ignore[assignment]  # pandas types record keys as Hashable
     if not events:
         raise DataError(f"The store has no session {session_id!r}.")
     scorer = LiveScorer(fitted, FeatureContext.from_store(store))
@@ -387,7 +390,7 @@ def score_session(store: Any, model_dir: str | Path, session_id: str, *, top: in
     }
 
 
-def run_demo(store: Any, out_dir: str | Path, *, n_jobs: int | None = None) -> dict[str, Any]:
+def run_demo(store: EventStore, out_dir: str | Path, *, n_jobs: int | None = None) -> dict[str, Any]:
     """Evaluate on a time split, train on everything, save both; return the headline numbers.
 
     Writes ``abandonment-evaluation.json`` (the full evaluation) and the model folder

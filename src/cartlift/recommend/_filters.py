@@ -16,7 +16,7 @@ import pandas as pd
 from cartlift.errors import DataError
 
 if TYPE_CHECKING:
-    from cartlift.events import EventStore
+    from cartlift.store import EventStore
 
 __all__ = ["AllOf", "ExcludeItems", "InCategory", "InStock", "ItemFilter"]
 

@@ -12,19 +12,18 @@ import scipy.sparse as sp
 from cartlift._params import Constraint, Interval, Options
 from cartlift.errors import DataError
 from cartlift.recommend._base import Recommender
+from cartlift.recommend._content import ContentBased
 from cartlift.recommend._interactions import Interactions
+from cartlift.recommend._knn import ItemKNN
+from cartlift.recommend._popularity import Popularity
 from cartlift.recommend._query import Query
+from cartlift.recommend._session import SessionKNN
 from cartlift.recommend._topk import densify, top_k
 
 __all__ = ["Hybrid"]
 
 
 def _default_models() -> list[tuple[str, Recommender]]:
-    from cartlift.recommend._content import ContentBased
-    from cartlift.recommend._knn import ItemKNN
-    from cartlift.recommend._popularity import Popularity
-    from cartlift.recommend._session import SessionKNN
-
     return [
         ("itemknn", ItemKNN()),
         ("vsknn", SessionKNN()),

@@ -19,7 +19,7 @@ import scipy.sparse as sp
 from cartlift.errors import DataError, InvalidParameterError
 
 if TYPE_CHECKING:
-    from cartlift.events import EventStore
+    from cartlift.store import EventStore
 
 __all__ = ["DEFAULT_EVENT_WEIGHTS", "Interactions"]
 

@@ -27,7 +27,7 @@ from cartlift.recommend._rules import association_rules, basket_matrix, frequent
 from cartlift.recommend._split import EvalTask, leave_last_out, next_item, temporal_split
 
 if TYPE_CHECKING:
-    from cartlift.events import EventStore
+    from cartlift.store import EventStore
 
 __all__ = [
     "PROTOCOLS",

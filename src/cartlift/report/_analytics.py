@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Any
 
 import pandas as pd
 
@@ -31,13 +30,14 @@ from cartlift.report._charts import (
     trend_figure,
 )
 from cartlift.report._section import Section, Table
+from cartlift.store import EventStore
 
 __all__ = ["analytics_sections"]
 
 _PCT = ".1%"
 
 
-def _period(store: Any) -> str:
+def _period(store: EventStore) -> str:
     first, last = store.con.execute("SELECT min(ts), max(ts) FROM events").fetchall()[0]
     if first is None:
         return "day"
@@ -45,7 +45,7 @@ def _period(store: Any) -> str:
     return "hour" if span <= timedelta(days=3) else "day" if span <= timedelta(days=120) else "week"
 
 
-def _auto_breakdown(store: Any) -> str | None:
+def _auto_breakdown(store: EventStore) -> str | None:
     """Category when the catalog has them, else device or channel when the events carry them."""
     checks = (
         ("category", "SELECT count(DISTINCT category) FROM products"),
@@ -283,7 +283,9 @@ def clv_section(result: CLVResult) -> Section:
     )
 
 
-def analytics_sections(store: Any, *, unit: str = "session", breakdown: str | None = "auto") -> list[Section]:
+def analytics_sections(
+    store: EventStore, *, unit: str = "session", breakdown: str | None = "auto"
+) -> list[Section]:
     """The analytics sections of the report: funnel, trend, time to convert, breakdown, abandonment, RFM,
     clusters and CLV.
 

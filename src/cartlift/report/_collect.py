@@ -11,6 +11,7 @@ from cartlift.report._analytics import analytics_sections
 from cartlift.report._experiments import experiments_sections
 from cartlift.report._prediction import prediction_sections
 from cartlift.report._section import Section
+from cartlift.store import EventStore
 
 __all__ = ["collect_sections"]
 
@@ -18,7 +19,7 @@ Part = Callable[[Any], list[Section]]
 
 
 def collect_sections(
-    store: Any, *, unit: str = "session", parts: Sequence[tuple[str, Part]] | None = None
+    store: EventStore, *, unit: str = "session", parts: Sequence[tuple[str, Part]] | None = None
 ) -> list[Section]:
     """The sections of every part of the report for ``store``, in order.
 

@@ -21,6 +21,7 @@ from cartlift.experiments import (
     verdicts,
 )
 from cartlift.report._section import Section, Table
+from cartlift.store import EventStore
 
 __all__ = ["experiment_section", "experiments_sections", "lift_figure", "results_table"]
 
@@ -126,7 +127,7 @@ def experiment_section(
     return Section(title, figures=[lift_figure(results)], tables=tables, notes=text)
 
 
-def experiments_sections(store: Any) -> list[Section]:
+def experiments_sections(store: EventStore) -> list[Section]:
     """One section per experiment with exposures in its current phase: conversion, revenue, funnel steps."""
     rows: list[dict[Any, Any]] = list_experiments(store).to_dict("records")
     sections = []

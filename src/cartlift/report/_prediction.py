@@ -13,13 +13,14 @@ import pandas as pd
 from cartlift.errors import DataError
 from cartlift.predict import evaluate_store
 from cartlift.report._section import Section, Table
+from cartlift.store import EventStore
 
 __all__ = ["evaluation_sections", "prediction_sections"]
 
 _METRICS = ("roc_auc", "pr_auc", "log_loss", "brier", "ece")
 
 
-def prediction_sections(store: Any) -> list[Section]:
+def prediction_sections(store: EventStore) -> list[Section]:
     """Evaluate the abandonment model on the store (time split) and describe it for the report."""
     try:
         evaluation = evaluate_store(store)

@@ -6,7 +6,7 @@ it and turns its refusals into HTTP answers.
 
 - On the DuckDB store it runs on the store itself, on the writer thread: one process, one writer,
   so a cart decided once is found by every later request.
-- On PostgreSQL it runs on a slice (`cartlift.serve._slice.fill_cart`: the cart's and its
+- On PostgreSQL it runs on a slice (`cartlift.store.fill_cart`: the cart's and its
   customer's sessions, the catalog rows involved, consents, the decisions the rules consult and
   the saved policy) and the logged decision is written back with ``ON CONFLICT DO NOTHING``
   against the unique index on ``decisions (cart_id)``. When another process logged a decision for
@@ -20,19 +20,19 @@ from __future__ import annotations
 from typing import Any
 
 from cartlift._jsonable import jsonable
+from cartlift.act import MODEL_TABLE, decide_cart
 from cartlift.errors import DataError, StoreError
 from cartlift.serve._errors import ApiError
 from cartlift.serve._service import Service
+from cartlift.store import EventStore, PostgresStorage, clear, fill_cart, write_back
 
 __all__ = ["decide"]
 
 POLICY = "profit"
 
 
-def _decide_on(store: Any, session_id: str, log: bool) -> dict[str, Any] | None:
+def _decide_on(store: EventStore, session_id: str, log: bool) -> dict[str, Any] | None:
     """`decide_cart` with the saved policy, or None when the store has no saved policy."""
-    from cartlift.act import MODEL_TABLE, decide_cart
-
     if MODEL_TABLE not in store.tables():
         return None
     saved = store.con.execute(f"SELECT count(*) FROM {MODEL_TABLE} WHERE name = ?", [POLICY]).fetchall()
@@ -42,10 +42,8 @@ def _decide_on(store: Any, session_id: str, log: bool) -> dict[str, Any] | None:
     return result
 
 
-def _decide_on_postgres(pg: Any, store: Any, session_id: str, log: bool) -> dict[str, Any] | None:
+def _decide_on_postgres(pg: Any, store: EventStore, session_id: str, log: bool) -> dict[str, Any] | None:
     """Decide on a slice of the PostgreSQL store and store the logged decision there (see the module doc)."""
-    from cartlift.serve._slice import clear, fill_cart, write_back
-
     for _ in range(2):
         fill_cart(pg, store, session_id, POLICY)
         result = _decide_on(store, session_id, log)
@@ -65,8 +63,6 @@ async def decide(service: Service, *, session_id: str, log: bool = True) -> dict
     A cart already decided gets its first decision back (one contact per cart), whichever
     service process decided it.
     """
-    from cartlift.serve._postgres import PostgresStorage
-
     await service.live_caught_up()
     storage = service.storage
     try:

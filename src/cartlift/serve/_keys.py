@@ -15,8 +15,9 @@ from datetime import datetime
 from typing import Final
 
 from cartlift.errors import InvalidParameterError
+from cartlift.store import StoreURL, open_storage
 
-__all__ = ["SCOPES", "ApiKey", "allows", "hash_key", "new_key", "pseudonymise"]
+__all__ = ["SCOPES", "ApiKey", "allows", "create_key_in_store", "hash_key", "new_key", "pseudonymise"]
 
 SCOPES: Final = ("ingest", "read", "admin")
 """``ingest`` posts events; ``read`` asks for recommendations, risk, decisions, assignments;
@@ -69,3 +70,21 @@ def pseudonymise(user_id: str, secret: str | None) -> str:
         return user_id
     digest = hmac.new(secret.encode(), user_id.encode(), hashlib.sha256).hexdigest()
     return "p_" + digest[:40]
+
+
+def create_key_in_store(
+    db: str | StoreURL, *, scope: str, rate_limit: float | None = None, label: str | None = None
+) -> tuple[str, str]:
+    """Create an API key directly in the store (no service running): ``(key, key_id)``.
+
+    A DuckDB file in use by a running service is locked; create keys there with
+    ``POST /v1/admin/keys`` instead.
+    """
+    key, key_id, key_hash = new_key()
+    storage = open_storage(db)
+    storage.run_now(
+        lambda ctx: storage.insert_key(
+            ctx, key_hash=key_hash, key_id=key_id, scope=scope, rate_limit=rate_limit, label=label
+        )
+    )
+    return key, key_id

@@ -29,11 +29,23 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any, TypeVar
 
+import duckdb
+import psycopg
+import pyarrow as pa
+
 from cartlift.errors import DataError, StoreError
 from cartlift.predict import FeatureContext, SessionState
 from cartlift.predict._context import medians_sql
+from cartlift.store import DuckDBStorage, PostgresStorage, Storage, connect
 
-__all__ = ["LiveSessions", "MemorySessions", "PostgresFeatureContext", "RedisSessions", "open_sessions"]
+__all__ = [
+    "LiveSessions",
+    "MemorySessions",
+    "PostgresFeatureContext",
+    "RedisSessions",
+    "feature_context",
+    "open_sessions",
+]
 
 T = TypeVar("T")
 Event = dict[str, Any]
@@ -318,10 +330,6 @@ class PostgresFeatureContext(FeatureContext):
         self._pg: Any = None
 
     def _fetch(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
-        import psycopg
-
-        from cartlift.serve._postgres import connect
-
         for attempt in (1, 2):
             if self._pg is None or self._pg.closed:
                 self._pg = connect(self.url)
@@ -336,9 +344,6 @@ class PostgresFeatureContext(FeatureContext):
         raise AssertionError("unreachable")
 
     def _median_rows(self) -> list[tuple[Any, ...]]:
-        import duckdb
-        import pyarrow as pa
-
         rows = self._fetch("SELECT product_id, category, price FROM products")
         products = pa.table(
             {
@@ -361,6 +366,19 @@ def _iso(value: Any) -> str:
     if isinstance(value, datetime):
         return value.isoformat()
     return str(value)
+
+
+async def feature_context(storage: Storage) -> FeatureContext:
+    """What the live cart features look up in ``storage`` (catalog medians, product and customer history).
+
+    DuckDB: a cursor of the store (a second connection, used by the live state's thread);
+    PostgreSQL: `PostgresFeatureContext` on a connection of its own.
+    """
+    if isinstance(storage, DuckDBStorage):
+        return FeatureContext(await storage.cursor())
+    if isinstance(storage, PostgresStorage):
+        return PostgresFeatureContext(storage.url)
+    return FeatureContext()
 
 
 def open_sessions(

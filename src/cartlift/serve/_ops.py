@@ -2,7 +2,7 @@
 
 Each calls the package that owns the capability (experiments, act) through the service's
 storage; nothing here decides anything by itself. On the DuckDB store the package functions run
-on the store; on PostgreSQL on a slice of it (`cartlift.serve._slice`): the experiment
+on the store; on PostgreSQL on a slice of it (`cartlift.store.fill`): the experiment
 definitions for an assignment, whose exposure is merged back into PostgreSQL's ``exposures``;
 the definitions, the current phase's exposures and the exposed units' events since exposure for
 the results. Those results copy every exposed unit's later events, so on PostgreSQL they are
@@ -18,8 +18,17 @@ from typing import Any, TypeVar
 
 from cartlift._jsonable import jsonable
 from cartlift.errors import DataError
+from cartlift.experiments import (
+    STORE_METRICS,
+    analyze_store,
+    assign,
+    list_experiments,
+    load_experiment,
+    log_exposures,
+)
 from cartlift.serve._errors import ApiError
 from cartlift.serve._service import Service
+from cartlift.store import EventStore, PostgresStorage, fill_experiments, fill_outcomes, write_back
 
 __all__ = ["dashboard", "experiment_assignment", "experiment_results"]
 
@@ -37,8 +46,6 @@ async def _on_store(service: Service, fn: Callable[[Any], T], *, outcomes: str |
     On PostgreSQL: a slice with the experiment definitions and, for ``outcomes=NAME``, that
     experiment's exposures and outcome events; exposures ``fn`` logs are merged back.
     """
-    from cartlift.serve._postgres import PostgresStorage
-
     storage = service.storage
     if storage.supports_store_jobs:
         result: T = await storage.with_store(fn)
@@ -46,9 +53,7 @@ async def _on_store(service: Service, fn: Callable[[Any], T], *, outcomes: str |
     if not isinstance(storage, PostgresStorage):
         raise ApiError(501, f"Experiments do not run on a {storage.kind} store.")
 
-    def job(pg: Any, store: Any) -> T:
-        from cartlift.serve._slice import fill_experiments, fill_outcomes, write_back
-
+    def job(pg: Any, store: EventStore) -> T:
         fill_experiments(pg, store)
         if outcomes is not None:
             fill_outcomes(pg, store, outcomes)
@@ -61,8 +66,6 @@ async def _on_store(service: Service, fn: Callable[[Any], T], *, outcomes: str |
 
 
 async def _definition(service: Service, name: str) -> Any:
-    from cartlift.experiments import load_experiment
-
     key = (id(service), name)
     hit = _definitions.get(key)
     if hit is not None and time.monotonic() - hit[0] < _DEFINITION_SECONDS:
@@ -82,8 +85,6 @@ async def experiment_assignment(
 
     The unit id is pseudonymised like user ids, so exposures join the stored events.
     """
-    from cartlift.experiments import assign, log_exposures
-
     experiment = await _definition(service, name)
     unit_id = service.user(unit)
     result = assign(experiment, unit_id, attributes)
@@ -105,8 +106,6 @@ async def experiment_assignment(
 
 async def experiment_results(service: Service, *, name: str, metric: str = "purchased") -> dict[str, Any]:
     """The analysis of ``metric`` for experiment ``name`` (frequentist, SRM check, corrections)."""
-    from cartlift.experiments import STORE_METRICS, analyze_store
-
     if metric not in STORE_METRICS:
         raise ApiError(422, f"Unknown metric {metric!r}; metrics: {', '.join(STORE_METRICS)}.")
     await _definition(service, name)
@@ -126,8 +125,6 @@ async def experiment_results(service: Service, *, name: str, metric: str = "purc
 
 
 async def _experiments_overview(service: Service) -> list[dict[str, Any]]:
-    from cartlift.experiments import list_experiments
-
     try:
         frame = await _on_store(service, list_experiments)
     except ApiError:

@@ -28,6 +28,10 @@ from pathlib import Path
 from typing import Any, Final
 
 from cartlift.errors import CartliftError, DataError
+from cartlift.predict import load_model, train_store
+from cartlift.recommend import Recommender
+from cartlift.recommend._workflows import train_on_store
+from cartlift.store import EventStore
 
 __all__ = ["KINDS", "LoadedModels", "ModelRegistry", "abandonment_meta", "publish_all", "train_all"]
 
@@ -118,9 +122,6 @@ class LoadedModels:
     @classmethod
     def load(cls, registry: ModelRegistry) -> LoadedModels:
         """Load the newest version of every kind; a kind that fails to load is reported, not fatal."""
-        from cartlift.predict import load_model
-        from cartlift.recommend import Recommender
-
         loaded: dict[str, Any] = {}
         versions: dict[str, dict[str, Any]] = {}
         errors: dict[str, str] = {}
@@ -154,7 +155,7 @@ class LoadedModels:
 
 
 def train_all(
-    store: Any, registry: ModelRegistry, *, recommender: str = "itemknn"
+    store: EventStore, registry: ModelRegistry, *, recommender: str = "itemknn"
 ) -> dict[str, dict[str, Any]]:
     """Fit every model the service serves on the store and publish a new version of each.
 
@@ -166,8 +167,6 @@ def train_all(
     dict
         Kind -> ``{"version", "name", ...}`` or ``{"error": reason}``.
     """
-    from cartlift.predict import train_store
-    from cartlift.recommend._workflows import train_on_store
 
     def recommender_builder(name: str) -> Callable[[Path], dict[str, Any]]:
         def build(folder: Path) -> dict[str, Any]:

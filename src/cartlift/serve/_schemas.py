@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt, StrictStr
 
 __all__ = [
     "AssignmentPublic",
@@ -31,7 +31,9 @@ __all__ = [
 ]
 
 Text = str
-Number = float | int | str
+# strict: pydantic would turn true into 1.0; a boolean stays one, and the events package refuses
+# it per event ("unparseable price"), as it refuses `true` in a file
+Number = StrictInt | StrictFloat | StrictStr | StrictBool
 
 
 class EventCreate(BaseModel):

@@ -1,6 +1,6 @@
 """The service object: what the routes call, as keyword-only coroutines.
 
-It wires the parts together and holds no business logic of its own: storage (`_storage`),
+It wires the parts together and holds no business logic of its own: storage (`cartlift.store`),
 live session state (`_live`, the predict package's `SessionState`), models from the registry
 (recommend and predict packages), experiments (the experiments package), limits and metrics.
 """
@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import gc
-import hashlib
 import json
 import logging
 import math
@@ -23,14 +22,21 @@ from typing import Any
 from cartlift.errors import CartliftError, DataError
 from cartlift.predict import LiveScorer, SessionState
 from cartlift.serve._errors import ApiError
-from cartlift.serve._keys import ApiKey, allows, hash_key, pseudonymise
+from cartlift.serve._keys import ApiKey, allows, hash_key, new_key, pseudonymise
 from cartlift.serve._limits import MemoryRateLimiter, RateLimiter, RedisRateLimiter
-from cartlift.serve._live import LiveSessions, open_sessions
+from cartlift.serve._live import LiveSessions, feature_context, open_sessions
 from cartlift.serve._metrics import Metrics
 from cartlift.serve._rec_cache import ListCache, build_list
-from cartlift.serve._registry import LoadedModels, ModelRegistry
+from cartlift.serve._registry import LoadedModels, ModelRegistry, train_all
 from cartlift.serve._settings import ServeSettings
-from cartlift.serve._storage import IngestOutcome, Storage, open_storage
+from cartlift.store import (
+    EventStore,
+    IngestOutcome,
+    Storage,
+    open_storage,
+    snapshot_duckdb,
+    snapshot_postgres,
+)
 
 __all__ = ["Service"]
 
@@ -110,7 +116,7 @@ class Service:
         """Open the store, the live state and the models; raises when the store cannot be opened."""
         s = self.settings
         await asyncio.to_thread(self.storage.start)
-        context = await self.storage.feature_context()
+        context = await feature_context(self.storage)
         self.live = open_sessions(
             context,
             redis_url=s.redis,
@@ -179,7 +185,8 @@ class Service:
         return running
 
     async def _fetch_key(self, digest: str) -> ApiKey | None:
-        key = await self.storage.find_key(key_hash=digest)
+        found = await self.storage.find_key(key_hash=digest)
+        key = None if found is None else ApiKey(*found)
         if len(self._keys) > 10_000:  # unknown tokens must not grow the cache without bound
             self._keys.clear()
         self._keys[digest] = (time.monotonic(), key)
@@ -189,7 +196,11 @@ class Service:
         self, *, scope: str, rate_limit: float | None, label: str | None
     ) -> tuple[str, ApiKey]:
         """A new API key (the secret is shown once)."""
-        return await self.storage.create_key(scope=scope, rate_limit=rate_limit, label=label)
+        key, key_id, key_hash = new_key()
+        created = await self.storage.create_key(
+            key_hash=key_hash, key_id=key_id, scope=scope, rate_limit=rate_limit, label=label
+        )
+        return key, ApiKey(key_id, scope, rate_limit, created, label)
 
     def user(self, user_id: str) -> str:
         """The stored form of a user id (pseudonymised when configured)."""
@@ -209,10 +220,6 @@ class Service:
             record = dict(e)
             if record.get("properties") is not None:
                 record["properties"] = json.dumps(record["properties"], sort_keys=True)
-            if record.get("event_id") is None:
-                # a retried event without an id must be the same event: derive it from its content
-                blob = json.dumps(record, sort_keys=True, default=str).encode()
-                record["event_id"] = "h_" + hashlib.sha256(blob).hexdigest()[:32]
             if isinstance(record.get("user_id"), str):
                 record["user_id"] = self.user(record["user_id"])
             records.append(record)
@@ -393,10 +400,6 @@ class Service:
 
     async def train_now(self) -> dict[str, Any]:
         """Retrain every model on a snapshot of the store, publish new versions and swap them in."""
-        from cartlift.events import EventStore
-        from cartlift.serve._registry import train_all
-        from cartlift.serve._train import snapshot_duckdb, snapshot_postgres
-
         if self._training.locked():
             raise ApiError(409, "A training is already running; wait for it to finish.")
         async with self._training:

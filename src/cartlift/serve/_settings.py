@@ -8,6 +8,9 @@ from typing import Annotated
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from cartlift.config import DB_FIELD
+from cartlift.store import StoreURL, parse_store_url
+
 __all__ = ["ServeSettings"]
 
 
@@ -18,12 +21,10 @@ class ServeSettings(BaseSettings):
     first request.
     """
 
-    model_config = SettingsConfigDict(env_prefix="CARTLIFT_SERVE_", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix="CARTLIFT_SERVE_", extra="ignore", populate_by_name=True)
 
-    db: str = Field(
-        default="cartlift.duckdb",
-        description="The store: a DuckDB file, or a postgresql:// URL (add ?schema=NAME for a schema).",
-    )
+    # the same field as the CLI's settings: CARTLIFT_DB, with CARTLIFT_SERVE_DB as an alias
+    db: str = DB_FIELD
     redis: str | None = Field(default=None, description="redis:// URL for shared live session state.")
     redis_prefix: str = Field(default="cartlift", description="Prefix of every Redis key the service writes.")
     model_dir: Path | None = Field(
@@ -63,14 +64,15 @@ class ServeSettings(BaseSettings):
         return value
 
     @property
-    def is_postgres(self) -> bool:
-        """True when the store is a PostgreSQL URL."""
-        return self.db.startswith(("postgresql://", "postgres://"))
+    def store(self) -> StoreURL:
+        """The parsed store name."""
+        return parse_store_url(self.db)
 
     def registry_dir(self) -> Path:
         """The model registry folder."""
         if self.model_dir is not None:
             return self.model_dir
-        if self.is_postgres:
+        store = self.store
+        if store.path is None:
             return Path("models")
-        return Path(self.db).resolve().parent / "models"
+        return store.path.resolve().parent / "models"

@@ -20,7 +20,7 @@ from cartlift.simulate._customers import Customers
 from cartlift.simulate._taste import taste_table
 
 if TYPE_CHECKING:
-    from cartlift.events import EventStore
+    from cartlift.store import EventStore
 
 __all__ = ["SimulatedStore", "Stats"]
 

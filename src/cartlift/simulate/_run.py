@@ -12,7 +12,7 @@ from cartlift._random import RandomState
 from cartlift.simulate._simulate import simulate
 
 if TYPE_CHECKING:
-    from cartlift.events import EventStore
+    from cartlift.store import EventStore
 
 __all__ = ["simulate_to"]
 

@@ -28,10 +28,8 @@ INSTALL_HINT = "pip install 'cartlift[spark]'"
 
 def require_spark() -> None:
     """Raise `SparkUnavailableError` unless pyspark imports and a Java runtime is found."""
-    # read through the module so that tests can switch the flag off without uninstalling
-    from cartlift.spark import _engine
-
-    if not _engine.HAS_SPARK:
+    # the module global is read at call time, so tests can switch the flag off without uninstalling
+    if not HAS_SPARK:
         raise SparkUnavailableError(
             f"The Spark engine needs pyspark, which is not installed: {INSTALL_HINT} "
             "(or use --engine duckdb, the default)."

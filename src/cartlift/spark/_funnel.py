@@ -204,7 +204,7 @@ def funnel_on_parquet(
         spark = spark_session(master)
         frame = None if catalog is None else spark.read.parquet(catalog)
         return spark_funnel(read_events(spark, path), spec, products=frame)
-    from cartlift.events import EventStore
+    from cartlift.store import EventStore
 
     source = str(target / "**" / "*.parquet") if target.is_dir() else str(path)
     with EventStore(":memory:") as store:

@@ -6,6 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Query
 
+from cartlift.serve._decide import decide as run_decide
 from cartlift.serve._deps import ReadKey, ServiceDep
 from cartlift.serve._schemas import RiskPublic
 from cartlift.serve.routes._common import errors
@@ -42,6 +43,4 @@ async def decide(
     decided gets its first decision back, whichever service process decided it, so a customer is
     contacted once per cart.
     """
-    from cartlift.serve._decide import decide as run
-
-    return await run(service, session_id=session_id, log=log)
+    return await run_decide(service, session_id=session_id, log=log)

@@ -10,7 +10,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from cartlift.errors import DataError, StoreError, UnknownTableError
-from cartlift.events import CORE_TABLES, EventStore
+from cartlift.store import CORE_TABLES, EventStore
 
 REES = ("rees46_multicategory_sample", "2019-Oct.csv")
 

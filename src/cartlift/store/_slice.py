@@ -21,97 +21,41 @@ against PostgreSQL's unique index on ``decisions (cart_id)``, so when two proces
 cart at once exactly one decision is stored (the other process sees it and answers with it, as a
 cart decided before); an exposure merges its first and last exposure times as `log_exposures` does.
 
-`postgres_store` is the same idea for a whole command: a working copy of the store in a temporary
-DuckDB file; when the command succeeds, the rows it added or changed in the tables the act and
-experiments packages own (and in the catalog) are written back. That is how a PostgreSQL store gets
-its saved policy (``cartlift act train --db postgresql://...``), its experiments (``cartlift
-experiment create``) and its catalog (``cartlift ingest catalog.csv --format products``).
+`cartlift.store.postgres_store` (``_workcopy.py``) is the same idea for a whole command.
 """
 
 from __future__ import annotations
 
-import tempfile
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from datetime import timedelta
 from pathlib import Path
 from typing import Any, Final
 
 import pyarrow as pa
 
-from cartlift.errors import StoreError
-from cartlift.events import EventStore
-from cartlift.events._schema import create_table_sql
+from cartlift.store._eventstore import EventStore
+from cartlift.store._tables import MODEL_TABLE, PACKAGE_TABLES, TABLES, table_ddl
 
 __all__ = [
-    "CONSENT_COLUMNS",
-    "PACKAGE_TABLES",
     "clear",
+    "columns_of",
     "fill",
     "fill_cart",
     "fill_experiments",
     "fill_outcomes",
     "new_slice",
-    "package_tables",
-    "postgres_store",
     "write_back",
 ]
-
-CONSENT_COLUMNS: Final[dict[str, str]] = {"user_id": "VARCHAR NOT NULL", "email": "BOOLEAN", "sms": "BOOLEAN"}
-"""The ``consents`` table the act package reads (exported from the e-mail tool; absent rows: no consent)."""
-
-PACKAGE_TABLES: Final = (
-    "consents",
-    "decisions",
-    "act_models",
-    "experiments",
-    "experiment_phases",
-    "exposures",
-)
-"""Tables beyond the core ones that the act and experiments packages read (all of them exist on PostgreSQL)."""
 
 _BUDGET_LOOKBACK: Final = timedelta(days=2)
 """The rules' coupon budget counts a local day; with UTC offsets within +-14 h it starts within 2 days
 before the cart's last event, so decisions from then on are a superset of what the ledger reads."""
 
-_EXPOSURE_MERGE: Final = (
-    "(experiment, salt, unit_id) DO UPDATE SET "
-    "first_exposed_at = least(exposures.first_exposed_at, EXCLUDED.first_exposed_at), "
-    "last_exposed_at = greatest(exposures.last_exposed_at, EXCLUDED.last_exposed_at)"
-)
-_ON_CONFLICT: Final[dict[str, str]] = {
-    # the primary key and the unique index on cart_id: a cart keeps its first decision
-    "decisions": "DO NOTHING",
-    # the same merge as log_exposures: earliest first exposure, latest last exposure
-    "exposures": _EXPOSURE_MERGE,
-    "experiment_phases": "DO NOTHING",
-    # definitions, the saved policy and catalog rows: the command's version replaces the stored one
-    "act_models": "(name) DO UPDATE SET {all}",
-    "experiments": "(name) DO UPDATE SET {all}",
-    "products": "(product_id) DO UPDATE SET {all}",
-    "loads": "DO NOTHING",
-    "quarantine": "DO NOTHING",
-}
-"""How each package table's rows merge into PostgreSQL."""
-
-
-def package_tables() -> list[str]:
-    """The DuckDB DDL of every table in `PACKAGE_TABLES`, as the packages define them."""
-    from cartlift.act import DECISION_COLUMNS, MODEL_COLUMNS, MODEL_TABLE
-    from cartlift.experiments import EXPERIMENT_TABLES
-
-    return [
-        create_table_sql("consents", CONSENT_COLUMNS),
-        create_table_sql("decisions", DECISION_COLUMNS),
-        create_table_sql(MODEL_TABLE, MODEL_COLUMNS),
-        *EXPERIMENT_TABLES,
-    ]
-
 
 def new_slice(path: str | Path = ":memory:") -> EventStore:
     """An empty `EventStore` with the core tables and every package table (opened once, reused)."""
     store = EventStore(path, threads=1)
-    for ddl in package_tables():
+    for ddl in table_ddl(PACKAGE_TABLES):
         store.con.execute(ddl)
     return store
 
@@ -124,7 +68,7 @@ def clear(store: EventStore) -> None:
         store.con.execute(f"DELETE FROM {table}")
 
 
-def _columns(store: EventStore, table: str) -> list[str]:
+def columns_of(store: EventStore, table: str) -> list[str]:
     # an empty result's description: well under a millisecond, where information_schema takes ~9 ms
     cursor = store.con.execute(f"SELECT * FROM main.{table} LIMIT 0")
     cursor.fetchall()
@@ -156,7 +100,7 @@ def fill(
 
     The slice's table decides the columns (PostgreSQL's tables have the same ones). Returns rows copied.
     """
-    columns = _columns(store, table)
+    columns = columns_of(store, table)
     n = 0
     with pg.cursor() as cur:
         cur.execute(f"SELECT {', '.join(columns)} FROM {table} WHERE {where}", list(params))
@@ -168,8 +112,6 @@ def fill(
 
 def fill_cart(pg: Any, store: EventStore, cart_id: str, policy: str) -> None:
     """Everything `cartlift.act.decide_cart` reads for one cart (see the module docstring)."""
-    from cartlift.act import MODEL_TABLE
-
     fill(pg, store, MODEL_TABLE, "name = %s", [policy])
     with pg.cursor() as cur:
         cur.execute("SELECT DISTINCT user_id FROM events WHERE session_id = %s", [cart_id])
@@ -239,18 +181,20 @@ def write_back(
 ) -> int:
     """Insert the slice's rows of ``table`` matching ``where`` (``?`` placeholders) into PostgreSQL.
 
-    Conflicts resolve as `_ON_CONFLICT` says for the table. Returns the rows PostgreSQL inserted or
+    Conflicts resolve as the table's declaration says (`Table.merge`). Returns the rows PostgreSQL inserted or
     updated (0 for a decision whose cart was decided by another process first).
     """
-    columns = _columns(store, table)
+    columns = columns_of(store, table)
     rows = store.con.execute(
         f"SELECT {', '.join(columns)} FROM {table} WHERE {where}", list(params)
     ).fetchall()
     if not rows:
         return 0
-    keys = {"act_models": ("name",), "experiments": ("name",), "products": ("product_id",)}.get(table, ())
-    every = ", ".join(f"{c} = EXCLUDED.{c}" for c in columns if c not in keys)
-    conflict = _ON_CONFLICT[table].format(all=every)
+    declared = TABLES[table]
+    if declared.merge is None:
+        raise ValueError(f"The table {table!r} is not merged back into PostgreSQL (no merge declared).")
+    every = ", ".join(f"{c} = EXCLUDED.{c}" for c in columns if c not in declared.key_columns)
+    conflict = declared.merge.format(all=every)
     marks = ", ".join(["%s"] * len(columns))
     with pg.transaction(), pg.cursor() as cur:
         cur.executemany(
@@ -258,64 +202,3 @@ def write_back(
             [list(r) for r in rows],
         )
         return max(int(cur.rowcount), 0)
-
-
-_PG_PREFIXES: Final = ("postgresql:", "postgres:")
-
-
-@contextmanager
-def postgres_store(url: str, *, read_only: bool = False) -> Iterator[EventStore]:
-    """A working copy of a PostgreSQL store for one command; what the command writes is merged back.
-
-    Events, the catalog and the package tables are copied into a temporary DuckDB file. When the
-    block ends without an error (and not ``read_only``), the rows the command added or changed in
-    the package tables (saved policies, experiments, their phases and exposures, decisions) and in
-    the catalog, with its ``loads`` and ``quarantine`` records, are merged into PostgreSQL in one
-    transaction (so ``cartlift ingest catalog.csv --format products`` loads a catalog). Events reach
-    PostgreSQL through the service (``POST /v1/events``): a command that added events here raises
-    `StoreError` and writes nothing back. Consents are kept as exported into PostgreSQL.
-    """
-    from cartlift.serve._postgres import connect
-    from cartlift.serve._train import snapshot_postgres
-
-    if not url.startswith(_PG_PREFIXES):
-        raise StoreError(f"A PostgreSQL store is given as postgresql://user@host/db. Got {url!r}.")
-    compared = (*(t for t in PACKAGE_TABLES if t != "consents"), "products")
-    with tempfile.TemporaryDirectory(prefix="cartlift-pg-") as tmp:
-        path = Path(tmp) / "copy.duckdb"
-        snapshot_postgres(url, path)  # events and products, streamed in chunks
-        store = new_slice(path)
-        pg = connect(url)
-        try:
-            for table in PACKAGE_TABLES:
-                fill(pg, store, table)
-            # the tables as copied, to merge back only what the command changed; loads and quarantine
-            # start empty here, so all their rows are the command's
-            store.con.execute("CREATE SCHEMA _copied")
-            for table in compared:
-                store.con.execute(f"CREATE TABLE _copied.{table} AS SELECT * FROM main.{table}")
-            events = store.count("events")
-            yield store
-            if read_only:
-                return
-            if store.count("events") != events:
-                raise StoreError(
-                    "This command added events, which a PostgreSQL store takes through the service "
-                    "(POST /v1/events); nothing was written back."
-                )
-            with pg.transaction():
-                for table in compared:
-                    cols = ", ".join(_columns(store, table))
-                    store.con.execute(
-                        f"CREATE TEMP TABLE _new AS SELECT {cols} FROM main.{table} EXCEPT SELECT {cols} FROM _copied.{table}"
-                    )
-                    try:
-                        store.con.execute(f"DELETE FROM main.{table}")
-                        store.con.execute(f"INSERT INTO main.{table} ({cols}) SELECT {cols} FROM _new")
-                    finally:
-                        store.con.execute("DROP TABLE _new")
-                for table in (*compared, "loads", "quarantine"):
-                    write_back(pg, store, table)
-        finally:
-            pg.close()
-            store.close()

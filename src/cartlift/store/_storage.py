@@ -1,12 +1,13 @@
-"""The service's data layer: one interface, two backends (embedded DuckDB, PostgreSQL).
+"""A running service's store: one typed interface (`Storage`), two backends (embedded DuckDB, PostgreSQL).
 
-Routes call the keyword-only coroutines of `Storage`; the SQL lives here and in `_postgres.py`,
-written once in the dialect both databases share. Every job runs on the backend's single writer
-thread (`Writer`), so a DuckDB file has exactly one writer and a PostgreSQL process one connection.
-Events are validated by the events package with the importers' rules (`EventStore.ingest_records`)
-and acknowledged only after their transaction committed. Package functions that take an
-`EventStore` (decide, experiments) run on the DuckDB store itself (`DuckDBStorage.with_store`) and,
-on PostgreSQL, on an in-memory slice of it (`PostgresStorage.with_slice`, ``_slice.py``).
+The service's routes call the keyword-only coroutines of `Storage`; the SQL lives here and in
+`_postgres.py`, written once in the dialect both databases share. Every job runs on the backend's
+single writer thread (`Writer`), so a DuckDB file has exactly one writer and a PostgreSQL process
+one connection. Events are validated by the events package with the importers' rules
+(`EventStore.ingest_records`) and acknowledged only after their transaction committed. Package
+functions that take an `EventStore` (decide, experiments) run on the DuckDB store itself
+(`DuckDBStorage.with_store`) and, on PostgreSQL, on an in-memory slice of it
+(`PostgresStorage.with_slice`, ``_slice.py``).
 """
 
 from __future__ import annotations
@@ -22,18 +23,19 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, ClassVar, Final
 
-from cartlift.events import EventStore
-from cartlift.predict import FeatureContext
-from cartlift.serve._keys import ApiKey, new_key
-from cartlift.serve._writer import Records, Writer
+from cartlift.events import derive_event_ids
+from cartlift.store._eventstore import EventStore, records_table
+from cartlift.store._tables import TABLES
+from cartlift.store._url import StoreURL, parse_store_url
+from cartlift.store._writer import Records, Writer
 
 __all__ = [
     "LIVE_COLUMNS",
     "DuckDBStorage",
     "IngestOutcome",
+    "KeyRecord",
     "Storage",
-    "create_key_in_store",
-    "open_storage",
+    "now_utc",
     "split_outcomes",
 ]
 
@@ -51,21 +53,11 @@ LIVE_COLUMNS: Final = (
 )
 """The columns of an accepted event that live session state needs."""
 
-SERVICE_TABLES: Final = (
-    """CREATE TABLE IF NOT EXISTS api_keys (
-        key_hash VARCHAR PRIMARY KEY, key_id VARCHAR NOT NULL, scope VARCHAR NOT NULL,
-        rate_limit DOUBLE, label VARCHAR, created_at TIMESTAMP NOT NULL, revoked_at TIMESTAMP)""",
-    """CREATE TABLE IF NOT EXISTS audit_log (
-        audit_id VARCHAR PRIMARY KEY, ts TIMESTAMP NOT NULL, action VARCHAR NOT NULL,
-        subject VARCHAR NOT NULL, actor VARCHAR, details VARCHAR NOT NULL)""",
-    # the act package's decision log (its ``DECISION_COLUMNS``): the same table whoever writes it
-    """CREATE TABLE IF NOT EXISTS decisions (
-        decision_id VARCHAR PRIMARY KEY, ts TIMESTAMP NOT NULL, user_id VARCHAR NOT NULL, cart_id VARCHAR NOT NULL,
-        policy VARCHAR NOT NULL, action VARCHAR NOT NULL, channel VARCHAR, propensity DOUBLE NOT NULL,
-        expected_profit DOUBLE, cart_value DOUBLE, margin DOUBLE, discount_value DOUBLE, cost DOUBLE,
-        coupon_code VARCHAR, coupon_expires_at TIMESTAMP, window_hours DOUBLE NOT NULL, reason VARCHAR,
-        context VARCHAR, run_id VARCHAR)""",
-)
+SERVICE_TABLES: Final = ("api_keys", "audit_log", "decisions")
+"""The tables a DuckDB store gains when a service opens it (PostgreSQL stores have every table)."""
+
+KeyRecord = tuple[str, str, float | None, datetime, str | None]
+"""A stored API key: ``(key_id, scope, rate_limit, created_at, label)``."""
 
 
 def now_utc() -> datetime:
@@ -135,12 +127,21 @@ def split_outcomes(
     return outcomes
 
 
-_PERSONAL: Final = (
-    ("events", "user_id"),
-    ("decisions", "user_id"),
-    ("exposures", "unit_id"),
-    ("consents", "user_id"),
-)
+def with_event_ids(con: Any, rows: Records) -> Records:
+    """Give every record without an ``event_id`` its derived id (the events package's one rule), in place.
+
+    The service answers per event, so it must know each record's id before the load; the load
+    then derives the same id again (the same SQL).
+    """
+    missing = [r for r in rows if r.get("event_id") is None]
+    if missing:
+        for record, event_id in zip(missing, derive_event_ids(con, records_table(missing)), strict=True):
+            if event_id is not None:
+                record["event_id"] = event_id
+    return rows
+
+
+_PERSONAL: Final = tuple((t.name, t.personal) for t in TABLES.values() if t.personal)
 """Every table that holds a person's rows, with the column naming them: what erasure deletes."""
 
 
@@ -231,37 +232,58 @@ class Storage(ABC):
         rows = await self.writer.call(lambda ctx: self._rows(ctx, sql, [int(limit)]))
         return [str(r[0]) for r in rows]
 
-    # -- keys -----------------------------------------------------------------------------------
-    def _insert_key(
-        self, ctx: Any, scope: str, rate_limit: float | None, label: str | None
-    ) -> tuple[str, ApiKey]:
-        key, key_id, key_hash = new_key()
+    # -- keys ---------------------------------------------------------------------------------
+    def insert_key(
+        self,
+        ctx: Any,
+        *,
+        key_hash: str,
+        key_id: str,
+        scope: str,
+        rate_limit: float | None,
+        label: str | None,
+    ) -> datetime:
+        """Store a key's hash (never the key) on an open context; returns its creation time."""
         created = now_utc()
         self._rows(
             ctx,
             "INSERT INTO api_keys (key_hash, key_id, scope, rate_limit, label, created_at) VALUES (?, ?, ?, ?, ?, ?)",
             [key_hash, key_id, scope, rate_limit, label, created],
         )
-        return key, ApiKey(key_id, scope, rate_limit, created, label)
-
-    def create_key_now(self, ctx: Any, *, scope: str, rate_limit: float | None, label: str | None) -> str:
-        """Create a key on an open context (used by the CLI with the service stopped)."""
-        return self._insert_key(ctx, scope, rate_limit, label)[0]
+        return created
 
     async def create_key(
-        self, *, scope: str, rate_limit: float | None = None, label: str | None = None
-    ) -> tuple[str, ApiKey]:
-        """A new key of ``scope``; the secret is returned once and only its hash is stored."""
-        return await self.writer.call(lambda ctx: self._insert_key(ctx, scope, rate_limit, label))
+        self,
+        *,
+        key_hash: str,
+        key_id: str,
+        scope: str,
+        rate_limit: float | None = None,
+        label: str | None = None,
+    ) -> datetime:
+        """Store a new key's hash; returns its creation time."""
+        return await self.writer.call(
+            lambda ctx: self.insert_key(
+                ctx, key_hash=key_hash, key_id=key_id, scope=scope, rate_limit=rate_limit, label=label
+            )
+        )
 
-    async def find_key(self, *, key_hash: str) -> ApiKey | None:
+    async def find_key(self, *, key_hash: str) -> KeyRecord | None:
         """The live (not revoked) key with this hash, or None."""
         sql = "SELECT key_id, scope, rate_limit, created_at, label FROM api_keys WHERE key_hash = ? AND revoked_at IS NULL"
         rows = await self.writer.call(lambda ctx: self._rows(ctx, sql, [key_hash]))
         if not rows:
             return None
         key_id, scope, rate, created, label = rows[0]
-        return ApiKey(str(key_id), str(scope), None if rate is None else float(rate), created, label)
+        return str(key_id), str(scope), None if rate is None else float(rate), created, label
+
+    def run_now(self, fn: Callable[[Any], Any]) -> Any:
+        """Open the store, run ``fn(ctx)`` and close it, without a writer thread (the CLI, service stopped)."""
+        ctx = self._open()
+        try:
+            return fn(ctx)
+        finally:
+            self._close(ctx)
 
     # -- erasure --------------------------------------------------------------------------------
     def _erase(self, ctx: Any, user_id: str, actor: str | None) -> dict[str, int] | None:
@@ -365,10 +387,6 @@ class Storage(ABC):
         """Run ``fn(store)`` with the `EventStore` (experiments); only where ``supports_store_jobs``."""
         raise NotImplementedError
 
-    async def feature_context(self) -> FeatureContext:
-        """What the live cart features look up in this store (catalog medians, product and customer history)."""
-        return FeatureContext()
-
 
 class DuckDBStorage(Storage):
     """The embedded store: one DuckDB file, written by this process alone.
@@ -384,22 +402,13 @@ class DuckDBStorage(Storage):
     kind = "duckdb"
     supports_store_jobs = True
 
-    def __init__(self, path: str | Path, *, max_batch_events: int = 5_000) -> None:
-        self.path = Path(path)
+    def __init__(self, path: str | Path | StoreURL, *, max_batch_events: int = 5_000) -> None:
+        self.path = parse_store_url(path).duckdb_path()
         super().__init__(max_batch_events=max_batch_events)
 
     def _open(self) -> EventStore:
         store = EventStore(self.path)
-        create_decisions: Callable[[Any], None] | None
-        try:  # the act package owns the decision log (and its outcomes view) where it is installed
-            from cartlift.act import create_decision_tables as create_decisions
-        except ImportError:
-            create_decisions = None
-        for ddl in SERVICE_TABLES:
-            if create_decisions is None or "decisions" not in ddl:
-                store.con.execute(ddl)
-        if create_decisions is not None:
-            create_decisions(store)
+        store.create_tables(SERVICE_TABLES)
         return store
 
     def _close(self, ctx: EventStore) -> None:
@@ -425,7 +434,7 @@ class DuckDBStorage(Storage):
         return set(ctx.tables())
 
     def _ingest_batches(self, ctx: EventStore, batches: list[Records]) -> list[IngestOutcome]:
-        rows = [r for b in batches for r in b]
+        rows = with_event_ids(ctx.con, [r for b in batches for r in b])
         result = ctx.ingest_records(rows, source=f"api:{uuid.uuid4().hex}")
         rejected = {
             int(n): str(reason)
@@ -450,39 +459,12 @@ class DuckDBStorage(Storage):
         """Run ``fn(store)`` on the writer thread with the open `EventStore`."""
         return await self.writer.call(fn)
 
-    async def feature_context(self) -> FeatureContext:
-        """Look-ups on a cursor: a second connection to the same database, used by the live state's thread."""
-        cursor = await self.with_store(lambda store: store.con.cursor())
-        return FeatureContext(cursor)
+    async def cursor(self) -> Any:
+        """A second connection to the same database, for readers on other threads (live look-ups)."""
+        return await self.with_store(lambda store: store.con.cursor())
 
 
 # quarantined API records are JSON objects; file lines may not be, and are matched as text
 _QUARANTINE_USER: Final = (
     "CASE WHEN json_valid(raw) THEN json_extract_string(raw, '$.user_id') = ? ELSE false END"
 )
-
-
-def open_storage(db: str, *, max_batch_events: int = 5_000) -> Storage:
-    """The backend for ``db``: a ``postgresql://`` URL or a DuckDB file path (not started yet)."""
-    if db.startswith(("postgresql://", "postgres://")):
-        from cartlift.serve._postgres import PostgresStorage
-
-        return PostgresStorage(db, max_batch_events=max_batch_events)
-    return DuckDBStorage(db, max_batch_events=max_batch_events)
-
-
-def create_key_in_store(
-    db: str, *, scope: str, rate_limit: float | None = None, label: str | None = None
-) -> tuple[str, str]:
-    """Create an API key directly in the store (no service running): ``(key, key_id)``.
-
-    A DuckDB file in use by a running service is locked; create keys there with
-    ``POST /v1/admin/keys`` instead.
-    """
-    storage = open_storage(db)
-    ctx = storage._open()
-    try:
-        key, record = storage._insert_key(ctx, scope, rate_limit, label)
-    finally:
-        storage._close(ctx)
-    return key, record.key_id

@@ -20,7 +20,7 @@ from typing import Any, Generic, TypeVar
 
 __all__ = ["Writer"]
 
-log = logging.getLogger("cartlift.serve")
+log = logging.getLogger("cartlift.store")
 
 C = TypeVar("C")
 T = TypeVar("T")

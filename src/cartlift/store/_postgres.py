@@ -9,109 +9,58 @@ unique index lets exactly one of them store it.
 
 from __future__ import annotations
 
-import re
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Final, TypeVar
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import psycopg
 
 from cartlift.errors import StoreError
-from cartlift.events import CARTLIFT_COLUMNS, EVENT_COLUMNS, EventStore
-from cartlift.predict import FeatureContext
-from cartlift.serve._storage import LIVE_COLUMNS, IngestOutcome, Storage, now_utc, split_outcomes
-from cartlift.serve._writer import Records
-
-__all__ = ["PG_TABLES", "PostgresStorage", "connect", "pg_tables"]
-
-PG_TABLES: Final = (
-    """CREATE TABLE IF NOT EXISTS events (
-        event_id TEXT PRIMARY KEY, ts TIMESTAMP NOT NULL, user_id TEXT NOT NULL, session_id TEXT NOT NULL,
-        event_type TEXT NOT NULL, product_id TEXT, quantity INTEGER NOT NULL, price DOUBLE PRECISION,
-        order_id TEXT, channel TEXT, device TEXT, properties TEXT, load_id TEXT)""",
-    "CREATE INDEX IF NOT EXISTS events_session ON events (session_id)",
-    "CREATE INDEX IF NOT EXISTS events_user ON events (user_id)",
-    """CREATE TABLE IF NOT EXISTS products (
-        product_id TEXT PRIMARY KEY, title TEXT, description TEXT, category TEXT, brand TEXT,
-        price DOUBLE PRECISION, cost DOUBLE PRECISION)""",
-    """CREATE TABLE IF NOT EXISTS quarantine (
-        quarantine_id TEXT PRIMARY KEY, load_id TEXT, source TEXT NOT NULL, row_number BIGINT, line BIGINT,
-        raw TEXT NOT NULL, reason TEXT NOT NULL, quarantined_at TIMESTAMP NOT NULL, user_id TEXT)""",
-    """CREATE TABLE IF NOT EXISTS loads (
-        load_id TEXT PRIMARY KEY, source TEXT NOT NULL, format TEXT NOT NULL, started_at TIMESTAMP NOT NULL,
-        finished_at TIMESTAMP NOT NULL, rows_read BIGINT NOT NULL, accepted BIGINT NOT NULL,
-        duplicates BIGINT NOT NULL, quarantined BIGINT NOT NULL)""",
-    """CREATE TABLE IF NOT EXISTS api_keys (
-        key_hash TEXT PRIMARY KEY, key_id TEXT NOT NULL, scope TEXT NOT NULL, rate_limit DOUBLE PRECISION,
-        label TEXT, created_at TIMESTAMP NOT NULL, revoked_at TIMESTAMP)""",
-    """CREATE TABLE IF NOT EXISTS audit_log (
-        audit_id TEXT PRIMARY KEY, ts TIMESTAMP NOT NULL, action TEXT NOT NULL, subject TEXT NOT NULL,
-        actor TEXT, details TEXT NOT NULL)""",
+from cartlift.events import CARTLIFT_COLUMNS, EVENT_COLUMNS
+from cartlift.store._eventstore import EventStore
+from cartlift.store._slice import clear, new_slice
+from cartlift.store._storage import (
+    LIVE_COLUMNS,
+    IngestOutcome,
+    Storage,
+    now_utc,
+    split_outcomes,
+    with_event_ids,
 )
-"""The service's own tables; `pg_tables` adds the packages' (decisions, policies, experiments)."""
+from cartlift.store._tables import table_ddl
+from cartlift.store._url import StoreURL, parse_store_url
+from cartlift.store._writer import Records
 
-_PACKAGE_INDEXES: Final = (
-    # one decision per cart, whichever process decides it (the service relies on it)
-    "CREATE UNIQUE INDEX IF NOT EXISTS decisions_one_per_cart ON decisions (cart_id)",
-    "CREATE INDEX IF NOT EXISTS decisions_user ON decisions (user_id)",
-    "CREATE INDEX IF NOT EXISTS decisions_ts ON decisions (ts)",
-    "CREATE INDEX IF NOT EXISTS exposures_unit ON exposures (unit_id)",
-    "CREATE INDEX IF NOT EXISTS consents_user ON consents (user_id)",
-)
-
-
-def pg_tables() -> list[str]:
-    """Every table of a PostgreSQL store: the service's, then the packages' from their own DuckDB DDL.
-
-    The packages' tables keep DuckDB's column names and types; only ``DOUBLE`` is spelled
-    ``DOUBLE PRECISION`` (PostgreSQL's ``VARCHAR`` without a length is text).
-    """
-    from cartlift.serve._slice import package_tables
-
-    translated = [re.sub(r"\bDOUBLE\b", "DOUBLE PRECISION", ddl) for ddl in package_tables()]
-    return [*PG_TABLES, *translated, *_PACKAGE_INDEXES]
-
+__all__ = ["PostgresStorage", "connect"]
 
 T = TypeVar("T")
 
-_SCHEMA = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
 _EVENT_COLUMNS: Final = CARTLIFT_COLUMNS
 # the PostgreSQL types of the same columns, from the one data model
 _PG_TYPES: Final = {"VARCHAR": "text", "TIMESTAMP": "timestamp", "INTEGER": "int", "DOUBLE": "float8"}
 _EVENT_TYPES: Final = tuple(_PG_TYPES[EVENT_COLUMNS[c].split()[0]] for c in _EVENT_COLUMNS)
 
 
-def _split_schema(url: str) -> tuple[str, str | None]:
-    """The URL without our ``schema=`` parameter (libpq would refuse it), and that schema."""
-    parts = urlsplit(url)
-    query = parse_qsl(parts.query, keep_blank_values=True)
-    schema = next((v for k, v in query if k == "schema"), None)
-    rest = urlencode([(k, v) for k, v in query if k != "schema"])
-    if schema is not None and not _SCHEMA.match(schema):
-        raise StoreError(
-            f"The schema in the store URL must be letters, digits and underscores. Got {schema!r}."
-        )
-    return urlunsplit(parts._replace(query=rest)), schema
-
-
-def connect(url: str) -> psycopg.Connection[Any]:
+def connect(url: str | StoreURL) -> psycopg.Connection[Any]:
     """Connect to the PostgreSQL store at ``url`` and create its tables (in ``?schema=NAME`` if given)."""
-    conninfo, schema = _split_schema(url)
+    store = parse_store_url(url)
+    if not store.is_postgres or store.conninfo is None:
+        raise StoreError(f"A PostgreSQL store is given as postgresql://user@host/db. Got {store.url!r}.")
     try:
-        con = psycopg.connect(conninfo, autocommit=True, connect_timeout=10)
+        con = psycopg.connect(store.conninfo, autocommit=True, connect_timeout=10)
     except psycopg.Error as e:
-        host = urlsplit(conninfo).hostname
-        raise StoreError(f"Cannot connect to PostgreSQL at {host!r}: {str(e).strip().splitlines()[0]}") from e
-    if schema is not None:
-        con.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
-        con.execute(f'SET search_path TO "{schema}"')
+        raise StoreError(
+            f"Cannot connect to PostgreSQL at {store.host!r}: {str(e).strip().splitlines()[0]}"
+        ) from e
+    if store.schema is not None:
+        con.execute(f'CREATE SCHEMA IF NOT EXISTS "{store.schema}"')
+        con.execute(f'SET search_path TO "{store.schema}"')
     # creating tables concurrently from several processes can race on the catalog; one lock orders them
     with con.transaction():
         con.execute("SELECT pg_advisory_xact_lock(4242)")
-        for ddl in pg_tables():
+        for ddl in table_ddl(dialect="postgres"):
             con.execute(ddl)
     return con
 
@@ -136,8 +85,8 @@ class PostgresStorage(Storage):
 
     kind = "postgres"
 
-    def __init__(self, url: str, *, max_batch_events: int = 5_000) -> None:
-        self.url = url
+    def __init__(self, url: str | StoreURL, *, max_batch_events: int = 5_000) -> None:
+        self.url = parse_store_url(url).url
         super().__init__(max_batch_events=max_batch_events)
 
     def _open(self) -> _Context:
@@ -152,10 +101,9 @@ class PostgresStorage(Storage):
     async def with_slice(self, fn: Callable[[psycopg.Connection[Any], EventStore], T]) -> T:
         """Run ``fn(connection, slice)`` on the writer thread; the slice is emptied afterwards.
 
-        ``fn`` fills the in-memory DuckDB slice from PostgreSQL with what it needs (`cartlift.serve._slice`),
+        ``fn`` fills the in-memory DuckDB slice from PostgreSQL with what it needs (`cartlift.store.fill`),
         runs a package function on it, and writes back what that function logged.
         """
-        from cartlift.serve._slice import clear, new_slice
 
         def job(ctx: _Context) -> T:
             if ctx.slice is None:
@@ -166,12 +114,6 @@ class PostgresStorage(Storage):
                 clear(ctx.slice)
 
         return await self.writer.call(job)
-
-    async def feature_context(self) -> FeatureContext:
-        """The live features' look-ups on this PostgreSQL store (its own connection)."""
-        from cartlift.serve._live import PostgresFeatureContext
-
-        return PostgresFeatureContext(self.url)
 
     def _rows(self, ctx: _Context, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         with ctx.con.cursor() as cur:
@@ -190,14 +132,14 @@ class PostgresStorage(Storage):
         return {str(r[0]) for r in rows}
 
     def _ingest_batches(self, ctx: _Context, batches: list[Records]) -> list[IngestOutcome]:
-        rows = [r for b in batches for r in b]
         scratch = ctx.scratch
+        rows = with_event_ids(scratch.con, [r for b in batches for r in b])
         try:
             result = scratch.ingest_records(rows, source=f"api:{uuid.uuid4().hex}")
             valid = scratch.con.execute(f"SELECT {', '.join(_EVENT_COLUMNS)} FROM events").fetchall()
             bad = scratch.con.execute(
                 """SELECT quarantine_id, load_id, source, row_number, line, raw, reason, quarantined_at,
-                          CASE WHEN json_valid(raw) THEN json_extract_string(raw, '$.user_id') END
+                          CASE WHEN json_valid(raw) THEN replace(json_extract_string(raw, '$.user_id'), chr(0), '') END
                    FROM quarantine"""
             ).fetchall()
         finally:

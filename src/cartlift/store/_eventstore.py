@@ -1,7 +1,13 @@
-"""The event store: one embedded DuckDB file with the data model of DESIGN.md."""
+"""The event store: one embedded DuckDB file with the data model of DESIGN.md.
+
+`EventStore` is the interface every package reads and writes data through (analytics,
+recommend, predict, act, experiments, report). A PostgreSQL store is reached through the same
+interface as a working copy (`cartlift.store.open_store`).
+"""
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -14,10 +20,12 @@ import pyarrow as pa
 
 from cartlift.config import get_settings
 from cartlift.errors import DataError, StoreError, UnknownTableError
+from cartlift.events import EVENT_TYPES
 from cartlift.events._formats import CARTLIFT, PRODUCTS, detect_format, get_format
 from cartlift.events._ingest import LoadResult, ProgressCallback, load
 from cartlift.events._products import load_products
-from cartlift.events._schema import CORE_TABLES, EVENT_TYPES, create_table_sql
+from cartlift.store._tables import CORE_TABLES, table_ddl
+from cartlift.store._url import StoreURL, parse_store_url
 
 __all__ = ["EventStore"]
 
@@ -38,7 +46,7 @@ class EventStore:
     ----------
     path : str or Path, optional
         The DuckDB file; default ``CARTLIFT_DB`` or ``cartlift.duckdb``. ``":memory:"`` for a
-        throw-away store.
+        throw-away store. A PostgreSQL URL is refused here (open it with `open_store`).
     read_only : bool
         Open without the write lock, so several readers can share the file.
     memory_limit : str, optional
@@ -54,14 +62,14 @@ class EventStore:
 
     def __init__(
         self,
-        path: str | Path | None = None,
+        path: str | Path | StoreURL | None = None,
         *,
         read_only: bool = False,
         memory_limit: str | None = None,
         threads: int | None = None,
     ) -> None:
         settings = get_settings()
-        self.path = Path(path) if path is not None else settings.db
+        self.path = parse_store_url(path).duckdb_path()
         self.read_only = read_only
         self._settings = settings
         if not read_only and str(self.path) != ":memory:":
@@ -78,8 +86,16 @@ class EventStore:
         self.con.execute("SET enable_progress_bar = true")
         self.con.execute("SET enable_progress_bar_print = false")
         if not read_only:
-            for name, columns in CORE_TABLES.items():
-                self.con.execute(create_table_sql(name, columns))
+            self.create_tables(CORE_TABLES)
+
+    def create_tables(self, names: tuple[str, ...]) -> None:
+        """Create the declared tables ``names`` (`cartlift.store.TABLES`) where they are missing."""
+        if self.read_only:
+            raise StoreError(
+                f"The store {str(self.path)!r} is open read-only; open it writable to create {', '.join(names)}."
+            )
+        for sql in table_ddl(names):
+            self.con.execute(sql)
 
     # -- life cycle -----------------------------------------------------------------------------
     def close(self) -> None:
@@ -120,14 +136,14 @@ class EventStore:
         self, records: pa.Table | pd.DataFrame | Iterable[Mapping[str, Any]], *, source: str = "python"
     ) -> LoadResult:
         """Load events given in Python, in cartlift's own schema, with the same validation as files."""
-        table = _to_arrow(records)
+        table = records_table(records)
         return load(
             self.con, CARTLIFT, table=table, source=source, gap_minutes=self._settings.session_gap_minutes
         )
 
     def ingest_products(self, records: pa.Table | pd.DataFrame | Iterable[Mapping[str, Any]]) -> LoadResult:
         """Upsert catalog rows (``product_id, title, description, category, brand, price, cost``)."""
-        return load_products(self.con, table=_to_arrow(records))
+        return load_products(self.con, table=records_table(records))
 
     def write_table(self, name: str, data: pa.Table | pd.DataFrame, *, replace: bool = True) -> int:
         """Write a derived table (simulator truth, model outputs). The core tables are refused."""
@@ -223,7 +239,8 @@ class EventStore:
         }
 
 
-def _to_arrow(records: pa.Table | pd.DataFrame | Iterable[Mapping[str, Any]]) -> pa.Table:
+def records_table(records: pa.Table | pd.DataFrame | Iterable[Mapping[str, Any]]) -> pa.Table:
+    """Records as an Arrow table; Python records become text columns (the importers parse text)."""
     if isinstance(records, pa.Table):
         return records
     if isinstance(records, pd.DataFrame):
@@ -238,8 +255,8 @@ def _to_arrow(records: pa.Table | pd.DataFrame | Iterable[Mapping[str, Any]]) ->
 def _text(value: Any) -> str | None:
     if value is None:
         return None
+    if isinstance(value, bool):  # as JSON spells it, which no number parser takes
+        return "true" if value else "false"
     if isinstance(value, dict | list):
-        import json
-
         return json.dumps(value)
     return value.isoformat() if hasattr(value, "isoformat") else str(value)

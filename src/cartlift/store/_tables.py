@@ -1,0 +1,279 @@
+"""Every table of a store, declared once; the DDL of both dialects is generated from the declaration.
+
+A declaration names the columns with DuckDB's types (the events package's data model for the
+core tables), the key, and the secondary indexes. PostgreSQL gets the same columns with its own
+spelling of the types (``DOUBLE`` -> ``DOUBLE PRECISION``, ``VARCHAR`` -> ``TEXT``).
+
+Adding a table (say ``coupons``) is one entry in `TABLES`::
+
+    COUPON_COLUMNS = {"code": "VARCHAR PRIMARY KEY", "user_id": "VARCHAR NOT NULL",
+                      "value": "DOUBLE NOT NULL", "expires_at": "TIMESTAMP", "redeemed_at": "TIMESTAMP"}
+    Table("coupons", COUPON_COLUMNS, indexes=(("user_id",),), personal="user_id", merge="(code) DO UPDATE")
+
+and both backends create it (PostgreSQL at connect, DuckDB with ``EventStore.create_tables``),
+erasure deletes its rows of a person (``personal``), and a working copy of a PostgreSQL store
+merges it back as ``merge`` says.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Final, Literal
+
+from cartlift.events import EVENT_COLUMNS, PRODUCT_COLUMNS
+from cartlift.events._schema import LOAD_COLUMNS, QUARANTINE_COLUMNS
+
+__all__ = [
+    "CONSENT_COLUMNS",
+    "CORE_TABLES",
+    "DECISION_COLUMNS",
+    "MODEL_COLUMNS",
+    "MODEL_TABLE",
+    "PACKAGE_TABLES",
+    "TABLES",
+    "Dialect",
+    "Table",
+    "table_ddl",
+]
+
+Dialect = Literal["duckdb", "postgres"]
+
+_PG_TYPES: Final = {"VARCHAR": "TEXT", "DOUBLE": "DOUBLE PRECISION"}
+
+
+@dataclass(frozen=True)
+class Table:
+    """One table of the store.
+
+    Parameters
+    ----------
+    name : str
+    columns : mapping
+        Column -> DuckDB type with its constraints (``"VARCHAR NOT NULL"``, ``"DOUBLE"``,
+        ``"VARCHAR PRIMARY KEY"``), in order.
+    key : tuple of str
+        A composite primary key (a single-column key may be written in ``columns`` instead).
+    key_in_duckdb : bool
+        False where DuckDB keeps the key unique without an index: the importers anti-join new
+        event ids against the stored ones, which bulk-loads far faster than an ART index.
+    indexes : tuple of column tuples
+        Secondary indexes (PostgreSQL; DuckDB's column scans do without them).
+    unique : tuple of column tuples
+        Unique indexes (PostgreSQL, where several processes write at once).
+    postgres_only : mapping
+        Columns only the PostgreSQL table has (the quarantine's ``user_id``, which DuckDB reads
+        from the raw JSON instead).
+    personal : str, optional
+        The column naming a person: erasure deletes the rows where it equals the user id.
+    merge : str, optional
+        How a working copy's rows merge into PostgreSQL: the ``ON CONFLICT`` clause after the
+        words ``ON CONFLICT``; ``{all}`` stands for every non-key column taking the new value.
+        None: the table is not merged back.
+    in_copies : bool
+        False for the service's own tables (keys, audit log), which working copies and slices
+        of a PostgreSQL store leave out.
+    """
+
+    name: str
+    columns: Mapping[str, str]
+    key: tuple[str, ...] = ()
+    key_in_duckdb: bool = True
+    indexes: tuple[tuple[str, ...], ...] = ()
+    unique: tuple[tuple[str, ...], ...] = ()
+    postgres_only: Mapping[str, str] = field(default_factory=dict)
+    personal: str | None = None
+    merge: str | None = None
+    in_copies: bool = True
+
+    def ddl(self, dialect: Dialect = "duckdb") -> list[str]:
+        """``CREATE TABLE IF NOT EXISTS`` and its indexes, in ``dialect``."""
+        columns = dict(self.columns)
+        if dialect == "postgres":
+            columns = {c: _pg_type(t) for c, t in {**columns, **self.postgres_only}.items()}
+        lines = [f"{c} {t}" for c, t in columns.items()]
+        if self.key and (dialect == "postgres" or self.key_in_duckdb):
+            if len(self.key) == 1 and "PRIMARY KEY" not in columns[self.key[0]]:
+                lines = [f"{line} PRIMARY KEY" if line.split()[0] == self.key[0] else line for line in lines]
+            else:
+                lines.append(f"PRIMARY KEY ({', '.join(self.key)})")
+        body = ",\n  ".join(lines)
+        out = [f"CREATE TABLE IF NOT EXISTS {self.name} (\n  {body}\n)"]
+        if dialect == "postgres":
+            for kind, groups in (("", self.indexes), ("UNIQUE ", self.unique)):
+                for cols in groups:
+                    index = f"{self.name}_{'_'.join(cols)}{'_unique' if kind else ''}"
+                    out.append(f"CREATE {kind}INDEX IF NOT EXISTS {index} ON {self.name} ({', '.join(cols)})")
+        return out
+
+    @property
+    def key_columns(self) -> tuple[str, ...]:
+        """The primary key's columns (declared in ``key`` or inline in ``columns``)."""
+        return self.key or tuple(c for c, t in self.columns.items() if "PRIMARY KEY" in t)
+
+
+def _pg_type(declared: str) -> str:
+    word = declared.split()[0]
+    return re.sub(rf"^{word}\b", _PG_TYPES.get(word, word), declared)
+
+
+MODEL_TABLE: Final = "act_models"
+"""Where the act package saves a trained policy."""
+
+MODEL_COLUMNS: Final[dict[str, str]] = {
+    "name": "VARCHAR PRIMARY KEY",
+    "saved_at": "TIMESTAMP NOT NULL",
+    "payload": "VARCHAR NOT NULL",
+}
+"""Columns of `MODEL_TABLE` (the policy as JSON text), the same on every store that keeps one."""
+
+DECISION_COLUMNS: Final[dict[str, str]] = {
+    "decision_id": "VARCHAR PRIMARY KEY",
+    "ts": "TIMESTAMP NOT NULL",
+    "user_id": "VARCHAR NOT NULL",
+    "cart_id": "VARCHAR NOT NULL",
+    "policy": "VARCHAR NOT NULL",
+    "action": "VARCHAR NOT NULL",
+    "channel": "VARCHAR",  # e-mail or SMS actually used ("none" for doing nothing)
+    "propensity": "DOUBLE NOT NULL",  # probability the policy gave this action, in (0, 1]
+    "expected_profit": "DOUBLE",
+    "cart_value": "DOUBLE",
+    "margin": "DOUBLE",
+    "discount_value": "DOUBLE",  # money given away if the customer buys (coupon face value)
+    "cost": "DOUBLE",  # sending cost, paid either way
+    "coupon_code": "VARCHAR",
+    "coupon_expires_at": "TIMESTAMP",
+    "window_hours": "DOUBLE NOT NULL",
+    "reason": "VARCHAR",
+    "context": "VARCHAR",  # JSON object of the features the policy saw
+    "run_id": "VARCHAR",
+}
+"""The decision log (the act package writes it, the service and the report read it)."""
+
+CONSENT_COLUMNS: Final[dict[str, str]] = {"user_id": "VARCHAR NOT NULL", "email": "BOOLEAN", "sms": "BOOLEAN"}
+"""The ``consents`` table the act package reads (exported from the e-mail tool; absent rows: no consent)."""
+
+_EXPERIMENT_COLUMNS: Final[dict[str, str]] = {
+    "name": "VARCHAR PRIMARY KEY",
+    "salt": "VARCHAR NOT NULL",
+    "variants": "VARCHAR NOT NULL",
+    "weights": "VARCHAR NOT NULL",
+    "control": "VARCHAR NOT NULL",
+    "coverage": "DOUBLE NOT NULL",
+    "holdout": "DOUBLE NOT NULL",
+    "targeting": "VARCHAR NOT NULL",
+    "hash_version": "INTEGER NOT NULL",
+    "phase": "INTEGER NOT NULL",
+    "created_at": "TIMESTAMP NOT NULL",
+    "updated_at": "TIMESTAMP NOT NULL",
+}
+_PHASE_COLUMNS: Final[dict[str, str]] = {
+    "name": "VARCHAR NOT NULL",
+    "phase": "INTEGER NOT NULL",
+    "salt": "VARCHAR NOT NULL",
+    "definition": "VARCHAR NOT NULL",
+    "started_at": "TIMESTAMP NOT NULL",
+}
+_EXPOSURE_COLUMNS: Final[dict[str, str]] = {
+    "experiment": "VARCHAR NOT NULL",
+    "salt": "VARCHAR NOT NULL",
+    "unit_id": "VARCHAR NOT NULL",
+    "variant": "VARCHAR",
+    "status": "VARCHAR NOT NULL",
+    "first_exposed_at": "TIMESTAMP NOT NULL",
+    "last_exposed_at": "TIMESTAMP NOT NULL",
+}
+
+# the same merge as the experiments package's log_exposures: earliest first, latest last exposure
+_EXPOSURE_MERGE: Final = (
+    "(experiment, salt, unit_id) DO UPDATE SET "
+    "first_exposed_at = least(exposures.first_exposed_at, EXCLUDED.first_exposed_at), "
+    "last_exposed_at = greatest(exposures.last_exposed_at, EXCLUDED.last_exposed_at)"
+)
+
+_DECLARED: Final = (
+    # the data model's core tables
+    Table(
+        "events",
+        EVENT_COLUMNS,
+        key=("event_id",),
+        key_in_duckdb=False,
+        indexes=(("session_id",), ("user_id",)),
+        personal="user_id",
+    ),
+    Table("products", PRODUCT_COLUMNS, merge="(product_id) DO UPDATE SET {all}"),
+    Table(
+        "quarantine",
+        QUARANTINE_COLUMNS,
+        key=("quarantine_id",),
+        key_in_duckdb=False,
+        postgres_only={"user_id": "VARCHAR"},
+        merge="DO NOTHING",
+    ),
+    Table("loads", LOAD_COLUMNS, merge="DO NOTHING"),
+    # the service's
+    Table(
+        "api_keys",
+        {
+            "key_hash": "VARCHAR PRIMARY KEY",
+            "key_id": "VARCHAR NOT NULL",
+            "scope": "VARCHAR NOT NULL",
+            "rate_limit": "DOUBLE",
+            "label": "VARCHAR",
+            "created_at": "TIMESTAMP NOT NULL",
+            "revoked_at": "TIMESTAMP",
+        },
+        in_copies=False,
+    ),
+    Table(
+        "audit_log",
+        {
+            "audit_id": "VARCHAR PRIMARY KEY",
+            "ts": "TIMESTAMP NOT NULL",
+            "action": "VARCHAR NOT NULL",
+            "subject": "VARCHAR NOT NULL",
+            "actor": "VARCHAR",
+            "details": "VARCHAR NOT NULL",
+        },
+        in_copies=False,
+    ),
+    # the act package's
+    Table("consents", CONSENT_COLUMNS, indexes=(("user_id",),), personal="user_id"),
+    Table(
+        "decisions",
+        DECISION_COLUMNS,
+        indexes=(("user_id",), ("ts",)),
+        # one decision per cart, whichever process decides it (the service relies on it)
+        unique=(("cart_id",),),
+        personal="user_id",
+        merge="DO NOTHING",
+    ),
+    Table(MODEL_TABLE, MODEL_COLUMNS, merge="(name) DO UPDATE SET {all}"),
+    # the experiments package's
+    Table("experiments", _EXPERIMENT_COLUMNS, merge="(name) DO UPDATE SET {all}"),
+    Table("experiment_phases", _PHASE_COLUMNS, key=("name", "phase"), merge="DO NOTHING"),
+    Table(
+        "exposures",
+        _EXPOSURE_COLUMNS,
+        key=("experiment", "salt", "unit_id"),
+        indexes=(("unit_id",),),
+        personal="unit_id",
+        merge=_EXPOSURE_MERGE,
+    ),
+)
+
+TABLES: Final[dict[str, Table]] = {t.name: t for t in _DECLARED}
+"""Every table of a store, by name, in creation order."""
+
+CORE_TABLES: Final = ("events", "products", "quarantine", "loads")
+"""The tables every DuckDB store has from its first open."""
+
+PACKAGE_TABLES: Final = tuple(t.name for t in _DECLARED if t.in_copies and t.name not in CORE_TABLES)
+"""Tables beyond the core ones that packages create when they first write (all exist on PostgreSQL):
+what slices and working copies of a PostgreSQL store hold besides events and the catalog."""
+
+
+def table_ddl(names: tuple[str, ...] | None = None, dialect: Dialect = "duckdb") -> list[str]:
+    """The DDL of the tables ``names`` (default: all), in ``dialect``."""
+    return [sql for name in (names or tuple(TABLES)) for sql in TABLES[name].ddl(dialect)]
