@@ -36,6 +36,7 @@ from cartlift.recommend._metrics import (
 )
 from cartlift.recommend._popularity import Popularity
 from cartlift.recommend._query import Query, Recommendations
+from cartlift.recommend._ranker import Ranker
 from cartlift.recommend._registry import MODELS, make_model
 from cartlift.recommend._rules import (
     AssociationRules,
@@ -45,6 +46,7 @@ from cartlift.recommend._rules import (
     frequent_itemsets,
 )
 from cartlift.recommend._session import SessionKNN
+from cartlift.recommend._stan import STAN, VSTAN
 from cartlift.recommend._split import EvalTask, leave_last_out, next_item, temporal_split
 
 __all__ = [
@@ -71,10 +73,13 @@ __all__ = [
     "PairedTest",
     "Popularity",
     "Query",
+    "Ranker",
     "Recommendations",
     "Recommender",
+    "STAN",
     "SessionKNN",
     "UserKNN",
+    "VSTAN",
     "association_rules",
     "average_precision_at_k",
     "basket_matrix",

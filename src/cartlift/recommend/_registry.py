@@ -13,8 +13,10 @@ from cartlift.recommend._factor import ALS, EASE
 from cartlift.recommend._hybrid import Hybrid
 from cartlift.recommend._knn import ImplicitItemKNN, ItemKNN, UserKNN
 from cartlift.recommend._popularity import Popularity
+from cartlift.recommend._ranker import Ranker
 from cartlift.recommend._rules import AssociationRules
 from cartlift.recommend._session import SessionKNN
+from cartlift.recommend._stan import STAN, VSTAN
 
 __all__ = ["MODELS", "make_model"]
 
@@ -30,8 +32,11 @@ MODELS: Final[dict[str, tuple[Callable[..., Recommender], dict[str, Any], str]]]
     "content": (ContentBased, {}, "TF-IDF of title, description, category, brand"),
     "sknn": (SessionKNN, {"variant": "sknn"}, "session-kNN, set cosine"),
     "vsknn": (SessionKNN, {"variant": "vsknn"}, "session-kNN, position decay + idf"),
+    "stan": (STAN, {}, "session-kNN with sequence and time decays (Garg et al. 2019)"),
+    "vstan": (VSTAN, {}, "STAN + V-SKNN's vote weights (Ludewig et al. 2021)"),
     "rules": (AssociationRules, {}, "frequently bought together (FP-growth rules)"),
     "hybrid": (Hybrid, {}, "RRF of item-kNN, V-SKNN, content, popularity"),
+    "ranker": (Ranker, {}, "LightGBM LambdaRank over candidates of VSTAN, STAN, V-SKNN, item-kNN, ALS, popularity"),
 }
 """Name -> (class, default arguments, one-line description)."""
 

@@ -1,0 +1,342 @@
+"""A two-stage recommender: several generators propose candidates, a LightGBM LambdaRank model orders them.
+
+Rank fusion with fixed weights cannot know which source to trust for which query; a learned
+ranker can (the design of Metarank and of Gorse's ranking stage). Training never looks ahead:
+
+1. the sessions that start in the last ``holdout`` share of the time are set aside;
+2. fresh copies of the generators are fitted on the events before that time;
+3. every prefix of a set-aside session is a training query whose label is its next click, with
+   the candidates and features (:mod:`cartlift.recommend._ranker_features`) of those copies;
+4. LightGBM learns to rank (``lambdarank``, NDCG truncated at ``truncation``);
+5. the generators are fitted again on all the events, for serving.
+
+``objective="margin"`` ranks by expected margin instead of the click: the ranker's scores of a
+query's candidates become probabilities by a softmax, each multiplied by the item's margin
+(``price - cost`` from the catalog).
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Sequence
+from typing import Any, ClassVar
+
+import lightgbm as lgb
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+
+from cartlift._params import Constraint, Interval, Options
+from cartlift._random import RandomState, check_random_state
+from cartlift.errors import DataError
+from cartlift.recommend._base import Recommender, take_rows
+from cartlift.recommend._factor import ALS
+from cartlift.recommend._hybrid import Hybrid
+from cartlift.recommend._interactions import Interactions
+from cartlift.recommend._knn import ItemKNN
+from cartlift.recommend._popularity import Popularity
+from cartlift.recommend._query import Query
+from cartlift.recommend._ranker_features import (
+    STAT_FIELDS,
+    Candidates,
+    ItemStats,
+    candidates,
+    feature_names,
+)
+from cartlift.recommend._session import SessionKNN
+from cartlift.recommend._stan import STAN, VSTAN
+
+__all__ = ["Ranker"]
+
+_LGB_PARAMS: dict[str, Any] = {
+    "objective": "lambdarank",
+    "metric": "ndcg",
+    "learning_rate": 0.05,
+    "num_leaves": 31,
+    "min_data_in_leaf": 50,
+    "feature_fraction": 0.9,
+    "deterministic": True,
+    "force_col_wise": True,
+    "num_threads": 1,  # OpenMP threads spin on a busy machine: one thread was 100x faster here
+    "verbosity": -1,
+}
+
+
+def default_generators() -> list[tuple[str, Recommender]]:
+    """VSTAN, STAN, V-SKNN, item-kNN (self included: repeats are frequent), ALS, popularity, trending."""
+    return [
+        ("vstan", VSTAN()),
+        ("stan", STAN()),
+        ("vsknn", SessionKNN()),
+        ("itemknn", ItemKNN(include_self=True)),
+        ("als", ALS(random_state=0)),
+        ("popularity", Popularity()),
+        ("trending", Popularity(mode="trending")),
+    ]
+
+
+def _clone(model: Recommender) -> Recommender:
+    return type(model)(**model.get_params())
+
+
+class Ranker(Hybrid):
+    """Candidates from several generators re-ranked by a LightGBM LambdaRank model.
+
+    Parameters
+    ----------
+    models : sequence of (name, Recommender), optional
+        Candidate generators, unfitted; default :func:`default_generators`. The session's own
+        items and the items that followed its last click are always candidates too.
+    candidates : int
+        Items taken from each generator per query.
+    holdout : float
+        Share of the time span (the latest) whose sessions train the ranker.
+    max_queries : int
+        Most training queries (a random sample of the session prefixes beyond it).
+    n_estimators : int
+        Boosting rounds.
+    truncation : int
+        LambdaRank's truncation level (the list length that matters).
+    objective : {"click", "margin"}
+        Rank by the click the ranker predicts, or by expected margin.
+    random_state : int, Generator or None
+
+    Attributes
+    ----------
+    booster_ : str
+        The LightGBM model, as text.
+    features_ : list of str
+    training_ : dict
+        Training queries, candidate rows, and the share of queries whose next click was among
+        the candidates (the ceiling of any re-ranking).
+    """
+
+    weights = None  # the hybrid's fusion weights: the ranker learns its own
+    _parameter_constraints: ClassVar[dict[str, list[Constraint]]] = {
+        "candidates": [Interval(int, 1, None)],
+        "holdout": [Interval(float, 0, 1, closed="neither")],
+        "max_queries": [Interval(int, 10, None)],
+        "n_estimators": [Interval(int, 1, None)],
+        "truncation": [Interval(int, 1, None)],
+        "objective": [Options(("click", "margin"))],
+    }
+
+    def __init__(
+        self,
+        models: Sequence[tuple[str, Recommender]] | None = None,
+        candidates: int = 50,
+        holdout: float = 0.2,
+        max_queries: int = 10_000,
+        n_estimators: int = 200,
+        truncation: int = 20,
+        objective: str = "click",
+        random_state: RandomState = None,
+    ) -> None:
+        self.models = models
+        self.candidates = candidates
+        self.holdout = holdout
+        self.max_queries = max_queries
+        self.n_estimators = n_estimators
+        self.truncation = truncation
+        self.objective = objective
+        self.random_state = random_state
+
+    def _members(self) -> list[tuple[str, Recommender]]:
+        if "_members_cache" not in self.__dict__:
+            self.__dict__["_members_cache"] = (
+                list(self.models) if self.models is not None else default_generators()
+            )
+        members: list[tuple[str, Recommender]] = self.__dict__["_members_cache"]
+        return members
+
+    def _active(self) -> list[tuple[float, Recommender]]:
+        return [(1.0, m) for name, m in self._members() if name in self.active_]
+
+    def _generators(self) -> list[tuple[str, Recommender]]:
+        return [(name, m) for name, m in self._members() if name in self.active_]
+
+    # -- training ------------------------------------------------------------------------------
+    def _fit(self, interactions: Interactions) -> None:
+        if self.objective == "margin" and (
+            interactions.catalog is None or "cost" not in interactions.catalog.columns
+        ):
+            raise DataError("Ranker(objective='margin') needs a catalog with price and cost per product.")
+        rng = check_random_state(self.random_state)
+        frame = self.training_frame(interactions, rng=rng)
+        train_set = lgb.Dataset(
+            frame["features"], label=frame["labels"], group=frame["groups"], feature_name=self.features_
+        )
+        params = {
+            **_LGB_PARAMS,
+            "lambdarank_truncation_level": self.truncation,
+            "eval_at": [self.truncation],
+            "seed": int(rng.integers(2**31 - 1)),
+        }
+        self.__dict__["_booster_cache"] = lgb.train(params, train_set, num_boost_round=self.n_estimators)
+        self.booster_ = self.__dict__["_booster_cache"].model_to_string()
+        # serving: the generators and the item statistics learn from everything
+        super()._fit(interactions)
+        stats = ItemStats.of(interactions)
+        for name in STAT_FIELDS:
+            setattr(self, f"stat_{name}_", getattr(stats, name))
+        self.__dict__["_stats"] = stats
+
+    def training_frame(
+        self, interactions: Interactions, *, rng: np.random.Generator, cut: float | None = None
+    ) -> dict[str, Any]:
+        """The ranker's training data: features of the candidates of the held-out session prefixes.
+
+        Parameters
+        ----------
+        interactions : Interactions
+        rng : Generator
+            Draws the query sample when there are more than ``max_queries``.
+        cut : float, optional
+            The training cut (epoch seconds); default the start of the last ``holdout`` of the span.
+
+        Returns
+        -------
+        dict
+            ``features`` (n_rows, n_features) float32, ``labels`` (n_rows,), ``groups`` (rows per
+            query), ``query_keys`` (session id and prefix length of each query, one per group).
+        """
+        early, late = self._split(interactions, cut)
+        generators = []
+        skipped: dict[str, str] = {}
+        for name, model in self._members():
+            fresh = _clone(model)
+            try:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    fresh.fit(early)
+            except DataError as e:
+                skipped[name] = str(e)
+                continue
+            generators.append((name, fresh))
+        if not generators:
+            raise DataError(f"No candidate generator of the ranker could be fitted: {skipped}")
+        self.features_ = feature_names([n for n, _ in generators])
+        stats = ItemStats.of(early)
+        query, targets, keys = self._prefix_queries(early, late, generators[0][1], rng)
+        features, labels, groups, kept = [], [], [], []
+        step = 1024
+        hit = 0
+        for start in range(0, len(targets), step):
+            part = slice(start, start + step)
+            sub = Query(query.rows[part], query.history[part], query.sequences[part])
+            cand = candidates(sub, generators, stats, self.candidates)
+            label = (cand.items == targets[part][cand.rows]).astype(np.float64)
+            size = np.bincount(cand.rows, minlength=len(sub.rows))
+            positive = np.bincount(cand.rows, weights=label, minlength=len(sub.rows)) > 0
+            hit += int(positive.sum())
+            keep = positive[cand.rows]  # a query whose target is no candidate teaches nothing
+            features.append(cand.features[keep])
+            labels.append(label[keep])
+            groups.append(size[positive])
+            kept.append(keys[part][positive])
+        if not sum(int(g.sum()) for g in groups):
+            raise DataError("No held-out next click was among the candidates: too little data to train a ranker.")
+        self.training_ = {
+            "queries": len(targets),
+            "rows": int(sum(len(x) for x in labels)),
+            "candidate_recall": round(hit / max(len(targets), 1), 4),
+            "generators": [n for n, _ in generators],
+            "skipped": skipped,
+        }
+        return {
+            "features": np.concatenate(features),
+            "labels": np.concatenate(labels),
+            "groups": np.concatenate(groups),
+            "query_keys": np.concatenate(kept),
+        }
+
+    def _split(self, data: Interactions, cut: float | None) -> tuple[Interactions, pd.DataFrame]:
+        """Events before the cut (to fit the generators) and the ordered clicks of the later sessions."""
+        frame = data.to_frame()
+        first = frame.groupby("session_id")["ts"].transform("min")
+        lo, hi = float(frame["ts"].min()), float(frame["ts"].max())
+        if cut is None:
+            cut = hi - self.holdout * (hi - lo)
+        early = frame[frame["ts"] < cut]
+        late = frame[first >= cut]
+        if early.empty or late.empty:
+            raise DataError(
+                "The ranker needs events on both sides of its training cut: "
+                f"the data spans {hi - lo:.0f} s and holdout is {self.holdout}."
+            )
+        early_data = Interactions.from_frame(early, item_ids=data.item_ids, catalog=data.catalog)
+        return early_data, late
+
+    def _prefix_queries(
+        self, early: Interactions, late: pd.DataFrame, fitted: Recommender, rng: np.random.Generator
+    ) -> tuple[Query, np.ndarray, np.ndarray]:
+        """Every prefix of the late sessions as a query (its user's earlier history included)."""
+        item_col = pd.Index(early.item_ids).get_indexer(late["item_id"])
+        late = late.assign(col=item_col).sort_values(["session_id", "ts"], kind="stable")
+        sessions = late.groupby("session_id", sort=False)
+        pairs: list[tuple[str, str, np.ndarray, int]] = []
+        for session, group in sessions:
+            seq = group["col"].to_numpy(np.int64)
+            user = str(group["user_id"].iloc[0])
+            for t in range(1, len(seq)):
+                pairs.append((user, str(session), seq[:t], int(seq[t])))
+        if not pairs:
+            raise DataError("No held-out session has two clicks: the ranker has nothing to learn from.")
+        if len(pairs) > self.max_queries:
+            chosen = np.sort(rng.choice(len(pairs), self.max_queries, replace=False))
+            pairs = [pairs[i] for i in chosen]
+        rows = fitted._user_rows(np.asarray([p[0] for p in pairs], dtype=object))
+        seqs = [p[2] for p in pairs]
+        lengths = np.array([len(s) for s in seqs])
+        prefix = sp.csr_matrix(
+            (np.ones(int(lengths.sum())), (np.repeat(np.arange(len(seqs)), lengths), np.concatenate(seqs))),
+            shape=(len(seqs), early.n_items),
+        )
+        prefix.sum_duplicates()
+        prefix.data[:] = 1.0
+        history = (take_rows(fitted.user_items_, rows) + prefix).tocsr()
+        query = Query(rows.astype(np.int64), history, seqs)
+        keys = np.array([(p[1], len(p[2])) for p in pairs], dtype=object)
+        return query, np.array([p[3] for p in pairs], np.int64), keys
+
+    # -- serving -------------------------------------------------------------------------------
+    def _booster(self) -> lgb.Booster:
+        booster = self.__dict__.get("_booster_cache")
+        if booster is None:
+            booster = lgb.Booster(model_str=self.booster_)
+            self.__dict__["_booster_cache"] = booster
+        return booster
+
+    def _item_stats(self) -> ItemStats:
+        if "_stats" not in self.__dict__:
+            fields = {name: getattr(self, f"stat_{name}_") for name in STAT_FIELDS}
+            self.__dict__["_stats"] = ItemStats(sessions_t=fields["sessions"].T.tocsr(), **fields)
+        stats: ItemStats = self.__dict__["_stats"]
+        return stats
+
+    def _score(self, query: Query) -> sp.csr_matrix:
+        cand = candidates(query, self._generators(), self._item_stats(), self.candidates)
+        return self._to_scores(cand, len(query.rows))
+
+    def _to_scores(self, cand: Candidates, n: int) -> sp.csr_matrix:
+        shape = (n, len(self.item_ids_))
+        if not len(cand.rows):
+            return sp.csr_matrix(shape)
+        raw = self._booster().predict(cand.features, num_threads=1)
+        # per-row softmax: positive scores (so none is mistaken for "no evidence") and, for the
+        # margin objective, probabilities to weigh
+        row_max = np.full(n, -np.inf)
+        np.maximum.at(row_max, cand.rows, raw)
+        expo = np.exp(raw - row_max[cand.rows])
+        prob = expo / np.bincount(cand.rows, weights=expo, minlength=n)[cand.rows]
+        if self.objective == "margin":
+            margin = self._item_stats().margin[cand.items]
+            prob = prob * np.maximum(np.nan_to_num(margin, nan=0.0), 0.0) + 1e-12 * prob
+        return sp.csr_matrix((prob + 1e-300, (cand.rows, cand.items)), shape=shape)
+
+    def _similar(self, items: np.ndarray) -> sp.csr_matrix:
+        history = sp.csr_matrix(
+            (np.ones(len(items)), (np.arange(len(items)), items)), shape=(len(items), len(self.item_ids_))
+        )
+        query = Query(np.full(len(items), -1, np.int64), history, [np.array([i]) for i in items])
+        return self._score(query)

@@ -1,0 +1,309 @@
+"""Candidates and features of the two-stage ranker: the same code builds them for training and serving.
+
+Everything here reads only what a query carries (its session so far, the user's history) and
+statistics of the data the generators were fitted on, so a training row never sees an event
+later than the cut (tested).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+
+from cartlift.recommend._base import Recommender, take_rows
+from cartlift.recommend._interactions import Interactions
+from cartlift.recommend._query import Query
+
+__all__ = ["STAT_FIELDS", "Candidates", "ItemStats", "candidates", "feature_names"]
+
+_DAY = 86_400.0
+QUERY_FEATURES = ("session_length", "session_distinct", "history_size", "session_value")
+PAIR_FEATURES = (
+    "in_session",
+    "clicks_ago",
+    "count_in_session",
+    "is_last",
+    "follows_last",
+    "follows_session",
+    "cooccurs_last",
+    "popularity",
+    "popularity_day",
+    "price",
+    "price_ratio",
+    "same_category_last",
+    "category_share",
+    "margin",
+)
+
+
+STAT_FIELDS = ("sessions", "transitions", "popularity", "popularity_day", "price", "margin", "category")
+"""The :class:`ItemStats` fields a fitted ranker keeps (``sessions_t`` is derived)."""
+
+
+def feature_names(generators: Sequence[str]) -> list[str]:
+    """Column names of the feature matrix for generators named ``generators``."""
+    per = [f"{g}_{kind}" for g in generators for kind in ("score", "rank", "relative")]
+    return [*per, *QUERY_FEATURES, *PAIR_FEATURES]
+
+
+@dataclass(frozen=True)
+class ItemStats:
+    """What the features know of the items, from the data the generators were fitted on.
+
+    Attributes
+    ----------
+    sessions : csr_matrix, shape (n_sessions, n_items)
+        Session item sets (ones).
+    sessions_t : csr_matrix, shape (n_items, n_sessions)
+    transitions : csr_matrix, shape (n_items, n_items)
+        ``[i, j]``: how often a click on ``j`` directly followed a click on ``i`` (row-normalised).
+    popularity, popularity_day : ndarray, shape (n_items,)
+        Share of sessions with the item, over all the data and over its last day.
+    price, margin : ndarray, shape (n_items,)
+        From the catalog (NaN unknown).
+    category : ndarray of int64, shape (n_items,)
+        Category code (-1 unknown).
+    """
+
+    sessions: sp.csr_matrix
+    sessions_t: sp.csr_matrix
+    transitions: sp.csr_matrix
+    popularity: np.ndarray
+    popularity_day: np.ndarray
+    price: np.ndarray
+    margin: np.ndarray
+    category: np.ndarray
+
+    @classmethod
+    def of(cls, data: Interactions) -> ItemStats:
+        """Statistics of ``data`` (its item columns are the model's)."""
+        n = data.n_items
+        sessions = data.session_matrix.astype(np.float64)
+        order = np.lexsort((np.arange(len(data)), data.ts, data.session))
+        s, i = data.session[order], data.item[order].astype(np.int64)
+        same = s[1:] == s[:-1]
+        trans = sp.csr_matrix((np.ones(int(same.sum())), (i[:-1][same], i[1:][same])), shape=(n, n))
+        trans.sum_duplicates()
+        out_deg = np.asarray(trans.sum(axis=1)).ravel()
+        trans = sp.diags(1.0 / np.maximum(out_deg, 1.0)) @ trans
+        n_sessions = max(data.n_sessions, 1)
+        popularity = np.diff(sessions.tocsc().indptr) / n_sessions
+        newest = float(data.ts.max()) if len(data) else 0.0
+        recent = data.session_time[data.session] >= newest - _DAY
+        day = sp.csr_matrix(
+            (np.ones(int(recent.sum())), (data.session[recent], data.item[recent])), shape=(data.n_sessions, n)
+        )
+        day.sum_duplicates()
+        day.data[:] = 1.0
+        n_recent = max(int(np.count_nonzero(np.diff(day.indptr))), 1)
+        popularity_day = np.diff(day.tocsc().indptr) / n_recent
+        price = np.full(n, np.nan)
+        margin = np.full(n, np.nan)
+        category = np.full(n, -1, np.int64)
+        catalog = data.catalog
+        if catalog is not None:
+            if "price" in catalog.columns:
+                price = pd.to_numeric(catalog["price"], errors="coerce").to_numpy(np.float64)
+                if "cost" in catalog.columns:
+                    margin = price - pd.to_numeric(catalog["cost"], errors="coerce").to_numpy(np.float64)
+            if "category" in catalog.columns:
+                category = np.asarray(pd.factorize(catalog["category"])[0], np.int64)
+        return cls(
+            sessions=sessions,
+            sessions_t=sessions.T.tocsr(),
+            transitions=trans.tocsr(),
+            popularity=popularity,
+            popularity_day=popularity_day,
+            price=price,
+            margin=margin,
+            category=category,
+        )
+
+
+@dataclass(frozen=True)
+class Candidates:
+    """Candidate (row, item) pairs of a batch of queries and their features.
+
+    Attributes
+    ----------
+    rows, items : ndarray of int64, shape (n_pairs,)
+        Sorted by row, then item.
+    features : ndarray of float32, shape (n_pairs, n_features)
+    """
+
+    rows: np.ndarray
+    items: np.ndarray
+    features: np.ndarray
+
+
+def _session_positions(query: Query, n_items: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Keys (row * n_items + item) of the session's items, their last position, count, and lengths."""
+    keys, pos = [], []
+    lengths = np.zeros(len(query.sequences), np.float64)
+    for r, seq in enumerate(query.sequences):
+        seq = np.asarray(seq, np.int64)
+        lengths[r] = len(seq)
+        keys.append(r * n_items + seq)
+        pos.append(np.arange(1, len(seq) + 1, dtype=np.float64))
+    if not keys:
+        empty = np.array([], np.int64)
+        return empty, empty.astype(np.float64), empty.astype(np.float64), lengths
+    flat = np.concatenate(keys)
+    uniq, inverse, counts = np.unique(flat, return_inverse=True, return_counts=True)
+    last = np.zeros(len(uniq))
+    np.maximum.at(last, inverse, np.concatenate(pos))
+    return uniq, last, counts.astype(np.float64), lengths
+
+
+def _lookup(sorted_keys: np.ndarray, values: np.ndarray, keys: np.ndarray, default: float) -> np.ndarray:
+    at = np.searchsorted(sorted_keys, keys)
+    at_ok = np.minimum(at, max(len(sorted_keys) - 1, 0))
+    found = (at < len(sorted_keys)) & (sorted_keys[at_ok] == keys) if len(sorted_keys) else np.zeros(len(keys), bool)
+    out = np.full(len(keys), default, np.float64)
+    out[found] = values[at_ok[found]]
+    return out
+
+
+def _sparse_at(m: sp.csr_matrix, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+    """``m[rows[p], cols[p]]`` for every pair p (0 where not stored)."""
+    coo = m.tocoo()
+    keys = coo.row.astype(np.int64) * m.shape[1] + coo.col
+    order = np.argsort(keys)
+    return _lookup(keys[order], coo.data[order].astype(np.float64), rows * m.shape[1] + cols, 0.0)
+
+
+def candidates(
+    query: Query,
+    generators: Sequence[tuple[str, Recommender]],
+    stats: ItemStats,
+    per_generator: int,
+) -> Candidates:
+    """The union of each generator's top ``per_generator`` items, the session's own items and the
+    items that most often followed its last click, with one feature row per pair."""
+    n, n_items = len(query.rows), stats.sessions.shape[1]
+    keys_s, last_pos, count, lengths = _session_positions(query, n_items)
+    last_item = np.full(n, -1, np.int64)
+    for r, seq in enumerate(query.sequences):
+        if len(seq):
+            last_item[r] = int(seq[-1])
+    ranked = [(name, *g._ranked(query, per_generator)) for name, g in generators]
+    follows = take_rows(stats.transitions, last_item)
+    parts = [keys_s]
+    for _, idx, _ in ranked:
+        r, c = np.nonzero(idx >= 0)
+        parts.append(r * n_items + idx[r, c])
+    # the items that followed the last click: sequential evidence no neighbourhood model ranks first
+    fr = np.repeat(np.arange(n), np.diff(follows.indptr))
+    parts.append(fr * n_items + follows.indices.astype(np.int64))
+    keys = np.unique(np.concatenate(parts))
+    rows, items = keys // n_items, keys % n_items
+    if query.exclude is not None and query.exclude.nnz:
+        gone = _sparse_at(query.exclude.tocsr(), rows, items) != 0
+        keys, rows, items = keys[~gone], rows[~gone], items[~gone]
+    if query.allowed is not None:
+        allowed = np.broadcast_to(np.atleast_2d(query.allowed), (n, n_items))
+        ok = allowed[rows, items]
+        keys, rows, items = keys[ok], rows[ok], items[ok]
+    cols: list[np.ndarray] = []
+    for _, idx, vals in ranked:
+        r, c = np.nonzero(idx >= 0)
+        gkeys = r * n_items + idx[r, c]
+        order = np.argsort(gkeys)
+        score = _lookup(gkeys[order], vals[r, c][order], keys, np.nan)
+        rank = _lookup(gkeys[order], (c + 1.0)[order], keys, per_generator + 1.0)
+        top = np.where(idx[:, 0] >= 0, vals[:, 0], np.nan)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            relative = score / top[rows]
+        cols += [score, rank, relative]
+    # the query
+    history_size = np.diff(query.history.indptr).astype(np.float64)
+    seq_value = np.zeros(n)
+    if len(keys_s):
+        np.add.at(seq_value, keys_s // n_items, np.nan_to_num(stats.price[keys_s % n_items]))
+    cols += [lengths[rows], _distinct(keys_s, n_items, n)[rows], history_size[rows], seq_value[rows]]
+    # the pair
+    last = _lookup(keys_s, last_pos, keys, np.nan)
+    in_session = np.isfinite(last)
+    follows_session = _follows_session(query, stats.transitions, rows, items)
+    cooc = _cooccurs(stats, last_item, rows, items)
+    price = stats.price[items]
+    mean_price = _session_mean(keys_s, stats.price, n_items, n)
+    last_cat = np.where(last_item >= 0, stats.category[np.maximum(last_item, 0)], -1)
+    cat = stats.category[items]
+    cols += [
+        in_session.astype(np.float64),
+        lengths[rows] - last,
+        _lookup(keys_s, count, keys, 0.0),
+        (items == last_item[rows]).astype(np.float64),
+        _sparse_at(follows, rows, items),
+        follows_session,
+        cooc,
+        stats.popularity[items],
+        stats.popularity_day[items],
+        price,
+        price / mean_price[rows],
+        np.where((cat >= 0) & (last_cat[rows] >= 0), (cat == last_cat[rows]).astype(np.float64), np.nan),
+        _category_share(keys_s, stats.category, n_items, n, rows, cat),
+        stats.margin[items],
+    ]
+    return Candidates(rows=rows, items=items, features=np.column_stack(cols).astype(np.float32))
+
+
+def _distinct(keys_s: np.ndarray, n_items: int, n: int) -> np.ndarray:
+    return np.bincount(keys_s // n_items, minlength=n).astype(np.float64)
+
+
+def _session_mean(keys_s: np.ndarray, values: np.ndarray, n_items: int, n: int) -> np.ndarray:
+    v = values[keys_s % n_items]
+    ok = np.isfinite(v)
+    sums = np.bincount(keys_s[ok] // n_items, weights=v[ok], minlength=n)
+    counts = np.bincount(keys_s[ok] // n_items, minlength=n)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(counts > 0, sums / counts, np.nan)
+
+
+def _category_share(
+    keys_s: np.ndarray, category: np.ndarray, n_items: int, n: int, rows: np.ndarray, cat: np.ndarray
+) -> np.ndarray:
+    """Share of the session's items in the candidate's category (NaN without categories)."""
+    if (category < 0).all():
+        return np.full(len(rows), np.nan)
+    n_cat = int(category.max()) + 1
+    sc = category[keys_s % n_items]
+    ok = sc >= 0
+    counts = sp.csr_matrix(
+        (np.ones(int(ok.sum())), (keys_s[ok] // n_items, sc[ok])), shape=(n, n_cat)
+    ).tocsr()
+    counts.sum_duplicates()
+    total = np.maximum(np.bincount(keys_s // n_items, minlength=n), 1)
+    share = _sparse_at(counts, rows, np.maximum(cat, 0)) / total[rows]
+    return np.where(cat >= 0, share, np.nan)
+
+
+def _follows_session(query: Query, transitions: sp.csr_matrix, rows: np.ndarray, items: np.ndarray) -> np.ndarray:
+    """Transition evidence from every click of the session, the latest weighing most (1/2 per step back)."""
+    n, n_items = len(query.rows), transitions.shape[0]
+    r_list, i_list, w_list = [], [], []
+    for r, seq in enumerate(query.sequences):
+        seq = np.asarray(seq, np.int64)[-10:]
+        r_list.append(np.full(len(seq), r))
+        i_list.append(seq)
+        w_list.append(0.5 ** np.arange(len(seq) - 1, -1, -1, dtype=np.float64))
+    if not r_list:
+        return np.zeros(len(rows))
+    weights = sp.csr_matrix(
+        (np.concatenate(w_list), (np.concatenate(r_list), np.concatenate(i_list))), shape=(n, n_items)
+    )
+    return _sparse_at((weights @ transitions).tocsr(), rows, items)
+
+
+def _cooccurs(stats: ItemStats, last_item: np.ndarray, rows: np.ndarray, items: np.ndarray) -> np.ndarray:
+    """Share of the past sessions with the last clicked item that also hold the candidate."""
+    holding = take_rows(stats.sessions_t, last_item)
+    together = (holding @ stats.sessions).tocsr()
+    n_last = np.maximum(np.diff(holding.indptr), 1).astype(np.float64)
+    return _sparse_at(together, rows, items) / n_last[rows]
