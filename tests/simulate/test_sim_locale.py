@@ -13,6 +13,7 @@ from typer.testing import CliRunner
 from cartlift.cli import app
 from cartlift.errors import InvalidParameterError
 from cartlift.events import EventStore
+from cartlift.recommend._embed import EMBEDDINGS_AVAILABLE
 from cartlift.simulate import SimulationConfig
 from cartlift.simulate._catalog import make_catalog
 from cartlift.simulate._catalog_zh import ZH_CATEGORY, ZH_WORDS
@@ -49,7 +50,9 @@ def test_chinese_text_carries_the_same_attributes() -> None:
     model_en = t_en["title"].str.extract(r"([A-Z]-\d{3})")[0]
     model_zh = t_zh["title"].str.extract(r"([A-Z]-\d{3})")[0]
     assert (model_en == model_zh).all()
-    assert (t_en["description"].str.startswith("A premium") == t_zh["description"].str.startswith("高端")).all()
+    assert (
+        t_en["description"].str.startswith("A premium") == t_zh["description"].str.startswith("高端")
+    ).all()
 
 
 def test_every_default_word_has_a_chinese_translation() -> None:
@@ -75,3 +78,19 @@ def test_cli_simulates_a_chinese_store(tmp_path: Path) -> None:
     assert len(products) > 0
     assert products["title"].map(lambda t: bool(HAN.search(t))).all()
     assert set(products["category"]) <= set(ZH_CATEGORY.values())
+    # end to end: content trains on the Chinese catalog and shows Chinese products
+    trained = CliRunner().invoke(app, ["recommend", "train", "--model", "content", "--db", str(db), "--json"])
+    assert trained.exit_code == 0, trained.output
+    assert json.loads(trained.stdout)["items"] == len(products)
+    if not EMBEDDINGS_AVAILABLE:
+        # the note goes to stderr, so the JSON on stdout stays parseable
+        assert "pip install 'cartlift[embeddings]'" in " ".join(trained.stderr.split())
+    with EventStore(db) as store:
+        user = str(store.query("SELECT min(user_id) AS u FROM events")["u"][0])
+    shown = CliRunner().invoke(
+        app, ["recommend", "show", user, "--model", "content", "--k", "5", "--db", str(db), "--json"]
+    )
+    assert shown.exit_code == 0, shown.output
+    recs = json.loads(shown.stdout)["recommendations"]
+    assert len(recs) == 5
+    assert all(HAN.search(r["title"]) for r in recs)
