@@ -13,7 +13,12 @@ LOCKER := .venv-lock
 UV_VERSION := 0.13.8
 COMPILE := $(LOCKER)/bin/uv pip compile --quiet --python-version 3.11 --universal --generate-hashes
 
-.PHONY: demo test test-slow test-latest lint bench lock clean
+# the embeddings extra lives in its own environment and lock: torch from the registry is a CUDA
+# build of several GB, so the lock pins the CPU build that lies in $(WHEELS) (pip looks there)
+EMB := .venv-embeddings
+WHEELS ?= /opt/wheels
+
+.PHONY: demo test test-slow test-latest test-embeddings lint bench lock clean
 
 # the runtime set for the demo; the test set (runtime included) and spark for the tests
 $(VENV)/.runtime: $(LOCK)/build.txt $(LOCK)/runtime.txt pyproject.toml
@@ -59,9 +64,24 @@ lock:
 	$(COMPILE) pyproject.toml -o $(LOCK)/runtime.txt
 	$(COMPILE) pyproject.toml --extra test -c $(LOCK)/runtime.txt -o $(LOCK)/test.txt
 	$(COMPILE) pyproject.toml --extra spark -c $(LOCK)/runtime.txt -o $(LOCK)/spark.txt
+	$(LOCKER)/bin/uv pip compile --quiet --python-version 3.11 --python-platform x86_64-manylinux_2_28 \
+		--generate-hashes --find-links $(WHEELS) pyproject.toml --extra embeddings \
+		-c $(LOCK)/test.txt -c $(LOCK)/torch-cpu.in -o $(LOCK)/embeddings.txt
+
+$(EMB)/.test: $(LOCK)/build.txt $(LOCK)/runtime.txt $(LOCK)/test.txt $(LOCK)/embeddings.txt pyproject.toml
+	test -x $(EMB)/bin/python || $(PYTHON) -m venv $(EMB)
+	$(EMB)/bin/python $(PIP_LOCKED) -r $(LOCK)/build.txt -r $(LOCK)/runtime.txt
+	$(EMB)/bin/python $(PIP_LOCKED) -r $(LOCK)/test.txt
+	$(EMB)/bin/python $(PIP_LOCKED) --find-links $(WHEELS) -r $(LOCK)/embeddings.txt
+	$(EMB)/bin/python -m pip install --quiet --no-deps --no-build-isolation -e .
+	touch $@
+
+# the tests of the embeddings extra, with the extra installed (in `make test` they skip)
+test-embeddings: $(EMB)/.test
+	$(EMB)/bin/python -m pytest -q -p no:xdist -m embeddings
 
 bench: $(VENV)/.test
 	for b in benchmarks/*.py; do $(BIN)/python $$b || exit 1; done
 
 clean:
-	rm -rf $(VENV) $(LATEST) .pytest_cache .mypy_cache .ruff_cache build src/*.egg-info
+	rm -rf $(VENV) $(LATEST) $(EMB) .pytest_cache .mypy_cache .ruff_cache build src/*.egg-info

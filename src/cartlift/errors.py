@@ -10,6 +10,7 @@ __all__ = [
     "CartliftWarning",
     "ConvergenceError",
     "DataError",
+    "EmbeddingsUnavailableError",
     "FormatDetectionError",
     "InvalidParameterError",
     "NotFittedError",
@@ -70,3 +71,7 @@ class SampleRatioMismatchWarning(CartliftWarning):
 
 class SparkUnavailableError(CartliftError, ImportError):
     """The Spark engine was asked for but pyspark (or Java) is not available."""
+
+
+class EmbeddingsUnavailableError(CartliftError, ImportError):
+    """Semantic text embeddings were asked for but the ``embeddings`` extra is not installed."""

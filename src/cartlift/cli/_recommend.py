@@ -82,6 +82,12 @@ def register(app: typer.Typer) -> None:
                 random_state=seed,
                 weights=parse_weights(weights),
             )
+        if model in ("content", "hybrid"):
+            from cartlift.recommend._embed import EMBEDDINGS_AVAILABLE, EMBEDDINGS_NOTE
+
+            if not EMBEDDINGS_AVAILABLE:
+                # a note on stderr, so --json output stays the same
+                console.print(f"note: {EMBEDDINGS_NOTE}", markup=False)
         if json:
             emit_json(result)
             return

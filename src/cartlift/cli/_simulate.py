@@ -92,6 +92,13 @@ def register(app: typer.Typer) -> None:
                 "--out", "-o", help="Also write events, products and truth_* tables as Parquet here."
             ),
         ] = None,
+        locale: Annotated[
+            str,
+            typer.Option(
+                help="Language of the catalog's titles, descriptions, brands and categories: en or zh "
+                "(the same products and latent attributes in both)."
+            ),
+        ] = "en",
         load: Annotated[bool, typer.Option("--load/--no-load", help="Load into the store (--db).")] = True,
         db: DbOption = None,
         json: JsonOption = False,
@@ -107,7 +114,7 @@ def register(app: typer.Typer) -> None:
 
         if not load and out_dir is None:
             raise fail("Nothing to do with --no-load and no --out: pass --out DIR, or drop --no-load.")
-        overrides: dict[str, Any] = {"n_users": users, "n_days": days}
+        overrides: dict[str, Any] = {"n_users": users, "n_days": days, "locale": locale}
         first = _parse_start(start)
         if first is not None:
             overrides["start"] = first

@@ -3,7 +3,9 @@
 Prices are log-normal per category, truncated to the category's range; a brand's premium
 shifts its prices up or down. Titles and descriptions are built from the same attributes
 (brand, adjective, noun, colour, features, price tier) that carry the products' latent taste
-vectors, so a TF-IDF content recommender finds real signal in the text.
+vectors, so a TF-IDF content recommender finds real signal in the text. ``config.locale``
+picks the language of the text (``en`` or ``zh``); the draws, and so every product's latent
+attributes, are the same in both.
 """
 
 from __future__ import annotations
@@ -14,6 +16,14 @@ import numpy as np
 import pyarrow as pa
 from scipy.special import ndtr, ndtri
 
+from cartlift.simulate._catalog_zh import (
+    ZH_CATEGORY,
+    ZH_COLOURS,
+    ZH_ENDINGS,
+    ZH_SYLLABLES,
+    ZH_TIERS,
+    zh_word,
+)
 from cartlift.simulate._config import SimulationConfig
 
 __all__ = ["Catalog", "make_catalog"]
@@ -85,17 +95,21 @@ def _allocate(total: int, weights: np.ndarray) -> np.ndarray:
     return counts
 
 
-def _brand_names(rng: np.random.Generator, n: int) -> list[str]:
+def _brand_names(rng: np.random.Generator, n: int) -> tuple[list[str], list[str]]:
+    """``n`` distinct made-up brands, in English and transliterated into Chinese syllable by syllable."""
     names: list[str] = []
+    zh: list[str] = []
     seen: set[str] = set()
     while len(names) < n:
         k = int(rng.integers(2, 4))
-        word = "".join(_SYLLABLES[i] for i in rng.integers(0, len(_SYLLABLES), k))
-        word = (word + _ENDINGS[int(rng.integers(0, len(_ENDINGS)))]).capitalize()
+        parts = rng.integers(0, len(_SYLLABLES), k)
+        ending = int(rng.integers(0, len(_ENDINGS)))
+        word = ("".join(_SYLLABLES[i] for i in parts) + _ENDINGS[ending]).capitalize()
         if word not in seen:
             seen.add(word)
             names.append(word)
-    return names
+            zh.append("".join(ZH_SYLLABLES[i] for i in parts) + ZH_ENDINGS[ending])
+    return names, zh
 
 
 def _truncated_lognormal(
@@ -114,6 +128,29 @@ def _charm(price: np.ndarray, low: float, high: float) -> np.ndarray:
     return np.where((charm >= low) & (charm <= high), charm, np.clip(np.round(price, 2), low, high))
 
 
+@dataclass(frozen=True)
+class _Words:
+    """The words of one locale that titles, descriptions, brands and categories are written in."""
+
+    brands_en: list[str]
+    brands_zh: list[str]
+    locale: str
+
+    @property
+    def brands(self) -> list[str]:
+        return self.brands_zh if self.locale == "zh" else self.brands_en
+
+    @property
+    def colours(self) -> tuple[str, ...]:
+        return ZH_COLOURS if self.locale == "zh" else _COLOURS
+
+    def word(self, english: str) -> str:
+        return zh_word(english) if self.locale == "zh" else english
+
+    def category(self, name: str) -> str:
+        return ZH_CATEGORY.get(name, name) if self.locale == "zh" else name
+
+
 def make_catalog(config: SimulationConfig, rng: np.random.Generator) -> Catalog:
     """Draw the catalog of ``config`` from ``rng``."""
     cats = config.categories
@@ -123,7 +160,7 @@ def make_catalog(config: SimulationConfig, rng: np.random.Generator) -> Catalog:
     cat_start = np.concatenate([[0], np.cumsum(counts)])
     n = int(counts.sum())
 
-    brand_names = _brand_names(rng, n_cat * nb)
+    brand_names, brand_names_zh = _brand_names(rng, n_cat * nb)
     premium = rng.normal(0.0, 1.0, n_cat * nb)
     brand_pop = rng.normal(0.0, 0.7, n_cat * nb)
     brand_vec = rng.normal(0.0, 1.0, (n_cat * nb, k))
@@ -173,26 +210,39 @@ def make_catalog(config: SimulationConfig, rng: np.random.Generator) -> Catalog:
     tier = np.where(position < 0.35, "An affordable", np.where(position > 0.65, "A premium", "A"))
     model_no = rng.integers(100, 1000, n)
     model_letter = rng.integers(0, len(_MODEL_LETTERS), n)
+    words = _Words(brand_names, brand_names_zh, config.locale)
     titles: list[str] = []
     descriptions: list[str] = []
     for j in range(n):
         spec = cats[category[j]]
-        adj, nn, b = spec.adjectives[adjective[j]], spec.nouns[noun[j]], brand_names[brand[j]]
-        titles.append(
-            f"{b} {adj} {nn} {_MODEL_LETTERS[model_letter[j]]}-{model_no[j]} ({_COLOURS[colour[j]]})"
+        adj, nn = words.word(spec.adjectives[adjective[j]]), words.word(spec.nouns[noun[j]])
+        b, col, model = (
+            words.brands[brand[j]],
+            words.colours[colour[j]],
+            f"{_MODEL_LETTERS[model_letter[j]]}-{model_no[j]}",
         )
-        descriptions.append(
-            f"{tier[j]} {adj.lower()} {nn.lower()} by {b} in {_COLOURS[colour[j]].lower()}, with "
-            f"{spec.features[feat1[j]]} and {spec.features[feat2[j]]}. Part of our {spec.name} range."
-        )
-    category_names = [c.name for c in cats]
+        f1, f2 = words.word(spec.features[feat1[j]]), words.word(spec.features[feat2[j]])
+        if config.locale == "zh":
+            # brand, adjective and noun run together, as Chinese shops write titles
+            titles.append(f"{b}{adj}{nn} {model}（{col}）")
+            descriptions.append(
+                f"{ZH_TIERS[str(tier[j])]}{adj}{nn}，{b}出品，{col}，配有{f1}和{f2}。"
+                f"{words.category(spec.name)}系列。"
+            )
+        else:
+            titles.append(f"{b} {adj} {nn} {model} ({col})")
+            descriptions.append(
+                f"{tier[j]} {adj.lower()} {nn.lower()} by {b} in {col.lower()}, with "
+                f"{f1} and {f2}. Part of our {spec.name} range."
+            )
+    category_names = [words.category(c.name) for c in cats]
     table = pa.table(
         {
             "product_id": pa.array(ids, pa.string()),
             "title": pa.array(titles, pa.string()),
             "description": pa.array(descriptions, pa.string()),
             "category": pa.array([category_names[c] for c in category], pa.string()),
-            "brand": pa.array([brand_names[b] for b in brand], pa.string()),
+            "brand": pa.array([words.brands[b] for b in brand], pa.string()),
             "price": pa.array(price, pa.float64()),
             "cost": pa.array(cost, pa.float64()),
         }
@@ -208,7 +258,7 @@ def make_catalog(config: SimulationConfig, rng: np.random.Generator) -> Catalog:
         log_popularity=log_popularity,
         quality=quality,
         cat_start=cat_start,
-        brand_names=brand_names,
+        brand_names=words.brands,
         category_names=category_names,
         table=table,
     )

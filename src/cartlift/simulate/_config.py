@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from datetime import UTC, datetime
 from typing import Any, ClassVar, Final
 
-from cartlift._params import Constraint, Interval, validate_params
+from cartlift._params import Constraint, Interval, Options, validate_params
 from cartlift.errors import InvalidParameterError
 
 __all__ = [
@@ -357,6 +357,9 @@ class SimulationConfig:
         An abandoned cart counts as recovered when it is bought within this many days.
     taste_top_k : int
         Products per customer in the ``truth_user_taste`` table.
+    locale : {"en", "zh"}
+        Language of the catalog's titles, descriptions, brands and categories. The products and
+        their latent attributes are the same in both: only the words differ.
     """
 
     n_users: int = 5_000
@@ -389,6 +392,7 @@ class SimulationConfig:
     )
     outcome_window_days: float = 7.0
     taste_top_k: int = 20
+    locale: str = "en"
 
     _parameter_constraints: ClassVar[dict[str, list[Constraint]]] = {
         "n_users": [Interval(int, 1, None)],
@@ -412,6 +416,7 @@ class SimulationConfig:
         "response_mix": [_response_mix],
         "outcome_window_days": [Interval(float, 0.25, 365)],
         "taste_top_k": [Interval(int, 1, None)],
+        "locale": [Options(("en", "zh"))],
     }
 
     def validate(self) -> None:
