@@ -63,16 +63,62 @@ def register(app: typer.Typer) -> None:
     @app.command()
     @guarded
     def export(
-        table: Annotated[str, typer.Argument(help="Table to export (events, products, quarantine, ...).")],
-        out_path: Annotated[Path, typer.Option("--out", "-o", help="Parquet file to write.")],
+        table: Annotated[
+            str,
+            typer.Argument(
+                help="Table to export (events, products, quarantine, ...), or `audiences`: one row per "
+                "customer with e-mail (with consent only), RFM segment, cluster, CLV, P(alive), price "
+                "sensitivity, open-cart abandonment risk and top recommended products."
+            ),
+        ],
+        out_path: Annotated[Path, typer.Option("--out", "-o", help="File to write.")],
+        segment: Annotated[
+            str | None,
+            typer.Option(
+                "--segment",
+                help="audiences: only this RFM segment (e.g. Champions) or cluster (e.g. 'cluster 2').",
+            ),
+        ] = None,
+        min_clv: Annotated[
+            float | None, typer.Option("--min-clv", help="audiences: only customers with predicted CLV >= X.")
+        ] = None,
+        fmt: Annotated[
+            str, typer.Option("--format", help="audiences: csv or parquet (tables are always Parquet).")
+        ] = "csv",
+        top: Annotated[
+            int, typer.Option("--top", min=1, help="audiences: recommended products per customer.")
+        ] = 5,
+        model_dir: Annotated[
+            Path,
+            typer.Option(
+                "--model-dir", help="audiences: the saved abandonment model (fitted now if absent)."
+            ),
+        ] = Path("abandonment-model"),
         db: DbOption = None,
         json: JsonOption = False,
     ) -> None:
-        """Write a table of the store to a Parquet file.
+        """Write a table of the store to a Parquet file, or an audience to CSV/Parquet.
 
         Prints ``{"table", "rows", "out"}`` as JSON on stdout (with or without ``--json``, so
-        scripts can read it) and a readable line on stderr.
+        scripts can read it) and a readable line on stderr. For ``audiences`` the JSON also has
+        ``format``, ``segment``, ``min_clv``, ``columns`` and ``notes``.
         """
+        if table == "audiences":
+            _export_audience(
+                out_path,
+                segment=segment,
+                min_clv=min_clv,
+                fmt=fmt,
+                top=top,
+                model_dir=model_dir,
+                db=db,
+                json=json,
+            )
+            return
+        if segment is not None or min_clv is not None:
+            raise typer.BadParameter(
+                "--segment and --min-clv filter `cartlift export audiences`, not a table."
+            )
         with open_store(db, read_only=True) as store:
             rows = store.export(table, out_path)
         emit_json({"table": table, "rows": rows, "out": str(out_path)})
@@ -116,6 +162,43 @@ def register(app: typer.Typer) -> None:
             emit_json(data)
             return
         print_summary(data)
+
+
+def _export_audience(
+    out_path: Path,
+    *,
+    segment: str | None,
+    min_clv: float | None,
+    fmt: str,
+    top: int,
+    model_dir: Path,
+    db: Path | None,
+    json: bool,
+) -> None:
+    from cartlift.audiences import COLUMNS, build_audience
+
+    if fmt not in ("csv", "parquet"):
+        raise typer.BadParameter(f"--format must be csv or parquet; got {fmt!r}.")
+    with open_store(db, read_only=True) as store:
+        audience = build_audience(store, segment=segment, min_clv=min_clv, top=top, model_dir=model_dir)
+    audience.write(out_path, fmt)
+    rows = len(audience.rows)
+    emit_json(
+        {
+            "table": "audiences",
+            "rows": rows,
+            "out": str(out_path),
+            "format": fmt,
+            "segment": segment,
+            "min_clv": min_clv,
+            "columns": list(COLUMNS),
+            "notes": list(audience.notes),
+        }
+    )
+    if not json:
+        for note in audience.notes:
+            console.print(note)
+        console.print(f"wrote {rows:,} customers of audience {audience.name!r} to {out_path} ({fmt})")
 
 
 def print_summary(data: dict[str, object]) -> None:

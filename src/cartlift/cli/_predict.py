@@ -42,7 +42,38 @@ PositiveOption = Annotated[
 DropOption = Annotated[
     list[str] | None, typer.Option("--drop", help="A column of --table to leave out (repeatable).")
 ]
-ModelKind = Annotated[str, typer.Option("--model", help="lightgbm, or logistic (the baseline).")]
+ModelKind = Annotated[
+    str,
+    typer.Option(
+        "--model",
+        help="auto (the default: chosen by cross-validation on the training rows among LightGBM, "
+        "logistic and their blends), lightgbm, logistic or blend.",
+    ),
+]
+EvalModelKind = Annotated[
+    str,
+    typer.Option(
+        "--model",
+        help="The model whose full report is shown: auto (chosen by cross-validation on the training "
+        "rows), lightgbm, logistic, blend, tree, forest, svm or mlp.",
+    ),
+]
+ModelsOption = Annotated[
+    str | None,
+    typer.Option(
+        "--models",
+        help="Also rank these on the same split, e.g. lightgbm,logistic,tree,forest,svm,mlp (and auto, "
+        "blend): metrics with 95% bootstrap intervals, a paired test of the best two, fit and predict times.",
+    ),
+]
+TuneOption = Annotated[
+    bool,
+    typer.Option(
+        "--tune",
+        help="With --models: tune each family first by a seeded successive-halving search "
+        "(12 candidates, 3-fold CV) on the training rows only.",
+    ),
+]
 MomentsOption = Annotated[
     str,
     typer.Option(
@@ -97,7 +128,7 @@ def register(app: typer.Typer) -> None:
         label: LabelOption = None,
         positive: PositiveOption = None,
         drop: DropOption = None,
-        model: ModelKind = "lightgbm",
+        model: ModelKind = "auto",
         moments: MomentsOption = "last_cart_event",
         window_hours: WindowOption = None,
         model_dir: ModelDir = DEFAULT_MODEL_DIR,
@@ -212,17 +243,25 @@ def register(app: typer.Typer) -> None:
             str | None, typer.Option("--time-column", help="The time column of --table for --split time.")
         ] = None,
         test_size: Annotated[float, typer.Option("--test-size", help="Share of rows held out.")] = 0.2,
-        model: ModelKind = "lightgbm",
+        model: EvalModelKind = "auto",
+        models: ModelsOption = None,
+        tune: TuneOption = False,
         moments: MomentsOption = "last_cart_event",
         window_hours: WindowOption = None,
         seed: SeedOption = 0,
         db: DbOption = None,
         json: JsonOption = False,
     ) -> None:
-        """Train on one part, report ROC-AUC, PR-AUC, log loss, Brier, ECE, lift and SHAP on the rest."""
-        from cartlift.predict import evaluate_store, evaluate_table
+        """Train on one part, report ROC-AUC, PR-AUC, log loss, Brier, ECE, lift and SHAP on the rest.
+
+        With --models, a leaderboard of model families on the same split as well.
+        """
+        from cartlift.predict import evaluate_store, evaluate_table, parse_models
 
         _need_label(table, label)
+        if tune and not models:
+            raise typer.BadParameter("--tune tunes the --models of the leaderboard; name them with --models.")
+        ranked = parse_models(models) if models else []
         if table is not None and label is not None:
             result = evaluate_table(
                 table,
@@ -234,6 +273,8 @@ def register(app: typer.Typer) -> None:
                 time_column=time_column,
                 positive=positive,
                 drop=drop or (),
+                models=ranked,
+                tune=tune,
             )
         else:
             with open_store(db, read_only=True) as store:
@@ -245,6 +286,8 @@ def register(app: typer.Typer) -> None:
                     window_hours=window_hours,
                     split=split or "time",
                     seed=seed,
+                    models=ranked,
+                    tune=tune,
                 )
         if json:
             emit_json(result)
@@ -291,6 +334,16 @@ def _print_evaluation(result: dict[str, Any]) -> None:
     for key in ("roc_auc", "pr_auc", "log_loss", "brier", "ece"):
         metrics.add_row(key, f"{result[key]:.4f}", f"{base[key]:.4f}" if key in base else "")
     out.print(metrics)
+    selection = result.get("selection")
+    if selection:
+        out.print(
+            f"auto chose {selection['chosen']} by {selection['folds']}-fold cross-validation on the "
+            "training rows ("
+            + ", ".join(f"{c['name']} {c['cv_roc_auc']:.4f}" for c in selection["candidates"])
+            + ")"
+        )
+    if result.get("leaderboard"):
+        _print_leaderboard(result["leaderboard"])
     truth = result.get("truth")
     if truth:
         out.print(
@@ -309,10 +362,42 @@ def _print_evaluation(result: dict[str, Any]) -> None:
             f"{row['cumulative_gain']:.1%}",
         )
     out.print(lift)
+    if not result["feature_importance"]:
+        return
     shap = Table("feature", "mean |SHAP|", title="feature importance")
     for row in result["feature_importance"][:10]:
         shap.add_row(row["feature"], f"{row['mean_abs_shap']:.4f}")
     out.print(shap)
+
+
+def _print_leaderboard(board: dict[str, Any]) -> None:
+    """The families ranked by held-out ROC-AUC, with 95 % intervals and times."""
+    title = "leaderboard (same split; 95% bootstrap intervals" + (", tuned)" if board["tuned"] else ")")
+    table = Table("model", "ROC-AUC", "PR-AUC", "log loss", "Brier", "ECE", "fit s", "predict s", title=title)
+    for row in board["rows"]:
+        ci = row["intervals"]
+
+        def cell(key: str, row: dict[str, Any] = row, ci: dict[str, list[float]] = ci) -> str:
+            return f"{row[key]:.4f} [{ci[key][0]:.4f}, {ci[key][1]:.4f}]"
+
+        table.add_row(
+            row["model"],
+            cell("roc_auc"),
+            cell("pr_auc"),
+            cell("log_loss"),
+            cell("brier"),
+            f"{row['ece']:.4f}",
+            f"{row['fit_seconds']:.2f}",
+            f"{row['predict_seconds']:.3f}",
+        )
+    out.print(table)
+    test = board.get("paired_test")
+    if test:
+        lo, hi = test["interval"]
+        out.print(
+            f"{test['best']} - {test['second']}: ROC-AUC difference {test['roc_auc_difference']:+.4f} "
+            f"[{lo:+.4f}, {hi:+.4f}], p = {test['p_value']:.3f} ({test['method']})"
+        )
 
 
 def demo_step(store: EventStore, out_dir: Path) -> dict[str, Any]:

@@ -1,7 +1,9 @@
-"""Held-out evaluation: splits (random or by time) and the full report of a fitted model."""
+"""Held-out evaluation: the models by name, splits (random or by time) and the full report of a model."""
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -10,24 +12,58 @@ import pandas as pd
 from cartlift._params import Interval, Options, validate_params
 from cartlift._random import check_random_state
 from cartlift.errors import DataError
+from cartlift.predict._blend import BlendModel
+from cartlift.predict._families import ForestModel, MLPModel, SVMModel, TreeModel
 from cartlift.predict._metrics import binary_metrics, calibration_table, lift_table
-from cartlift.predict._models import LightGBMModel, LogisticModel
+from cartlift.predict._models import LightGBMModel, LogisticModel, _BinaryModel
 
-__all__ = ["MODELS", "evaluate_model", "make_model", "split_rows"]
+__all__ = ["FAMILIES", "MODELS", "SAVED_KINDS", "evaluate_model", "load_model", "make_model", "split_rows"]
 
-MODELS = ("lightgbm", "logistic")
-"""Model names the CLI and pipeline accept."""
+_CLASSES: dict[str, type[_BinaryModel]] = {
+    "lightgbm": LightGBMModel,
+    "logistic": LogisticModel,
+    "blend": BlendModel,
+    "tree": TreeModel,
+    "forest": ForestModel,
+    "svm": SVMModel,
+    "mlp": MLPModel,
+}
+FAMILIES = ("lightgbm", "logistic", "tree", "forest", "svm", "mlp")
+"""The model families the leaderboard compares (``--models``)."""
+MODELS = ("auto", *_CLASSES)
+"""Model names the CLI and pipeline accept; ``auto`` is chosen by cross-validation (`select_model`)."""
+SAVED_KINDS = ("lightgbm", "logistic", "blend")
+"""Kinds that save without pickle and score live (the others are for comparison)."""
 
 
-def make_model(
-    name: str, *, random_state: int | None = 0, n_jobs: int | None = None, **params: Any
-) -> LightGBMModel | LogisticModel:
-    """A model by name, with cartlift's defaults (``params`` override them)."""
-    if name == "lightgbm":
-        return LightGBMModel(random_state=random_state, n_jobs=n_jobs, **params)
-    if name == "logistic":
-        return LogisticModel(random_state=random_state, **params)
-    raise DataError(f"Unknown model {name!r}: use one of {', '.join(MODELS)}.")
+def make_model(name: str, *, random_state: int | None = 0, n_jobs: int | None = None, **params: Any) -> Any:
+    """A model by name, with cartlift's defaults (``params`` override them).
+
+    ``n_jobs`` reaches the models that use threads (LightGBM, the blend, the forest).
+    """
+    cls = _CLASSES.get(name)
+    if cls is None:
+        raise DataError(f"Unknown model {name!r}: use one of {', '.join(MODELS)}.")
+    if "n_jobs" in cls().get_params():
+        params = {"n_jobs": n_jobs, **params}
+    return cls(random_state=random_state, **params)
+
+
+def load_model(folder: str | Path) -> tuple[Any, dict[str, Any]]:
+    """A model written by ``save``, and the metadata saved with it."""
+    path = Path(folder)
+    file = path / "model.json"
+    if not file.is_file():
+        raise DataError(
+            f"No model in {str(path)!r} (no model.json). Train one with `cartlift abandonment train`."
+        )
+    data = json.loads(file.read_text())
+    cls = _CLASSES.get(data.get("kind", "")) if data.get("kind") in SAVED_KINDS else None
+    if cls is None:
+        raise DataError(f"{str(file)!r} holds an unknown model kind {data.get('kind')!r}.")
+    model = cls(**data["params"])
+    model._restore(data, path)
+    return model, dict(data.get("metadata", {}))
 
 
 class _Split:
@@ -86,8 +122,10 @@ def evaluate_model(
     result: dict[str, Any] = binary_metrics(y_test, p, n_bins)
     result["calibration"] = calibration_table(y_test, p, n_bins)
     result["lift"] = lift_table(y_test, p, 10)
-    importance = model.feature_importance(X_test)
-    result["feature_importance"] = [
-        {"feature": str(k), "mean_abs_shap": float(v)} for k, v in importance.head(top).items()
-    ]
+    result["feature_importance"] = []
+    if getattr(model, "kind", None) in SAVED_KINDS:  # the others have no exact SHAP values
+        importance = model.feature_importance(X_test)
+        result["feature_importance"] = [
+            {"feature": str(k), "mean_abs_shap": float(v)} for k, v in importance.head(top).items()
+        ]
     return result

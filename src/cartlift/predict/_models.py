@@ -32,7 +32,7 @@ from cartlift.predict._calibration import (
 )
 from cartlift.predict._encode import LinearDesign, TableEncoder, as_frame
 
-__all__ = ["LightGBMModel", "LogisticModel", "load_model"]
+__all__ = ["LightGBMModel", "LogisticModel"]
 
 _CALIBRATORS: dict[str, type[IsotonicCalibrator] | type[SigmoidCalibrator]] = {
     "isotonic": IsotonicCalibrator,
@@ -514,23 +514,3 @@ class LogisticModel(_BinaryModel):
         self.coef_ = np.asarray(data["coef"], dtype=float)
         self.intercept_ = float(data["intercept"])
         self.design_ = LinearDesign.from_dict(data["design"])
-
-
-_KINDS: dict[str, type[_BinaryModel]] = {"lightgbm": LightGBMModel, "logistic": LogisticModel}
-
-
-def load_model(folder: str | Path) -> tuple[LightGBMModel | LogisticModel, dict[str, Any]]:
-    """A model written by ``save``, and the metadata saved with it."""
-    path = Path(folder)
-    file = path / "model.json"
-    if not file.is_file():
-        raise DataError(
-            f"No model in {str(path)!r} (no model.json). Train one with `cartlift abandonment train`."
-        )
-    data = json.loads(file.read_text())
-    cls = _KINDS.get(data.get("kind", ""))
-    if cls is None:
-        raise DataError(f"{str(file)!r} holds an unknown model kind {data.get('kind')!r}.")
-    model = cls(**data["params"])
-    model._restore(data, path)
-    return model, dict(data.get("metadata", {}))

@@ -18,11 +18,13 @@ import pandas as pd
 from cartlift.errors import DataError
 from cartlift.predict._batch import LABEL, cart_features, feature_table
 from cartlift.predict._context import FeatureContext
-from cartlift.predict._evaluate import evaluate_model, make_model, split_rows
+from cartlift.predict._evaluate import SAVED_KINDS, evaluate_model, load_model, split_rows
+from cartlift.predict._leaderboard import leaderboard
 from cartlift.predict._live import SessionState
 from cartlift.predict._metrics import binary_metrics, roc_auc
-from cartlift.predict._models import binary_labels, load_model
+from cartlift.predict._models import binary_labels
 from cartlift.predict._scoring import LiveScorer
+from cartlift.predict._select import fit_named
 from cartlift.predict._spec import FEATURE_NAMES
 from cartlift.store import EventStore
 
@@ -120,16 +122,24 @@ def _evaluate(
     seed: int | None,
     n_jobs: int | None,
     baseline: bool,
+    models: Sequence[str] = (),
+    tune: bool = False,
 ) -> tuple[Any, dict[str, Any]]:
     if len(np.unique(y[train])) < 2 or len(np.unique(y[test])) < 2:
         raise DataError("Both parts of the split need both classes; use a larger table or test size.")
-    fitted = make_model(model, random_state=seed, n_jobs=n_jobs).fit(X.iloc[train], y[train])
+    fitted, selection = fit_named(model, X.iloc[train], y[train], seed=seed, n_jobs=n_jobs)
     result = evaluate_model(fitted, X.iloc[test], y[test])
     result = {"model": model, "n_train": int(train.size), "n_test": int(test.size), **result}
+    if selection is not None:
+        result["selection"] = selection
     if baseline and model != "logistic":
-        base = make_model("logistic", random_state=seed).fit(X.iloc[train], y[train])
+        base, _ = fit_named("logistic", X.iloc[train], y[train], seed=seed)
         metrics = binary_metrics(y[test], base.predict_proba(X.iloc[test])[:, 1])
         result["baseline"] = {"model": "logistic", **{k: metrics[k] for k in _BASELINE_KEYS}}
+    if models:
+        result["leaderboard"] = leaderboard(
+            X, y, train, test, models=models, seed=seed, n_jobs=n_jobs, tune=tune
+        )
     return fitted, result
 
 
@@ -140,12 +150,14 @@ def evaluate_table(
     split: str = "random",
     test_size: float = 0.2,
     seed: int | None = 0,
-    model: str = "lightgbm",
+    model: str = "auto",
     time_column: str | None = None,
     positive: str | None = None,
     drop: Sequence[str] = (),
     baseline: bool = True,
     n_jobs: int | None = None,
+    models: Sequence[str] = (),
+    tune: bool = False,
 ) -> dict[str, Any]:
     """Train on part of a feature table and report metrics on the held-out part.
 
@@ -156,7 +168,9 @@ def evaluate_table(
     frame = read_table(path)
     X, y, pos, time = _table_xy(frame, label, positive, drop, time_column)
     train, test = split_rows(len(X), split=split, test_size=test_size, seed=seed, time=time)
-    _, result = _evaluate(X, y, train, test, model=model, seed=seed, n_jobs=n_jobs, baseline=baseline)
+    _, result = _evaluate(
+        X, y, train, test, model=model, seed=seed, n_jobs=n_jobs, baseline=baseline, models=models, tune=tune
+    )
     return {
         "source": str(path),
         "label": label,
@@ -173,7 +187,7 @@ def train_table(
     label: str,
     out: str | Path,
     *,
-    model: str = "lightgbm",
+    model: str = "auto",
     positive: str | None = None,
     drop: Sequence[str] = (),
     seed: int | None = 0,
@@ -182,9 +196,18 @@ def train_table(
     """Fit on every row of a feature table and save the model to ``out``."""
     frame = read_table(path)
     X, y, pos, _ = _table_xy(frame, label, positive, drop, None)
-    fitted = make_model(model, random_state=seed, n_jobs=n_jobs).fit(X, y)
+    fitted, _ = fit_named(_saveable(model), X, y, seed=seed, n_jobs=n_jobs)
     meta = {"features": "table", "source": str(path), "label": label, "positive_class": pos}
     return _saved(fitted, out, meta, y)
+
+
+def _saveable(model: str) -> str:
+    if model != "auto" and model not in SAVED_KINDS:
+        raise DataError(
+            f"A {model} model is for comparison (`abandonment evaluate --models`) and is not saved; "
+            f"train one of auto, {', '.join(SAVED_KINDS)}."
+        )
+    return model
 
 
 def _saved(fitted: Any, out: str | Path, meta: dict[str, Any], y: np.ndarray) -> dict[str, Any]:
@@ -258,6 +281,8 @@ def evaluate_store(
     seed: int | None = 0,
     baseline: bool = True,
     n_jobs: int | None = None,
+    models: Sequence[str] = (),
+    tune: bool = False,
 ) -> dict[str, Any]:
     """Build the cart features, train on the earlier part and evaluate on the later part.
 
@@ -269,7 +294,9 @@ def evaluate_store(
     X = frame[list(FEATURE_NAMES)]
     y = frame[LABEL].to_numpy(dtype=float)
     train, test = split_rows(len(frame), split=split, test_size=test_size, seed=seed, time=frame["ts"])
-    fitted, result = _evaluate(X, y, train, test, model=model, seed=seed, n_jobs=n_jobs, baseline=baseline)
+    fitted, result = _evaluate(
+        X, y, train, test, model=model, seed=seed, n_jobs=n_jobs, baseline=baseline, models=models, tune=tune
+    )
     out: dict[str, Any] = {
         "source": str(store.path),
         "label": LABEL,
@@ -337,7 +364,7 @@ def train_features(
         raise DataError(
             "Every cart in the store has the same outcome; a model needs both bought and abandoned carts."
         )
-    fitted = make_model(model, random_state=seed, n_jobs=n_jobs).fit(frame[list(FEATURE_NAMES)], y)
+    fitted, _ = fit_named(_saveable(model), frame[list(FEATURE_NAMES)], y, seed=seed, n_jobs=n_jobs)
     meta = {
         "features": "cart",
         "source": source,

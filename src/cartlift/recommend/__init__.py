@@ -48,6 +48,7 @@ from cartlift.recommend._rules import (
 from cartlift.recommend._session import SessionKNN
 from cartlift.recommend._stan import STAN, VSTAN
 from cartlift.recommend._split import EvalTask, leave_last_out, next_item, temporal_split
+from cartlift.recommend._workflows import load_or_train
 
 __all__ = [
     "ALS",
@@ -91,6 +92,7 @@ __all__ = [
     "hits",
     "knn_all_pairs",
     "leave_last_out",
+    "load_or_train",
     "make_model",
     "ndcg_at_k",
     "next_item",

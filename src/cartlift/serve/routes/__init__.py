@@ -1,3 +1,3 @@
-"""One router per resource: admin, carts, dashboard, events, experiments, ops, recommendations."""
+"""One router per resource: admin, audiences, carts, dashboard, events, experiments, ops, recommendations."""
 
 __all__: list[str] = []
