@@ -9,6 +9,7 @@ from cartlift.events._schema import (
     PRODUCT_COLUMNS,
     PRODUCT_EVENT_TYPES,
 )
+from cartlift.events._snapshot import check_readable, snapshot
 from cartlift.events._store import EventStore
 
 __all__ = [
@@ -22,6 +23,8 @@ __all__ = [
     "EventStore",
     "Format",
     "LoadResult",
+    "check_readable",
     "detect_format",
     "get_format",
+    "snapshot",
 ]
