@@ -92,6 +92,11 @@ def register(app: typer.Typer) -> None:
             raise fail(
                 "--workers > 1 needs a PostgreSQL store: a DuckDB file has exactly one writer process."
             )
+        if not settings.is_postgres:
+            from cartlift.cli._common import open_store
+
+            with open_store(Path(db)):  # a file another process holds: one line now, not a traceback later
+                pass
         # workers are new processes: they read the settings from the environment
         os.environ["CARTLIFT_SERVE_DB"] = db
         if redis:
@@ -125,14 +130,71 @@ def register(app: typer.Typer) -> None:
             float | None, typer.Option("--rate-limit", help="Requests per second for this key.")
         ] = None,
         label: Annotated[str | None, typer.Option(help="A note to recognise the key by.")] = None,
+        expires_in_days: Annotated[
+            float | None,
+            typer.Option("--expires-in-days", help="The key stops working after this many days."),
+        ] = None,
     ) -> None:
         """Create an API key; the key is printed alone on the last line (only its hash is stored)."""
-        from cartlift.serve._keys import check_scope
-        from cartlift.serve._storage import create_key_in_store
+        from datetime import timedelta
 
-        key, key_id = create_key_in_store(db, scope=check_scope(scope), rate_limit=rate_limit, label=label)
-        console.print(f"created key {key_id}… with scope {scope}; copy it now, it is not shown again:")
+        from cartlift.serve._keys import check_scope
+        from cartlift.serve._storage import create_key_in_store, now_utc
+
+        if expires_in_days is not None and not 0 < expires_in_days <= 36_500:
+            raise fail(f"--expires-in-days must be > 0 and <= 36500. Got {expires_in_days:g} instead.")
+        expires = now_utc() + timedelta(days=expires_in_days) if expires_in_days else None
+        key, key_id = create_key_in_store(
+            db, scope=check_scope(scope), rate_limit=rate_limit, label=label, expires_at=expires
+        )
+        until = f", expiring {expires:%Y-%m-%d %H:%M} UTC" if expires else ""
+        console.print(f"created key {key_id}… with scope {scope}{until}; copy it now, it is not shown again:")
         out.print(key, soft_wrap=True, highlight=False)
+
+    @keys.command("list")
+    @guarded
+    def keys_list(db: StoreOption = "cartlift.duckdb", json: JsonOption = False) -> None:
+        """List the keys (id, scope, label, created, expires, revoked); secrets are never stored."""
+        from rich.table import Table
+
+        from cartlift.serve._storage import opened_storage
+
+        with opened_storage(db) as (storage, ctx):
+            rows = storage.list_keys_now(ctx)
+        if json:
+            emit_json({"keys": rows})
+            return
+        table = Table("key id", "scope", "label", "created", "expires", "state", title=f"{len(rows)} keys")
+        for r in rows:
+            state = "revoked" if r["revoked_at"] else "active" if r["active"] else "expired"
+            table.add_row(
+                r["key_id"],
+                r["scope"],
+                r["label"] or "",
+                f"{r['created_at']:%Y-%m-%d %H:%M}",
+                f"{r['expires_at']:%Y-%m-%d %H:%M}" if r["expires_at"] else "never",
+                state,
+            )
+        out.print(table)
+
+    @keys.command("revoke")
+    @guarded
+    def keys_revoke(
+        key_id: Annotated[str, typer.Argument(help="The key's id (from `cartlift keys list`).")],
+        db: StoreOption = "cartlift.duckdb",
+        json: JsonOption = False,
+    ) -> None:
+        """Revoke a key: it stops working at once (a running service notices within 30 s)."""
+        from cartlift.serve._storage import opened_storage
+
+        with opened_storage(db) as (storage, ctx):
+            n = storage.revoke_key_now(ctx, key_id)
+        if not n:
+            raise fail(f"no active key with id {key_id!r}; see `cartlift keys list --db {db}`.")
+        if json:
+            emit_json({"key_id": key_id, "revoked": n})
+            return
+        console.print(f"revoked key {key_id}")
 
     @app.command()
     @guarded

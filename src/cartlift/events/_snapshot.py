@@ -18,7 +18,7 @@ import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import BinaryIO
+from typing import IO
 
 from cartlift.errors import DataError
 
@@ -77,14 +77,14 @@ def check_readable(path: Path) -> None:
         raise DataError(f"{str(path)!r} is a folder; give one file (CSV/TSV, xlsx, Parquet or JSON lines).")
 
 
-def _copy_binary(src: BinaryIO, dst: BinaryIO, size: int) -> None:
+def _copy_binary(src: IO[bytes], dst: IO[bytes], size: int) -> None:
     left = size
     while left > 0 and (chunk := src.read(min(_CHUNK, left))):
         dst.write(chunk)
         left -= len(chunk)
 
 
-def _copy_text(src: BinaryIO, dst: BinaryIO, *, limit: int | None) -> None:
+def _copy_text(src: IO[bytes], dst: IO[bytes], *, limit: int | None) -> None:
     """Copy at most ``limit`` bytes of text as UTF-8 with LF line ends."""
     left = limit if limit is not None else -1
 

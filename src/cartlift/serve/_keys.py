@@ -16,7 +16,7 @@ from typing import Final
 
 from cartlift.errors import InvalidParameterError
 
-__all__ = ["SCOPES", "ApiKey", "allows", "hash_key", "new_key", "pseudonymise"]
+__all__ = ["SCOPES", "ApiKey", "allows", "audit_subject", "hash_key", "new_key", "pseudonymise"]
 
 SCOPES: Final = ("ingest", "read", "admin")
 """``ingest`` posts events; ``read`` asks for recommendations, risk, decisions, assignments;
@@ -34,6 +34,11 @@ class ApiKey:
     rate_limit: float | None
     created_at: datetime
     label: str | None = None
+    expires_at: datetime | None = None
+
+    def expired(self, now: datetime) -> bool:
+        """True when the key has an expiry and ``now`` (naive UTC) is past it."""
+        return self.expires_at is not None and now >= self.expires_at
 
 
 def new_key() -> tuple[str, str, str]:
@@ -69,3 +74,12 @@ def pseudonymise(user_id: str, secret: str | None) -> str:
         return user_id
     digest = hmac.new(secret.encode(), user_id.encode(), hashlib.sha256).hexdigest()
     return "p_" + digest[:40]
+
+
+def audit_subject(user_id: str, secret: str) -> str:
+    """How the audit log names an erased user: a keyed hash (HMAC-SHA256) under ``secret``.
+
+    A plain hash of a guessable id (an e-mail, a customer number) is reversed by hashing the
+    guesses; with a secret only its holder can check whether a given id was erased.
+    """
+    return "hmac-sha256:" + hmac.new(secret.encode(), user_id.encode(), hashlib.sha256).hexdigest()

@@ -39,6 +39,11 @@ class ServeSettings(BaseSettings):
         default=None,
         description="Secret of the keyed hash (HMAC-SHA256) that replaces user ids before storage.",
     )
+    audit_key: SecretStr | None = Field(
+        default=None,
+        description="Secret of the keyed hash that names erased users in the audit log "
+        "[default: the pseudonymisation secret, else a random one kept in audit.key in the model registry].",
+    )
     cors_origins: Annotated[list[str], NoDecode] = Field(
         default_factory=list, description="Origins allowed by CORS (comma separated); none by default."
     )

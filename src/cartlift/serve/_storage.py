@@ -11,7 +11,6 @@ on PostgreSQL, on an in-memory slice of it (`PostgresStorage.with_slice`, ``_sli
 
 from __future__ import annotations
 
-import hashlib
 import json
 import uuid
 from abc import ABC, abstractmethod
@@ -34,6 +33,7 @@ __all__ = [
     "Storage",
     "create_key_in_store",
     "open_storage",
+    "opened_storage",
     "split_outcomes",
 ]
 
@@ -55,6 +55,7 @@ SERVICE_TABLES: Final = (
     """CREATE TABLE IF NOT EXISTS api_keys (
         key_hash VARCHAR PRIMARY KEY, key_id VARCHAR NOT NULL, scope VARCHAR NOT NULL,
         rate_limit DOUBLE, label VARCHAR, created_at TIMESTAMP NOT NULL, revoked_at TIMESTAMP)""",
+    "ALTER TABLE api_keys ADD COLUMN IF NOT EXISTS expires_at TIMESTAMP",  # stores made before expiry
     """CREATE TABLE IF NOT EXISTS audit_log (
         audit_id VARCHAR PRIMARY KEY, ts TIMESTAMP NOT NULL, action VARCHAR NOT NULL,
         subject VARCHAR NOT NULL, actor VARCHAR, details VARCHAR NOT NULL)""",
@@ -144,9 +145,28 @@ _PERSONAL: Final = (
 """Every table that holds a person's rows, with the column naming them: what erasure deletes."""
 
 
-def _subject(user_id: str) -> str:
-    """How the audit log names an erased user: a hash, so the log does not keep the id it erased."""
-    return "sha256:" + hashlib.sha256(user_id.encode()).hexdigest()
+_KEY_COLUMNS: Final = "key_id, scope, rate_limit, created_at, label, expires_at"
+
+
+def key_of(row: Sequence[Any]) -> ApiKey:
+    """An `ApiKey` from a row of `_KEY_COLUMNS`."""
+    key_id, scope, rate, created, label, expires = row[:6]
+    return ApiKey(str(key_id), str(scope), None if rate is None else float(rate), created, label, expires)
+
+
+def key_row(row: Sequence[Any]) -> dict[str, Any]:
+    """A key as `keys list` and ``GET /v1/admin/keys`` show it (a row of `_KEY_COLUMNS`, revoked_at)."""
+    key = key_of(row)
+    return {
+        "key_id": key.key_id,
+        "scope": key.scope,
+        "label": key.label,
+        "rate_limit": key.rate_limit,
+        "created_at": key.created_at,
+        "expires_at": key.expires_at,
+        "revoked_at": row[6],
+        "active": row[6] is None and not key.expired(now_utc()),
+    }
 
 
 class Storage(ABC):
@@ -222,6 +242,17 @@ class Storage(ABC):
         rows = await self.writer.call(lambda ctx: self._rows(ctx, sql, [session_id]))
         return [dict(zip(LIVE_COLUMNS, r, strict=True)) for r in rows]
 
+    async def recent_session_events(self, *, sessions: int, within_seconds: int) -> list[dict[str, Any]]:
+        """The events of the ``sessions`` most recently active sessions (active within
+        ``within_seconds`` of the newest event), to rebuild live state when the service starts."""
+        sql = f"""SELECT {", ".join(LIVE_COLUMNS)} FROM events WHERE session_id IN (
+                      SELECT session_id FROM events GROUP BY session_id
+                      HAVING max(ts) >= (SELECT max(ts) FROM events) - INTERVAL '{int(within_seconds)} seconds'
+                      ORDER BY max(ts) DESC LIMIT ?)
+                  ORDER BY session_id, ts, event_id"""
+        rows = await self.writer.call(lambda ctx: self._rows(ctx, sql, [int(sessions)]))
+        return [dict(zip(LIVE_COLUMNS, r, strict=True)) for r in rows]
+
     async def popular_items(self, *, limit: int = 200) -> list[str]:
         """Products touched by the most distinct users (the fallback before any model is trained)."""
         sql = (
@@ -233,38 +264,70 @@ class Storage(ABC):
 
     # -- keys -----------------------------------------------------------------------------------
     def _insert_key(
-        self, ctx: Any, scope: str, rate_limit: float | None, label: str | None
+        self,
+        ctx: Any,
+        scope: str,
+        rate_limit: float | None,
+        label: str | None,
+        expires_at: datetime | None = None,
     ) -> tuple[str, ApiKey]:
         key, key_id, key_hash = new_key()
         created = now_utc()
         self._rows(
             ctx,
-            "INSERT INTO api_keys (key_hash, key_id, scope, rate_limit, label, created_at) VALUES (?, ?, ?, ?, ?, ?)",
-            [key_hash, key_id, scope, rate_limit, label, created],
+            "INSERT INTO api_keys (key_hash, key_id, scope, rate_limit, label, created_at, expires_at)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?)",
+            [key_hash, key_id, scope, rate_limit, label, created, expires_at],
         )
-        return key, ApiKey(key_id, scope, rate_limit, created, label)
+        return key, ApiKey(key_id, scope, rate_limit, created, label, expires_at)
 
     def create_key_now(self, ctx: Any, *, scope: str, rate_limit: float | None, label: str | None) -> str:
         """Create a key on an open context (used by the CLI with the service stopped)."""
         return self._insert_key(ctx, scope, rate_limit, label)[0]
 
     async def create_key(
-        self, *, scope: str, rate_limit: float | None = None, label: str | None = None
+        self,
+        *,
+        scope: str,
+        rate_limit: float | None = None,
+        label: str | None = None,
+        expires_at: datetime | None = None,
     ) -> tuple[str, ApiKey]:
         """A new key of ``scope``; the secret is returned once and only its hash is stored."""
-        return await self.writer.call(lambda ctx: self._insert_key(ctx, scope, rate_limit, label))
+        return await self.writer.call(lambda ctx: self._insert_key(ctx, scope, rate_limit, label, expires_at))
 
     async def find_key(self, *, key_hash: str) -> ApiKey | None:
-        """The live (not revoked) key with this hash, or None."""
-        sql = "SELECT key_id, scope, rate_limit, created_at, label FROM api_keys WHERE key_hash = ? AND revoked_at IS NULL"
+        """The key with this hash unless it is revoked (expiry is the caller's check), or None."""
+        sql = f"SELECT {_KEY_COLUMNS} FROM api_keys WHERE key_hash = ? AND revoked_at IS NULL"
         rows = await self.writer.call(lambda ctx: self._rows(ctx, sql, [key_hash]))
-        if not rows:
-            return None
-        key_id, scope, rate, created, label = rows[0]
-        return ApiKey(str(key_id), str(scope), None if rate is None else float(rate), created, label)
+        return key_of(rows[0]) if rows else None
+
+    def list_keys_now(self, ctx: Any) -> list[dict[str, Any]]:
+        """Every key without its hash (the secret is never stored), newest first."""
+        rows = self._rows(ctx, f"SELECT {_KEY_COLUMNS}, revoked_at FROM api_keys ORDER BY created_at DESC")
+        return [key_row(r) for r in rows]
+
+    def revoke_key_now(self, ctx: Any, key_id: str) -> int:
+        """Revoke the live keys with public id ``key_id``; returns how many."""
+        sql = "SELECT count(*) FROM api_keys WHERE key_id = ? AND revoked_at IS NULL"
+        n = int(self._rows(ctx, sql, [key_id])[0][0])
+        self._rows(
+            ctx,
+            "UPDATE api_keys SET revoked_at = ? WHERE key_id = ? AND revoked_at IS NULL",
+            [now_utc(), key_id],
+        )
+        return n
+
+    async def list_keys(self) -> list[dict[str, Any]]:
+        """`list_keys_now` on the writer thread."""
+        return await self.writer.call(self.list_keys_now)
+
+    async def revoke_key(self, *, key_id: str) -> int:
+        """`revoke_key_now` on the writer thread."""
+        return await self.writer.call(lambda ctx: self.revoke_key_now(ctx, key_id))
 
     # -- erasure --------------------------------------------------------------------------------
-    def _erase(self, ctx: Any, user_id: str, actor: str | None) -> dict[str, int] | None:
+    def _erase(self, ctx: Any, user_id: str, actor: str | None, subject: str) -> dict[str, int] | None:
         tables = self._tables(ctx)
         present = [(t, col) for t, col in _PERSONAL if t in tables]
         with self._transaction(ctx):
@@ -281,7 +344,7 @@ class Storage(ABC):
             self._rows(
                 ctx,
                 "INSERT INTO audit_log VALUES (?, ?, ?, ?, ?, ?)",
-                [uuid.uuid4().hex, now_utc(), "erase_user", _subject(user_id), actor, json.dumps(counts)],
+                [uuid.uuid4().hex, now_utc(), "erase_user", subject, actor, json.dumps(counts)],
             )
         return counts
 
@@ -293,12 +356,21 @@ class Storage(ABC):
     def _delete_quarantine(self, ctx: Any, user_id: str) -> None:
         """Delete the user's quarantined records."""
 
-    async def erase_user(self, *, user_id: str, actor: str | None) -> dict[str, int] | None:
+    async def erase_user(
+        self, *, user_id: str, actor: str | None, subject: str | None = None
+    ) -> dict[str, int] | None:
         """Delete every event, decision, exposure and quarantined record of a user, with an audit record.
 
-        Returns the counts deleted, or None when the store holds nothing of the user.
+        ``subject`` is how the audit record names the user (`cartlift.serve._keys.audit_subject`, a
+        keyed hash); without it the record names nobody. Returns the counts deleted, or None when
+        the store holds nothing of the user.
         """
-        return await self.writer.call(lambda ctx: self._erase(ctx, user_id, actor))
+        return await self.writer.call(lambda ctx: self._erase(ctx, user_id, actor, subject or "unlinked"))
+
+    async def erased_subjects(self) -> list[tuple[str, datetime]]:
+        """``(subject, ts)`` of every erasure in the audit log."""
+        sql = "SELECT subject, ts FROM audit_log WHERE action = 'erase_user'"
+        return [(str(s), t) for s, t in await self.writer.call(lambda ctx: self._rows(ctx, sql))]
 
     async def audit_log(self, *, limit: int = 100) -> list[dict[str, Any]]:
         """The latest audit records, newest first."""
@@ -471,18 +543,30 @@ def open_storage(db: str, *, max_batch_events: int = 5_000) -> Storage:
     return DuckDBStorage(db, max_batch_events=max_batch_events)
 
 
-def create_key_in_store(
-    db: str, *, scope: str, rate_limit: float | None = None, label: str | None = None
-) -> tuple[str, str]:
-    """Create an API key directly in the store (no service running): ``(key, key_id)``.
+@contextmanager
+def opened_storage(db: str) -> Iterator[tuple[Storage, Any]]:
+    """The store's `Storage` and an open context, without the writer thread (for the CLI).
 
-    A DuckDB file in use by a running service is locked; create keys there with
-    ``POST /v1/admin/keys`` instead.
+    A DuckDB file in use by a running service is locked; manage keys there through
+    ``/v1/admin/keys`` instead.
     """
     storage = open_storage(db)
     ctx = storage._open()
     try:
-        key, record = storage._insert_key(ctx, scope, rate_limit, label)
+        yield storage, ctx
     finally:
         storage._close(ctx)
+
+
+def create_key_in_store(
+    db: str,
+    *,
+    scope: str,
+    rate_limit: float | None = None,
+    label: str | None = None,
+    expires_at: datetime | None = None,
+) -> tuple[str, str]:
+    """Create an API key directly in the store (no service running): ``(key, key_id)``."""
+    with opened_storage(db) as (storage, ctx):
+        key, record = storage._insert_key(ctx, scope, rate_limit, label, expires_at)
     return key, record.key_id
