@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
+from urllib.parse import parse_qsl, urlsplit
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-__all__ = ["Settings", "get_settings"]
+__all__ = ["Settings", "get_settings", "store_identity"]
 
 
 class Settings(BaseSettings):
@@ -29,3 +31,18 @@ class Settings(BaseSettings):
 def get_settings() -> Settings:
     """Read the settings from the environment now (not cached: tests and the CLI change it)."""
     return Settings()
+
+
+def store_identity(db: str | Path | None) -> str:
+    """Which store ``db`` names, as models record it: the resolved DuckDB file, or for PostgreSQL
+    ``postgresql://host:port/database?schema=NAME`` (without user or password).
+
+    Models keep it so that a model trained on one store is never served for another.
+    """
+    text = str(db) if db is not None else str(get_settings().db)
+    text = re.sub(r"^(postgres(?:ql)?):/+", r"postgresql://", text)  # a Path folds the URL's "//"
+    if text.startswith("postgresql://"):
+        parts = urlsplit(text)
+        schema = dict(parse_qsl(parts.query)).get("schema", "public")
+        return f"postgresql://{parts.hostname}:{parts.port or 5432}{parts.path}?schema={schema}"
+    return str(Path(text).resolve())

@@ -21,6 +21,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from cartlift.config import store_identity
 from cartlift.errors import CartliftError, DataError
 from cartlift.predict import LiveScorer, SessionState
 from cartlift.serve._erasure import ErasedUsers, audit_secret
@@ -92,7 +93,7 @@ class Service:
         self.settings = settings
         self.metrics = Metrics()
         self.storage: Storage = open_storage(settings.db, max_batch_events=settings.writer_batch_events)
-        self.registry = ModelRegistry(settings.registry_dir())
+        self.registry = ModelRegistry(settings.registry_dir(), store=store_identity(settings.db))
         self.models = LoadedModels()
         self._scoring = _Scoring(None, None)
         self.live: LiveSessions | None = None

@@ -57,7 +57,8 @@ class ServeSettings(BaseSettings):
         default=7_200, ge=60, description="Idle time after which a session is dropped."
     )
     recommender: str = Field(
-        default="itemknn", description="The model `train --all` fits for recommendations."
+        default="best",
+        description="The model `train --all` fits for recommendations; best: the one that evaluates best on the store.",
     )
 
     @field_validator("cors_origins", mode="before")
@@ -73,9 +74,17 @@ class ServeSettings(BaseSettings):
         return self.db.startswith(("postgresql://", "postgres://"))
 
     def registry_dir(self) -> Path:
-        """The model registry folder."""
+        """The model registry folder: ``models/<store name>/`` beside a DuckDB store (one per store).
+
+        A registry made before registries were per store (``models/`` itself holding the kinds)
+        is still used until the store's own folder exists; its versions are checked against
+        the store all the same (`ModelRegistry.foreign`).
+        """
         if self.model_dir is not None:
             return self.model_dir
         if self.is_postgres:
             return Path("models")
-        return Path(self.db).resolve().parent / "models"
+        path = Path(self.db).resolve()
+        own, shared = path.parent / "models" / path.stem, path.parent / "models"
+        legacy = not own.exists() and any((shared / kind).is_dir() for kind in ("recommender", "abandonment"))
+        return shared if legacy else own

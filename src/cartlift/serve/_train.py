@@ -73,7 +73,7 @@ def snapshot_postgres(url: str, target: Path, *, chunk: int = 100_000) -> Path:
 
 
 def train_from_db(
-    db: str, registry: ModelRegistry, *, recommender: str = "itemknn"
+    db: str, registry: ModelRegistry, *, recommender: str = "best"
 ) -> dict[str, dict[str, Any]]:
     """Train every served model on the store ``db`` (DuckDB file or PostgreSQL URL) and publish them.
 
