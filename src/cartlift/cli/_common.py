@@ -137,3 +137,9 @@ def guarded(fn: Callable[..., Any]) -> Callable[..., Any]:
             raise fail(f"{e.strerror or e}: {e.filename!r}" if e.filename else str(e)) from None
 
     return wrapper
+
+
+def print_warnings(warnings: list[dict[str, Any]]) -> None:
+    """Print each guardrail (`cartlift.guardrails`) as one line on stderr, also with ``--json``."""
+    for w in warnings:
+        console.print(f"[bold yellow]warning ({w['code']}):[/] {escape(w['message'])}", soft_wrap=True)

@@ -84,7 +84,7 @@ def _copy_binary(src: IO[bytes], dst: IO[bytes], size: int) -> None:
         left -= len(chunk)
 
 
-def _copy_text(src: IO[bytes], dst: IO[bytes], *, limit: int | None) -> None:
+def _copy_text(src: IO[bytes] | gzip.GzipFile, dst: IO[bytes], *, limit: int | None) -> None:
     """Copy at most ``limit`` bytes of text as UTF-8 with LF line ends."""
     left = limit if limit is not None else -1
 
