@@ -133,3 +133,24 @@ def test_a_constant_abandonment_model_is_refused(tmp_path: Path) -> None:
         with pytest.raises(DataError, match="same score"):
             train_store(store, tmp_path / "model")
     assert not (tmp_path / "model").exists()
+
+
+def test_the_report_shows_the_warnings_above_the_numbers(short_store: Path, tmp_path: Path) -> None:
+    out = tmp_path / "report.html"
+    r = CliRunner().invoke(app, ["report", "--db", str(short_store), "--out", str(out)])
+    assert r.exit_code == 0, r.output
+    html = out.read_text()
+    rfm_part = html[html.index('id="rfm-segments"') :]
+    assert rfm_part.index("Warning:") < rfm_part.index("<table")
+    assert "of history; RFM" in rfm_part
+
+
+def test_the_dashboard_names_models_not_served_and_too_little_training() -> None:
+    from cartlift.serve._ops import model_guardrails
+
+    versions = {"abandonment": {"version": "v0001", "quality": {"rows": 118, "positive_rate": 0.48}}}
+    errors = {"recommender": "v0002: trained on the store '/a.duckdb', not on this one"}
+    codes = {w.code: w.message for w in model_guardrails(versions, errors)}
+    assert "trained on the store" in codes["model_not_served"]
+    assert "Only 118 carts" in codes["too_few"]
+    assert model_guardrails({"abandonment": {"quality": {"rows": 5000}}}, {}) == []
