@@ -27,6 +27,7 @@ from cartlift.act._rules import Ledger, Rules
 from cartlift.act._uplift import SLearner, TLearner, XLearner
 from cartlift.act._uplift_metrics import evaluate_uplift
 from cartlift.errors import DataError, InvalidParameterError
+from cartlift.guardrails import label_deciders, post_treatment_columns
 from cartlift.recommend import Recommender
 from cartlift.store import MODEL_COLUMNS, MODEL_TABLE, EventStore
 
@@ -230,8 +231,13 @@ def uplift_from_table(
     learner: str = "s_learner",
     features: Sequence[str] | None = None,
     n_estimators: int = 100,
+    drop: Sequence[str] = (),
 ) -> dict[str, Any]:
     """Fit S-, T- and X-learners on a random part of the table and score them on the rest.
+
+    Before fitting, the feature columns are checked (`cartlift.guardrails`): a column whose
+    distribution differs between the arms followed the treatment, and a column that alone
+    decides the outcome leaks it; both are named in ``warnings`` and dropped.
 
     Parameters
     ----------
@@ -249,13 +255,16 @@ def uplift_from_table(
         Whose scores are reported under ``treatments``.
     features : sequence of str, optional
         Feature columns (default: all other columns).
+    drop : sequence of str
+        Columns never to use (besides those the checks drop).
 
     Returns
     -------
     dict
         ``treatments``: per treatment the held-out ``qini``, ``auuc``, ``uplift_auc``,
         ``uplift_at_30``, sizes, ``ate`` and the Qini curve, for ``learner``; ``learners``: the
-        same for every learner; ``rows``, ``test_rows``, ``control``, ``learner``.
+        same for every learner; ``rows``, ``test_rows``, ``control``, ``learner``, ``features``
+        (used), ``dropped`` and ``warnings`` (`Guardrail.to_dict`).
     """
     frame = path if isinstance(path, pd.DataFrame) else read_table(path)
     for col in (treatment, outcome):
@@ -283,6 +292,23 @@ def uplift_from_table(
         if features is not None
         else [c for c in frame.columns if c not in (treatment, outcome)]
     )
+    unknown = [c for c in drop if c not in frame.columns]
+    if unknown:
+        raise DataError(
+            f"Cannot drop {', '.join(unknown)}: no such column(s). Columns: {', '.join(map(str, frame.columns))}."
+        )
+    cols = [c for c in cols if c not in drop]
+    guards = [
+        g
+        for g in (post_treatment_columns(frame, arms, cols), label_deciders(frame, y.to_numpy(), cols))
+        if g is not None
+    ]
+    flagged = {c for g in guards for c in g.columns}
+    cols = [c for c in cols if c not in flagged]
+    if not cols:
+        raise DataError(
+            "No feature column is left after the checks and --drop; the table needs pre-treatment features."
+        )
     X = frame[cols]
     rng = check_random_state(seed)
     test = np.zeros(len(frame), dtype=bool)
@@ -303,4 +329,7 @@ def uplift_from_table(
         "test_rows": int(test.sum()),
         "treatments": results[learner],
         "learners": results,
+        "features": cols,
+        "dropped": [*drop, *sorted(flagged)],
+        "warnings": [g.to_dict() for g in guards],
     }

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Final
 
 import duckdb
 import numpy as np
@@ -15,6 +15,7 @@ from cartlift._params import Interval, Options, validate_params
 from cartlift.analytics._clv_models import BGNBD, GammaGamma
 from cartlift.analytics._steps import parse_bound
 from cartlift.errors import DataError, InvalidParameterError
+from cartlift.guardrails import Guardrail, degenerate_bgnbd, short_history
 from cartlift.store import EventStore
 
 __all__ = [
@@ -121,11 +122,26 @@ ORDER BY f.customer
 """
 
 
+ANONYMOUS_PREFIX: Final = "anonymous:"
+"""How importers name a buyer without a customer id (``anonymous:<invoice>``, one per order)."""
+KNOWN_BUYERS: Final = f"user_id NOT LIKE '{ANONYMOUS_PREFIX}%'"
+"""SQL keeping known customers: an anonymous buyer is one order, not a customer to segment or value."""
+
 ORDERS_SQL = (
     "SELECT user_id AS customer, min(ts) AS ts, sum(coalesce(price, 0) * quantity) AS value "
     "FROM {events} WHERE event_type = 'purchase' GROUP BY user_id, coalesce(order_id, session_id)"
 )
 """The orders of an event table (one per order id, or per session without one), as ``customer, ts, value``."""
+
+
+def customer_orders(events: str, *, include_anonymous: bool = False) -> str:
+    """`ORDERS_SQL` of ``events``, without anonymous buyers unless asked for."""
+    sql = ORDERS_SQL.format(events=events)
+    return sql if include_anonymous else sql.replace("WHERE ", f"WHERE {KNOWN_BUYERS} AND ", 1)
+
+
+CLV_MIN_HISTORY_DAYS: Final = 90
+"""BG/NBD learns dropout from gaps between repeat purchases: it needs several purchase cycles."""
 
 
 def _check_unit(time_unit: str) -> float:
@@ -178,11 +194,20 @@ def summary_from_transactions(
 
 
 def summary_from_store(
-    store: EventStore, *, observation_end: date | datetime | str | None = None, time_unit: str = "days"
+    store: EventStore,
+    *,
+    observation_end: date | datetime | str | None = None,
+    time_unit: str = "days",
+    include_anonymous: bool = False,
 ) -> pd.DataFrame:
-    """The RFM summary of the store's buyers, from its purchase events (one order per order id or session)."""
+    """The RFM summary of the store's buyers, from its purchase events (one order per order id or session).
+
+    Anonymous buyers (``anonymous:<invoice>``) are left out unless ``include_anonymous``: each is
+    one order of an unknown person, and counted as customers they would all look like one-time
+    buyers who churned.
+    """
     end = parse_bound(observation_end, end=False, what="observation end")
-    source = f"({ORDERS_SQL.format(events='events')})"
+    source = f"({customer_orders('events', include_anonymous=include_anonymous)})"
     frame = _summary(store.con, source, None if end is None else end.date(), time_unit)
     if frame.empty:
         raise DataError("The store has no purchase events: CLV needs orders.")
@@ -205,6 +230,7 @@ class CLVResult:
     margin: float
     customers: pd.DataFrame = field(repr=False)
     notes: tuple[str, ...] = ()
+    warnings: tuple[Guardrail, ...] = ()
 
     def to_dict(self, top: int = 10) -> dict[str, Any]:
         """The ``cartlift clv --json`` document: parameters, totals and the top customers by value."""
@@ -235,6 +261,7 @@ class CLVResult:
             "clv": dist,
             "top_customers": head.to_dict("records"),
             "notes": list(self.notes),
+            "warnings": [w.to_dict() for w in self.warnings],
         }
 
 
@@ -352,7 +379,19 @@ def clv_from_summary(
             )
     else:
         notes.append("no spend column: only the BG/NBD purchase model was fitted (no CLV in money)")
+    unit_days = _UNIT_DAYS[time_unit]
+    warnings = [
+        w
+        for w in (
+            short_history(
+                timedelta(days=float(np.max(age, initial=0.0)) * unit_days), CLV_MIN_HISTORY_DAYS, "CLV"
+            ),
+            degenerate_bgnbd(bg.params_, out["p_alive"].to_numpy()),
+        )
+        if w is not None
+    ]
     return CLVResult(
+        warnings=tuple(warnings),
         bgnbd={**bg.params_, "log_likelihood": bg.log_likelihood_, "customers": bg.n_customers_},
         gamma_gamma=gg_params,
         time_unit=time_unit,

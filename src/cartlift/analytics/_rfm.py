@@ -10,13 +10,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import date, datetime
-from typing import Any
+from typing import Any, Final
 
 import duckdb
 import pandas as pd
 
+from cartlift.analytics._clv import customer_orders
 from cartlift.analytics._steps import parse_bound
 from cartlift.errors import DataError
+from cartlift.guardrails import Guardrail, short_history
 from cartlift.store import EventStore
 
 __all__ = ["SEGMENTS", "RFMResult", "rfm", "rfm_from_orders", "segment_summary"]
@@ -79,10 +81,6 @@ SELECT customer, recency_days, frequency, monetary, first_order, last_order, r, 
 FROM s ORDER BY customer
 """
 
-STORE_ORDERS = (
-    "SELECT user_id AS customer, min(ts) AS ts, sum(coalesce(price, 0) * quantity) AS value "
-    "FROM events WHERE event_type = 'purchase' GROUP BY user_id, coalesce(order_id, session_id)"
-)
 """One row per order in the store: the purchase events of one order id (or, without one, one session)."""
 
 
@@ -93,6 +91,7 @@ class RFMResult:
     as_of: datetime
     customers: pd.DataFrame = field(repr=False)
     segments: pd.DataFrame = field(repr=False)
+    warnings: tuple[Guardrail, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         """The RFM part of ``cartlift segments --json``."""
@@ -101,6 +100,7 @@ class RFMResult:
             "as_of": self.as_of,
             "customers": len(self.customers),
             "segments": seg.astype(object).where(seg.notna(), None).to_dict("records"),
+            "warnings": [w.to_dict() for w in self.warnings],
         }
 
 
@@ -113,7 +113,20 @@ def _run(con: Any, orders: str, as_of: datetime | None) -> RFMResult:
     customers = con.execute(_RFM_SQL.format(orders=orders, segment=_segment_sql()), [as_of]).df()
     if customers.empty:
         raise DataError("No orders: RFM needs purchases (purchase events or a transactions file).")
-    return RFMResult(as_of=as_of, customers=customers, segments=segment_summary(customers))
+    span = pd.Timestamp(as_of) - pd.Timestamp(customers["first_order"].min())
+    warning = short_history(
+        span.to_pytimedelta(), RFM_MIN_HISTORY_DAYS, "RFM (recency scored as 'long gone')"
+    )
+    return RFMResult(
+        as_of=as_of,
+        customers=customers,
+        segments=segment_summary(customers),
+        warnings=(warning,) if warning else (),
+    )
+
+
+RFM_MIN_HISTORY_DAYS: Final = 90
+"""RFM's recency quintiles read as "recent" ... "long gone": on a short history they rank minutes."""
 
 
 def segment_summary(customers: pd.DataFrame) -> pd.DataFrame:
@@ -143,7 +156,9 @@ def segment_summary(customers: pd.DataFrame) -> pd.DataFrame:
     return seg[[*cols, "revenue_share", "meaning"]]
 
 
-def rfm(store: EventStore, *, as_of: date | datetime | str | None = None) -> RFMResult:
+def rfm(
+    store: EventStore, *, as_of: date | datetime | str | None = None, include_anonymous: bool = False
+) -> RFMResult:
     """RFM scores and segments of the store's buyers.
 
     Parameters
@@ -151,6 +166,8 @@ def rfm(store: EventStore, *, as_of: date | datetime | str | None = None) -> RFM
     store : EventStore
     as_of : date, datetime or ISO string, optional
         The day recency is measured to; default the last order in the store.
+    include_anonymous : bool
+        Count anonymous buyers (``anonymous:<invoice>``, one order each) as customers.
 
     Returns
     -------
@@ -160,7 +177,8 @@ def rfm(store: EventStore, *, as_of: date | datetime | str | None = None) -> RFM
         first/last order, scores r, f, m (1-5, 5 best), ``rfm`` (e.g. "545") and ``segment``;
         ``segments``: per segment, size, share, means, revenue and what it means.
     """
-    return _run(store.con, STORE_ORDERS, parse_bound(as_of, end=False, what="as-of date"))
+    orders = customer_orders("events", include_anonymous=include_anonymous)
+    return _run(store.con, orders, parse_bound(as_of, end=False, what="as-of date"))
 
 
 def rfm_from_orders(orders: pd.DataFrame, *, as_of: date | datetime | str | None = None) -> RFMResult:

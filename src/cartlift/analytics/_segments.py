@@ -58,15 +58,17 @@ def segments(
     k_min: int = 2,
     k_max: int = 8,
     random_state: RandomState = 0,
+    include_anonymous: bool = False,
 ) -> SegmentsResult:
     """RFM segments, k-means clusters (k by silhouette) and price sensitivity of the store's customers.
 
     Parts that the data cannot support are None, with a note saying why (a store of views only
-    has no RFM; a handful of customers cannot be clustered); misuse still raises.
+    has no RFM; a handful of customers cannot be clustered); misuse still raises. Anonymous
+    buyers (``anonymous:<invoice>``) are not RFM customers unless ``include_anonymous``.
     """
     notes = []
     try:
-        rfm_result: RFMResult | None = rfm(store, as_of=as_of)
+        rfm_result: RFMResult | None = rfm(store, as_of=as_of, include_anonymous=include_anonymous)
     except DataError as e:
         rfm_result = None
         notes.append(f"no RFM segments: {e}")

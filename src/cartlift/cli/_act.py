@@ -16,6 +16,7 @@ from cartlift.cli._common import (
     guarded,
     open_store,
     out,
+    print_warnings,
     progress_bar,
 )
 
@@ -269,12 +270,17 @@ def register(app: typer.Typer) -> None:
         learner: Annotated[
             str, typer.Option(help=f"Whose scores to report: {', '.join(LEARNERS)}.")
         ] = "s_learner",
+        drop: Annotated[
+            list[str] | None,
+            typer.Option("--drop", help="A column not to use as a feature (repeat for more)."),
+        ] = None,
         json: JsonOption = False,
     ) -> None:
         """Held-out Qini, AUUC and uplift@30% of S-, T- and X-learners for every treatment vs the control.
 
         Qini is normalised so random targeting scores 0 and the perfect ranking 1; AUUC so random
-        scores 0.5.
+        scores 0.5. Columns that differ between the arms (they followed the treatment) or decide
+        the outcome on their own are named in a warning and dropped.
         """
         from cartlift.act import uplift_from_table
 
@@ -286,7 +292,9 @@ def register(app: typer.Typer) -> None:
             test_size=test_size,
             seed=seed,
             learner=learner,
+            drop=drop or (),
         )
+        print_warnings(result["warnings"])
         if json:
             emit_json(result)
             return

@@ -20,6 +20,7 @@ from cartlift.cli._common import (
     guarded,
     open_store,
     out,
+    print_warnings,
 )
 
 if TYPE_CHECKING:
@@ -211,6 +212,12 @@ def register(app: typer.Typer) -> None:
         k_min: Annotated[int, typer.Option(help="Fewest clusters tried.")] = 2,
         k_max: Annotated[int, typer.Option(help="Most clusters tried.")] = 8,
         seed: Annotated[int, typer.Option(help="Random seed of k-means.")] = 0,
+        include_anonymous: Annotated[
+            bool,
+            typer.Option(
+                "--include-anonymous", help="Count anonymous buyers (anonymous:<invoice>) as customers."
+            ),
+        ] = False,
         db: DbOption = None,
         engine: Annotated[
             str,
@@ -234,7 +241,14 @@ def register(app: typer.Typer) -> None:
         except SparkUnavailableError as e:
             raise fail(str(e)) from None
         with open_store(db, read_only=True) as store:
-            result = compute(store, as_of=as_of, k_min=k_min, k_max=k_max, random_state=seed)
+            result = compute(
+                store,
+                as_of=as_of,
+                k_min=k_min,
+                k_max=k_max,
+                random_state=seed,
+                include_anonymous=include_anonymous,
+            )
             if name == "spark" and result.rfm is not None:
                 import tempfile
 
@@ -246,6 +260,8 @@ def register(app: typer.Typer) -> None:
                     store.export("events", target)
                     scores = spark_rfm(read_events(spark_session(spark_master), target), as_of=as_of)
                 result = replace(result, rfm=scores, notes=(*result.notes, "RFM scores computed on Spark"))
+        if result.rfm is not None:
+            print_warnings([w.to_dict() for w in result.rfm.warnings])
         if json:
             emit_json(result.to_dict())
             return
@@ -301,6 +317,12 @@ def register(app: typer.Typer) -> None:
         time_unit: Annotated[
             str, typer.Option(help="Unit of recency, T and the horizon: days or weeks.")
         ] = "weeks",
+        include_anonymous: Annotated[
+            bool,
+            typer.Option(
+                "--include-anonymous", help="Count anonymous buyers (anonymous:<invoice>) as customers."
+            ),
+        ] = False,
         horizon: Annotated[float | None, typer.Option(help="Prediction horizon [default: one year].")] = None,
         discount_rate: Annotated[float, typer.Option(help="Discount rate per time unit.")] = 0.0,
         margin: Annotated[float, typer.Option(help="Share of spend that is profit.")] = 1.0,
@@ -362,7 +384,12 @@ def register(app: typer.Typer) -> None:
             kind = "transactions"
         else:
             with open_store(db, read_only=True) as store:
-                data = summary_from_store(store, observation_end=observation_end, time_unit=time_unit)
+                data = summary_from_store(
+                    store,
+                    observation_end=observation_end,
+                    time_unit=time_unit,
+                    include_anonymous=include_anonymous,
+                )
             kind = "store"
         result = clv_from_summary(
             data,
@@ -379,6 +406,7 @@ def register(app: typer.Typer) -> None:
             save.parent.mkdir(parents=True, exist_ok=True)
             frame = result.customers.reset_index()
             frame.to_parquet(save) if save.suffix == ".parquet" else frame.to_csv(save, index=False)
+        print_warnings([w.to_dict() for w in result.warnings])
         if json:
             emit_json({"source": kind, **result.to_dict(top=top)})
             return

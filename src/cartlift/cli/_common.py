@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
@@ -61,6 +62,24 @@ def open_store(db: str | None, *, read_only: bool = False) -> AbstractContextMan
     return open_named(db, read_only=read_only)
 
 
+def one_line(error: str) -> str:
+    """An error as one line; DuckDB's lock conflict becomes what to do about it.
+
+    DuckDB lets one process at a time open a file (even read-only opens wait for the writer to
+    go), so a running `cartlift serve` keeps every other command out of its store.
+    """
+    held = re.search(r'lock on file "([^"]+)"', error)
+    if held is None or "Conflicting lock" not in error:
+        return " ".join(error.split())
+    pid = re.search(r"\(PID (\d+)\)", error)
+    holder = f"process {pid.group(1)}" if pid else "another process"
+    return (
+        f"The store {held.group(1)!r} is in use by {holder} (a running `cartlift serve`?) and a DuckDB "
+        "file has one user at a time: stop that process and run this again, use the service's API "
+        "meanwhile, or keep the store on PostgreSQL (--db postgresql://...) so both can use it."
+    )
+
+
 def emit_json(data: Any) -> None:
     """Print ``data`` as JSON on stdout."""
     sys.stdout.write(json.dumps(jsonable(data), indent=2) + "\n")
@@ -89,7 +108,8 @@ def progress_bar() -> Iterator[Callable[[str, float], None]]:
 
 def fail(message: str, code: int = 2) -> typer.Exit:
     """Print an error and return the Exit to raise (no stack trace for expected errors)."""
-    console.print(f"[bold red]error:[/] {escape(message)}")  # a message may hold [brackets]
+    # one line (no wrapping: logs and scripts read it whole); a message may hold [brackets]
+    console.print(f"[bold red]error:[/] {escape(message)}", soft_wrap=True)
     return typer.Exit(code)
 
 
@@ -102,6 +122,17 @@ def guarded(fn: Callable[..., Any]) -> Callable[..., Any]:
         try:
             return fn(*args, **kwargs)
         except CartliftError as e:
-            raise fail(str(e)) from None
+            raise fail(one_line(str(e))) from None
+        except KeyboardInterrupt:
+            # loads and writes are transactions: an interrupted one is rolled back
+            raise fail("interrupted; nothing of this command was written.", 130) from None
+        except OSError as e:
+            raise fail(f"{e.strerror or e}: {e.filename!r}" if e.filename else str(e)) from None
 
     return wrapper
+
+
+def print_warnings(warnings: list[dict[str, Any]]) -> None:
+    """Print each guardrail (`cartlift.guardrails`) as one line on stderr, also with ``--json``."""
+    for w in warnings:
+        console.print(f"[bold yellow]warning ({w['code']}):[/] {escape(w['message'])}", soft_wrap=True)

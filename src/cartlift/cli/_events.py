@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shlex
 from pathlib import Path
 from typing import Annotated
 
@@ -41,6 +42,9 @@ def register(app: typer.Typer) -> None:
         Every row is accepted, counted as a duplicate (its event id is already stored) or
         quarantined with a reason; a load that fails writes nothing, and loading twice is harmless.
         """
+        from cartlift.events import check_readable
+
+        check_readable(path)  # before the store is opened, so a wrong PATH creates no --db file
         with open_store(db) as store:
             if json:
                 result = store.ingest(path, format)
@@ -58,7 +62,8 @@ def register(app: typer.Typer) -> None:
         for reason, n in result.reasons.items():
             out.print(f"  {n:>10,}  {reason}")
         if result.quarantined:
-            console.print("See them with: cartlift quarantine")
+            where = f" --db {shlex.quote(str(db))}" if db is not None else ""
+            console.print(f"See them with: cartlift quarantine{where}", soft_wrap=True)
 
     @app.command()
     @guarded
@@ -172,7 +177,7 @@ def _export_audience(
     fmt: str,
     top: int,
     model_dir: Path,
-    db: Path | None,
+    db: str | None,
     json: bool,
 ) -> None:
     from cartlift.audiences import COLUMNS, build_audience

@@ -58,7 +58,7 @@ def register(app: typer.Typer) -> None:
         ],
         out_path: Annotated[
             Path | None,
-            typer.Option("--out", "-o", help="Model file [default: models/NAME.npz beside the store]."),
+            typer.Option("--out", "-o", help="Model file [default: models/STORE/NAME.npz beside the store]."),
         ] = None,
         half_life_days: Annotated[
             float | None, typer.Option(help="Time decay of interaction weights (days); none by default.")
@@ -70,6 +70,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Fit a model on all product events of the store and save it (npz, no pickle)."""
         from cartlift.recommend._workflows import parse_weights, train_on_store
+        from cartlift.store import store_identity
 
         with open_store(db, read_only=True) as store:
             if not json:
@@ -81,6 +82,7 @@ def register(app: typer.Typer) -> None:
                 half_life_days=half_life_days,
                 random_state=seed,
                 weights=parse_weights(weights),
+                store_id=store_identity(db),
             )
         if model in ("content", "hybrid"):
             from cartlift.recommend._embed import EMBEDDINGS_AVAILABLE, EMBEDDINGS_NOTE
@@ -184,7 +186,8 @@ def register(app: typer.Typer) -> None:
         user_id: Annotated[str, typer.Argument(help="The user to recommend for.")],
         model: Annotated[str, typer.Option("--model", "-m", help="Model name.")] = "hybrid",
         model_path: Annotated[
-            Path | None, typer.Option(help="Saved model file [default: models/NAME.npz beside the store].")
+            Path | None,
+            typer.Option(help="Saved model file [default: models/STORE/NAME.npz beside the store]."),
         ] = None,
         k: Annotated[int, typer.Option("--k", "-k", help="How many items.")] = 10,
         category: Annotated[str | None, typer.Option(help="Only items of this category.")] = None,
@@ -195,9 +198,12 @@ def register(app: typer.Typer) -> None:
         """A user's recent items and recommendations (trains the model first if it was not saved)."""
         from cartlift.recommend._interactions import catalog_frame
         from cartlift.recommend._workflows import build_filter, load_or_train, show_user
+        from cartlift.store import store_identity
 
         with open_store(db, read_only=True) as store:
-            fitted = load_or_train(store, model, model_path, notify=console.print)
+            fitted = load_or_train(
+                store, model, model_path, notify=console.print, store_id=store_identity(db)
+            )
             item_filter = build_filter(store, category=category, exclude_bought=exclude_bought)
             result = show_user(fitted, user_id, k=k, item_filter=item_filter, catalog=catalog_frame(store))
         if json:

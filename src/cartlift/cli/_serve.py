@@ -18,6 +18,7 @@ from cartlift.cli._common import (
     emit_json,
     fail,
     guarded,
+    open_store,
     out,
 )
 
@@ -87,6 +88,9 @@ def register(app: typer.Typer) -> None:
             raise fail(
                 "--workers > 1 needs a PostgreSQL store: a DuckDB file has exactly one writer process."
             )
+        if not store.is_postgres:
+            with open_store(store.url):  # a file another process holds: one line now, not a traceback later
+                pass
         # workers are new processes: they read the settings from the environment
         os.environ["CARTLIFT_DB"] = settings.db
         os.environ.pop("CARTLIFT_SERVE_DB", None)  # the alias must not override the store given here
@@ -121,16 +125,76 @@ def register(app: typer.Typer) -> None:
             float | None, typer.Option("--rate-limit", help="Requests per second for this key.")
         ] = None,
         label: Annotated[str | None, typer.Option(help="A note to recognise the key by.")] = None,
+        expires_in_days: Annotated[
+            float | None,
+            typer.Option("--expires-in-days", help="The key stops working after this many days."),
+        ] = None,
     ) -> None:
         """Create an API key; the key is printed alone on the last line (only its hash is stored)."""
-        from cartlift.serve._keys import check_scope, create_key_in_store
-        from cartlift.store import parse_store_url
+        from datetime import timedelta
 
+        from cartlift.serve._keys import check_scope, create_key_in_store
+        from cartlift.store import now_utc, parse_store_url
+
+        if expires_in_days is not None and not 0 < expires_in_days <= 36_500:
+            raise fail(f"--expires-in-days must be > 0 and <= 36500. Got {expires_in_days:g} instead.")
+        expires = now_utc() + timedelta(days=expires_in_days) if expires_in_days else None
         key, key_id = create_key_in_store(
-            parse_store_url(db), scope=check_scope(scope), rate_limit=rate_limit, label=label
+            parse_store_url(db),
+            scope=check_scope(scope),
+            rate_limit=rate_limit,
+            label=label,
+            expires_at=expires,
         )
-        console.print(f"created key {key_id}… with scope {scope}; copy it now, it is not shown again:")
+        until = f", expiring {expires:%Y-%m-%d %H:%M} UTC" if expires else ""
+        console.print(f"created key {key_id}… with scope {scope}{until}; copy it now, it is not shown again:")
         out.print(key, soft_wrap=True, highlight=False)
+
+    @keys.command("list")
+    @guarded
+    def keys_list(db: DbOption = None, json: JsonOption = False) -> None:
+        """List the keys (id, scope, label, created, expires, revoked); secrets are never stored."""
+        from rich.table import Table
+
+        from cartlift.store import open_storage
+
+        storage = open_storage(db)
+        rows = storage.run_now(storage.list_keys_now)
+        if json:
+            emit_json({"keys": rows})
+            return
+        table = Table("key id", "scope", "label", "created", "expires", "state", title=f"{len(rows)} keys")
+        for r in rows:
+            state = "revoked" if r["revoked_at"] else "active" if r["active"] else "expired"
+            table.add_row(
+                r["key_id"],
+                r["scope"],
+                r["label"] or "",
+                f"{r['created_at']:%Y-%m-%d %H:%M}",
+                f"{r['expires_at']:%Y-%m-%d %H:%M}" if r["expires_at"] else "never",
+                state,
+            )
+        out.print(table)
+
+    @keys.command("revoke")
+    @guarded
+    def keys_revoke(
+        key_id: Annotated[str, typer.Argument(help="The key's id (from `cartlift keys list`).")],
+        db: DbOption = None,
+        json: JsonOption = False,
+    ) -> None:
+        """Revoke a key: it stops working at once (a running service notices within 30 s)."""
+        from cartlift.store import open_storage, parse_store_url
+
+        storage = open_storage(db)
+        n = storage.run_now(lambda ctx: storage.revoke_key_now(ctx, key_id))
+        if not n:
+            where = f" --db {parse_store_url(db).url}" if db else ""
+            raise fail(f"no active key with id {key_id!r}; see `cartlift keys list{where}`.")
+        if json:
+            emit_json({"key_id": key_id, "revoked": n})
+            return
+        console.print(f"revoked key {key_id}")
 
     @app.command()
     @guarded
@@ -150,8 +214,9 @@ def register(app: typer.Typer) -> None:
         recommender: Annotated[
             str | None,
             typer.Option(
-                help="The recommender to fit (see `cartlift recommend models`) [default: itemknn; "
-                "als, fitted on Spark, with --engine spark]."
+                help="The recommender to fit (see `cartlift recommend models`) [default: the one of "
+                "itemknn, als, hybrid that evaluates best on the store (NDCG@10); als, fitted "
+                "on Spark, with --engine spark]."
             ),
         ] = None,
         engine: EngineOption = "duckdb",
@@ -173,7 +238,7 @@ def register(app: typer.Typer) -> None:
         from cartlift.serve import ModelRegistry, ServeSettings
         from cartlift.serve._train import train_from_db
         from cartlift.spark import SparkUnavailableError, check_engine
-        from cartlift.store import parse_store_url
+        from cartlift.store import parse_store_url, store_identity
 
         if not all_models:
             raise fail(
@@ -184,7 +249,7 @@ def register(app: typer.Typer) -> None:
         except SparkUnavailableError as e:
             raise fail(str(e)) from None
         settings = ServeSettings(db=parse_store_url(db).url, model_dir=model_dir)
-        registry = ModelRegistry(settings.registry_dir())
+        registry = ModelRegistry(settings.registry_dir(), store=store_identity(settings.db))
         if name == "spark":
             from cartlift.cli._common import open_store
             from cartlift.serve import spark_train_all
@@ -200,7 +265,7 @@ def register(app: typer.Typer) -> None:
         else:
             if events is not None:
                 raise fail("--events is read by --engine spark; the DuckDB engine trains on --db.")
-            result = train_from_db(settings.db, registry, recommender=recommender or "itemknn")
+            result = train_from_db(settings.db, registry, recommender=recommender or "best")
         if json:
             emit_json({"registry": str(registry.root), "engine": name, "models": result})
             return
@@ -209,3 +274,7 @@ def register(app: typer.Typer) -> None:
                 console.print(f"[yellow]{kind}: not trained[/]: {info['error']}")
             else:
                 out.print(f"{kind}: {info.get('name', kind)} {info['version']} in {registry.root / kind}")
+                board = info.get("chosen_by", {}).get("leaderboard")
+                if board:
+                    ranks = ", ".join(f"{r['model']} {r['NDCG@10']:.4f}" for r in board)
+                    console.print(f"  chosen as the best by NDCG@10 on a temporal split: {ranks}")

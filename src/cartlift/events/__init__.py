@@ -8,6 +8,7 @@ from cartlift.events._schema import (
     PRODUCT_COLUMNS,
     PRODUCT_EVENT_TYPES,
 )
+from cartlift.events._snapshot import check_readable, snapshot
 
 __all__ = [
     "CARTLIFT_COLUMNS",
@@ -20,7 +21,9 @@ __all__ = [
     "PRODUCT_EVENT_TYPES",
     "Format",
     "LoadResult",
+    "check_readable",
     "derive_event_ids",
     "detect_format",
     "get_format",
+    "snapshot",
 ]

@@ -19,7 +19,11 @@ _TEXT = ("title", "description", "category", "brand")
 
 
 def load_products(
-    con: duckdb.DuckDBPyConnection, *, path: Path | None = None, table: pa.Table | None = None
+    con: duckdb.DuckDBPyConnection,
+    *,
+    path: Path | None = None,
+    table: pa.Table | None = None,
+    source: str | None = None,
 ) -> LoadResult:
     """Upsert a catalog (file or Arrow table); rows without an id or with bad numbers are quarantined.
 
@@ -27,7 +31,7 @@ def load_products(
     Attributes a row leaves empty keep the value the store already has.
     """
     started = datetime.now(UTC).replace(tzinfo=None)
-    source = str(path) if path is not None else "python"
+    source = source or (str(path) if path is not None else "python")
     result = LoadResult(load_id=uuid.uuid4().hex, source=source, format=PRODUCTS.name)
     for name in _TEMP:
         con.execute(f"DROP TABLE IF EXISTS {name}")

@@ -32,7 +32,7 @@ MESSAGES: Final[dict[str, str]] = {
     ),
     ZERO_CONTROL_MEAN: (
         "The control's mean is 0, so a relative lift is undefined; analyse the absolute difference "
-        "(relative=False) or wait for conversions in the control."
+        "(`--absolute` on the command line, relative=False in Python) or wait for conversions in the control."
     ),
     ZERO_DENOMINATOR: (
         "The ratio's denominator sums to 0 in one arm, so the ratio is undefined; check the "

@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from cartlift.errors import DataError
+from cartlift.guardrails import constant_scores
 from cartlift.predict._batch import LABEL, cart_features, feature_table
 from cartlift.predict._context import FeatureContext
 from cartlift.predict._evaluate import SAVED_KINDS, evaluate_model, load_model, split_rows
@@ -365,6 +366,11 @@ def train_features(
             "Every cart in the store has the same outcome; a model needs both bought and abandoned carts."
         )
     fitted, _ = fit_named(_saveable(model), frame[list(FEATURE_NAMES)], y, seed=seed, n_jobs=n_jobs)
+    # a model that gives every cart the same probability ranks nothing: it is no model to serve
+    scores = fitted.predict_proba(frame[list(FEATURE_NAMES)])
+    constant = constant_scores(scores[:, 1] if scores.ndim == 2 else scores, "abandonment model")
+    if constant is not None:
+        raise DataError(f"{constant.message} ({len(frame):,} carts)")
     meta = {
         "features": "cart",
         "source": source,

@@ -66,6 +66,8 @@ class Recommender(ABC):
     _registry: ClassVar[dict[str, type[Recommender]]] = {}
     needs_catalog: ClassVar[bool] = False
     """True for models that need product attributes (content-based)."""
+    trained_on_: str | None = None
+    """The store the model learned from (`cartlift.store.store_identity`), saved with it."""
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)

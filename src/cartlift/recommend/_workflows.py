@@ -25,12 +25,16 @@ from cartlift.recommend._metrics import hits, ndcg_at_k
 from cartlift.recommend._registry import make_model
 from cartlift.recommend._rules import association_rules, basket_matrix, frequent_itemsets
 from cartlift.recommend._split import EvalTask, leave_last_out, next_item, temporal_split
+from cartlift.store import store_identity
 
 if TYPE_CHECKING:
     from cartlift.store import EventStore
 
 __all__ = [
     "PROTOCOLS",
+    "SERVED_CANDIDATES",
+    "best_recommender",
+    "check_store",
     "default_model_path",
     "demo_leaderboard",
     "evaluate_files",
@@ -76,8 +80,41 @@ def parse_weights(text: str | None) -> dict[str, float] | None:
 
 
 def default_model_path(db: str | Path, name: str) -> Path:
-    """Where ``train`` saves a model by default: ``<store folder>/models/<name>.npz``."""
-    return Path(db).resolve().parent / "models" / f"{name}.npz"
+    """Where ``train`` saves a model by default: ``<store folder>/models/<store name>/<name>.npz``.
+
+    One folder per store: two stores side by side never overwrite each other's models.
+    """
+    path = Path(db).resolve()
+    return path.parent / "models" / path.stem / f"{name}.npz"
+
+
+SERVED_CANDIDATES: Final = ("itemknn", "als", "hybrid")
+"""The recommenders `best_recommender` compares (all answer users, carts and similar items)."""
+
+
+def best_recommender(
+    store: EventStore, candidates: Sequence[str] = SERVED_CANDIDATES, *, metric: str = "NDCG@10"
+) -> tuple[str, list[dict[str, Any]]]:
+    """The candidate with the best ``metric`` on a temporal split of the store, and the leaderboard.
+
+    The same evaluation as `cartlift recommend evaluate` (the latest 20 % of time held out), so the
+    model served is the one the leaderboard puts first.
+    """
+    board = evaluate_store(store, candidates, metrics=[metric], n_bootstrap=0)
+    rows = [{"model": r["model"], metric: r[metric]} for r in board.rows]
+    return str(board.rows[0]["model"]), rows
+
+
+def check_store(model: Recommender, store_id: str, where: str | Path) -> Recommender:
+    """``model`` if it was trained on the store ``store_id`` (or does not say), else a clear error."""
+    trained_on = getattr(model, "trained_on_", None)
+    if trained_on is not None and trained_on != store_id:
+        raise DataError(
+            f"The model {str(where)!r} was trained on the store {trained_on!r}, not on {store_id!r}: "
+            "its users and products are another store's. Train one on this store with "
+            "`cartlift recommend train --model NAME --db ...`, or give its own --model-path."
+        )
+    return model
 
 
 def train_on_store(
@@ -88,8 +125,12 @@ def train_on_store(
     half_life_days: float | None = None,
     weights: Mapping[str, float] | None = None,
     random_state: int | None = 0,
+    store_id: str | None = None,
 ) -> dict[str, Any]:
     """Fit the model ``name`` on all product events of the store and save it.
+
+    The saved model records which store it learned from (``store_id``, default the store's file:
+    `cartlift.store.store_identity`), so that it is never served for another store.
 
     Returns
     -------
@@ -104,6 +145,7 @@ def train_on_store(
     model = make_model(name, random_state=random_state)
     start = time.perf_counter()
     model.fit(data)
+    model.trained_on_ = store_id or store_identity(store.path)
     seconds = time.perf_counter() - start
     path = model.save(out if out is not None else default_model_path(store.path, name))
     return {
@@ -221,11 +263,15 @@ def load_or_train(
     path: str | Path | None = None,
     *,
     notify: Callable[[str], None] | None = None,
+    store_id: str | None = None,
 ) -> Recommender:
-    """The saved model at ``path`` (default: where ``train`` saves ``name``), else ``name`` fitted now."""
+    """The saved model at ``path`` (default: where ``train`` saves ``name``), else ``name`` fitted now.
+
+    A saved model trained on another store is refused (`check_store`).
+    """
     target = Path(path) if path is not None else default_model_path(store.path, name)
     if target.exists():
-        return Recommender.load(target)
+        return check_store(Recommender.load(target), store_id or store_identity(store.path), target)
     if notify:
         notify(f"no saved model at {target}: training {name} now (save one with `cartlift recommend train`)")
     return make_model(name, random_state=0).fit(Interactions.from_store(store))

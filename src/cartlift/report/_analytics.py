@@ -233,6 +233,7 @@ def rfm_section(result: RFMResult) -> Section:
         notes=[
             "Scores 1-5 by quintile of recency, frequency (orders) and monetary value; segments from the R x F grid."
         ],
+        warnings=[w.message for w in result.warnings],
     )
 
 
@@ -280,6 +281,7 @@ def clv_section(result: CLVResult) -> Section:
             f"{d['repeat_customers']:,} with repeat purchases.",
             *result.notes,
         ],
+        warnings=[w.message for w in result.warnings],
     )
 
 

@@ -51,6 +51,7 @@ td.num { text-align: right; font-variant-numeric: tabular-nums; }
 th { background: #f5f7fa; }
 p.caption, p.more { color: var(--muted); font-size: 13px; margin: 0 0 16px; }
 .notes p { margin: 4px 0; color: var(--fg); }
+.warnings p { margin: 4px 0 8px; padding: 6px 10px; background: #fff4e0; border-left: 4px solid #d98a00; }
 footer { padding: 16px 32px; color: var(--muted); font-size: 13px; }
 </style>
 <script type="text/javascript">{{ plotly_js }}</script>
@@ -65,6 +66,7 @@ footer { padding: 16px 32px; color: var(--muted); font-size: 13px; }
 {% for s in sections %}
 <section id="{{ s.anchor }}">
 <h2>{{ s.title }}</h2>
+{% if s.warnings %}<div class="warnings">{% for w in s.warnings %}<p><strong>Warning:</strong> {{ w }}</p>{% endfor %}</div>{% endif %}
 {% if s.notes %}<div class="notes">{% for n in s.notes %}<p>{{ n }}</p>{% endfor %}</div>{% endif %}
 <div class="row{% if not (s.figures and s.tables) %} single{% endif %}">
 {% if s.figures %}<div class="figures">{% for f in s.figures %}<div class="figure">{{ f | safe }}</div>{% endfor %}</div>{% endif %}
@@ -168,6 +170,7 @@ def render_report(sections: Sequence[Section], *, title: str = "cartlift report"
                 "title": s.title,
                 "anchor": anchor,
                 "notes": s.notes,
+                "warnings": s.warnings,
                 "figures": [_figure_html(f, f"{anchor}-fig-{i}") for i, f in enumerate(s.figures)],
                 "tables": [table_html(t) for t in s.tables],
             }

@@ -77,6 +77,9 @@ class Section:
     notes : iterable of str
         Plain-text paragraphs: definitions, caveats, what to do next. Text is escaped, never
         interpreted as HTML.
+    warnings : iterable of str
+        What the data cannot support (`cartlift.guardrails` messages), shown above everything
+        else in the section so that no number is read without them.
     anchor : str, optional
         The id used in links to this section; default derived from the title.
 
@@ -93,6 +96,7 @@ class Section:
     tables: tuple[Table, ...] = ()
     notes: tuple[str, ...] = ()
     anchor: str = ""
+    warnings: tuple[str, ...] = ()
 
     def __init__(
         self,
@@ -101,6 +105,7 @@ class Section:
         tables: Iterable[Table | pd.DataFrame] = (),
         notes: Iterable[str] | str = (),
         anchor: str | None = None,
+        warnings: Iterable[str] = (),
     ) -> None:
         if not isinstance(title, str) or not title.strip():
             raise InvalidParameterError(f"A Section needs a non-empty title. Got {title!r} instead.")
@@ -116,3 +121,4 @@ class Section:
         object.__setattr__(self, "tables", wrapped)
         object.__setattr__(self, "notes", (notes,) if isinstance(notes, str) else tuple(notes))
         object.__setattr__(self, "anchor", slugify(anchor or title))
+        object.__setattr__(self, "warnings", tuple(warnings))

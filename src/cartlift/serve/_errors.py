@@ -7,6 +7,7 @@ full exception goes to the server log only.
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Mapping, Sequence
 from http import HTTPStatus
 from typing import Any
@@ -18,7 +19,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from cartlift.errors import CartliftError, DataError, InvalidParameterError, NotFittedError
 
-__all__ = ["ApiError", "error_body", "install_error_handlers"]
+__all__ = ["ApiError", "error_body", "install_error_handlers", "without_paths"]
 
 log = logging.getLogger("cartlift.serve")
 
@@ -87,9 +88,21 @@ def error_body(
     return {"error": error}
 
 
+_PATH = re.compile(r""" ?(['"])(?:(?:[A-Za-z]:)?[/\\][^'"]*|[^'"]*\.duckdb)\1""")
+
+
+def without_paths(message: str) -> str:
+    """``message`` without quoted file paths (the store's location is nobody's business but the operator's).
+
+    >>> without_paths("The store '/srv/shop.duckdb' has no experiments yet.")
+    'The store has no experiments yet.'
+    """
+    return _PATH.sub("", message)
+
+
 def _response(status: int, message: str, code: str | None = None, **kw: Any) -> JSONResponse:
     details = kw.pop("details", None)
-    return JSONResponse(error_body(status, message, code, details), status_code=status, **kw)
+    return JSONResponse(error_body(status, without_paths(message), code, details), status_code=status, **kw)
 
 
 def _field_errors(exc: RequestValidationError) -> list[dict[str, Any]]:

@@ -17,7 +17,16 @@ from typing import Final
 from cartlift.errors import InvalidParameterError
 from cartlift.store import StoreURL, open_storage
 
-__all__ = ["SCOPES", "ApiKey", "allows", "create_key_in_store", "hash_key", "new_key", "pseudonymise"]
+__all__ = [
+    "SCOPES",
+    "ApiKey",
+    "allows",
+    "audit_subject",
+    "create_key_in_store",
+    "hash_key",
+    "new_key",
+    "pseudonymise",
+]
 
 SCOPES: Final = ("ingest", "read", "admin")
 """``ingest`` posts events; ``read`` asks for recommendations, risk, decisions, assignments;
@@ -35,6 +44,11 @@ class ApiKey:
     rate_limit: float | None
     created_at: datetime
     label: str | None = None
+    expires_at: datetime | None = None
+
+    def expired(self, now: datetime) -> bool:
+        """True when the key has an expiry and ``now`` (naive UTC) is past it."""
+        return self.expires_at is not None and now >= self.expires_at
 
 
 def new_key() -> tuple[str, str, str]:
@@ -73,7 +87,12 @@ def pseudonymise(user_id: str, secret: str | None) -> str:
 
 
 def create_key_in_store(
-    db: str | StoreURL, *, scope: str, rate_limit: float | None = None, label: str | None = None
+    db: str | StoreURL,
+    *,
+    scope: str,
+    rate_limit: float | None = None,
+    label: str | None = None,
+    expires_at: datetime | None = None,
 ) -> tuple[str, str]:
     """Create an API key directly in the store (no service running): ``(key, key_id)``.
 
@@ -84,7 +103,22 @@ def create_key_in_store(
     storage = open_storage(db)
     storage.run_now(
         lambda ctx: storage.insert_key(
-            ctx, key_hash=key_hash, key_id=key_id, scope=scope, rate_limit=rate_limit, label=label
+            ctx,
+            key_hash=key_hash,
+            key_id=key_id,
+            scope=scope,
+            rate_limit=rate_limit,
+            label=label,
+            expires_at=expires_at,
         )
     )
     return key, key_id
+
+
+def audit_subject(user_id: str, secret: str) -> str:
+    """How the audit log names an erased user: a keyed hash (HMAC-SHA256) under ``secret``.
+
+    A plain hash of a guessable id (an e-mail, a customer number) is reversed by hashing the
+    guesses; with a secret only its holder can check whether a given id was erased.
+    """
+    return "hmac-sha256:" + hmac.new(secret.encode(), user_id.encode(), hashlib.sha256).hexdigest()

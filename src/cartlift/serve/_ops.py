@@ -26,6 +26,7 @@ from cartlift.experiments import (
     load_experiment,
     log_exposures,
 )
+from cartlift.guardrails import Guardrail, too_few
 from cartlift.serve._errors import ApiError
 from cartlift.serve._service import Service
 from cartlift.store import EventStore, PostgresStorage, fill_experiments, fill_outcomes, write_back
@@ -149,6 +150,24 @@ async def _experiments_overview(service: Service) -> list[dict[str, Any]]:
     return out
 
 
+MIN_TRAINING_CARTS = 500
+"""Fewer carts than this make an abandonment model's probabilities too noisy to act on."""
+
+
+def model_guardrails(versions: dict[str, dict[str, Any]], errors: dict[str, str]) -> list[Guardrail]:
+    """The dashboard's warnings: models that are not served (and why), models trained on too little."""
+    out = [
+        Guardrail("model_not_served", f"The {kind} model is not served: {why}")
+        for kind, why in errors.items()
+    ]
+    rows = versions.get("abandonment", {}).get("quality", {}).get("rows")
+    if isinstance(rows, int) and (
+        few := too_few(rows, MIN_TRAINING_CARTS, "carts trained the abandonment model")
+    ):
+        out.append(few)
+    return out
+
+
 async def dashboard(service: Service) -> dict[str, Any]:
     """Everything the dashboard draws, in one document (the page polls it)."""
     overview = await service.storage.overview()
@@ -160,6 +179,9 @@ async def dashboard(service: Service) -> dict[str, Any]:
             "experiments": await _experiments_overview(service),
             "models": service.models.versions,
             "model_errors": service.models.errors,
+            "warnings": [
+                w.to_dict() for w in model_guardrails(service.models.versions, service.models.errors)
+            ],
             "generated_at": datetime.now().astimezone().isoformat(timespec="seconds"),
         }
     )

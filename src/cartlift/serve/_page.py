@@ -31,6 +31,7 @@ th, td { border-bottom: 1px solid var(--line); padding: 4px 6px; text-align: lef
 #login button { font: inherit; padding: 6px 14px; }
 .error { color: #b91c1c; }
 .hidden { display: none; }
+.warnings p { margin: 4px 0; padding: 6px 10px; background: #fff4e0; border-left: 4px solid #d98a00; }
 </style>
 <script src="static/plotly.min.js"></script>
 </head>
@@ -50,6 +51,7 @@ th, td { border-bottom: 1px solid var(--line); padding: 4px 6px; text-align: lef
   <button type="submit">Open</button>
 </form>
 <main id="board" class="hidden">
+  <section id="warnings" class="warnings hidden"></section>
   <section><h2>Funnel (sessions reaching each step)</h2><div id="funnel" class="chart"></div></section>
   <section><h2>Abandonment</h2><div id="abandonment" class="chart"></div></section>
   <section><h2>Carts at risk now</h2><div id="risk" class="chart"></div></section>
@@ -103,6 +105,11 @@ function draw(d) {
   ], layout({barmode: "group"}), config);
   Plotly.react("experiments", d.experiments.map(e => ({type: "bar", name: e.experiment,
     x: e.variants.map(v => v.name), y: e.variants.map(v => v.mean)})), layout({barmode: "group"}), config);
+  const warnings = document.getElementById("warnings");
+  warnings.replaceChildren(...(d.warnings || []).map(w => {
+    const p = document.createElement("p"); p.textContent = "Warning: " + w.message; return p;
+  }));
+  warnings.classList.toggle("hidden", !(d.warnings || []).length);
   const body = document.querySelector("#models tbody");
   body.innerHTML = "";
   for (const [kind, m] of Object.entries(d.models)) {

@@ -30,7 +30,7 @@ from typing import Any, Final
 from cartlift.errors import CartliftError, DataError
 from cartlift.predict import load_model, train_store
 from cartlift.recommend import Recommender
-from cartlift.recommend._workflows import train_on_store
+from cartlift.recommend._workflows import best_recommender, train_on_store
 from cartlift.store import EventStore
 
 __all__ = ["KINDS", "LoadedModels", "ModelRegistry", "abandonment_meta", "publish_all", "train_all"]
@@ -48,11 +48,25 @@ class ModelRegistry:
         The registry folder (created when a version is published).
     keep : int
         Versions kept per kind; older ones are deleted after a publish.
+    store : str, optional
+        The store the registry belongs to (`cartlift.store.store_identity`): every version
+        published records it, and a version that records another store is not loaded.
     """
 
-    def __init__(self, root: str | Path, *, keep: int = 5) -> None:
+    def __init__(self, root: str | Path, *, keep: int = 5, store: str | None = None) -> None:
         self.root = Path(root)
         self.keep = keep
+        self.store = store
+
+    def foreign(self, meta: dict[str, Any]) -> str | None:
+        """Why a version with ``meta`` must not be served here (another store's), or None."""
+        trained_on = meta.get("store")
+        if self.store is None or trained_on is None or trained_on == self.store:
+            return None
+        return (
+            f"trained on the store {trained_on!r}, not on this one ({self.store!r}); "
+            "train this store's models with `cartlift train --all --db ...` or point --model-dir at its own registry"
+        )
 
     def versions(self, kind: str) -> list[str]:
         """The versions of ``kind``, oldest first."""
@@ -89,6 +103,8 @@ class ModelRegistry:
         try:
             meta = build(tmp)
             meta = {"kind": kind, "trained_at": datetime.now(UTC).isoformat(timespec="seconds"), **meta}
+            if self.store is not None:
+                meta["store"] = self.store
             (tmp / "meta.json").write_text(json.dumps(meta, indent=1, default=str))
             while True:
                 names = self.versions(kind)
@@ -130,6 +146,10 @@ class LoadedModels:
             if latest is None:
                 continue
             version, folder = latest
+            meta = registry.meta(kind, version)
+            if (why := registry.foreign(meta)) is not None:
+                errors[kind] = f"{version}: {why}"
+                continue
             try:
                 if kind == "abandonment":
                     loaded[kind] = load_model(folder)[0]
@@ -138,7 +158,6 @@ class LoadedModels:
             except (CartliftError, OSError, ValueError, KeyError) as e:
                 errors[kind] = f"{version}: {e}"
                 continue
-            meta = registry.meta(kind, version)
             versions[kind] = {
                 "version": version,
                 "name": meta.get("name", kind),
@@ -155,12 +174,14 @@ class LoadedModels:
 
 
 def train_all(
-    store: EventStore, registry: ModelRegistry, *, recommender: str = "itemknn"
+    store: EventStore, registry: ModelRegistry, *, recommender: str = "best"
 ) -> dict[str, dict[str, Any]]:
     """Fit every model the service serves on the store and publish a new version of each.
 
-    A model that cannot be trained on this store (too little data, a single outcome) is
-    reported with its reason; the others are still published.
+    ``recommender="best"`` serves the recommender that evaluates best on the store (NDCG@10 on a
+    temporal split, `cartlift.recommend.best_recommender`); its leaderboard goes into the
+    version's metadata. A model that cannot be trained on this store (too little data, a single
+    outcome) is reported with its reason; the others are still published.
 
     Returns
     -------
@@ -168,10 +189,18 @@ def train_all(
         Kind -> ``{"version", "name", ...}`` or ``{"error": reason}``.
     """
 
-    def recommender_builder(name: str) -> Callable[[Path], dict[str, Any]]:
+    chosen: dict[str, Any] = {}
+    if recommender == "best":
+        try:
+            recommender, board = best_recommender(store)
+            chosen = {"chosen_by": {"metric": "NDCG@10", "leaderboard": board}}
+        except (CartliftError, ValueError) as e:  # too little data to compare: the simplest one
+            recommender, chosen = "itemknn", {"chosen_by": {"error": str(e)}}
+
+    def recommender_builder(name: str, extra: dict[str, Any]) -> Callable[[Path], dict[str, Any]]:
         def build(folder: Path) -> dict[str, Any]:
-            info = train_on_store(store, name, out=folder / "model.npz")
-            return {"name": name, **{k: v for k, v in info.items() if k != "path"}}
+            info = train_on_store(store, name, out=folder / "model.npz", store_id=registry.store)
+            return {"name": name, **{k: v for k, v in info.items() if k != "path"}, **extra}
 
         return build
 
@@ -181,8 +210,8 @@ def train_all(
     return publish_all(
         registry,
         [
-            ("recommender", recommender_builder(recommender)),
-            ("popularity", recommender_builder("popularity")),
+            ("recommender", recommender_builder(recommender, chosen)),
+            ("popularity", recommender_builder("popularity", {})),
             ("abandonment", abandonment),
         ],
     )

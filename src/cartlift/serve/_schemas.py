@@ -7,6 +7,7 @@ is checked by the events package with the importers' rules, which answer per eve
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt, StrictStr
@@ -23,7 +24,10 @@ __all__ = [
     "HealthPublic",
     "ItemScorePublic",
     "KeyCreate",
+    "KeyInfo",
+    "KeyList",
     "KeyPublic",
+    "KeyRevoked",
     "ReadyPublic",
     "RecommendationsPublic",
     "ReloadPublic",
@@ -171,6 +175,9 @@ class KeyCreate(BaseModel):
         default=None, gt=0, description="Requests per second (default: the service's)."
     )
     label: str | None = Field(default=None, max_length=200)
+    expires_in_days: float | None = Field(
+        default=None, gt=0, le=36_500, description="The key stops working this many days from now."
+    )
 
 
 class KeyPublic(BaseModel):
@@ -180,6 +187,33 @@ class KeyPublic(BaseModel):
     key_id: str
     scope: str
     rate_limit: float | None
+    expires_at: datetime | None = None
+
+
+class KeyInfo(BaseModel):
+    """A stored key as listed (never its secret or hash)."""
+
+    key_id: str
+    scope: str
+    label: str | None
+    rate_limit: float | None
+    created_at: datetime
+    expires_at: datetime | None
+    revoked_at: datetime | None
+    active: bool
+
+
+class KeyList(BaseModel):
+    """Every key of the store, newest first."""
+
+    keys: list[KeyInfo]
+
+
+class KeyRevoked(BaseModel):
+    """How many keys a revocation stopped."""
+
+    key_id: str
+    revoked: int
 
 
 class HealthPublic(BaseModel):

@@ -16,11 +16,13 @@ import math
 import tempfile
 import time
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from cartlift.errors import CartliftError, DataError
 from cartlift.predict import LiveScorer, SessionState
+from cartlift.serve._erasure import ErasedUsers, audit_secret
 from cartlift.serve._errors import ApiError
 from cartlift.serve._keys import ApiKey, allows, hash_key, new_key, pseudonymise
 from cartlift.serve._limits import MemoryRateLimiter, RateLimiter, RedisRateLimiter
@@ -33,9 +35,11 @@ from cartlift.store import (
     EventStore,
     IngestOutcome,
     Storage,
+    now_utc,
     open_storage,
     snapshot_duckdb,
     snapshot_postgres,
+    store_identity,
 )
 
 __all__ = ["Service"]
@@ -43,6 +47,8 @@ __all__ = ["Service"]
 log = logging.getLogger("cartlift.serve")
 
 _KEY_CACHE_SECONDS = 30.0
+_REPLAY_SESSIONS = 2_000
+"""Sessions rebuilt from the store when the service starts (the dashboard's carts at risk)."""
 _CACHED_K = 50
 """Lists are computed for this many items once per user and model version, and sliced to ``k``."""
 _CACHE_SIZE = 100_000
@@ -94,7 +100,7 @@ class Service:
         self.settings = settings
         self.metrics = Metrics()
         self.storage: Storage = open_storage(settings.db, max_batch_events=settings.writer_batch_events)
-        self.registry = ModelRegistry(settings.registry_dir())
+        self.registry = ModelRegistry(settings.registry_dir(), store=store_identity(settings.db))
         self.models = LoadedModels()
         self._scoring = _Scoring(None, None)
         self.live: LiveSessions | None = None
@@ -103,6 +109,7 @@ class Service:
         self._key_lookups: dict[str, asyncio.Future[ApiKey | None]] = {}
         self._popular: list[str] = []
         self._secret = settings.pseudonymise_key.get_secret_value() if settings.pseudonymise_key else None
+        self.erased = ErasedUsers(audit_secret(settings))
         self._training = asyncio.Lock()
         # live updates run in order on one thread, after the events are durable; a risk request
         # waits for the updates queued before it, so a client reads its own writes
@@ -116,6 +123,8 @@ class Service:
         """Open the store, the live state and the models; raises when the store cannot be opened."""
         s = self.settings
         await asyncio.to_thread(self.storage.start)
+        for subject, at in await self.storage.erased_subjects():
+            self.erased.add(subject, at)
         context = await feature_context(self.storage)
         self.live = open_sessions(
             context,
@@ -126,6 +135,12 @@ class Service:
         )
         if s.redis:
             self.limiter = RedisRateLimiter(s.redis, s.redis_prefix)
+        # the carts open before a restart: the most recent sessions now, any other on its first request
+        recent = await self.storage.recent_session_events(
+            sessions=min(s.live_sessions, _REPLAY_SESSIONS), within_seconds=s.session_ttl_seconds
+        )
+        if recent:
+            await asyncio.to_thread(self.live.record, recent)
         await self.reload_models()
         self.started = True
 
@@ -159,6 +174,12 @@ class Service:
                 self._lookup_key(digest)
         if key is None:
             raise ApiError(401, "The API key is unknown or revoked.", headers={"WWW-Authenticate": "Bearer"})
+        if key.expired(now_utc()):
+            raise ApiError(
+                401,
+                f"The API key {key.key_id}… expired at {key.expires_at:%Y-%m-%d %H:%M} UTC; ask an admin for a new one.",
+                headers={"WWW-Authenticate": "Bearer"},
+            )
         if not allows(key.scope, scope):
             raise ApiError(
                 403, f"This key has scope {key.scope!r}; this route needs scope {scope!r} (or admin)."
@@ -193,14 +214,27 @@ class Service:
         return key
 
     async def create_key(
-        self, *, scope: str, rate_limit: float | None, label: str | None
+        self, *, scope: str, rate_limit: float | None, label: str | None, expires_at: datetime | None = None
     ) -> tuple[str, ApiKey]:
         """A new API key (the secret is shown once)."""
         key, key_id, key_hash = new_key()
         created = await self.storage.create_key(
-            key_hash=key_hash, key_id=key_id, scope=scope, rate_limit=rate_limit, label=label
+            key_hash=key_hash,
+            key_id=key_id,
+            scope=scope,
+            rate_limit=rate_limit,
+            label=label,
+            expires_at=expires_at,
         )
-        return key, ApiKey(key_id, scope, rate_limit, created, label)
+        return key, ApiKey(key_id, scope, rate_limit, created, label, expires_at)
+
+    async def revoke_key(self, *, key_id: str) -> int:
+        """Revoke the keys with public id ``key_id``; they stop working at once in this process."""
+        n = await self.storage.revoke_key(key_id=key_id)
+        if not n:
+            raise ApiError(404, f"No active key with id {key_id!r}; see GET /v1/admin/keys.")
+        self._keys.clear()
+        return n
 
     def user(self, user_id: str) -> str:
         """The stored form of a user id (pseudonymised when configured)."""
@@ -261,6 +295,9 @@ class Service:
     async def _user_list(self, models: LoadedModels, uid: str, k: int) -> list[tuple[str, float | None, str]]:
         """(item, score, source) for a user: the recommender, topped up by popularity for cold users."""
         items: list[tuple[str, float | None, str]] = []
+        if any(self.erased.masked(uid, v.get("trained_at")) for v in models.versions.values()):
+            # erased after these models were trained: nothing personal until the next training
+            return [(i["item_id"], i["score"], "store-popularity") for i in await self._fallback(k, set())]
         if models.recommender is not None:
             items = [
                 (i["item_id"], i["score"], "recommender")
@@ -360,6 +397,10 @@ class Service:
         assert live is not None
         await self.live_caught_up()
         risk = await asyncio.to_thread(live.evaluate, session_id, self._risk_of)
+        if risk is None and (stored := await self.storage.session_events(session_id=session_id)):
+            # a session this process has not seen (a restart, another worker): rebuilt from the store
+            await asyncio.to_thread(live.record, stored)
+            risk = await asyncio.to_thread(live.evaluate, session_id, self._risk_of)
         if risk is None:
             raise ApiError(404, f"No live session {session_id!r}: post its events to /v1/events first.")
         if risk["p_abandon"] is None and risk["cart_open"] and self._scoring.scorer is None:
@@ -421,7 +462,10 @@ class Service:
     async def erase_user(self, *, user_id: str, actor: str | None) -> dict[str, Any]:
         """Delete a user's events, decisions, exposures and live sessions, with an audit record."""
         uid = self.user(user_id)
-        counts = await self.storage.erase_user(user_id=uid, actor=actor)
+        subject = self.erased.subject(uid)
+        counts = await self.storage.erase_user(user_id=uid, actor=actor, subject=subject)
+        if counts is not None:
+            self.erased.add(subject, now_utc())
         await self.live_caught_up()
         live_sessions = await asyncio.to_thread(self.live.forget_user, uid) if self.live is not None else 0
         # any list may hold the store's popular items, which the erasure changes: a new cache (not

@@ -40,6 +40,11 @@ class ServeSettings(BaseSettings):
         default=None,
         description="Secret of the keyed hash (HMAC-SHA256) that replaces user ids before storage.",
     )
+    audit_key: SecretStr | None = Field(
+        default=None,
+        description="Secret of the keyed hash that names erased users in the audit log "
+        "[default: the pseudonymisation secret, else a random one kept in audit.key in the model registry].",
+    )
     cors_origins: Annotated[list[str], NoDecode] = Field(
         default_factory=list, description="Origins allowed by CORS (comma separated); none by default."
     )
@@ -53,7 +58,8 @@ class ServeSettings(BaseSettings):
         default=7_200, ge=60, description="Idle time after which a session is dropped."
     )
     recommender: str = Field(
-        default="itemknn", description="The model `train --all` fits for recommendations."
+        default="best",
+        description="The model `train --all` fits for recommendations; best: the one that evaluates best on the store.",
     )
 
     @field_validator("cors_origins", mode="before")
@@ -69,10 +75,18 @@ class ServeSettings(BaseSettings):
         return parse_store_url(self.db)
 
     def registry_dir(self) -> Path:
-        """The model registry folder."""
+        """The model registry folder: ``models/<store name>/`` beside a DuckDB store (one per store).
+
+        A registry made before registries were per store (``models/`` itself holding the kinds)
+        is still used until the store's own folder exists; its versions are checked against
+        the store all the same (`ModelRegistry.foreign`).
+        """
         if self.model_dir is not None:
             return self.model_dir
         store = self.store
         if store.path is None:
             return Path("models")
-        return store.path.resolve().parent / "models"
+        path = store.path.resolve()
+        own, shared = path.parent / "models" / path.stem, path.parent / "models"
+        legacy = not own.exists() and any((shared / kind).is_dir() for kind in ("recommender", "abandonment"))
+        return shared if legacy else own

@@ -28,7 +28,7 @@ __all__ = ["spark_train_all", "train_from_db"]
 
 
 def train_from_db(
-    db: str | StoreURL, registry: ModelRegistry, *, recommender: str = "itemknn"
+    db: str | StoreURL, registry: ModelRegistry, *, recommender: str = "best"
 ) -> dict[str, dict[str, Any]]:
     """Train every served model on the store ``db`` (DuckDB file or PostgreSQL URL) and publish them.
 

@@ -33,7 +33,7 @@ from cartlift.store._tables import (
     Table,
     table_ddl,
 )
-from cartlift.store._url import StoreURL, parse_store_url
+from cartlift.store._url import StoreURL, parse_store_url, store_identity
 from cartlift.store._workcopy import postgres_store
 from cartlift.store._writer import Records, Writer
 
@@ -71,6 +71,7 @@ __all__ = [
     "postgres_store",
     "snapshot_duckdb",
     "snapshot_postgres",
+    "store_identity",
     "table_ddl",
     "write_back",
 ]

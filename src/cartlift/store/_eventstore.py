@@ -19,11 +19,12 @@ import pandas as pd
 import pyarrow as pa
 
 from cartlift.config import get_settings
-from cartlift.errors import DataError, StoreError, UnknownTableError
+from cartlift.errors import CartliftError, DataError, StoreError, UnknownTableError
 from cartlift.events import EVENT_TYPES
 from cartlift.events._formats import CARTLIFT, PRODUCTS, detect_format, get_format
 from cartlift.events._ingest import LoadResult, ProgressCallback, load
 from cartlift.events._products import load_products
+from cartlift.events._snapshot import snapshot
 from cartlift.store._tables import CORE_TABLES, table_ddl
 from cartlift.store._url import StoreURL, parse_store_url
 
@@ -120,17 +121,24 @@ class EventStore:
         quarantined with a reason. Nothing is written when the load fails.
         """
         source = Path(path)
-        fmt = detect_format(source) if format == "auto" else get_format(format)
-        if fmt is PRODUCTS:
-            return load_products(self.con, path=source)
-        return load(
-            self.con,
-            fmt,
-            path=source,
-            gap_minutes=self._settings.session_gap_minutes,
-            batch_rows=self._settings.batch_rows,
-            progress=progress,
-        )
+        fmt = get_format(format) if format != "auto" else None
+        # every pass reads one stable, normalised copy (see events._snapshot)
+        with snapshot(source) as copy:
+            try:
+                fmt = fmt or detect_format(copy)
+                if fmt is PRODUCTS:
+                    return load_products(self.con, path=copy, source=str(source))
+                return load(
+                    self.con,
+                    fmt,
+                    path=copy,
+                    source=str(source),
+                    gap_minutes=self._settings.session_gap_minutes,
+                    batch_rows=self._settings.batch_rows,
+                    progress=progress,
+                )
+            except CartliftError as e:  # messages name the user's file, not the private copy
+                raise type(e)(str(e).replace(str(copy), str(source))) from e
 
     def ingest_records(
         self, records: pa.Table | pd.DataFrame | Iterable[Mapping[str, Any]], *, source: str = "python"

@@ -12,7 +12,6 @@ functions that take an `EventStore` (decide, experiments) run on the DuckDB stor
 
 from __future__ import annotations
 
-import hashlib
 import json
 import uuid
 from abc import ABC, abstractmethod
@@ -56,8 +55,8 @@ LIVE_COLUMNS: Final = (
 SERVICE_TABLES: Final = ("api_keys", "audit_log", "decisions")
 """The tables a DuckDB store gains when a service opens it (PostgreSQL stores have every table)."""
 
-KeyRecord = tuple[str, str, float | None, datetime, str | None]
-"""A stored API key: ``(key_id, scope, rate_limit, created_at, label)``."""
+KeyRecord = tuple[str, str, float | None, datetime, str | None, datetime | None]
+"""A stored API key: ``(key_id, scope, rate_limit, created_at, label, expires_at)``."""
 
 
 def now_utc() -> datetime:
@@ -145,9 +144,28 @@ _PERSONAL: Final = tuple((t.name, t.personal) for t in TABLES.values() if t.pers
 """Every table that holds a person's rows, with the column naming them: what erasure deletes."""
 
 
-def _subject(user_id: str) -> str:
-    """How the audit log names an erased user: a hash, so the log does not keep the id it erased."""
-    return "sha256:" + hashlib.sha256(user_id.encode()).hexdigest()
+_KEY_COLUMNS: Final = "key_id, scope, rate_limit, created_at, label, expires_at"
+
+
+def key_of(row: Sequence[Any]) -> KeyRecord:
+    """A `KeyRecord` from a row of `_KEY_COLUMNS`."""
+    key_id, scope, rate, created, label, expires = row[:6]
+    return str(key_id), str(scope), None if rate is None else float(rate), created, label, expires
+
+
+def key_row(row: Sequence[Any]) -> dict[str, Any]:
+    """A key as `keys list` and ``GET /v1/admin/keys`` show it (a row of `_KEY_COLUMNS`, revoked_at)."""
+    key_id, scope, rate, created, label, expires = key_of(row)
+    return {
+        "key_id": key_id,
+        "scope": scope,
+        "label": label,
+        "rate_limit": rate,
+        "created_at": created,
+        "expires_at": expires,
+        "revoked_at": row[6],
+        "active": row[6] is None and (expires is None or now_utc() < expires),
+    }
 
 
 class Storage(ABC):
@@ -223,6 +241,17 @@ class Storage(ABC):
         rows = await self.writer.call(lambda ctx: self._rows(ctx, sql, [session_id]))
         return [dict(zip(LIVE_COLUMNS, r, strict=True)) for r in rows]
 
+    async def recent_session_events(self, *, sessions: int, within_seconds: int) -> list[dict[str, Any]]:
+        """The events of the ``sessions`` most recently active sessions (active within
+        ``within_seconds`` of the newest event), to rebuild live state when the service starts."""
+        sql = f"""SELECT {", ".join(LIVE_COLUMNS)} FROM events WHERE session_id IN (
+                      SELECT session_id FROM events GROUP BY session_id
+                      HAVING max(ts) >= (SELECT max(ts) FROM events) - INTERVAL '{int(within_seconds)} seconds'
+                      ORDER BY max(ts) DESC LIMIT ?)
+                  ORDER BY session_id, ts, event_id"""
+        rows = await self.writer.call(lambda ctx: self._rows(ctx, sql, [int(sessions)]))
+        return [dict(zip(LIVE_COLUMNS, r, strict=True)) for r in rows]
+
     async def popular_items(self, *, limit: int = 200) -> list[str]:
         """Products touched by the most distinct users (the fallback before any model is trained)."""
         sql = (
@@ -242,13 +271,15 @@ class Storage(ABC):
         scope: str,
         rate_limit: float | None,
         label: str | None,
+        expires_at: datetime | None = None,
     ) -> datetime:
         """Store a key's hash (never the key) on an open context; returns its creation time."""
         created = now_utc()
         self._rows(
             ctx,
-            "INSERT INTO api_keys (key_hash, key_id, scope, rate_limit, label, created_at) VALUES (?, ?, ?, ?, ?, ?)",
-            [key_hash, key_id, scope, rate_limit, label, created],
+            "INSERT INTO api_keys (key_hash, key_id, scope, rate_limit, label, created_at, expires_at)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?)",
+            [key_hash, key_id, scope, rate_limit, label, created, expires_at],
         )
         return created
 
@@ -260,22 +291,50 @@ class Storage(ABC):
         scope: str,
         rate_limit: float | None = None,
         label: str | None = None,
+        expires_at: datetime | None = None,
     ) -> datetime:
         """Store a new key's hash; returns its creation time."""
         return await self.writer.call(
             lambda ctx: self.insert_key(
-                ctx, key_hash=key_hash, key_id=key_id, scope=scope, rate_limit=rate_limit, label=label
+                ctx,
+                key_hash=key_hash,
+                key_id=key_id,
+                scope=scope,
+                rate_limit=rate_limit,
+                label=label,
+                expires_at=expires_at,
             )
         )
 
     async def find_key(self, *, key_hash: str) -> KeyRecord | None:
-        """The live (not revoked) key with this hash, or None."""
-        sql = "SELECT key_id, scope, rate_limit, created_at, label FROM api_keys WHERE key_hash = ? AND revoked_at IS NULL"
+        """The key with this hash unless it is revoked (expiry is the caller's check), or None."""
+        sql = f"SELECT {_KEY_COLUMNS} FROM api_keys WHERE key_hash = ? AND revoked_at IS NULL"
         rows = await self.writer.call(lambda ctx: self._rows(ctx, sql, [key_hash]))
-        if not rows:
-            return None
-        key_id, scope, rate, created, label = rows[0]
-        return str(key_id), str(scope), None if rate is None else float(rate), created, label
+        return key_of(rows[0]) if rows else None
+
+    def list_keys_now(self, ctx: Any) -> list[dict[str, Any]]:
+        """Every key without its hash (the secret is never stored), newest first."""
+        rows = self._rows(ctx, f"SELECT {_KEY_COLUMNS}, revoked_at FROM api_keys ORDER BY created_at DESC")
+        return [key_row(r) for r in rows]
+
+    def revoke_key_now(self, ctx: Any, key_id: str) -> int:
+        """Revoke the live keys with public id ``key_id``; returns how many."""
+        sql = "SELECT count(*) FROM api_keys WHERE key_id = ? AND revoked_at IS NULL"
+        n = int(self._rows(ctx, sql, [key_id])[0][0])
+        self._rows(
+            ctx,
+            "UPDATE api_keys SET revoked_at = ? WHERE key_id = ? AND revoked_at IS NULL",
+            [now_utc(), key_id],
+        )
+        return n
+
+    async def list_keys(self) -> list[dict[str, Any]]:
+        """`list_keys_now` on the writer thread."""
+        return await self.writer.call(self.list_keys_now)
+
+    async def revoke_key(self, *, key_id: str) -> int:
+        """`revoke_key_now` on the writer thread."""
+        return await self.writer.call(lambda ctx: self.revoke_key_now(ctx, key_id))
 
     def run_now(self, fn: Callable[[Any], Any]) -> Any:
         """Open the store, run ``fn(ctx)`` and close it, without a writer thread (the CLI, service stopped)."""
@@ -286,7 +345,7 @@ class Storage(ABC):
             self._close(ctx)
 
     # -- erasure --------------------------------------------------------------------------------
-    def _erase(self, ctx: Any, user_id: str, actor: str | None) -> dict[str, int] | None:
+    def _erase(self, ctx: Any, user_id: str, actor: str | None, subject: str) -> dict[str, int] | None:
         tables = self._tables(ctx)
         present = [(t, col) for t, col in _PERSONAL if t in tables]
         with self._transaction(ctx):
@@ -303,7 +362,7 @@ class Storage(ABC):
             self._rows(
                 ctx,
                 "INSERT INTO audit_log VALUES (?, ?, ?, ?, ?, ?)",
-                [uuid.uuid4().hex, now_utc(), "erase_user", _subject(user_id), actor, json.dumps(counts)],
+                [uuid.uuid4().hex, now_utc(), "erase_user", subject, actor, json.dumps(counts)],
             )
         return counts
 
@@ -315,12 +374,21 @@ class Storage(ABC):
     def _delete_quarantine(self, ctx: Any, user_id: str) -> None:
         """Delete the user's quarantined records."""
 
-    async def erase_user(self, *, user_id: str, actor: str | None) -> dict[str, int] | None:
+    async def erase_user(
+        self, *, user_id: str, actor: str | None, subject: str | None = None
+    ) -> dict[str, int] | None:
         """Delete every event, decision, exposure and quarantined record of a user, with an audit record.
 
-        Returns the counts deleted, or None when the store holds nothing of the user.
+        ``subject`` is how the audit record names the user (`cartlift.serve._keys.audit_subject`, a
+        keyed hash); without it the record names nobody. Returns the counts deleted, or None when
+        the store holds nothing of the user.
         """
-        return await self.writer.call(lambda ctx: self._erase(ctx, user_id, actor))
+        return await self.writer.call(lambda ctx: self._erase(ctx, user_id, actor, subject or "unlinked"))
+
+    async def erased_subjects(self) -> list[tuple[str, datetime]]:
+        """``(subject, ts)`` of every erasure in the audit log."""
+        sql = "SELECT subject, ts FROM audit_log WHERE action = 'erase_user'"
+        return [(str(s), t) for s, t in await self.writer.call(lambda ctx: self._rows(ctx, sql))]
 
     async def audit_log(self, *, limit: int = 100) -> list[dict[str, Any]]:
         """The latest audit records, newest first."""

@@ -74,6 +74,9 @@ class Table:
     in_copies : bool
         False for the service's own tables (keys, audit log), which working copies and slices
         of a PostgreSQL store leave out.
+    added : tuple of str
+        Columns of ``columns`` added after the table was first released: a store made before
+        gains them (``ALTER TABLE ... ADD COLUMN IF NOT EXISTS``), so they must be nullable.
     """
 
     name: str
@@ -86,6 +89,7 @@ class Table:
     personal: str | None = None
     merge: str | None = None
     in_copies: bool = True
+    added: tuple[str, ...] = ()
 
     def ddl(self, dialect: Dialect = "duckdb") -> list[str]:
         """``CREATE TABLE IF NOT EXISTS`` and its indexes, in ``dialect``."""
@@ -100,6 +104,7 @@ class Table:
                 lines.append(f"PRIMARY KEY ({', '.join(self.key)})")
         body = ",\n  ".join(lines)
         out = [f"CREATE TABLE IF NOT EXISTS {self.name} (\n  {body}\n)"]
+        out += [f"ALTER TABLE {self.name} ADD COLUMN IF NOT EXISTS {c} {columns[c]}" for c in self.added]
         if dialect == "postgres":
             for kind, groups in (("", self.indexes), ("UNIQUE ", self.unique)):
                 for cols in groups:
@@ -223,8 +228,10 @@ _DECLARED: Final = (
             "label": "VARCHAR",
             "created_at": "TIMESTAMP NOT NULL",
             "revoked_at": "TIMESTAMP",
+            "expires_at": "TIMESTAMP",
         },
         in_copies=False,
+        added=("expires_at",),
     ),
     Table(
         "audit_log",

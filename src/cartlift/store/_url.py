@@ -16,7 +16,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 from cartlift.config import get_settings
 from cartlift.errors import StoreError
 
-__all__ = ["StoreURL", "parse_store_url"]
+__all__ = ["StoreURL", "parse_store_url", "store_identity"]
 
 _PG_SCHEMES: Final = ("postgresql", "postgres")
 _SCHEMA: Final = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
@@ -55,6 +55,20 @@ class StoreURL:
         """The PostgreSQL host (for messages that must not show credentials)."""
         return urlsplit(self.conninfo).hostname if self.conninfo else None
 
+    @property
+    def identity(self) -> str:
+        """Which store this is, as models record it: the resolved DuckDB file, or for PostgreSQL
+        ``postgresql://host:port/database?schema=NAME`` (without user or password).
+
+        Models keep it so that a model trained on one store is never served for another.
+        """
+        if self.path is not None:
+            return str(self.path.resolve())
+        parts = urlsplit(self.conninfo or "")
+        return (
+            f"postgresql://{parts.hostname}:{parts.port or 5432}{parts.path}?schema={self.schema or 'public'}"
+        )
+
     def duckdb_path(self) -> Path:
         """The DuckDB file, or a clear error for a PostgreSQL store."""
         if self.path is None:
@@ -89,3 +103,8 @@ def parse_store_url(value: str | Path | StoreURL | None = None) -> StoreURL:
         )
     conninfo = urlunsplit(parts._replace(query=urlencode([(k, v) for k, v in query if k != "schema"])))
     return StoreURL(url=text, kind="postgres", conninfo=conninfo, schema=schema)
+
+
+def store_identity(db: str | Path | StoreURL | None) -> str:
+    """`StoreURL.identity` of a store name (None: ``CARTLIFT_DB``)."""
+    return parse_store_url(db).identity
