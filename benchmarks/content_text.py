@@ -208,10 +208,11 @@ def main() -> None:
         default="all,title",
         help="catalog columns the models read: all (title, description, category, brand), title (title only)",
     )
+    parser.add_argument("--locales", default="en,zh", help="catalog languages to measure: en, zh or both")
     parser.add_argument("--time-products", type=int, default=10_000, help="0: skip the timing")
     parser.add_argument("--json", action="store_true", help="print the figures as JSON")
     args = parser.parse_args()
-    results = [run_locale(loc, f, args) for f in args.fields.split(",") for loc in ("en", "zh")]
+    results = [run_locale(loc, f, args) for f in args.fields.split(",") for loc in args.locales.split(",")]
     report: dict[str, Any] = {
         "args": vars(args),
         "catalogs": [{k: r[k] for k in ("locale", "fields", "models")} for r in results],
