@@ -14,9 +14,9 @@ from typer.testing import CliRunner
 from cartlift.analytics import clv_from_summary, rfm, summary_from_store
 from cartlift.cli import app
 from cartlift.errors import DataError
-from cartlift.events import EventStore
 from cartlift.guardrails import degenerate_bgnbd
 from cartlift.predict import train_store
+from cartlift.store import EventStore
 
 START = datetime(2025, 3, 1, 9, 0)
 

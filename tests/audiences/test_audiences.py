@@ -12,8 +12,8 @@ from typer.testing import CliRunner
 
 from cartlift.audiences import COLUMNS, build_audience
 from cartlift.cli import app
-from cartlift.events import EventStore
 from cartlift.simulate import simulate_to
+from cartlift.store import EventStore
 
 runner = CliRunner()
 

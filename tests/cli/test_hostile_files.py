@@ -17,7 +17,7 @@ import pytest
 from typer.testing import CliRunner
 
 from cartlift.cli import app
-from cartlift.events import EventStore
+from cartlift.store import EventStore
 
 runner = CliRunner()
 HEADER = "event_id,ts,user_id,session_id,event_type,product_id,quantity,price,order_id"

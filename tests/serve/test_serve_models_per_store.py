@@ -9,10 +9,9 @@ from _serve_helpers import make_events
 from typer.testing import CliRunner
 
 from cartlift.cli import app
-from cartlift.config import store_identity
-from cartlift.events import EventStore
 from cartlift.recommend._workflows import evaluate_store
 from cartlift.serve import LoadedModels, ModelRegistry, ServeSettings, train_all
+from cartlift.store import EventStore, store_identity
 
 runner = CliRunner()
 

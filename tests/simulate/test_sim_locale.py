@@ -12,12 +12,12 @@ from typer.testing import CliRunner
 
 from cartlift.cli import app
 from cartlift.errors import InvalidParameterError
-from cartlift.events import EventStore
 from cartlift.recommend._embed import EMBEDDINGS_AVAILABLE
 from cartlift.simulate import SimulationConfig
 from cartlift.simulate._catalog import make_catalog
 from cartlift.simulate._catalog_zh import ZH_CATEGORY, ZH_WORDS
 from cartlift.simulate._config import DEFAULT_CATEGORIES
+from cartlift.store import EventStore
 
 HAN = re.compile(r"[\u4e00-\u9fff]")
 

@@ -92,7 +92,7 @@ class Funnel:
 
     Examples
     --------
-    >>> from cartlift.events import EventStore
+    >>> from cartlift.store import EventStore
     >>> store = EventStore(":memory:")
     >>> result = Funnel(["view", "purchase"]).compute(store)  # doctest: +SKIP
     >>> [(s.name, s.count) for s in result.steps]  # doctest: +SKIP
