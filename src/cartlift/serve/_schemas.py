@@ -8,7 +8,7 @@ is checked by the events package with the importers' rules, which answer per eve
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -35,7 +35,8 @@ __all__ = [
 ]
 
 Text = str
-Number = float | int | str
+Number = Annotated[float, Field(strict=True)] | Annotated[int, Field(strict=True)] | str
+"""A number (or its text, which the importers' rules read); never a boolean: ``false`` is no price."""
 
 
 class EventCreate(BaseModel):
@@ -121,7 +122,7 @@ class CartRecommendationCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     items: list[Text] = Field(min_length=1, max_length=200)
-    k: int = Field(default=10, ge=1, le=100)
+    k: int = Field(default=10, ge=1, le=100, strict=True)  # `true` is not a number of items
 
 
 class RiskPublic(BaseModel):
@@ -170,11 +171,15 @@ class KeyCreate(BaseModel):
 
     scope: Literal["ingest", "read", "admin"]
     rate_limit: float | None = Field(
-        default=None, gt=0, description="Requests per second (default: the service's)."
+        default=None, gt=0, strict=True, description="Requests per second (default: the service's)."
     )
     label: str | None = Field(default=None, max_length=200)
     expires_in_days: float | None = Field(
-        default=None, gt=0, le=36_500, description="The key stops working this many days from now."
+        default=None,
+        gt=0,
+        strict=True,
+        le=36_500,
+        description="The key stops working this many days from now.",
     )
 
 

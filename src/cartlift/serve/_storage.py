@@ -69,6 +69,11 @@ SERVICE_TABLES: Final = (
 )
 
 
+def utc(value: datetime | None) -> datetime | None:
+    """A naive UTC time of the store as an aware one (JSON says ``+00:00``, as RFC 3339 requires)."""
+    return None if value is None else value.replace(tzinfo=UTC)
+
+
 def now_utc() -> datetime:
     """Naive UTC now (the store's convention)."""
     return datetime.now(UTC).replace(tzinfo=None)
@@ -162,9 +167,9 @@ def key_row(row: Sequence[Any]) -> dict[str, Any]:
         "scope": key.scope,
         "label": key.label,
         "rate_limit": key.rate_limit,
-        "created_at": key.created_at,
-        "expires_at": key.expires_at,
-        "revoked_at": row[6],
+        "created_at": utc(key.created_at),
+        "expires_at": utc(key.expires_at),
+        "revoked_at": utc(row[6]),
         "active": row[6] is None and not key.expired(now_utc()),
     }
 
@@ -253,14 +258,15 @@ class Storage(ABC):
         rows = await self.writer.call(lambda ctx: self._rows(ctx, sql, [int(sessions)]))
         return [dict(zip(LIVE_COLUMNS, r, strict=True)) for r in rows]
 
-    async def popular_items(self, *, limit: int = 200) -> list[str]:
-        """Products touched by the most distinct users (the fallback before any model is trained)."""
+    async def popular_items(self, *, limit: int = 200) -> list[tuple[str, float]]:
+        """Products touched by the most distinct users, with that count as their score (the
+        fallback before any model is trained, and for users erased since)."""
         sql = (
-            "SELECT product_id FROM events WHERE product_id IS NOT NULL GROUP BY product_id"
-            " ORDER BY count(DISTINCT user_id) DESC, product_id LIMIT ?"
+            "SELECT product_id, count(DISTINCT user_id) AS n FROM events WHERE product_id IS NOT NULL"
+            " GROUP BY product_id ORDER BY n DESC, product_id LIMIT ?"
         )
         rows = await self.writer.call(lambda ctx: self._rows(ctx, sql, [int(limit)]))
-        return [str(r[0]) for r in rows]
+        return [(str(r[0]), float(r[1])) for r in rows]
 
     # -- keys -----------------------------------------------------------------------------------
     def _insert_key(
