@@ -16,6 +16,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 from cartlift.errors import CartliftError, DataError, InvalidParameterError, NotFittedError
 
@@ -138,9 +139,11 @@ def install_error_handlers(app: FastAPI) -> None:
         if status == 405:  # every method of every route on this path, not only the first route's
             methods = {
                 m
-                for route in request.app.router.routes
-                if (regex := getattr(route, "path_regex", None)) is not None and regex.match(request.url.path)
-                for m in getattr(route, "methods", None) or ()
+                for m in ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE")
+                if any(
+                    r.matches({**request.scope, "method": m})[0] == Match.FULL
+                    for r in request.app.router.routes
+                )
             }
             if methods:
                 headers["Allow"] = ", ".join(sorted(methods))
