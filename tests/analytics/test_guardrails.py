@@ -13,9 +13,9 @@ from typer.testing import CliRunner
 
 from cartlift.analytics import clv_from_summary, rfm, summary_from_store
 from cartlift.cli import app
-from cartlift.errors import DataError
 from cartlift.guardrails import degenerate_bgnbd
 from cartlift.predict import train_store
+from cartlift.serve import ModelRegistry, train_all
 from cartlift.store import EventStore
 
 START = datetime(2025, 3, 1, 9, 0)
@@ -130,9 +130,11 @@ def test_a_constant_abandonment_model_is_refused(tmp_path: Path) -> None:
             )
     with EventStore(tmp_path / "flat.duckdb") as store:
         store.ingest_records(rows)
-        with pytest.raises(DataError, match="same score"):
-            train_store(store, tmp_path / "model")
-    assert not (tmp_path / "model").exists()
+        info = train_store(store, tmp_path / "model")
+        assert [w["code"] for w in info["warnings"]] == ["constant_model"]
+        published = train_all(store, ModelRegistry(tmp_path / "registry"), recommender="itemknn")
+    assert "same score" in published["abandonment"]["error"]
+    assert ModelRegistry(tmp_path / "registry").latest("abandonment") is None
 
 
 def test_the_report_shows_the_warnings_above_the_numbers(short_store: Path, tmp_path: Path) -> None:

@@ -190,9 +190,13 @@ def test_sigint_during_a_load_is_one_line_and_leaves_the_store_as_it_was(tmp_pat
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
-        env={**os.environ, "CARTLIFT_THREADS": "1"},
+        env={**os.environ, "CARTLIFT_THREADS": "1", "TMPDIR": str(tmp_path)},
     )
-    time.sleep(3.0)
+    # the load has begun once its private copy of the file exists (imports can be slow on a busy machine)
+    deadline = time.monotonic() + 120
+    while not list(tmp_path.glob("cartlift-load-*")) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    time.sleep(0.5)
     assert proc.poll() is None, proc.communicate()
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=120)

@@ -68,7 +68,10 @@ def test_keys_list_revoke_and_expire_through_the_admin_api(shop: tuple[str, str]
         try:
             made = api("POST", "/v1/admin/keys", json={"scope": "read", "label": "app"}).json()
             soon = api("POST", "/v1/admin/keys", json={"scope": "read", "expires_in_days": 0.00002}).json()
-            assert soon["expires_at"] is not None and made["expires_at"] is None
+            assert soon["expires_at"].endswith(("Z", "+00:00")) and made["expires_at"] is None  # RFC 3339
+            options = api("OPTIONS", "/v1/admin/keys")
+            assert options.status_code == 405 and options.headers["allow"] == "GET, POST"
+            assert "'/v1/admin/keys'" in options.json()["error"]["message"]
             assert api("GET", "/v1/users/u1/recommendations", key=made["key"]).status_code == 200
             keys = api("GET", "/v1/admin/keys").json()["keys"]
             assert {made["key_id"], soon["key_id"]} <= {k["key_id"] for k in keys}
@@ -113,6 +116,8 @@ def test_erasure_is_audited_under_a_keyed_hash_and_masks_the_served_models(
             assert api("DELETE", "/v1/users/u3").status_code == 200
             after = api("GET", "/v1/users/u3/recommendations?k=5").json()
             assert after["sources"] == ["store-popularity"] and "recommender" not in after["models"]
+            # the fallback's items carry a score like every model's (their number of users)
+            assert all(isinstance(i["score"], float) and i["score"] >= 1 for i in after["items"])
             # another user keeps the personalised list
             assert "recommender" in api("GET", "/v1/users/u4/recommendations?k=5").json()["sources"]
             record = api("GET", "/v1/admin/audit").json()["records"][0]
@@ -161,3 +166,25 @@ def test_live_carts_are_rebuilt_from_the_store_after_a_restart(shop: tuple[str, 
             assert api("GET", "/v1/carts/s1/risk").status_code == 200
         finally:
             api.close()
+
+
+def test_the_schema_documents_400_and_numbers_are_never_booleans(tmp_path: Path) -> None:
+    from pydantic import ValidationError
+
+    from cartlift.serve import ServeSettings, create_app
+    from cartlift.serve._schemas import CartRecommendationCreate, EventCreate, KeyCreate
+
+    doc = create_app(ServeSettings(db=str(tmp_path / "s.duckdb"))).openapi()
+    for path, operations in doc["paths"].items():
+        for method, op in operations.items():
+            if path.startswith("/v1"):
+                assert "400" in op["responses"], (method, path)
+    event = {"event_type": "view", "user_id": "u", "session_id": "s", "ts": "2026-01-01T00:00:00Z"}
+    for bad in (
+        lambda: CartRecommendationCreate(items=["p1"], k=True),
+        lambda: EventCreate(**event, price=False),
+        lambda: KeyCreate(scope="read", rate_limit=True),
+    ):
+        with pytest.raises(ValidationError):
+            bad()
+    assert EventCreate(**event, price=9.5).price == 9.5 and CartRecommendationCreate(items=["p1"], k=3).k == 3

@@ -1,4 +1,6 @@
-"""Schemathesis generates requests from the OpenAPI document: no answer may be a 5xx."""
+"""Schemathesis generates requests from the OpenAPI document: no answer may be a 5xx, and every
+answer must match the document (status codes, bodies, headers). The stateful phase follows the
+links of ``POST /v1/events``, so risk, decisions, assignments and erasure get ids that exist."""
 
 from __future__ import annotations
 
@@ -27,7 +29,12 @@ def test_no_server_errors_on_generated_requests(trained_store: Path, tmp_path: P
                 "run",
                 f"{server.url}/openapi.json",
                 "--checks",
-                "not_a_server_error",
+                "all",
+                # a generated id rarely exists: 404 is the right answer (and documented) then;
+                # 200 for an unknown-but-valid field value is also right (positive-data check is
+                # about refusing invalid data, which the schema's own constraints cover)
+                "--exclude-checks",
+                "positive_data_acceptance,use_after_free,ensure_resource_availability",
                 "--header",
                 f"Authorization: Bearer {key}",
                 "--max-examples",
@@ -37,7 +44,7 @@ def test_no_server_errors_on_generated_requests(trained_store: Path, tmp_path: P
                 "--seed",
                 "1",
                 "--phases",
-                "examples,coverage,fuzzing",
+                "examples,coverage,fuzzing,stateful",
                 "--exclude-path",
                 "/v1/admin/train",  # retraining is slow, not fragile: the API test covers it
                 "--request-timeout",
@@ -49,3 +56,5 @@ def test_no_server_errors_on_generated_requests(trained_store: Path, tmp_path: P
             cwd=tmp_path,
         )
     assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-2000:]
+    # the report names how many cases ran; the issue asks for the number to be stated
+    print(result.stdout[-1500:])

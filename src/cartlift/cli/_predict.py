@@ -20,6 +20,7 @@ from cartlift.cli._common import (
     guarded,
     open_store,
     out,
+    print_warnings,
 )
 
 if TYPE_CHECKING:
@@ -155,6 +156,7 @@ def register(app: typer.Typer) -> None:
                 result = train_store(
                     store, model_dir, model=model, moments=moments, window_hours=window_hours, seed=seed
                 )
+        print_warnings(result.get("warnings", []))
         if json:
             emit_json(result)
             return

@@ -366,11 +366,10 @@ def train_features(
             "Every cart in the store has the same outcome; a model needs both bought and abandoned carts."
         )
     fitted, _ = fit_named(_saveable(model), frame[list(FEATURE_NAMES)], y, seed=seed, n_jobs=n_jobs)
-    # a model that gives every cart the same probability ranks nothing: it is no model to serve
+    # a model that gives every cart the same probability ranks nothing: said here, refused by
+    # the service's registry (`cartlift.serve.train_all`)
     scores = fitted.predict_proba(frame[list(FEATURE_NAMES)])
     constant = constant_scores(scores[:, 1] if scores.ndim == 2 else scores, "abandonment model")
-    if constant is not None:
-        raise DataError(f"{constant.message} ({len(frame):,} carts)")
     meta = {
         "features": "cart",
         "source": source,
@@ -380,7 +379,9 @@ def train_features(
         "window_hours": window_hours,
         "last_event": frame["ts"].max().isoformat(),
     }
-    return _saved(fitted, out, meta, y)
+    info = _saved(fitted, out, meta, y)
+    info["warnings"] = [constant.to_dict()] if constant is not None else []
+    return info
 
 
 def score_session(

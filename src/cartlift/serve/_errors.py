@@ -16,6 +16,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 from cartlift.errors import CartliftError, DataError, InvalidParameterError, NotFittedError
 
@@ -88,7 +89,9 @@ def error_body(
     return {"error": error}
 
 
-_PATH = re.compile(r""" ?(['"])(?:(?:[A-Za-z]:)?[/\\][^'"]*|[^'"]*\.duckdb)\1""")
+# a quoted absolute path ending in a file name with an extension, or any .duckdb file; URL paths
+# of the API itself (no extension) stay
+_PATH = re.compile(r""" ?(['"])(?:(?:[A-Za-z]:)?[/\\][^'"]*\.[A-Za-z0-9]{1,10}|[^'"]*\.duckdb)\1""")
 
 
 def without_paths(message: str) -> str:
@@ -132,7 +135,19 @@ def install_error_handlers(app: FastAPI) -> None:
                 405: f"{request.method} is not allowed on {request.url.path!r}; see /docs.",
             }.get(status, HTTPStatus(status).phrase)
         )
-        return _response(status, str(message), headers=getattr(exc, "headers", None))
+        headers = dict(getattr(exc, "headers", None) or {})
+        if status == 405:  # every method of every route on this path, not only the first route's
+            methods = {
+                m
+                for m in ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE")
+                if any(
+                    r.matches({**request.scope, "method": m})[0] == Match.FULL
+                    for r in request.app.router.routes
+                )
+            }
+            if methods:
+                headers["Allow"] = ", ".join(sorted(methods))
+        return _response(status, str(message), headers=headers or None)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:

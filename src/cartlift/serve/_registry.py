@@ -205,7 +205,11 @@ def train_all(
         return build
 
     def abandonment(folder: Path) -> dict[str, Any]:
-        return abandonment_meta(train_store(store, folder))
+        info = train_store(store, folder)
+        for warning in info.get("warnings", []):
+            if warning["code"] == "constant_model":  # no model to serve: the version is not published
+                raise DataError(f"{warning['message']} ({info['rows']:,} carts)")
+        return abandonment_meta(info)
 
     return publish_all(
         registry,

@@ -123,7 +123,7 @@ class CartRecommendationCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     items: list[Text] = Field(min_length=1, max_length=200)
-    k: int = Field(default=10, ge=1, le=100)
+    k: int = Field(default=10, ge=1, le=100, strict=True)  # `true` is not a number of items
 
 
 class RiskPublic(BaseModel):
@@ -172,11 +172,15 @@ class KeyCreate(BaseModel):
 
     scope: Literal["ingest", "read", "admin"]
     rate_limit: float | None = Field(
-        default=None, gt=0, description="Requests per second (default: the service's)."
+        default=None, gt=0, strict=True, description="Requests per second (default: the service's)."
     )
     label: str | None = Field(default=None, max_length=200)
     expires_in_days: float | None = Field(
-        default=None, gt=0, le=36_500, description="The key stops working this many days from now."
+        default=None,
+        gt=0,
+        strict=True,
+        le=36_500,
+        description="The key stops working this many days from now.",
     )
 
 

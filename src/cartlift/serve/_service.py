@@ -107,7 +107,7 @@ class Service:
         self.limiter: RateLimiter = MemoryRateLimiter()
         self._keys: dict[str, tuple[float, ApiKey | None]] = {}
         self._key_lookups: dict[str, asyncio.Future[ApiKey | None]] = {}
-        self._popular: list[str] = []
+        self._popular: list[tuple[str, float]] = []
         self._secret = settings.pseudonymise_key.get_secret_value() if settings.pseudonymise_key else None
         self.erased = ErasedUsers(audit_secret(settings))
         self._training = asyncio.Lock()
@@ -290,7 +290,8 @@ class Service:
     async def _fallback(self, k: int, exclude: set[str]) -> list[dict[str, Any]]:
         if not self._popular:
             self._popular = await self.storage.popular_items(limit=500)
-        return [{"item_id": i, "score": None} for i in self._popular if i not in exclude][:k]
+        # the score is the item's number of distinct users: a number like every model's score
+        return [{"item_id": i, "score": n} for i, n in self._popular if i not in exclude][:k]
 
     async def _user_list(self, models: LoadedModels, uid: str, k: int) -> list[tuple[str, float | None, str]]:
         """(item, score, source) for a user: the recommender, topped up by popularity for cold users."""

@@ -21,7 +21,15 @@ from cartlift.store._slice import (
     write_back,
 )
 from cartlift.store._snapshot import SNAPSHOT_TABLES, snapshot_duckdb, snapshot_postgres
-from cartlift.store._storage import LIVE_COLUMNS, DuckDBStorage, IngestOutcome, KeyRecord, Storage, now_utc
+from cartlift.store._storage import (
+    LIVE_COLUMNS,
+    DuckDBStorage,
+    IngestOutcome,
+    KeyRecord,
+    Storage,
+    now_utc,
+    utc,
+)
 from cartlift.store._tables import (
     CONSENT_COLUMNS,
     CORE_TABLES,
@@ -73,5 +81,6 @@ __all__ = [
     "snapshot_postgres",
     "store_identity",
     "table_ddl",
+    "utc",
     "write_back",
 ]

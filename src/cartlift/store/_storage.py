@@ -36,6 +36,7 @@ __all__ = [
     "Storage",
     "now_utc",
     "split_outcomes",
+    "utc",
 ]
 
 LIVE_COLUMNS: Final = (
@@ -57,6 +58,11 @@ SERVICE_TABLES: Final = ("api_keys", "audit_log", "decisions")
 
 KeyRecord = tuple[str, str, float | None, datetime, str | None, datetime | None]
 """A stored API key: ``(key_id, scope, rate_limit, created_at, label, expires_at)``."""
+
+
+def utc(value: datetime | None) -> datetime | None:
+    """A naive UTC time of the store as an aware one (JSON says ``+00:00``, as RFC 3339 requires)."""
+    return None if value is None else value.replace(tzinfo=UTC)
 
 
 def now_utc() -> datetime:
@@ -161,9 +167,9 @@ def key_row(row: Sequence[Any]) -> dict[str, Any]:
         "scope": scope,
         "label": label,
         "rate_limit": rate,
-        "created_at": created,
-        "expires_at": expires,
-        "revoked_at": row[6],
+        "created_at": utc(created),
+        "expires_at": utc(expires),
+        "revoked_at": utc(row[6]),
         "active": row[6] is None and (expires is None or now_utc() < expires),
     }
 
@@ -252,14 +258,15 @@ class Storage(ABC):
         rows = await self.writer.call(lambda ctx: self._rows(ctx, sql, [int(sessions)]))
         return [dict(zip(LIVE_COLUMNS, r, strict=True)) for r in rows]
 
-    async def popular_items(self, *, limit: int = 200) -> list[str]:
-        """Products touched by the most distinct users (the fallback before any model is trained)."""
+    async def popular_items(self, *, limit: int = 200) -> list[tuple[str, float]]:
+        """Products touched by the most distinct users, with that count as their score (the
+        fallback before any model is trained, and for users erased since)."""
         sql = (
-            "SELECT product_id FROM events WHERE product_id IS NOT NULL GROUP BY product_id"
-            " ORDER BY count(DISTINCT user_id) DESC, product_id LIMIT ?"
+            "SELECT product_id, count(DISTINCT user_id) AS n FROM events WHERE product_id IS NOT NULL"
+            " GROUP BY product_id ORDER BY n DESC, product_id LIMIT ?"
         )
         rows = await self.writer.call(lambda ctx: self._rows(ctx, sql, [int(limit)]))
-        return [str(r[0]) for r in rows]
+        return [(str(r[0]), float(r[1])) for r in rows]
 
     # -- keys ---------------------------------------------------------------------------------
     def insert_key(

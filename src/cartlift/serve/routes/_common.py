@@ -23,5 +23,9 @@ _TEXT = {
 
 
 def errors(*codes: int) -> dict[int | str, dict[str, Any]]:
-    """OpenAPI ``responses`` for these error statuses, all with the JSON error body."""
-    return {c: {"model": ErrorPublic, "description": _TEXT[c]} for c in codes}
+    """OpenAPI ``responses`` for these error statuses, all with the JSON error body.
+
+    400 is always among them: any route answers it for a body that is not JSON or a value the
+    data layer refuses (`cartlift.errors.DataError`).
+    """
+    return {c: {"model": ErrorPublic, "description": _TEXT[c]} for c in sorted({400, *codes})}

@@ -10,7 +10,7 @@ from fastapi import APIRouter, Path, Query
 from cartlift.serve._deps import AdminKey, ServiceDep
 from cartlift.serve._schemas import ErasurePublic, KeyCreate, KeyList, KeyPublic, KeyRevoked, ReloadPublic
 from cartlift.serve.routes._common import errors
-from cartlift.store import now_utc
+from cartlift.store import now_utc, utc
 
 router = APIRouter(prefix="/v1", tags=["admin"])
 
@@ -28,6 +28,7 @@ async def reload(service: ServiceDep, key: AdminKey) -> dict[str, object]:
     response_model=ErasurePublic,
     responses=errors(401, 403, 404, 422, 429),
     summary="Erase a user",
+    operation_id="erase_user",
 )
 async def erase_user(
     user_id: Annotated[str, Path(min_length=1, max_length=200)], service: ServiceDep, key: AdminKey
@@ -59,7 +60,7 @@ async def create_key(body: KeyCreate, service: ServiceDep, key: AdminKey) -> dic
         "key_id": record.key_id,
         "scope": record.scope,
         "rate_limit": record.rate_limit,
-        "expires_at": record.expires_at,
+        "expires_at": utc(record.expires_at),
     }
 
 

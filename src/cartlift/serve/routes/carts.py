@@ -21,6 +21,7 @@ SessionId = Annotated[str, Path(min_length=1, max_length=200)]
     response_model=RiskPublic,
     responses=errors(401, 403, 404, 422, 429),
     summary="Cart risk",
+    operation_id="cart_risk",
 )
 async def cart_risk(session_id: SessionId, service: ServiceDep, key: ReadKey) -> dict[str, object]:
     """The probability that the session's cart is abandoned, from live features updated by every event."""
@@ -31,6 +32,7 @@ async def cart_risk(session_id: SessionId, service: ServiceDep, key: ReadKey) ->
     "/{session_id}/decide",
     responses=errors(401, 403, 404, 409, 422, 429, 501),
     summary="Next best action",
+    operation_id="decide",
 )
 async def decide(
     session_id: SessionId,

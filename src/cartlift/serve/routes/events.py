@@ -10,11 +10,20 @@ from cartlift.serve.routes._common import errors
 
 router = APIRouter(prefix="/v1", tags=["events"])
 
+_FIRST = "$request.body#/events/0"
+_LINKS = {
+    "CartRisk": {"operationId": "cart_risk", "parameters": {"session_id": f"{_FIRST}/session_id"}},
+    "Decide": {"operationId": "decide", "parameters": {"session_id": f"{_FIRST}/session_id"}},
+    "Assignment": {"operationId": "assignment", "parameters": {"unit": f"{_FIRST}/user_id"}},
+    "EraseUser": {"operationId": "erase_user", "parameters": {"user_id": f"{_FIRST}/user_id"}},
+}
+"""OpenAPI links: what a client (and a stateful API tester) can ask next about the events it posted."""
+
 
 @router.post(
     "/events",
     response_model=EventBatchPublic,
-    responses=errors(401, 403, 413, 422, 429, 503),
+    responses={**errors(401, 403, 413, 422, 429, 503), 200: {"links": _LINKS}},
     summary="Store a batch of events",
 )
 async def post_events(batch: EventBatchCreate, service: ServiceDep, key: IngestKey) -> dict[str, object]:

@@ -21,6 +21,7 @@ Name = Annotated[str, Path(min_length=1, max_length=200)]
     response_model=AssignmentPublic,
     responses=errors(401, 403, 404, 422, 429, 501),
     summary="A unit's variant",
+    operation_id="assignment",
 )
 async def assignment(
     name: Name,
