@@ -33,7 +33,13 @@ from cartlift.errors import DataError, StoreError
 from cartlift.events._formats import CARTLIFT_COLUMNS, Format, quote_ident, read_header, sniff_delimiter
 from cartlift.events._schema import EVENT_COLUMNS, EVENT_TYPES, PRODUCT_EVENT_TYPES
 
-__all__ = ["LoadResult", "ProgressCallback", "load"]
+__all__ = ["UNKNOWN_EVENT_TYPE", "LoadResult", "ProgressCallback", "load"]
+
+UNKNOWN_EVENT_TYPE = (
+    f"unknown event type (known: {', '.join(EVENT_TYPES)}; map other names with"
+    " `cartlift ingest --event-type NAME=TYPE` or a --mapping file)"
+)
+"""The quarantine reason of an event whose type is none of ours: it names the types and the option."""
 
 ProgressCallback = Callable[[str, float], None]
 """Called with a stage label and its percentage done (0-100)."""
@@ -265,7 +271,7 @@ def _checked_sql(fmt: Format, src: _Source, now: datetime, *, numbered: bool) ->
         WHEN _c_ts IS NULL THEN 'unparseable time'
         WHEN _c_ts > TIMESTAMP {future} THEN 'time in the future'
         WHEN nullif(trim(_c_user_id), '') IS NULL THEN 'missing user'
-        WHEN _c_event_type IS NULL OR NOT {_one_of("_c_event_type", EVENT_TYPES)} THEN 'unknown event type'
+        WHEN _c_event_type IS NULL OR NOT {_one_of("_c_event_type", EVENT_TYPES)} THEN {_lit(UNKNOWN_EVENT_TYPE)}
         WHEN {_one_of("_c_event_type", PRODUCT_EVENT_TYPES)} AND nullif(trim(_c_product_id), '') IS NULL
             THEN 'missing product'
         WHEN nullif(trim(_c_price), '') IS NOT NULL AND NOT coalesce(isfinite({price}), false)

@@ -14,8 +14,9 @@ import pyarrow as pa
 
 from cartlift.config import get_settings
 from cartlift.errors import DataError, StoreError, UnknownTableError
-from cartlift.events._formats import CARTLIFT, PRODUCTS, detect_format, get_format
+from cartlift.events._formats import CARTLIFT, PRODUCTS, detect_format, get_format, read_header
 from cartlift.events._ingest import LoadResult, ProgressCallback, load
+from cartlift.events._mapping import ColumnMapping
 from cartlift.events._products import load_products
 from cartlift.events._schema import CORE_TABLES, EVENT_TYPES, create_table_sql
 
@@ -96,15 +97,26 @@ class EventStore:
 
     # -- loading --------------------------------------------------------------------------------
     def ingest(
-        self, path: str | Path, format: str = "auto", *, progress: ProgressCallback | None = None
+        self,
+        path: str | Path,
+        format: str = "auto",
+        *,
+        mapping: ColumnMapping | None = None,
+        progress: ProgressCallback | None = None,
     ) -> LoadResult:
         """Load a file of events (or, with ``format="products"``, a catalog).
 
         Every row is accepted, counted as a duplicate (its event id is already stored) or
-        quarantined with a reason. Nothing is written when the load fails.
+        quarantined with a reason. Nothing is written when the load fails. With ``mapping`` the
+        file's own column and event names are read through it (``format`` is then ignored).
         """
         source = Path(path)
-        fmt = detect_format(source) if format == "auto" else get_format(format)
+        if mapping is not None:
+            if not source.exists():
+                raise DataError(f"No such file: {str(source)!r}.")
+            fmt = mapping.to_format(read_header(source))
+        else:
+            fmt = detect_format(source) if format == "auto" else get_format(format)
         if fmt is PRODUCTS:
             return load_products(self.con, path=source)
         return load(
