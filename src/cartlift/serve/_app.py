@@ -15,7 +15,16 @@ from cartlift.serve._limits import BodyLimitMiddleware
 from cartlift.serve._metrics import MetricsMiddleware
 from cartlift.serve._service import Service
 from cartlift.serve._settings import ServeSettings
-from cartlift.serve.routes import admin, carts, dashboard, events, experiments, ops, recommendations
+from cartlift.serve.routes import (
+    admin,
+    carts,
+    dashboard,
+    events,
+    experiments,
+    integrations,
+    ops,
+    recommendations,
+)
 
 __all__ = ["app_from_env", "create_app", "openapi_with_security"]
 
@@ -58,7 +67,7 @@ def create_app(settings: ServeSettings | None = None) -> FastAPI:
     install_error_handlers(app)
     # routers are tried in this order for every request, and each costs FastAPI a few microseconds
     # to try: the hottest routes first (the paths do not overlap, so the order changes nothing else)
-    for module in (recommendations, events, ops, carts, experiments, admin, dashboard):
+    for module in (recommendations, events, ops, carts, experiments, admin, integrations, dashboard):
         app.include_router(module.router)
     if settings.cors_origins:
         from fastapi.middleware.cors import CORSMiddleware

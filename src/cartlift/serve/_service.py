@@ -23,6 +23,7 @@ from typing import Any
 from cartlift.errors import CartliftError, DataError
 from cartlift.predict import LiveScorer, SessionState
 from cartlift.serve._errors import ApiError
+from cartlift.serve._intake import Intake
 from cartlift.serve._keys import ApiKey, allows, hash_key, pseudonymise
 from cartlift.serve._limits import MemoryRateLimiter, RateLimiter, RedisRateLimiter
 from cartlift.serve._live import LiveSessions, open_sessions
@@ -88,6 +89,7 @@ class Service:
         self.settings = settings
         self.metrics = Metrics()
         self.storage: Storage = open_storage(settings.db, max_batch_events=settings.writer_batch_events)
+        self.intake = Intake(self.storage)
         self.registry = ModelRegistry(settings.registry_dir())
         self.models = LoadedModels()
         self._scoring = _Scoring(None, None)

@@ -140,6 +140,7 @@ _PERSONAL: Final = (
     ("decisions", "user_id"),
     ("exposures", "unit_id"),
     ("consents", "user_id"),
+    ("identities", "user_id"),
 )
 """Every table that holds a person's rows, with the column naming them: what erasure deletes."""
 

@@ -1,0 +1,22 @@
+"""Ways in without code: Segment/RudderStack and Shopify payloads, the storefront tracker.
+
+Each integration is a pure function from a payload to event records in cartlift's own schema
+(validated later by the events package, like every other way in) and `Identity` records. The
+service (``serve/routes/integrations.py``, ``serve/routes/track.py``) stores what they return.
+"""
+
+from cartlift.integrations._records import IDENTITY_COLUMNS, Identity, Mapped
+from cartlift.integrations._segment import SEGMENT_EVENTS, segment_records
+from cartlift.integrations._shopify import SHOPIFY_TOPICS, shopify_records, shopify_signature, verify_shopify
+
+__all__ = [
+    "IDENTITY_COLUMNS",
+    "SEGMENT_EVENTS",
+    "SHOPIFY_TOPICS",
+    "Identity",
+    "Mapped",
+    "segment_records",
+    "shopify_records",
+    "shopify_signature",
+    "verify_shopify",
+]

@@ -1,0 +1,157 @@
+"""The data layer of the ways in that are more than an event batch: identities, webhook receipts, carts.
+
+Its tables are created on first use (``CREATE TABLE IF NOT EXISTS``, the same text on DuckDB and
+PostgreSQL) and every query runs on the storage's single writer thread, like the rest of the
+service's SQL, so a DuckDB file keeps one writer.
+
+- ``identities`` (declared in `cartlift.integrations.IDENTITY_COLUMNS`): a customer id, the
+  anonymous id it joins, e-mail and marketing consent. Storing one whose anonymous id differs
+  from its customer id moves the anonymous history to the customer (``events.user_id``), in the
+  same transaction: the store then treats that history as the customer's.
+- ``webhook_receipts``: one row per delivered webhook id, so a redelivery is answered at once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from typing import Any, Final, TypeVar
+
+from cartlift.integrations import IDENTITY_COLUMNS, Identity
+from cartlift.serve._storage import Storage
+
+__all__ = ["INTAKE_TABLES", "Intake"]
+
+T = TypeVar("T")
+
+INTAKE_TABLES: Final[dict[str, dict[str, str]]] = {
+    "identities": IDENTITY_COLUMNS,
+    "webhook_receipts": {
+        "receipt_id": "VARCHAR PRIMARY KEY",  # source:webhook id
+        "topic": "VARCHAR",
+        "received_at": "TIMESTAMP NOT NULL",
+    },
+}
+
+
+def _ddl(name: str, columns: dict[str, str]) -> str:
+    body = ", ".join(f"{c} {kind}" for c, kind in columns.items())
+    return f"CREATE TABLE IF NOT EXISTS {name} ({body})"
+
+
+def _now() -> datetime:
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+class Intake:
+    """Identities, webhook receipts and cart contents on a service's `Storage`."""
+
+    def __init__(self, storage: Storage) -> None:
+        self.storage = storage
+        self._created = False
+
+    async def _run(self, fn: Callable[[Any], T]) -> T:
+        def job(ctx: Any) -> T:
+            if not self._created:
+                for name, columns in INTAKE_TABLES.items():
+                    self.storage._rows(ctx, _ddl(name, columns))
+                self._created = True
+            return fn(ctx)
+
+        return await self.storage.writer.call(job)
+
+    # -- webhooks -------------------------------------------------------------------------------
+    async def seen_webhook(self, *, source: str, webhook_id: str) -> bool:
+        """True when this webhook id was stored before."""
+        sql = "SELECT 1 FROM webhook_receipts WHERE receipt_id = ?"
+        return bool(await self._run(lambda ctx: self.storage._rows(ctx, sql, [f"{source}:{webhook_id}"])))
+
+    async def record_webhook(self, *, source: str, webhook_id: str, topic: str | None) -> None:
+        """Remember a webhook id once its content is stored."""
+        sql = "INSERT INTO webhook_receipts VALUES (?, ?, ?) ON CONFLICT DO NOTHING"
+        await self._run(lambda ctx: self.storage._rows(ctx, sql, [f"{source}:{webhook_id}", topic, _now()]))
+
+    # -- identities -----------------------------------------------------------------------------
+    def _store(self, ctx: Any, identities: Sequence[Identity], user: Callable[[str], str]) -> dict[str, int]:
+        stored = moved = 0
+        s = self.storage
+        with s._transaction(ctx):
+            for ident in identities:
+                uid = user(ident.user_id)
+                anon = user(ident.anonymous_id) if ident.anonymous_id else None
+                before = int(
+                    s._rows(
+                        ctx, "SELECT count(*) FROM identities WHERE identity_id = ?", [ident.identity_id]
+                    )[0][0]
+                )
+                s._rows(
+                    ctx,
+                    "INSERT INTO identities VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+                    [
+                        ident.identity_id,
+                        uid,
+                        anon,
+                        ident.email,
+                        ident.email_consent,
+                        ident.consent_source,
+                        ident.consent_at,
+                        ident.source,
+                        ident.ts,
+                        _now(),
+                    ],
+                )
+                stored += 1 - before
+                if anon is not None and anon != uid:
+                    moved += int(s._rows(ctx, "SELECT count(*) FROM events WHERE user_id = ?", [anon])[0][0])
+                    s._rows(ctx, "UPDATE events SET user_id = ? WHERE user_id = ?", [uid, anon])
+        return {"identities": stored, "events_joined": moved}
+
+    async def store_identities(
+        self, *, identities: Sequence[Identity], user: Callable[[str], str]
+    ) -> dict[str, int]:
+        """Store identities (each once) and join anonymous histories to their customers.
+
+        Parameters
+        ----------
+        identities : sequence of Identity
+            What a payload named.
+        user : callable
+            The stored form of a user id (the service's pseudonymisation).
+
+        Returns
+        -------
+        dict
+            ``{"identities": new rows, "events_joined": events moved from anonymous ids}``.
+        """
+        if not identities:
+            return {"identities": 0, "events_joined": 0}
+        return await self._run(lambda ctx: self._store(ctx, identities, user))
+
+    async def customers_of(self, *, anonymous_ids: Sequence[str]) -> dict[str, str]:
+        """The customer each of these (stored-form) anonymous ids was joined to, where one was."""
+        if not anonymous_ids:
+            return {}
+        marks = ", ".join("?" for _ in anonymous_ids)
+        sql = (
+            f"SELECT anonymous_id, max(user_id) FROM identities WHERE anonymous_id IN ({marks})"
+            " GROUP BY anonymous_id"
+        )
+        rows = await self._run(lambda ctx: self.storage._rows(ctx, sql, list(anonymous_ids)))
+        return {str(a): str(u) for a, u in rows}
+
+    # -- carts ----------------------------------------------------------------------------------
+    async def cart_lines(self, *, session_id: str) -> list[dict[str, Any]]:
+        """What a session's cart holds now: products added minus removed (with the highest price seen)."""
+        sql = """SELECT product_id,
+                        sum(CASE WHEN event_type = 'cart_add' THEN quantity ELSE -quantity END) AS quantity,
+                        max(price) AS price
+                 FROM events WHERE session_id = ? AND event_type IN ('cart_add', 'cart_remove')
+                       AND product_id IS NOT NULL
+                 GROUP BY product_id
+                 HAVING sum(CASE WHEN event_type = 'cart_add' THEN quantity ELSE -quantity END) > 0
+                 ORDER BY product_id"""
+        rows = await self._run(lambda ctx: self.storage._rows(ctx, sql, [session_id]))
+        return [
+            {"product_id": str(p), "quantity": int(q), "price": None if price is None else float(price)}
+            for p, q, price in rows
+        ]
