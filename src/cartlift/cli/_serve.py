@@ -118,21 +118,57 @@ def register(app: typer.Typer) -> None:
     @guarded
     def keys_create(
         scope: Annotated[
-            str, typer.Option(help="ingest (post events), read (recommendations, risk), or admin.")
+            str,
+            typer.Option(
+                help="ingest (post events), read (recommendations, risk), admin, or track "
+                "(the storefront tracker's publishable key; give its --origin)."
+            ),
         ],
         db: StoreOption = "cartlift.duckdb",
         rate_limit: Annotated[
             float | None, typer.Option("--rate-limit", help="Requests per second for this key.")
         ] = None,
         label: Annotated[str | None, typer.Option(help="A note to recognise the key by.")] = None,
+        origin: Annotated[
+            list[str] | None,
+            typer.Option(
+                "--origin", help="With --scope track: a page origin allowed to use the key (repeatable)."
+            ),
+        ] = None,
     ) -> None:
         """Create an API key; the key is printed alone on the last line (only its hash is stored)."""
-        from cartlift.serve._keys import check_scope
+        from cartlift.serve._keys import check_scope, track_origins
         from cartlift.serve._storage import create_key_in_store
 
-        key, key_id = create_key_in_store(db, scope=check_scope(scope), rate_limit=rate_limit, label=label)
+        origins = track_origins(check_scope(scope), origin or [])
+        key, key_id = create_key_in_store(
+            db, scope=scope, rate_limit=rate_limit, label=label, origins=origins
+        )
         console.print(f"created key {key_id}… with scope {scope}; copy it now, it is not shown again:")
         out.print(key, soft_wrap=True, highlight=False)
+
+    @app.command("restore-link")
+    @guarded
+    def restore_link_command(
+        cart_id: Annotated[str, typer.Argument(help="The cart: its session id (a decision's cart_id).")],
+        url: Annotated[
+            str, typer.Option(help="The shop's page the link lands on, e.g. https://shop.example/cart.")
+        ],
+        days: Annotated[float, typer.Option(help="Days the link stays valid.")] = 7.0,
+    ) -> None:
+        """Print a signed link that restores a cart on the shop's page (the tracker follows it).
+
+        Signed with CARTLIFT_SERVE_RESTORE_SECRET, the secret `cartlift serve` checks it with.
+        """
+        from cartlift.integrations import restore_link
+        from cartlift.serve import ServeSettings
+
+        secret = ServeSettings().restore_secret
+        if secret is None:
+            raise fail("set CARTLIFT_SERVE_RESTORE_SECRET (the same secret `cartlift serve` runs with)")
+        out.print(
+            restore_link(url, cart_id, secret.get_secret_value(), days=days), soft_wrap=True, highlight=False
+        )
 
     @app.command()
     @guarded

@@ -6,17 +6,26 @@ service (``serve/routes/integrations.py``, ``serve/routes/track.py``) stores wha
 """
 
 from cartlift.integrations._records import IDENTITY_COLUMNS, Identity, Mapped
+from cartlift.integrations._restore import RESTORE_PARAMETER, restore_link, sign_restore, verify_restore
 from cartlift.integrations._segment import SEGMENT_EVENTS, segment_records
 from cartlift.integrations._shopify import SHOPIFY_TOPICS, shopify_records, shopify_signature, verify_shopify
+from cartlift.integrations._tracker import TRACKER_EVENTS, tracker_records, tracker_script
 
 __all__ = [
     "IDENTITY_COLUMNS",
+    "RESTORE_PARAMETER",
     "SEGMENT_EVENTS",
     "SHOPIFY_TOPICS",
+    "TRACKER_EVENTS",
     "Identity",
     "Mapped",
+    "restore_link",
     "segment_records",
     "shopify_records",
     "shopify_signature",
+    "sign_restore",
+    "tracker_records",
+    "tracker_script",
+    "verify_restore",
     "verify_shopify",
 ]

@@ -24,6 +24,7 @@ from cartlift.serve.routes import (
     integrations,
     ops,
     recommendations,
+    track,
 )
 
 __all__ = ["app_from_env", "create_app", "openapi_with_security"]
@@ -67,7 +68,7 @@ def create_app(settings: ServeSettings | None = None) -> FastAPI:
     install_error_handlers(app)
     # routers are tried in this order for every request, and each costs FastAPI a few microseconds
     # to try: the hottest routes first (the paths do not overlap, so the order changes nothing else)
-    for module in (recommendations, events, ops, carts, experiments, admin, integrations, dashboard):
+    for module in (recommendations, events, ops, carts, experiments, admin, integrations, track, dashboard):
         app.include_router(module.router)
     if settings.cors_origins:
         from fastapi.middleware.cors import CORSMiddleware

@@ -127,17 +127,27 @@ class Intake:
             return {"identities": 0, "events_joined": 0}
         return await self._run(lambda ctx: self._store(ctx, identities, user))
 
-    async def customers_of(self, *, anonymous_ids: Sequence[str]) -> dict[str, str]:
-        """The customer each of these (stored-form) anonymous ids was joined to, where one was."""
-        if not anonymous_ids:
-            return {}
+    def _rejoin(self, ctx: Any, anonymous_ids: Sequence[str]) -> int:
         marks = ", ".join("?" for _ in anonymous_ids)
-        sql = (
-            f"SELECT anonymous_id, max(user_id) FROM identities WHERE anonymous_id IN ({marks})"
-            " GROUP BY anonymous_id"
+        joined = self.storage._rows(
+            ctx,
+            f"SELECT anonymous_id, max(user_id) FROM identities WHERE anonymous_id IN ({marks}) GROUP BY 1",
+            list(anonymous_ids),
         )
-        rows = await self._run(lambda ctx: self.storage._rows(ctx, sql, list(anonymous_ids)))
-        return {str(a): str(u) for a, u in rows}
+        moved = 0
+        with self.storage._transaction(ctx):
+            for anon, uid in joined:
+                moved += int(
+                    self.storage._rows(ctx, "SELECT count(*) FROM events WHERE user_id = ?", [anon])[0][0]
+                )
+                self.storage._rows(ctx, "UPDATE events SET user_id = ? WHERE user_id = ?", [uid, anon])
+        return moved
+
+    async def rejoin(self, *, anonymous_ids: Sequence[str]) -> int:
+        """Move the events of anonymous ids already joined to a customer to that customer; returns how many."""
+        if not anonymous_ids:
+            return 0
+        return await self._run(lambda ctx: self._rejoin(ctx, anonymous_ids))
 
     # -- carts ----------------------------------------------------------------------------------
     async def cart_lines(self, *, session_id: str) -> list[dict[str, Any]]:

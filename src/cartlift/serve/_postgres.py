@@ -47,6 +47,7 @@ PG_TABLES: Final = (
     """CREATE TABLE IF NOT EXISTS api_keys (
         key_hash TEXT PRIMARY KEY, key_id TEXT NOT NULL, scope TEXT NOT NULL, rate_limit DOUBLE PRECISION,
         label TEXT, created_at TIMESTAMP NOT NULL, revoked_at TIMESTAMP)""",
+    "ALTER TABLE api_keys ADD COLUMN IF NOT EXISTS origins TEXT",
     """CREATE TABLE IF NOT EXISTS audit_log (
         audit_id TEXT PRIMARY KEY, ts TIMESTAMP NOT NULL, action TEXT NOT NULL, subject TEXT NOT NULL,
         actor TEXT, details TEXT NOT NULL)""",

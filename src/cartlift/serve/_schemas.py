@@ -164,11 +164,16 @@ class KeyCreate(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    scope: Literal["ingest", "read", "admin"]
+    scope: Literal["ingest", "read", "admin", "track"]
     rate_limit: float | None = Field(
         default=None, gt=0, description="Requests per second (default: the service's)."
     )
     label: str | None = Field(default=None, max_length=200)
+    origins: list[str] = Field(
+        default_factory=list,
+        max_length=50,
+        description="Page origins a track key may be used from (required for scope track).",
+    )
 
 
 class KeyPublic(BaseModel):

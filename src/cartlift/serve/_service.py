@@ -16,15 +16,16 @@ import logging
 import math
 import tempfile
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from cartlift.errors import CartliftError, DataError
+from cartlift.errors import CartliftError, DataError, InvalidParameterError
 from cartlift.predict import LiveScorer, SessionState
 from cartlift.serve._errors import ApiError
 from cartlift.serve._intake import Intake
-from cartlift.serve._keys import ApiKey, allows, hash_key, pseudonymise
+from cartlift.serve._keys import ApiKey, allows, hash_key, pseudonymise, track_origins
 from cartlift.serve._limits import MemoryRateLimiter, RateLimiter, RedisRateLimiter
 from cartlift.serve._live import LiveSessions, open_sessions
 from cartlift.serve._metrics import Metrics
@@ -188,10 +189,14 @@ class Service:
         return key
 
     async def create_key(
-        self, *, scope: str, rate_limit: float | None, label: str | None
+        self, *, scope: str, rate_limit: float | None, label: str | None, origins: Sequence[str] = ()
     ) -> tuple[str, ApiKey]:
-        """A new API key (the secret is shown once)."""
-        return await self.storage.create_key(scope=scope, rate_limit=rate_limit, label=label)
+        """A new API key (the secret is shown once); a ``track`` key needs the origins it may be used from."""
+        try:
+            allowed = track_origins(scope, origins)
+        except InvalidParameterError as e:
+            raise ApiError(422, str(e)) from None
+        return await self.storage.create_key(scope=scope, rate_limit=rate_limit, label=label, origins=allowed)
 
     def user(self, user_id: str) -> str:
         """The stored form of a user id (pseudonymised when configured)."""

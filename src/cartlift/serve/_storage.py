@@ -55,6 +55,8 @@ SERVICE_TABLES: Final = (
     """CREATE TABLE IF NOT EXISTS api_keys (
         key_hash VARCHAR PRIMARY KEY, key_id VARCHAR NOT NULL, scope VARCHAR NOT NULL,
         rate_limit DOUBLE, label VARCHAR, created_at TIMESTAMP NOT NULL, revoked_at TIMESTAMP)""",
+    # the origins of a track key (comma separated); added to stores made before track keys
+    "ALTER TABLE api_keys ADD COLUMN IF NOT EXISTS origins VARCHAR",
     """CREATE TABLE IF NOT EXISTS audit_log (
         audit_id VARCHAR PRIMARY KEY, ts TIMESTAMP NOT NULL, action VARCHAR NOT NULL,
         subject VARCHAR NOT NULL, actor VARCHAR, details VARCHAR NOT NULL)""",
@@ -234,35 +236,45 @@ class Storage(ABC):
 
     # -- keys -----------------------------------------------------------------------------------
     def _insert_key(
-        self, ctx: Any, scope: str, rate_limit: float | None, label: str | None
+        self, ctx: Any, scope: str, rate_limit: float | None, label: str | None, origins: Sequence[str] = ()
     ) -> tuple[str, ApiKey]:
         key, key_id, key_hash = new_key()
         created = now_utc()
         self._rows(
             ctx,
-            "INSERT INTO api_keys (key_hash, key_id, scope, rate_limit, label, created_at) VALUES (?, ?, ?, ?, ?, ?)",
-            [key_hash, key_id, scope, rate_limit, label, created],
+            "INSERT INTO api_keys (key_hash, key_id, scope, rate_limit, label, created_at, origins)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?)",
+            [key_hash, key_id, scope, rate_limit, label, created, ",".join(origins) or None],
         )
-        return key, ApiKey(key_id, scope, rate_limit, created, label)
+        return key, ApiKey(key_id, scope, rate_limit, created, label, tuple(origins))
 
     def create_key_now(self, ctx: Any, *, scope: str, rate_limit: float | None, label: str | None) -> str:
         """Create a key on an open context (used by the CLI with the service stopped)."""
         return self._insert_key(ctx, scope, rate_limit, label)[0]
 
     async def create_key(
-        self, *, scope: str, rate_limit: float | None = None, label: str | None = None
+        self,
+        *,
+        scope: str,
+        rate_limit: float | None = None,
+        label: str | None = None,
+        origins: Sequence[str] = (),
     ) -> tuple[str, ApiKey]:
         """A new key of ``scope``; the secret is returned once and only its hash is stored."""
-        return await self.writer.call(lambda ctx: self._insert_key(ctx, scope, rate_limit, label))
+        return await self.writer.call(lambda ctx: self._insert_key(ctx, scope, rate_limit, label, origins))
 
     async def find_key(self, *, key_hash: str) -> ApiKey | None:
         """The live (not revoked) key with this hash, or None."""
-        sql = "SELECT key_id, scope, rate_limit, created_at, label FROM api_keys WHERE key_hash = ? AND revoked_at IS NULL"
+        sql = (
+            "SELECT key_id, scope, rate_limit, created_at, label, origins FROM api_keys"
+            " WHERE key_hash = ? AND revoked_at IS NULL"
+        )
         rows = await self.writer.call(lambda ctx: self._rows(ctx, sql, [key_hash]))
         if not rows:
             return None
-        key_id, scope, rate, created, label = rows[0]
-        return ApiKey(str(key_id), str(scope), None if rate is None else float(rate), created, label)
+        key_id, scope, rate, created, label, origins = rows[0]
+        allowed = tuple(o for o in str(origins or "").split(",") if o)
+        return ApiKey(str(key_id), str(scope), None if rate is None else float(rate), created, label, allowed)
 
     # -- erasure --------------------------------------------------------------------------------
     def _erase(self, ctx: Any, user_id: str, actor: str | None) -> dict[str, int] | None:
@@ -473,7 +485,12 @@ def open_storage(db: str, *, max_batch_events: int = 5_000) -> Storage:
 
 
 def create_key_in_store(
-    db: str, *, scope: str, rate_limit: float | None = None, label: str | None = None
+    db: str,
+    *,
+    scope: str,
+    rate_limit: float | None = None,
+    label: str | None = None,
+    origins: Sequence[str] = (),
 ) -> tuple[str, str]:
     """Create an API key directly in the store (no service running): ``(key, key_id)``.
 
@@ -483,7 +500,7 @@ def create_key_in_store(
     storage = open_storage(db)
     ctx = storage._open()
     try:
-        key, record = storage._insert_key(ctx, scope, rate_limit, label)
+        key, record = storage._insert_key(ctx, scope, rate_limit, label, origins)
     finally:
         storage._close(ctx)
     return key, record.key_id

@@ -47,7 +47,9 @@ async def erase_user(
 )
 async def create_key(body: KeyCreate, service: ServiceDep, key: AdminKey) -> dict[str, object]:
     """Create an API key while the service runs (the secret is shown once)."""
-    secret, record = await service.create_key(scope=body.scope, rate_limit=body.rate_limit, label=body.label)
+    secret, record = await service.create_key(
+        scope=body.scope, rate_limit=body.rate_limit, label=body.label, origins=body.origins
+    )
     return {"key": secret, "key_id": record.key_id, "scope": record.scope, "rate_limit": record.rate_limit}
 
 
