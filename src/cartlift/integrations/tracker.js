@@ -7,9 +7,9 @@
 (function (w, d) {
   "use strict";
   if (w.cartlift && w.cartlift.version) return;
-  var P = "cartlift_", SESSION_MS = 18e5, YEAR = 31536e3, MAX_QUEUE = 1000, BEACON_MAX = 50;
+  var P = "cartlift_", SESSION_MS = 18e5, YEAR = 31536e3, MAX_QUEUE = 5000, BEACON_MAX = 50, MAX_BATCH = 500;
   var cfg = { endpoint: "", key: "", batchSize: 20, flushMs: 1000, requireConsent: false, onRestore: null };
-  var queue = [], mem = {}, timer = null, sending = false, backoff = 0, consent = null, user = null;
+  var queue = [], mem = {}, timer = null, saving = null, sending = false, backoff = 0, consent = null, user = null;
   var restored = null, restoreFns = [];
 
   function now() { return Date.now(); }
@@ -49,7 +49,9 @@
     set("sid", s); set("last", String(now()));
     return s;
   }
-  function save() { if (mayStore()) set("queue", JSON.stringify(queue)); }
+  function save() { clearTimeout(saving); saving = null; if (mayStore()) set("queue", JSON.stringify(queue)); }
+  // the queue is written to localStorage at most every 100 ms, not once per event
+  function saveSoon() { if (!saving) saving = setTimeout(save, 100); }
   function push(item) {
     if (consent === false) return;
     item.id = item.id || uid();
@@ -59,7 +61,7 @@
     if (item.kind === "event") item.session_id = sessionId();
     queue.push(item);
     if (queue.length > MAX_QUEUE) queue.splice(0, queue.length - MAX_QUEUE);
-    save(); schedule();
+    saveSoon(); schedule();
   }
   function schedule() {
     if (!mayTrack() || !queue.length) return;
@@ -74,14 +76,16 @@
     queue = queue.filter(function (i) { return !sent[i.id]; });
   }
   // a batch leaves as text/plain, so the browser needs no CORS preflight; a failed or refused
-  // batch stays queued with the same ids and is retried with a growing delay
+  // batch stays queued with the same ids and is retried with a growing delay. One batch is in
+  // flight at a time: a backlog leaves in larger batches (each commit costs the service about
+  // the same), and only a small body may outlive the page (keepalive allows 64 kB)
   function flush() {
     clearTimeout(timer); timer = null;
     if (!mayTrack() || sending || !queue.length) return;
-    var items = queue.slice(0, cfg.batchSize);
+    var items = queue.slice(0, Math.max(cfg.batchSize, MAX_BATCH)), text = body(items);
     sending = true;
-    fetch(url("/v1/track"), { method: "POST", body: body(items), headers: { "Content-Type": "text/plain" },
-      keepalive: true, credentials: "omit", mode: "cors" })
+    fetch(url("/v1/track"), { method: "POST", body: text, headers: { "Content-Type": "text/plain" },
+      keepalive: text.length < 6e4, credentials: "omit", mode: "cors" })
       .then(function (r) {
         if (r.status === 429 || r.status === 408 || r.status >= 500) throw new Error("retry " + r.status);
         if (!r.ok) console.warn("cartlift: the service refused a batch (" + r.status + ")");
