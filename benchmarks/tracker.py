@@ -143,16 +143,25 @@ def main() -> None:
                 page.reload()
                 page.wait_for_function("window.cartlift && window.cartlift.version")
                 fired[tag] = page.evaluate(FIRE, [rate, args.seconds, tag])
+                started = time.monotonic()
                 try:
-                    page.wait_for_function("window.cartlift.pending() === 0", timeout=30_000)
+                    page.wait_for_function("window.cartlift.pending() === 0", timeout=60_000)
                 except Exception:
-                    print(f"  {rate:>6,} events/s: the queue did not drain within 30 s")
+                    print(f"  {rate:>6,} events/s: the queue did not drain within 60 s", flush=True)
                     break
+                print(
+                    f"  {rate:>6,} events/s fired; queue drained {time.monotonic() - started:.1f} s later",
+                    flush=True,
+                )
                 rate *= 2
             browser.close()
     finally:
         server.terminate()
-        server.wait(30)
+        try:
+            server.wait(120)  # the writer commits what is queued before it stops
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait(30)
         httpd.shutdown()
     with EventStore(db, read_only=True) as store:
         stored = dict(

@@ -31,7 +31,7 @@ __all__ = ["app_from_env", "create_app", "openapi_with_security"]
 
 DESCRIPTION = """Collect events, recommend, score live carts, assign experiments.
 
-Every `/v1` route needs `Authorization: Bearer KEY` (`cartlift keys create --scope ingest|read|admin`).
+Every `/v1` route needs `Authorization: Bearer KEY` (`cartlift keys create --scope ingest|read|admin`), except the tracker's (`?key=` with a `track` key bound to origins) and Shopify's webhook (signed with `X-Shopify-Hmac-Sha256`).
 Errors answer `{"error": {"status", "code", "message"}}`.
 """
 
