@@ -14,6 +14,7 @@ __all__ = [
     "FormatDetectionError",
     "InvalidParameterError",
     "NotFittedError",
+    "PayloadError",
     "SampleRatioMismatchWarning",
     "SparkUnavailableError",
     "StoreError",
@@ -31,6 +32,10 @@ class InvalidParameterError(CartliftError, ValueError):
 
 class DataError(CartliftError, ValueError):
     """Input data cannot be used as given (missing columns, empty input, wrong shapes)."""
+
+
+class PayloadError(DataError):
+    """A webhook or tracker payload that cannot be read as its sender documents it (answered 422)."""
 
 
 class FormatDetectionError(DataError):

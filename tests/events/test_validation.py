@@ -12,7 +12,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from cartlift.events import EVENT_TYPES, PRODUCT_EVENT_TYPES
+from cartlift.events import EVENT_TYPES, PRODUCT_EVENT_TYPES, UNKNOWN_EVENT_TYPE
 from cartlift.store import EventStore
 
 HEADER = ["event_id", "ts", "user_id", "session_id", "event_type", "product_id", "quantity", "price"]
@@ -35,7 +35,7 @@ def reference_reason(row: dict[str, str]) -> str | None:
         return "missing user"
     event_type = row["event_type"].strip().lower()
     if event_type not in EVENT_TYPES:
-        return "unknown event type"
+        return UNKNOWN_EVENT_TYPE
     if event_type in PRODUCT_EVENT_TYPES and not row["product_id"].strip():
         return "missing product"
     if {row["price"].strip().lower(), row["quantity"].strip().lower()} & {"true", "false"}:
@@ -114,7 +114,7 @@ def test_every_row_is_accepted_or_quarantined_for_the_reference_reason(
 @pytest.mark.parametrize(
     ("change", "reason"),
     [
-        ({"event_type": "wishlist"}, "unknown event type"),
+        ({"event_type": "wishlist"}, UNKNOWN_EVENT_TYPE),
         ({"ts": "not a time"}, "unparseable time"),
         ({"ts": FUTURE}, "time in the future"),
         ({"price": "-3.50"}, "negative price"),
@@ -166,7 +166,7 @@ def test_parser_rejects_keep_their_line_and_later_rows_their_numbers(
     q = store.quarantine().sort_values("line")
     assert q["line"].tolist() == [3, 4]
     assert q["row_number"].tolist() == [2, 3]
-    assert q["reason"].tolist() == [reason, "unknown event type"]
+    assert q["reason"].tolist() == [reason, UNKNOWN_EVENT_TYPE]
     assert q["raw"].iloc[0] == line
 
 
@@ -191,8 +191,8 @@ def test_identical_rejected_records_each_keep_their_own_number(
     assert (result.accepted, result.quarantined) == (2, 3)
     q = store.quarantine().sort_values("row_number")
     assert q["row_number"].tolist() == [2, 4, 5]
-    assert q["reason"].unique().tolist() == ["unknown event type"]
-    assert result.reasons == {"unknown event type": 3}
+    assert q["reason"].unique().tolist() == [UNKNOWN_EVENT_TYPE]
+    assert result.reasons == {UNKNOWN_EVENT_TYPE: 3}
     # loading again keeps the quarantine as it is
     store.ingest(path, "cartlift")
     assert len(store.quarantine()) == 3

@@ -10,6 +10,7 @@ import httpx
 import pytest
 from _serve_helpers import Running, check_error
 
+from cartlift.events import UNKNOWN_EVENT_TYPE
 from cartlift.experiments import Experiment, assign
 from cartlift.predict import SessionState
 
@@ -88,7 +89,7 @@ def test_events_are_validated_per_event_with_the_importers_rules(running: Runnin
     reasons = {e["event_id"]: e["reason"] for e in body["errors"]}
     assert reasons == {
         "v-bad-time": "unparseable time",
-        "v-bad-type": "unknown event type",
+        "v-bad-type": UNKNOWN_EVENT_TYPE,
         "v-neg": "negative price",
         "v-qty": "quantity must be a positive whole number",
         "v-noproduct": "missing product",

@@ -16,6 +16,7 @@ import httpx
 import pytest
 from _serve_helpers import Server, make_events, pg_schema
 
+from cartlift.events import UNKNOWN_EVENT_TYPE
 from cartlift.serve import ModelRegistry, create_key_in_store
 from cartlift.serve._train import train_from_db
 from cartlift.store import PostgresStorage
@@ -75,7 +76,7 @@ def test_postgres_storage_validates_like_the_importers_and_is_idempotent(pg_url:
 
         first, second, count = asyncio.run(run())
         assert (first.accepted, first.duplicates, first.rejected) == (3, 0, 1)  # type: ignore[attr-defined]
-        assert first.errors == [{"index": 3, "event_id": "pg-bad", "reason": "unknown event type"}]  # type: ignore[attr-defined]
+        assert first.errors == [{"index": 3, "event_id": "pg-bad", "reason": UNKNOWN_EVENT_TYPE}]  # type: ignore[attr-defined]
         assert (second.accepted, second.duplicates) == (0, 3)  # type: ignore[attr-defined]
         assert count == 3
         erased = asyncio.run(storage.erase_user(user_id="u1", actor="test"))

@@ -34,6 +34,28 @@ def register(app: typer.Typer) -> None:
             str,
             typer.Option("--format", "-f", help=f"Source format: {', '.join(FORMAT_NAMES)}."),
         ] = "auto",
+        map_columns: Annotated[
+            list[str] | None,
+            typer.Option(
+                "--map",
+                help='Read a column from a source column of another name: ts="Event Time",user_id=Customer.',
+            ),
+        ] = None,
+        event_type: Annotated[
+            list[str] | None,
+            typer.Option(
+                "--event-type",
+                help="Map the source's event names onto ours: add_to_cart=cart_add,remove=cart_remove.",
+            ),
+        ] = None,
+        mapping_file: Annotated[
+            Path | None,
+            typer.Option(
+                "--mapping",
+                help="A TOML file with [columns], [event_types], [constants] and time_format "
+                "(--map and --event-type override it).",
+            ),
+        ] = None,
         db: DbOption = None,
         json: JsonOption = False,
     ) -> None:
@@ -41,16 +63,24 @@ def register(app: typer.Typer) -> None:
 
         Every row is accepted, counted as a duplicate (its event id is already stored) or
         quarantined with a reason; a load that fails writes nothing, and loading twice is harmless.
+        A file with its own column or event names loads through --map/--event-type or --mapping.
         """
         from cartlift.events import check_readable
+        from cartlift.events._mapping import merge, parse_pairs, read_mapping
 
         check_readable(path)  # before the store is opened, so a wrong PATH creates no --db file
+        mapping = None
+        if map_columns or event_type or mapping_file is not None:
+            base = read_mapping(mapping_file) if mapping_file is not None else None
+            mapping = merge(
+                base, parse_pairs(map_columns or [], "--map"), parse_pairs(event_type or [], "--event-type")
+            )
         with open_store(db) as store:
             if json:
-                result = store.ingest(path, format)
+                result = store.ingest(path, format, mapping=mapping)
             else:
                 with progress_bar() as bar:
-                    result = store.ingest(path, format, progress=bar)
+                    result = store.ingest(path, format, mapping=mapping, progress=bar)
         if json:
             emit_json(result.to_dict())
             return

@@ -118,7 +118,11 @@ def register(app: typer.Typer) -> None:
     @guarded
     def keys_create(
         scope: Annotated[
-            str, typer.Option(help="ingest (post events), read (recommendations, risk), or admin.")
+            str,
+            typer.Option(
+                help="ingest (post events), read (recommendations, risk), admin, or track "
+                "(the storefront tracker's publishable key; give its --origin)."
+            ),
         ],
         db: DbOption = None,
         rate_limit: Annotated[
@@ -128,6 +132,12 @@ def register(app: typer.Typer) -> None:
         expires_in_days: Annotated[
             float | None,
             typer.Option("--expires-in-days", help="The key stops working after this many days."),
+        ] = None,
+        origin: Annotated[
+            list[str] | None,
+            typer.Option(
+                "--origin", help="With --scope track: a page origin allowed to use the key (repeatable)."
+            ),
         ] = None,
     ) -> None:
         """Create an API key; the key is printed alone on the last line (only its hash is stored)."""
@@ -145,6 +155,7 @@ def register(app: typer.Typer) -> None:
             rate_limit=rate_limit,
             label=label,
             expires_at=expires,
+            origins=origin or [],
         )
         until = f", expiring {expires:%Y-%m-%d %H:%M} UTC" if expires else ""
         console.print(f"created key {key_id}… with scope {scope}{until}; copy it now, it is not shown again:")
@@ -195,6 +206,29 @@ def register(app: typer.Typer) -> None:
             emit_json({"key_id": key_id, "revoked": n})
             return
         console.print(f"revoked key {key_id}")
+
+    @app.command("restore-link")
+    @guarded
+    def restore_link_command(
+        cart_id: Annotated[str, typer.Argument(help="The cart: its session id (a decision's cart_id).")],
+        url: Annotated[
+            str, typer.Option(help="The shop's page the link lands on, e.g. https://shop.example/cart.")
+        ],
+        days: Annotated[float, typer.Option(help="Days the link stays valid.")] = 7.0,
+    ) -> None:
+        """Print a signed link that restores a cart on the shop's page (the tracker follows it).
+
+        Signed with CARTLIFT_SERVE_RESTORE_SECRET, the secret `cartlift serve` checks it with.
+        """
+        from cartlift.integrations import restore_link
+        from cartlift.serve import ServeSettings
+
+        secret = ServeSettings().restore_secret
+        if secret is None:
+            raise fail("set CARTLIFT_SERVE_RESTORE_SECRET (the same secret `cartlift serve` runs with)")
+        out.print(
+            restore_link(url, cart_id, secret.get_secret_value(), days=days), soft_wrap=True, highlight=False
+        )
 
     @app.command()
     @guarded

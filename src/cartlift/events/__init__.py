@@ -1,7 +1,14 @@
 """Events: the data model, validation and the importers (the store lives in `cartlift.store`)."""
 
 from cartlift.events._formats import CARTLIFT_COLUMNS, FORMATS, Format, detect_format, get_format
-from cartlift.events._ingest import CONFLICT_REASON, DERIVED_ID_SQL, LoadResult, derive_event_ids
+from cartlift.events._ingest import (
+    CONFLICT_REASON,
+    DERIVED_ID_SQL,
+    UNKNOWN_EVENT_TYPE,
+    LoadResult,
+    derive_event_ids,
+)
+from cartlift.events._mapping import MAPPABLE_COLUMNS, ColumnMapping, parse_pairs, read_mapping
 from cartlift.events._schema import (
     EVENT_COLUMNS,
     EVENT_TYPES,
@@ -17,13 +24,18 @@ __all__ = [
     "EVENT_COLUMNS",
     "EVENT_TYPES",
     "FORMATS",
+    "MAPPABLE_COLUMNS",
     "PRODUCT_COLUMNS",
     "PRODUCT_EVENT_TYPES",
+    "UNKNOWN_EVENT_TYPE",
+    "ColumnMapping",
     "Format",
     "LoadResult",
     "check_readable",
     "derive_event_ids",
     "detect_format",
     "get_format",
+    "parse_pairs",
+    "read_mapping",
     "snapshot",
 ]

@@ -40,7 +40,20 @@ from cartlift.events._formats import (
 )
 from cartlift.events._schema import EVENT_COLUMNS, EVENT_TYPES, PRODUCT_EVENT_TYPES
 
-__all__ = ["DERIVED_ID_SQL", "LoadResult", "ProgressCallback", "derive_event_ids", "load"]
+__all__ = [
+    "DERIVED_ID_SQL",
+    "UNKNOWN_EVENT_TYPE",
+    "LoadResult",
+    "ProgressCallback",
+    "derive_event_ids",
+    "load",
+]
+
+UNKNOWN_EVENT_TYPE = (
+    f"unknown event type (known: {', '.join(EVENT_TYPES)}; map other names with"
+    " `cartlift ingest --event-type NAME=TYPE` or a --mapping file)"
+)
+"""The quarantine reason of an event whose type is none of ours: it names the types and the option."""
 
 ProgressCallback = Callable[[str, float], None]
 """Called with a stage label and its percentage done (0-100)."""
@@ -291,7 +304,7 @@ def _checked_sql(fmt: Format, src: _Source, now: datetime, *, numbered: bool) ->
         WHEN _c_ts > TIMESTAMP {future} THEN 'time in the future'
         WHEN _c_ts < TIMESTAMP {_lit(EARLIEST_TIME)} THEN 'time before {EARLIEST_TIME[:4]}'
         WHEN nullif(trim(_c_user_id), '') IS NULL THEN 'missing user'
-        WHEN _c_event_type IS NULL OR NOT {_one_of("_c_event_type", EVENT_TYPES)} THEN 'unknown event type'
+        WHEN _c_event_type IS NULL OR NOT {_one_of("_c_event_type", EVENT_TYPES)} THEN {_lit(UNKNOWN_EVENT_TYPE)}
         WHEN {_one_of("_c_event_type", PRODUCT_EVENT_TYPES)} AND nullif(trim(_c_product_id), '') IS NULL
             THEN 'missing product'
         WHEN lower(trim(_c_price)) = 'true' OR lower(trim(_c_price)) = 'false'

@@ -22,15 +22,17 @@ from cartlift.serve.routes import (
     dashboard,
     events,
     experiments,
+    integrations,
     ops,
     recommendations,
+    track,
 )
 
 __all__ = ["app_from_env", "create_app", "openapi_with_security"]
 
 DESCRIPTION = """Collect events, recommend, score live carts, assign experiments.
 
-Every `/v1` route needs `Authorization: Bearer KEY` (`cartlift keys create --scope ingest|read|admin`).
+Every `/v1` route needs `Authorization: Bearer KEY` (`cartlift keys create --scope ingest|read|admin`), except the tracker's (`?key=` with a `track` key bound to origins) and Shopify's webhook (signed with `X-Shopify-Hmac-Sha256`).
 Errors answer `{"error": {"status", "code", "message"}}`.
 """
 
@@ -67,7 +69,18 @@ def create_app(settings: ServeSettings | None = None) -> FastAPI:
     install_error_handlers(app)
     # routers are tried in this order for every request, and each costs FastAPI a few microseconds
     # to try: the hottest routes first (the paths do not overlap, so the order changes nothing else)
-    for module in (recommendations, events, ops, carts, experiments, audiences, admin, dashboard):
+    for module in (
+        recommendations,
+        events,
+        ops,
+        carts,
+        experiments,
+        audiences,
+        admin,
+        integrations,
+        track,
+        dashboard,
+    ):
         app.include_router(module.router)
     if settings.cors_origins:
         from fastapi.middleware.cors import CORSMiddleware

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Final
@@ -22,15 +23,18 @@ __all__ = [
     "ApiKey",
     "allows",
     "audit_subject",
+    "check_origin",
     "create_key_in_store",
     "hash_key",
     "new_key",
     "pseudonymise",
+    "track_origins",
 ]
 
-SCOPES: Final = ("ingest", "read", "admin")
+SCOPES: Final = ("ingest", "read", "admin", "track")
 """``ingest`` posts events; ``read`` asks for recommendations, risk, decisions, assignments;
-``admin`` does everything (results, reload, erasure, keys, dashboard)."""
+``admin`` does everything (results, reload, erasure, keys, dashboard); ``track`` is a publishable
+key of the storefront tracker: it may only post events (and restore a cart) from its origins."""
 
 PREFIX: Final = "cl_"
 
@@ -45,6 +49,8 @@ class ApiKey:
     created_at: datetime
     label: str | None = None
     expires_at: datetime | None = None
+    origins: tuple[str, ...] = ()
+    """The page origins a ``track`` key may be used from (``https://shop.example``)."""
 
     def expired(self, now: datetime) -> bool:
         """True when the key has an expiry and ``now`` (naive UTC) is past it."""
@@ -67,6 +73,36 @@ def check_scope(scope: str) -> str:
     if scope not in SCOPES:
         raise InvalidParameterError(f"The scope must be one of {', '.join(SCOPES)}. Got {scope!r} instead.")
     return scope
+
+
+def check_origin(origin: str) -> str:
+    """``origin`` as browsers send it in ``Origin`` (scheme://host[:port], no path), else a clear error."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(origin.strip())
+    if (
+        parts.scheme not in ("http", "https")
+        or not parts.netloc
+        or parts.path not in ("", "/")
+        or parts.query
+    ):
+        raise InvalidParameterError(
+            f"An origin is scheme://host[:port], as a browser sends it, e.g. https://shop.example. Got {origin!r} instead."
+        )
+    return f"{parts.scheme}://{parts.netloc}".lower()
+
+
+def track_origins(scope: str, origins: Sequence[str]) -> tuple[str, ...]:
+    """The checked origins of a new key: a ``track`` key needs at least one, other scopes take none."""
+    if scope != "track":
+        if origins:
+            raise InvalidParameterError(f"Only track keys take origins; a {scope} key is used from servers.")
+        return ()
+    if not origins:
+        raise InvalidParameterError(
+            "A track key needs the origin(s) of the shop's pages: --origin https://shop.example (repeatable)."
+        )
+    return tuple(dict.fromkeys(check_origin(o) for o in origins))
 
 
 def allows(granted: str, needed: str) -> bool:
@@ -93,6 +129,7 @@ def create_key_in_store(
     rate_limit: float | None = None,
     label: str | None = None,
     expires_at: datetime | None = None,
+    origins: Sequence[str] = (),
 ) -> tuple[str, str]:
     """Create an API key directly in the store (no service running): ``(key, key_id)``.
 
@@ -110,6 +147,7 @@ def create_key_in_store(
             rate_limit=rate_limit,
             label=label,
             expires_at=expires_at,
+            origins=track_origins(scope, origins),
         )
     )
     return key, key_id

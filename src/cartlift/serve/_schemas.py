@@ -170,7 +170,7 @@ class KeyCreate(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    scope: Literal["ingest", "read", "admin"]
+    scope: Literal["ingest", "read", "admin", "track"]
     rate_limit: float | None = Field(
         default=None, gt=0, strict=True, description="Requests per second (default: the service's)."
     )
@@ -181,6 +181,11 @@ class KeyCreate(BaseModel):
         strict=True,
         le=36_500,
         description="The key stops working this many days from now.",
+    )
+    origins: list[str] = Field(
+        default_factory=list,
+        max_length=50,
+        description="Page origins a track key may be used from (required for scope track).",
     )
 
 

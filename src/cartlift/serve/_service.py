@@ -15,16 +15,18 @@ import logging
 import math
 import tempfile
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from cartlift.errors import CartliftError, DataError
+from cartlift.errors import CartliftError, DataError, InvalidParameterError
 from cartlift.predict import LiveScorer, SessionState
 from cartlift.serve._erasure import ErasedUsers, audit_secret
 from cartlift.serve._errors import ApiError
-from cartlift.serve._keys import ApiKey, allows, hash_key, new_key, pseudonymise
+from cartlift.serve._intake import Intake
+from cartlift.serve._keys import ApiKey, allows, hash_key, new_key, pseudonymise, track_origins
 from cartlift.serve._limits import MemoryRateLimiter, RateLimiter, RedisRateLimiter
 from cartlift.serve._live import LiveSessions, feature_context, open_sessions
 from cartlift.serve._metrics import Metrics
@@ -100,6 +102,7 @@ class Service:
         self.settings = settings
         self.metrics = Metrics()
         self.storage: Storage = open_storage(settings.db, max_batch_events=settings.writer_batch_events)
+        self.intake = Intake(self.storage)
         self.registry = ModelRegistry(settings.registry_dir(), store=store_identity(settings.db))
         self.models = LoadedModels()
         self._scoring = _Scoring(None, None)
@@ -214,9 +217,19 @@ class Service:
         return key
 
     async def create_key(
-        self, *, scope: str, rate_limit: float | None, label: str | None, expires_at: datetime | None = None
+        self,
+        *,
+        scope: str,
+        rate_limit: float | None,
+        label: str | None,
+        expires_at: datetime | None = None,
+        origins: Sequence[str] = (),
     ) -> tuple[str, ApiKey]:
-        """A new API key (the secret is shown once)."""
+        """A new API key (the secret is shown once); a ``track`` key needs the origins it may be used from."""
+        try:
+            allowed = track_origins(scope, origins)
+        except InvalidParameterError as e:
+            raise ApiError(422, str(e)) from None
         key, key_id, key_hash = new_key()
         created = await self.storage.create_key(
             key_hash=key_hash,
@@ -225,8 +238,9 @@ class Service:
             rate_limit=rate_limit,
             label=label,
             expires_at=expires_at,
+            origins=allowed,
         )
-        return key, ApiKey(key_id, scope, rate_limit, created, label, expires_at)
+        return key, ApiKey(key_id, scope, rate_limit, created, label, expires_at, allowed)
 
     async def revoke_key(self, *, key_id: str) -> int:
         """Revoke the keys with public id ``key_id``; they stop working at once in this process."""

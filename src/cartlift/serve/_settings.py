@@ -57,6 +57,14 @@ class ServeSettings(BaseSettings):
     session_ttl_seconds: int = Field(
         default=7_200, ge=60, description="Idle time after which a session is dropped."
     )
+    shopify_secret: SecretStr | None = Field(
+        default=None,
+        description="The Shopify app's webhook secret: POST /v1/integrations/shopify checks X-Shopify-Hmac-Sha256 with it.",
+    )
+    restore_secret: SecretStr | None = Field(
+        default=None,
+        description="Key of the signed cart-restore links the tracker follows (`cartlift track restore-link`).",
+    )
     recommender: str = Field(
         default="best",
         description="The model `train --all` fits for recommendations; best: the one that evaluates best on the store.",

@@ -21,8 +21,9 @@ import pyarrow as pa
 from cartlift.config import get_settings
 from cartlift.errors import CartliftError, DataError, StoreError, UnknownTableError
 from cartlift.events import EVENT_TYPES
-from cartlift.events._formats import CARTLIFT, PRODUCTS, detect_format, get_format
+from cartlift.events._formats import CARTLIFT, PRODUCTS, detect_format, get_format, read_header
 from cartlift.events._ingest import LoadResult, ProgressCallback, load
+from cartlift.events._mapping import ColumnMapping
 from cartlift.events._products import load_products
 from cartlift.events._snapshot import snapshot
 from cartlift.store._tables import CORE_TABLES, table_ddl
@@ -113,18 +114,26 @@ class EventStore:
 
     # -- loading --------------------------------------------------------------------------------
     def ingest(
-        self, path: str | Path, format: str = "auto", *, progress: ProgressCallback | None = None
+        self,
+        path: str | Path,
+        format: str = "auto",
+        *,
+        mapping: ColumnMapping | None = None,
+        progress: ProgressCallback | None = None,
     ) -> LoadResult:
         """Load a file of events (or, with ``format="products"``, a catalog).
 
         Every row is accepted, counted as a duplicate (its event id is already stored) or
-        quarantined with a reason. Nothing is written when the load fails.
+        quarantined with a reason. Nothing is written when the load fails. With ``mapping`` the
+        file's own column and event names are read through it (``format`` is then ignored).
         """
         source = Path(path)
-        fmt = get_format(format) if format != "auto" else None
+        fmt = get_format(format) if format != "auto" and mapping is None else None
         # every pass reads one stable, normalised copy (see events._snapshot)
         with snapshot(source) as copy:
             try:
+                if mapping is not None:
+                    fmt = mapping.to_format(read_header(copy))
                 fmt = fmt or detect_format(copy)
                 if fmt is PRODUCTS:
                     return load_products(self.con, path=copy, source=str(source))

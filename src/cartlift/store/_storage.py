@@ -53,11 +53,11 @@ LIVE_COLUMNS: Final = (
 )
 """The columns of an accepted event that live session state needs."""
 
-SERVICE_TABLES: Final = ("api_keys", "audit_log", "decisions")
+SERVICE_TABLES: Final = ("api_keys", "audit_log", "decisions", "identities", "webhook_receipts")
 """The tables a DuckDB store gains when a service opens it (PostgreSQL stores have every table)."""
 
-KeyRecord = tuple[str, str, float | None, datetime, str | None, datetime | None]
-"""A stored API key: ``(key_id, scope, rate_limit, created_at, label, expires_at)``."""
+KeyRecord = tuple[str, str, float | None, datetime, str | None, datetime | None, tuple[str, ...]]
+"""A stored API key: ``(key_id, scope, rate_limit, created_at, label, expires_at, origins)``."""
 
 
 def utc(value: datetime | None) -> datetime | None:
@@ -150,18 +150,20 @@ _PERSONAL: Final = tuple((t.name, t.personal) for t in TABLES.values() if t.pers
 """Every table that holds a person's rows, with the column naming them: what erasure deletes."""
 
 
-_KEY_COLUMNS: Final = "key_id, scope, rate_limit, created_at, label, expires_at"
+_KEY_COLUMNS: Final = "key_id, scope, rate_limit, created_at, label, expires_at, origins"
 
 
 def key_of(row: Sequence[Any]) -> KeyRecord:
-    """A `KeyRecord` from a row of `_KEY_COLUMNS`."""
-    key_id, scope, rate, created, label, expires = row[:6]
-    return str(key_id), str(scope), None if rate is None else float(rate), created, label, expires
+    """A `KeyRecord` from a row of `_KEY_COLUMNS` (origins are stored comma separated)."""
+    key_id, scope, rate, created, label, expires, origins = row[:7]
+    allowed = tuple(o for o in str(origins or "").split(",") if o)
+    return str(key_id), str(scope), None if rate is None else float(rate), created, label, expires, allowed
 
 
 def key_row(row: Sequence[Any]) -> dict[str, Any]:
     """A key as `keys list` and ``GET /v1/admin/keys`` show it (a row of `_KEY_COLUMNS`, revoked_at)."""
-    key_id, scope, rate, created, label, expires = key_of(row)
+    key_id, scope, rate, created, label, expires, origins = key_of(row)
+    revoked = row[7]
     return {
         "key_id": key_id,
         "scope": scope,
@@ -169,8 +171,9 @@ def key_row(row: Sequence[Any]) -> dict[str, Any]:
         "rate_limit": rate,
         "created_at": utc(created),
         "expires_at": utc(expires),
-        "revoked_at": utc(row[6]),
-        "active": row[6] is None and (expires is None or now_utc() < expires),
+        "revoked_at": utc(revoked),
+        "origins": list(origins),
+        "active": revoked is None and (expires is None or now_utc() < expires),
     }
 
 
@@ -279,14 +282,15 @@ class Storage(ABC):
         rate_limit: float | None,
         label: str | None,
         expires_at: datetime | None = None,
+        origins: Sequence[str] = (),
     ) -> datetime:
         """Store a key's hash (never the key) on an open context; returns its creation time."""
         created = now_utc()
         self._rows(
             ctx,
-            "INSERT INTO api_keys (key_hash, key_id, scope, rate_limit, label, created_at, expires_at)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?)",
-            [key_hash, key_id, scope, rate_limit, label, created, expires_at],
+            "INSERT INTO api_keys (key_hash, key_id, scope, rate_limit, label, created_at, expires_at, origins)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            [key_hash, key_id, scope, rate_limit, label, created, expires_at, ",".join(origins) or None],
         )
         return created
 
@@ -299,6 +303,7 @@ class Storage(ABC):
         rate_limit: float | None = None,
         label: str | None = None,
         expires_at: datetime | None = None,
+        origins: Sequence[str] = (),
     ) -> datetime:
         """Store a new key's hash; returns its creation time."""
         return await self.writer.call(
@@ -310,6 +315,7 @@ class Storage(ABC):
                 rate_limit=rate_limit,
                 label=label,
                 expires_at=expires_at,
+                origins=origins,
             )
         )
 

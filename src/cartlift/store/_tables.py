@@ -29,6 +29,7 @@ __all__ = [
     "CONSENT_COLUMNS",
     "CORE_TABLES",
     "DECISION_COLUMNS",
+    "IDENTITY_COLUMNS",
     "MODEL_COLUMNS",
     "MODEL_TABLE",
     "PACKAGE_TABLES",
@@ -133,6 +134,20 @@ MODEL_COLUMNS: Final[dict[str, str]] = {
 }
 """Columns of `MODEL_TABLE` (the policy as JSON text), the same on every store that keeps one."""
 
+IDENTITY_COLUMNS: Final[dict[str, str]] = {
+    "identity_id": "VARCHAR PRIMARY KEY",  # hash of the record: receiving it twice stores it once
+    "user_id": "VARCHAR NOT NULL",  # the customer id (as events.user_id stores it)
+    "anonymous_id": "VARCHAR",  # the anonymous id whose history becomes the customer's
+    "email": "VARCHAR",
+    "email_consent": "BOOLEAN",  # None: the source said nothing about consent
+    "consent_source": "VARCHAR",  # where the consent came from, e.g. shopify:email_marketing_consent
+    "consent_at": "TIMESTAMP",
+    "source": "VARCHAR NOT NULL",  # tracker, segment, rudderstack, shopify
+    "ts": "TIMESTAMP NOT NULL",  # when the source saw it (UTC)
+    "received_at": "TIMESTAMP NOT NULL",
+}
+"""Columns of ``identities``: who an anonymous visitor or a webhook's customer is (the integrations' `Identity`)."""
+
 DECISION_COLUMNS: Final[dict[str, str]] = {
     "decision_id": "VARCHAR PRIMARY KEY",
     "ts": "TIMESTAMP NOT NULL",
@@ -229,9 +244,23 @@ _DECLARED: Final = (
             "created_at": "TIMESTAMP NOT NULL",
             "revoked_at": "TIMESTAMP",
             "expires_at": "TIMESTAMP",
+            "origins": "VARCHAR",  # a track key's page origins, comma separated
         },
         in_copies=False,
-        added=("expires_at",),
+        added=("expires_at", "origins"),
+    ),
+    # the storefront integrations': who is who, and webhooks already received
+    Table(
+        "identities",
+        IDENTITY_COLUMNS,
+        indexes=(("user_id",), ("anonymous_id",)),
+        personal="user_id",
+        in_copies=False,
+    ),
+    Table(
+        "webhook_receipts",
+        {"receipt_id": "VARCHAR PRIMARY KEY", "topic": "VARCHAR", "received_at": "TIMESTAMP NOT NULL"},
+        in_copies=False,
     ),
     Table(
         "audit_log",

@@ -53,7 +53,11 @@ async def create_key(body: KeyCreate, service: ServiceDep, key: AdminKey) -> dic
     """Create an API key while the service runs (the secret is shown once), optionally expiring."""
     expires = now_utc() + timedelta(days=body.expires_in_days) if body.expires_in_days else None
     secret, record = await service.create_key(
-        scope=body.scope, rate_limit=body.rate_limit, label=body.label, expires_at=expires
+        scope=body.scope,
+        rate_limit=body.rate_limit,
+        label=body.label,
+        expires_at=expires,
+        origins=body.origins,
     )
     return {
         "key": secret,
