@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -15,7 +16,7 @@ from cartlift.serve._limits import BodyLimitMiddleware
 from cartlift.serve._metrics import MetricsMiddleware
 from cartlift.serve._service import Service
 from cartlift.serve._settings import ServeSettings
-from cartlift.serve.routes import admin, carts, dashboard, events, experiments, ops, recommendations
+from cartlift.serve.routes import admin, carts, dashboard, deliver, events, experiments, ops, recommendations
 
 __all__ = ["app_from_env", "create_app", "openapi_with_security"]
 
@@ -40,9 +41,11 @@ def create_app(settings: ServeSettings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await service.start()
+        stop_delivery = await deliver.start_worker(service)
         try:
             yield
         finally:
+            await asyncio.to_thread(stop_delivery)
             await service.stop()
 
     app = FastAPI(
@@ -58,7 +61,7 @@ def create_app(settings: ServeSettings | None = None) -> FastAPI:
     install_error_handlers(app)
     # routers are tried in this order for every request, and each costs FastAPI a few microseconds
     # to try: the hottest routes first (the paths do not overlap, so the order changes nothing else)
-    for module in (recommendations, events, ops, carts, experiments, admin, dashboard):
+    for module in (recommendations, events, ops, carts, experiments, admin, deliver, dashboard):
         app.include_router(module.router)
     if settings.cors_origins:
         from fastapi.middleware.cors import CORSMiddleware
@@ -66,7 +69,7 @@ def create_app(settings: ServeSettings | None = None) -> FastAPI:
         app.add_middleware(
             CORSMiddleware,
             allow_origins=settings.cors_origins,
-            allow_methods=["GET", "POST", "DELETE"],
+            allow_methods=["GET", "POST", "PUT", "DELETE"],
             allow_headers=["Authorization", "Content-Type"],
         )
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)

@@ -22,6 +22,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, ClassVar, Final
 
+from cartlift.deliver import PERSONAL_TABLES
 from cartlift.events import EventStore
 from cartlift.predict import FeatureContext
 from cartlift.serve._keys import ApiKey, new_key
@@ -140,6 +141,7 @@ _PERSONAL: Final = (
     ("decisions", "user_id"),
     ("exposures", "unit_id"),
     ("consents", "user_id"),
+    *PERSONAL_TABLES,
 )
 """Every table that holds a person's rows, with the column naming them: what erasure deletes."""
 
