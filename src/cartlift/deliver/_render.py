@@ -10,6 +10,7 @@ one-click unsubscribe (``List-Unsubscribe`` with an https/http URL and ``List-Un
 
 from __future__ import annotations
 
+import email.policy
 from dataclasses import dataclass
 from datetime import datetime
 from email.message import EmailMessage
@@ -137,9 +138,14 @@ def render_message(
     )
 
 
+_POLICY = email.policy.SMTP.clone(max_line_length=998)
+
+
 def build_email(rendered: Rendered, *, settings: DeliverSettings, now: datetime) -> EmailMessage:
     """The MIME e-mail: plain text and HTML alternatives, stable Message-ID, RFC 8058 headers."""
-    mail = EmailMessage()
+    # long URLs in List-Unsubscribe must stay plain: at the default 78 columns the email package
+    # would turn the header into RFC 2047 encoded words, which mail clients do not read as a URL
+    mail = EmailMessage(policy=_POLICY)
     domain = parseaddr(settings.mail_from)[1].split("@")[-1] or "cartlift.invalid"
     mail["From"] = settings.mail_from
     mail["To"] = rendered.to
