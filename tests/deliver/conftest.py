@@ -164,7 +164,9 @@ def http() -> Iterator[HttpServer]:
         def do_POST(self) -> None:
             body = self.rfile.read(int(self.headers.get("content-length", 0)))
             log.requests.append({"path": self.path, "headers": dict(self.headers), "body": body})
-            status, doc, delay = log.answers.pop(0) if log.answers else (201, {"sid": f"SM{len(log.requests)}"}, 0.0)
+            status, doc, delay = (
+                log.answers.pop(0) if log.answers else (201, {"sid": f"SM{len(log.requests)}"}, 0.0)
+            )
             time.sleep(delay)
             payload = json.dumps(doc).encode()
             try:

@@ -8,11 +8,11 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
-from conftest import SmtpServer, settings, utcnow
 
 from cartlift.deliver import Worker, after_quiet_hours, open_db, read_token
 from cartlift.deliver._repo import secret, status_counts, unsubscribe
 from cartlift.events import EventStore
+from conftest import SmtpServer, settings, utcnow
 
 
 def run(shop: Path, smtp_url: str | None = None, now: datetime | None = None, **kw: object) -> dict[str, int]:
@@ -30,7 +30,9 @@ def statuses(shop: Path) -> dict[str, str]:
         return dict(store.con.execute("SELECT decision_id, status FROM messages").fetchall())
 
 
-def test_every_decision_arrives_once_with_both_parts_and_one_click_unsubscribe(shop: Path, smtp: SmtpServer) -> None:
+def test_every_decision_arrives_once_with_both_parts_and_one_click_unsubscribe(
+    shop: Path, smtp: SmtpServer
+) -> None:
     result = run(shop, smtp.url)
     assert result["sent"] == 6 and result["scheduled"] == 6
     mails = smtp.sink.mails()
@@ -95,7 +97,9 @@ def test_an_unreachable_server_ends_dead_after_max_attempts(shop: Path) -> None:
     assert len(errors) == 1 and errors[0][0] == 3 and "gave up after 3 attempts" in errors[0][1]
 
 
-def test_bought_emptied_or_unsubscribed_carts_are_cancelled_before_sending(shop: Path, smtp: SmtpServer) -> None:
+def test_bought_emptied_or_unsubscribed_carts_are_cancelled_before_sending(
+    shop: Path, smtp: SmtpServer
+) -> None:
     now = utcnow()
     with EventStore(shop) as store:
         store.ingest_records(
@@ -113,7 +117,11 @@ def test_bought_emptied_or_unsubscribed_carts_are_cancelled_before_sending(shop:
     result = run(shop, smtp.url)
     assert result["cancelled"] == 3 and result["sent"] == 3
     with EventStore(shop) as store:
-        why = dict(store.con.execute("SELECT user_id, last_error FROM messages WHERE status = 'cancelled'").fetchall())
+        why = dict(
+            store.con.execute(
+                "SELECT user_id, last_error FROM messages WHERE status = 'cancelled'"
+            ).fetchall()
+        )
     assert why == {
         "u2": "the customer bought after the decision",
         "u3": "the cart was emptied",
@@ -122,7 +130,9 @@ def test_bought_emptied_or_unsubscribed_carts_are_cancelled_before_sending(shop:
     assert {m["To"] for m in smtp.sink.mails()} == {"u0@example.com", "u1@example.com", "u5@example.com"}
 
 
-def test_a_template_that_fails_ends_dead_with_its_reason(shop: Path, tmp_path: Path, smtp: SmtpServer) -> None:
+def test_a_template_that_fails_ends_dead_with_its_reason(
+    shop: Path, tmp_path: Path, smtp: SmtpServer
+) -> None:
     own = tmp_path / "templates"
     own.mkdir()
     (own / "email.txt").write_text("Hello {{ customer.nickname }}")
@@ -130,7 +140,11 @@ def test_a_template_that_fails_ends_dead_with_its_reason(shop: Path, tmp_path: P
     assert result["dead"] == 6 and not smtp.sink.received
     with EventStore(shop) as store:
         reasons = {r[0] for r in store.con.execute("SELECT last_error FROM messages").fetchall()}
-    assert len(reasons) == 1 and "template failed to render" in next(iter(reasons)) and "nickname" in next(iter(reasons))
+    assert (
+        len(reasons) == 1
+        and "template failed to render" in next(iter(reasons))
+        and "nickname" in next(iter(reasons))
+    )
 
 
 def test_a_replaced_template_is_used(shop: Path, tmp_path: Path, smtp: SmtpServer) -> None:
@@ -149,21 +163,31 @@ def test_frequency_cap_and_budget_defer_and_the_deferral_is_visible(shop: Path, 
     assert counts["by_status"] == {"sent": 4, "scheduled": 2} and counts["deferred"] == 2
     tomorrow = (now + timedelta(days=1)).replace(hour=0, minute=0, second=0, microsecond=0)
     with EventStore(shop) as store:
-        rows = store.con.execute("SELECT deferred_reason, due_at FROM messages WHERE status = 'scheduled'").fetchall()
-    assert {r[0] for r in rows} == {"daily budget of 4 messages reached"} and {r[1] for r in rows} == {tomorrow}
+        rows = store.con.execute(
+            "SELECT deferred_reason, due_at FROM messages WHERE status = 'scheduled'"
+        ).fetchall()
+    assert {r[0] for r in rows} == {"daily budget of 4 messages reached"} and {r[1] for r in rows} == {
+        tomorrow
+    }
     assert run(shop, smtp.url, now=tomorrow, daily_budget=4)["sent"] == 2
 
 
 def test_quiet_hours_follow_the_customers_time_zone() -> None:
     # 22:30 in Berlin (UTC+1 in winter) is quiet until 08:00 Berlin = 07:00 UTC
-    assert after_quiet_hours(datetime(2026, 1, 10, 21, 30), "Europe/Berlin", (21, 8)) == datetime(2026, 1, 11, 7, 0)
+    assert after_quiet_hours(datetime(2026, 1, 10, 21, 30), "Europe/Berlin", (21, 8)) == datetime(
+        2026, 1, 11, 7, 0
+    )
     # the same instant is 16:30 in New York: not quiet
-    assert after_quiet_hours(datetime(2026, 1, 10, 21, 30), "America/New_York", (21, 8)) == datetime(2026, 1, 10, 21, 30)
+    assert after_quiet_hours(datetime(2026, 1, 10, 21, 30), "America/New_York", (21, 8)) == datetime(
+        2026, 1, 10, 21, 30
+    )
     # 03:00 local Tokyo is quiet until 08:00 the same local day
     got = after_quiet_hours(datetime(2026, 7, 1, 18, 0), "Asia/Tokyo", (21, 8))
     assert got.replace(tzinfo=ZoneInfo("UTC")).astimezone(ZoneInfo("Asia/Tokyo")).hour == 8
     # across the spring change in Berlin (29 March 2026, 02:00 -> 03:00): 08:00 local is 06:00 UTC
-    assert after_quiet_hours(datetime(2026, 3, 28, 23, 0), "Europe/Berlin", (21, 8)) == datetime(2026, 3, 29, 6, 0)
+    assert after_quiet_hours(datetime(2026, 3, 28, 23, 0), "Europe/Berlin", (21, 8)) == datetime(
+        2026, 3, 29, 6, 0
+    )
 
 
 def test_quiet_hours_defer_at_schedule_time(shop: Path) -> None:

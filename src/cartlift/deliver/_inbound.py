@@ -1,6 +1,7 @@
 """What comes back from customers and checkouts: link clicks, unsubscribes, coupon checks.
 
-The service's routes call these; each is one short transaction on the store.
+The service's routes call these; each is one short transaction on the store, whose deliver tables
+exist (`cartlift.deliver.create_tables`, run by the service at start).
 """
 
 from __future__ import annotations
@@ -19,7 +20,6 @@ __all__ = ["click", "unsubscribe_link", "validate_coupon"]
 
 def click(db: Db, token: str, *, now: datetime) -> dict[str, Any] | None:
     """Count a click on a restore link; the message's cart and customer, or None for a bad token."""
-    _repo.create(db)
     mid = read_token(_repo.secret(db), "restore", token)
     msg = _repo.message(db, mid) if mid else None
     if msg is None:
@@ -32,7 +32,6 @@ def click(db: Db, token: str, *, now: datetime) -> dict[str, Any] | None:
 
 def unsubscribe_link(db: Db, token: str, *, now: datetime, confirm: bool) -> dict[str, Any] | None:
     """Resolve an unsubscribe link; with ``confirm`` withdraw the customer's consents. None for a bad token."""
-    _repo.create(db)
     mid = read_token(_repo.secret(db), "unsubscribe", token)
     msg = _repo.message(db, mid) if mid else None
     if msg is None:
@@ -57,7 +56,6 @@ def validate_coupon(
         ``redeemed`` (this call used it), and for a known code ``discount_share``,
         ``discount_amount`` and ``expires_at``.
     """
-    _repo.create(db)
     state = _repo.coupon_state(db, code)
     if state is None:
         return {"code": code, "valid": False, "reason": "unknown", "redeemed": False}

@@ -67,8 +67,7 @@ def new_id() -> str:
 
 def create(db: Db) -> None:
     """The deliver tables, and the ``consents`` table the act package reads."""
-    create_tables(db)
-    db.execute(_CONSENTS)
+    create_tables(db, extra=(_CONSENTS,))
 
 
 # -- customers ------------------------------------------------------------------------------------

@@ -228,21 +228,18 @@ class Db:
         return {str(r[0]) for r in self.rows(sql)}
 
 
-def create_tables(db: Db) -> None:
-    """Create the deliver tables and indexes that are missing."""
+def create_tables(db: Db, *, extra: Sequence[str] = ()) -> None:
+    """Create the deliver tables and indexes that are missing (and the ``extra`` statements)."""
+    statements = [*(ddl(name, db.dialect) for name in DELIVER_TABLES), *INDEXES, *extra]
     if db.postgres:
         # creating tables concurrently from several processes can race on the catalog; one lock orders them
         with db.transaction():
             db.rows("SELECT pg_advisory_xact_lock(4243)")
-            for name in DELIVER_TABLES:
-                db.execute(ddl(name, "postgres"))
-            for index in INDEXES:
-                db.execute(index)
+            for sql in statements:
+                db.execute(sql)
         return
-    for name in DELIVER_TABLES:
-        db.execute(ddl(name, "duckdb"))
-    for index in INDEXES:
-        db.execute(index)
+    for sql in statements:
+        db.execute(sql)
 
 
 def is_postgres_url(db: str | None) -> bool:

@@ -90,7 +90,6 @@ async def put_customer(
     record = {"user_id": user_id, **body.model_dump()}
 
     def store(db: Db) -> dict[str, Any]:
-        create(db)
         loaded = load_contacts(db, [record], source="api")
         return {"load": loaded.to_dict(), "customer": customer(db, user_id)}
 
@@ -178,6 +177,7 @@ async def start_worker(service: Service) -> Callable[[], None]:
     service's own database (one process writes the file); on PostgreSQL its own connection.
     """
     settings = DeliverSettings()
+    await _on_store(service, create)  # the routes rely on the tables
     if not settings.deliver_in_serve:
         return lambda: None
     if service.settings.is_postgres:
