@@ -189,3 +189,45 @@ def http() -> Iterator[HttpServer]:
     finally:
         server.shutdown()
         server.server_close()
+
+
+# -- the service ----------------------------------------------------------------------------------------
+CLI = Path(__import__("sys").executable).with_name("cartlift")
+
+
+class Served:
+    """``cartlift serve`` as a real process on 127.0.0.1 (stopped with SIGTERM on exit)."""
+
+    def __init__(self, db: Path, env: dict[str, str]) -> None:
+        import os
+
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.db = db
+        self.env = {**os.environ, "CARTLIFT_PUBLIC_URL": self.url, **env}
+        self.log = db.parent / "serve.log"
+
+    def __enter__(self) -> Served:
+        import subprocess
+
+        import httpx
+
+        cmd = [str(CLI), "serve", "--db", str(self.db), "--port", str(self.port), "--log-level", "warning"]
+        self.proc = subprocess.Popen(cmd, stdout=self.log.open("ab"), stderr=subprocess.STDOUT, env=self.env)
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(self.log.read_text()[-3000:])
+            try:
+                if httpx.get(self.url + "/healthz", timeout=2).status_code == 200:
+                    return self
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.2)
+        raise RuntimeError("cartlift serve did not start: " + self.log.read_text()[-3000:])
+
+    def __exit__(self, *exc: object) -> None:
+        import signal
+
+        self.proc.send_signal(signal.SIGTERM)
+        self.proc.wait(30)
