@@ -13,6 +13,16 @@ from rich.table import Table
 from cartlift.cli._common import DbOption, JsonOption, console, emit_json, guarded, out
 
 
+def demo_step(store: Any, out_dir: Path) -> dict[str, Any]:
+    """The demo's deliver step: the last two simulated days' carts decided, sent as files, answered.
+
+    See `cartlift.deliver.run_demo`.
+    """
+    from cartlift.deliver import run_demo
+
+    return run_demo(store, out_dir)
+
+
 def _settings() -> Any:
     from pydantic import ValidationError
 

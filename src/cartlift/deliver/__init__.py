@@ -30,6 +30,7 @@ from cartlift.deliver._contacts import (
     load_contacts,
     read_contacts,
 )
+from cartlift.deliver._demo import run_demo
 from cartlift.deliver._inbound import click, unsubscribe_link, validate_coupon
 from cartlift.deliver._links import make_token, read_token
 from cartlift.deliver._open import open_db
@@ -69,6 +70,7 @@ __all__ = [
     "read_contacts",
     "read_token",
     "render_message",
+    "run_demo",
     "schedule",
     "sign_webhook",
     "templates",

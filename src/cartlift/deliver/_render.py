@@ -61,8 +61,8 @@ def templates(folder: Path | None = None) -> jinja2.Environment:
     )
 
 
-def _money(value: float) -> str:
-    return f"{value:,.2f}"
+def _money(value: float, currency: str = "") -> str:
+    return f"{value:,.2f} {currency}".strip()
 
 
 def _shop_name(settings: DeliverSettings) -> str:
@@ -93,7 +93,7 @@ def render_message(
         else []
     )
     for item in (*items, *recs):
-        item["price_text"] = _money(item["price"] * item.get("quantity", 1))
+        item["price_text"] = _money(item["price"] * item.get("quantity", 1), settings.currency)
         item["image_url"] = (
             settings.image_url.format(product_id=item["product_id"]) if settings.image_url else None
         )
@@ -108,14 +108,14 @@ def render_message(
         local = expires.replace(tzinfo=ZoneInfo("UTC")).astimezone(zone) if expires else None
         coupon = {
             "code": msg["coupon_code"],
-            "percent": f"{share:.0%}" if share else _money(amount),
+            "percent": f"{share:.0%}" if share else _money(amount, settings.currency),
             "expires": local.strftime("%d %b %Y, %H:%M %Z") if local else "",
         }
     context = {
         "shop_name": _shop_name(settings),
         "lang": (customer.get("locale") or "en").split("_")[0].split("-")[0],
         "items": items,
-        "total_text": _money(total),
+        "total_text": _money(total, settings.currency),
         "recommendations": recs,
         "coupon": coupon,
         "restore_url": restore,

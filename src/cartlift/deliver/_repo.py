@@ -38,9 +38,11 @@ __all__ = [
     "retry",
     "same_contact",
     "secret",
+    "sent_messages",
     "sent_since",
     "status_counts",
     "time_zones",
+    "truth_reactions",
     "unscheduled_decisions",
     "unsubscribe",
     "upsert_customers",
@@ -244,19 +246,20 @@ def message(db: Db, message_id: str) -> MessageRow | None:
     return dict(zip(_MESSAGE_COLUMNS, rows[0], strict=True)) if rows else None
 
 
-def cancel_reason(db: Db, msg: MessageRow) -> str | None:
-    """Why a message must not go out any more, or None: cart bought or emptied, consent gone."""
+def cancel_reason(db: Db, msg: MessageRow, *, now: datetime) -> str | None:
+    """Why a message must not go out any more, or None: cart bought or emptied by ``now``, consent gone."""
     user, cart, at = msg["user_id"], msg["cart_id"], msg["decided_at"]
     bought = db.rows(
-        "SELECT 1 FROM events WHERE user_id = ? AND event_type = 'purchase' AND ts >= ? LIMIT 1", [user, at]
+        "SELECT 1 FROM events WHERE user_id = ? AND event_type = 'purchase' AND ts >= ? AND ts <= ? LIMIT 1",
+        [user, at, now],
     )
     if bought:
         return "the customer bought after the decision"
     left = db.rows(
         "SELECT coalesce(sum(CASE WHEN event_type = 'cart_add' THEN coalesce(quantity, 1) "
         "WHEN event_type = 'cart_remove' THEN -coalesce(quantity, 1) ELSE 0 END), 0) "
-        "FROM events WHERE session_id = ? AND user_id = ?",
-        [cart, user],
+        "FROM events WHERE session_id = ? AND user_id = ? AND ts <= ?",
+        [cart, user, now],
     )
     if left and left[0][0] is not None and float(left[0][0]) <= 0:
         return "the cart was emptied"
@@ -455,3 +458,27 @@ def cart_message(db: Db, *, cart_id: str) -> MessageRow | None:
         "coupon_code": None,
         "decided_at": owner[0][1],
     }
+
+
+def truth_reactions(
+    db: Db, *, cart_ids: Sequence[str], action_columns: Sequence[str]
+) -> dict[str, dict[str, float]]:
+    """The simulator's true purchase probability of each cart under each action (``truth_carts``)."""
+    if "truth_carts" not in db.tables() or not cart_ids:
+        return {}
+    cols = ", ".join(action_columns)
+    out: dict[str, dict[str, float]] = {}
+    for start in range(0, len(cart_ids), 1000):
+        chunk = list(cart_ids[start : start + 1000])
+        marks = ", ".join("?" for _ in chunk)
+        for row in db.rows(f"SELECT cart_id, {cols} FROM truth_carts WHERE cart_id IN ({marks})", chunk):
+            out[str(row[0])] = dict(zip(action_columns, map(float, row[1:]), strict=True))
+    return out
+
+
+def sent_messages(db: Db) -> list[MessageRow]:
+    """Every sent message, in the order they went out."""
+    rows = db.rows(
+        f"SELECT {', '.join(_MESSAGE_COLUMNS)} FROM messages WHERE status = 'sent' ORDER BY sent_at, message_id"
+    )
+    return [dict(zip(_MESSAGE_COLUMNS, r, strict=True)) for r in rows]

@@ -34,7 +34,8 @@ class DeliverSettings(BaseSettings):
     outbox_dir: Path | None = Field(
         default=None, description="Where .eml files go [default: outbox/ beside the store]."
     )
-    mail_from: str = Field(default="Your shop <shop@example.com>", description="The From of every e-mail.")
+    mail_from: str = Field(default="Example Shop <shop@example.com>", description="The From of every e-mail.")
+    currency: str = Field(default="EUR", max_length=8, description="Written after every price in messages.")
     public_url: str = Field(
         default="http://127.0.0.1:8000", description="Where `cartlift serve` is reached: links point here."
     )

@@ -136,7 +136,7 @@ class Worker:
 
     def _handle(self, msg: dict[str, Any], now: datetime, result: RunResult) -> None:
         db, s, mid = self.db, self.settings, str(msg["message_id"])
-        why = _repo.cancel_reason(db, msg)
+        why = _repo.cancel_reason(db, msg, now=now)
         if why is not None:
             _repo.finish(db, mid, status="cancelled", now=now, error=why)
             result.cancelled += 1
