@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import socket
 import threading
@@ -35,6 +36,31 @@ def utcnow() -> datetime:
 
 
 # -- a shop -------------------------------------------------------------------------------------------
+def message_ids(sink: Sink) -> list[str]:
+    """The Message-ID local part (the outbox row's id) of every e-mail received, repeats included."""
+    return [m["Message-ID"].strip("<>").split("@")[0] for m in sink.mails()]
+
+
+def copy_to_postgres(duck: Path, url: str) -> None:
+    """Create a PostgreSQL store at ``url`` (the service's tables) and copy a DuckDB shop's rows into it."""
+    import duckdb
+
+    from cartlift.deliver import connect_postgres
+    from cartlift.deliver._repo import create
+    from cartlift.serve._postgres import connect
+
+    connect(url).close()
+    pg = connect_postgres(url)
+    create(pg)
+    src = duckdb.connect(str(duck), read_only=True)
+    for table in ("events", "products", "decisions", "customers", "consents"):
+        cur = src.execute(f"SELECT * FROM {table}")
+        cols = [d[0] for d in cur.description]
+        pg.insert(table, cols, cur.fetchall())
+    src.close()
+    pg.con.close()
+
+
 def make_shop(path: Path, *, carts: int = 6, decided_ago: timedelta = timedelta(hours=2)) -> Path:
     """A store with ``carts`` abandoned carts (users u0.., sessions s0..), contacts and e-mail decisions.
 
@@ -70,15 +96,17 @@ def make_shop(path: Path, *, carts: int = 6, decided_ago: timedelta = timedelta(
         ]  # fmt: skip
         load_contacts(db, contacts, source="test")
         create_decision_tables(store)
-        for i in range(carts):
-            coupon = i == 1
-            store.con.execute(
-                "INSERT INTO decisions (decision_id, ts, user_id, cart_id, policy, action, channel, propensity, "
-                "window_hours, coupon_code, coupon_expires_at, discount_value) VALUES (?, ?, ?, ?, 'default', ?, 'email', "
-                "0.5, 168, ?, ?, ?)",
-                [f"d{i}", now - decided_ago, f"u{i}", f"s{i}", "coupon_10" if coupon else "reminder_email_1h",
-                 "CODE-U1" if coupon else None, now + timedelta(hours=70) if coupon else None, 2.1 if coupon else 0.0],
-            )  # fmt: skip
+        rows = [
+            [f"d{i}", now - decided_ago, f"u{i}", f"s{i}", "coupon_10" if i == 1 else "reminder_email_1h",
+             "CODE-U1" if i == 1 else None, now + timedelta(hours=70) if i == 1 else None, 2.1 if i == 1 else 0.0]
+            for i in range(carts)
+        ]  # fmt: skip
+        store.con.executemany(
+            "INSERT INTO decisions (decision_id, ts, user_id, cart_id, policy, action, channel, propensity, "
+            "window_hours, coupon_code, coupon_expires_at, discount_value) VALUES (?, ?, ?, ?, 'default', ?, 'email', "
+            "0.5, 168, ?, ?, ?)",
+            rows,
+        )
     return path
 
 
@@ -102,8 +130,11 @@ class Sink:
     received: list[bytes] = field(default_factory=list)
     answers: list[str] = field(default_factory=list)
     recipients: list[list[str]] = field(default_factory=list)
+    delay: float = 0.0
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        if self.delay:
+            await asyncio.sleep(self.delay)
         if self.answers:
             return self.answers.pop(0)
         self.received.append(envelope.original_content or envelope.content)

@@ -72,6 +72,12 @@ class DeliverSettings(BaseSettings):
             return tuple(int(p) for p in parts) if parts else None
         return value
 
+    @field_validator("max_per_week", "daily_budget", "smtp_url", "sms_url", "webhook_url", mode="before")
+    @classmethod
+    def _empty_is_none(cls, value: object) -> object:
+        # CARTLIFT_MAX_PER_WEEK= (set but empty) means "no cap", as an empty quiet-hours setting means none
+        return None if isinstance(value, str) and not value.strip() else value
+
     @field_validator("quiet_hours")
     @classmethod
     def _check_hours(cls, value: tuple[int, int] | None) -> tuple[int, int] | None:
