@@ -22,6 +22,7 @@ from zoneinfo import ZoneInfo
 import jinja2
 
 from cartlift.deliver import _repo
+from cartlift.deliver._facts import Facts, gather, recommendations
 from cartlift.deliver._links import make_token
 from cartlift.deliver._settings import DeliverSettings
 from cartlift.deliver._tables import Db
@@ -71,9 +72,16 @@ def _shop_name(settings: DeliverSettings) -> str:
 
 
 def render_message(
-    db: Db, msg: dict[str, Any], *, settings: DeliverSettings, env: jinja2.Environment | None = None
+    db: Db,
+    msg: dict[str, Any],
+    *,
+    settings: DeliverSettings,
+    env: jinja2.Environment | None = None,
+    facts: Facts | None = None,
 ) -> Rendered:
     """Render the outbox row ``msg`` with its customer, cart, recommendations, coupon and signed links.
+
+    ``facts`` (`cartlift.deliver._facts.gather` for the worker's batch) are read now when not given.
 
     Raises
     ------
@@ -81,17 +89,13 @@ def render_message(
         The template is missing, broken, or uses a value that is not there.
     """
     env = env if env is not None else templates(settings.templates)
-    customer = _repo.customer(db, str(msg["user_id"])) or {}
-    secret = _repo.secret(db)
+    facts = facts if facts is not None else gather(db, [msg], now=msg.get("due_at") or _repo.utcnow())
+    customer = facts.customers.get(str(msg["user_id"])) or {}
     base = settings.public_url.rstrip("/")
-    restore = f"{base}/m/r/{make_token(secret, 'restore', msg['message_id'])}"
-    unsubscribe = f"{base}/m/u/{make_token(secret, 'unsubscribe', msg['message_id'])}"
-    items = _repo.message_items(db, cart_id=str(msg["cart_id"]))
-    recs = (
-        _repo.recommended_items(db, cart_id=str(msg["cart_id"]), exclude=[i["product_id"] for i in items])
-        if msg["channel"] == "email"
-        else []
-    )
+    restore = f"{base}/m/r/{make_token(facts.secret, 'restore', msg['message_id'])}"
+    unsubscribe = f"{base}/m/u/{make_token(facts.secret, 'unsubscribe', msg['message_id'])}"
+    items = [dict(i) for i in facts.carts.get(str(msg["cart_id"]), [])]
+    recs = recommendations(items, facts) if msg["channel"] == "email" else []
     for item in (*items, *recs):
         item["price_text"] = _money(item["price"] * item.get("quantity", 1), settings.currency)
         item["image_url"] = (
@@ -100,7 +104,7 @@ def render_message(
     total = sum(i["price"] * i["quantity"] for i in items)
     coupon = None
     if msg.get("coupon_code"):
-        state = _repo.coupon_state(db, str(msg["coupon_code"])) or {}
+        state = facts.coupons.get(str(msg["coupon_code"])) or {}
         share = float(state.get("discount_share") or 0.0)
         amount = float(state.get("discount_amount") or 0.0)
         expires: datetime | None = state.get("expires_at")

@@ -16,10 +16,12 @@ from cartlift.deliver._tables import CUSTOMERS, MESSAGES, Db, create_tables
 
 __all__ = [
     "MessageRow",
-    "cancel_reason",
+    "best_sellers",
+    "cart_contents",
     "cart_message",
     "claim_due",
     "coupon_state",
+    "coupons_by_code",
     "create",
     "customer",
     "customers_by_id",
@@ -27,11 +29,10 @@ __all__ = [
     "finish",
     "insert_coupons",
     "insert_messages",
+    "last_purchases",
     "message",
-    "message_items",
     "new_id",
     "quarantine_contacts",
-    "recommended_items",
     "record_event",
     "redeem_coupon",
     "release_stale",
@@ -246,39 +247,6 @@ def message(db: Db, message_id: str) -> MessageRow | None:
     return dict(zip(_MESSAGE_COLUMNS, rows[0], strict=True)) if rows else None
 
 
-def cancel_reason(db: Db, msg: MessageRow, *, now: datetime) -> str | None:
-    """Why a message must not go out any more, or None: cart bought or emptied by ``now``, consent gone."""
-    user, cart, at = msg["user_id"], msg["cart_id"], msg["decided_at"]
-    bought = db.rows(
-        "SELECT 1 FROM events WHERE user_id = ? AND event_type = 'purchase' AND ts >= ? AND ts <= ? LIMIT 1",
-        [user, at, now],
-    )
-    if bought:
-        return "the customer bought after the decision"
-    left = db.rows(
-        "SELECT coalesce(sum(CASE WHEN event_type = 'cart_add' THEN coalesce(quantity, 1) "
-        "WHEN event_type = 'cart_remove' THEN -coalesce(quantity, 1) ELSE 0 END), 0) "
-        "FROM events WHERE session_id = ? AND user_id = ? AND ts <= ?",
-        [cart, user, now],
-    )
-    if left and left[0][0] is not None and float(left[0][0]) <= 0:
-        return "the cart was emptied"
-    rows = db.rows(
-        "SELECT email, phone, email_consent, sms_consent, unsubscribed_at FROM customers WHERE user_id = ?",
-        [user],
-    )
-    if not rows:
-        return "no contact record for the customer"
-    email, phone, email_ok, sms_ok, unsubscribed = rows[0]
-    if unsubscribed is not None:
-        return "the customer unsubscribed"
-    if msg["channel"] == "email" and not (email_ok and email):
-        return "no e-mail consent"
-    if msg["channel"] == "sms" and not (sms_ok and phone):
-        return "no SMS consent"
-    return None
-
-
 def sent_since(db: Db, *, since: datetime, user_id: str | None = None) -> list[datetime]:
     """Send times of messages sent since ``since`` (of one customer, or all), oldest first."""
     sql = "SELECT sent_at FROM messages WHERE status = 'sent' AND sent_at >= ?"
@@ -334,42 +302,6 @@ def status_counts(db: Db) -> dict[str, Any]:
 def customer(db: Db, user_id: str) -> dict[str, Any] | None:
     """One customer row."""
     return customers_by_id(db, [user_id]).get(user_id)
-
-
-def message_items(db: Db, *, cart_id: str) -> list[dict[str, Any]]:
-    """The cart's lines still in it: product, title, price, quantity (from the events and the catalog)."""
-    rows = db.rows(
-        "SELECT e.product_id, max(p.title), coalesce(max(p.price), max(e.price)), "
-        "sum(CASE WHEN e.event_type = 'cart_add' THEN coalesce(e.quantity, 1) ELSE -coalesce(e.quantity, 1) END) "
-        "FROM events e LEFT JOIN products p ON p.product_id = e.product_id "
-        "WHERE e.session_id = ? AND e.event_type IN ('cart_add', 'cart_remove') AND e.product_id IS NOT NULL "
-        "GROUP BY e.product_id ORDER BY e.product_id",
-        [cart_id],
-    )
-    return [
-        {"product_id": str(pid), "title": title or str(pid), "price": float(price or 0.0), "quantity": int(q)}
-        for pid, title, price, q in rows
-        if q and q > 0
-    ]
-
-
-def recommended_items(db: Db, *, cart_id: str, exclude: Sequence[str], k: int = 3) -> list[dict[str, Any]]:
-    """The best sellers of the cart's categories that are not in the cart (a block under the cart)."""
-    rows = db.rows(
-        "WITH cats AS (SELECT DISTINCT p.category FROM events e JOIN products p ON p.product_id = e.product_id "
-        "WHERE e.session_id = ? AND e.event_type = 'cart_add') "
-        "SELECT p.product_id, p.title, p.price, count(*) AS n FROM events e "
-        "JOIN products p ON p.product_id = e.product_id JOIN cats c ON c.category = p.category "
-        "WHERE e.event_type = 'purchase' GROUP BY p.product_id, p.title, p.price ORDER BY n DESC, p.product_id LIMIT ?",
-        [cart_id, int(k) + len(exclude)],
-    )
-    skip = set(exclude)
-    picks = [
-        {"product_id": str(p), "title": t or str(p), "price": float(pr or 0.0)}
-        for p, t, pr, _ in rows
-        if str(p) not in skip
-    ]
-    return picks[:k]
 
 
 def coupon_state(db: Db, code: str) -> dict[str, Any] | None:
@@ -482,3 +414,75 @@ def sent_messages(db: Db) -> list[MessageRow]:
         f"SELECT {', '.join(_MESSAGE_COLUMNS)} FROM messages WHERE status = 'sent' ORDER BY sent_at, message_id"
     )
     return [dict(zip(_MESSAGE_COLUMNS, r, strict=True)) for r in rows]
+
+
+# -- the same facts for a whole claimed batch (one query each instead of one per message) -----------------
+def _in(ids: Sequence[str]) -> str:
+    return ", ".join("?" for _ in ids)
+
+
+def last_purchases(db: Db, *, user_ids: Sequence[str], now: datetime) -> dict[str, datetime]:
+    """Each customer's latest purchase at or before ``now``."""
+    if not user_ids:
+        return {}
+    rows = db.rows(
+        f"SELECT user_id, max(ts) FROM events WHERE event_type = 'purchase' AND ts <= ? AND user_id IN ({_in(user_ids)}) "
+        "GROUP BY user_id",
+        [now, *user_ids],
+    )
+    return {str(u): t for u, t in rows}
+
+
+def cart_contents(db: Db, *, cart_ids: Sequence[str], now: datetime) -> dict[str, list[dict[str, Any]]]:
+    """The lines still in each cart at ``now``: product, title, category, price, quantity."""
+    if not cart_ids:
+        return {}
+    rows = db.rows(
+        "SELECT e.session_id, e.product_id, max(p.title), max(p.category), coalesce(max(p.price), max(e.price)), "
+        "sum(CASE WHEN e.event_type = 'cart_add' THEN coalesce(e.quantity, 1) ELSE -coalesce(e.quantity, 1) END) "
+        "FROM events e LEFT JOIN products p ON p.product_id = e.product_id "
+        f"WHERE e.session_id IN ({_in(cart_ids)}) AND e.ts <= ? AND e.event_type IN ('cart_add', 'cart_remove') "
+        "AND e.product_id IS NOT NULL GROUP BY e.session_id, e.product_id ORDER BY e.session_id, e.product_id",
+        [*cart_ids, now],
+    )
+    out: dict[str, list[dict[str, Any]]] = {c: [] for c in cart_ids}
+    for cart, pid, title, category, price, q in rows:
+        if q and q > 0:
+            out[str(cart)].append({"product_id": str(pid), "title": title or str(pid), "category": category,
+                                   "price": float(price or 0.0), "quantity": int(q)})  # fmt: skip
+    return out
+
+
+def best_sellers(db: Db, *, k: int) -> dict[str | None, list[dict[str, Any]]]:
+    """The ``k`` most bought products of every category (what a message recommends beside the cart)."""
+    rows = db.rows(
+        "SELECT category, product_id, title, price FROM (SELECT p.category, p.product_id, p.title, p.price, "
+        "row_number() OVER (PARTITION BY p.category ORDER BY count(*) DESC, p.product_id) AS r "
+        "FROM events e JOIN products p ON p.product_id = e.product_id WHERE e.event_type = 'purchase' "
+        "GROUP BY p.category, p.product_id, p.title, p.price) t WHERE r <= ? ORDER BY category, r",
+        [int(k)],
+    )
+    out: dict[str | None, list[dict[str, Any]]] = {}
+    for category, pid, title, price in rows:
+        out.setdefault(category, []).append(
+            {"product_id": str(pid), "title": title or str(pid), "price": float(price or 0.0)}
+        )
+    return out
+
+
+def coupons_by_code(db: Db, codes: Sequence[str]) -> dict[str, dict[str, Any]]:
+    """Coupon rows by code."""
+    if not codes:
+        return {}
+    cols = [
+        "code",
+        "user_id",
+        "cart_id",
+        "discount_share",
+        "discount_amount",
+        "expires_at",
+        "redeemed_at",
+        "order_id",
+    ]
+    rows = db.rows(f"SELECT {', '.join(cols)} FROM coupons WHERE code IN ({_in(codes)})", list(codes))
+    return {str(r[0]): dict(zip(cols, r, strict=True)) for r in rows}

@@ -27,6 +27,7 @@ from typing import Any
 
 from cartlift.deliver import _repo
 from cartlift.deliver._channels import Channel, FolderChannel, SendError, SmtpChannel, TwilioSms, Webhook
+from cartlift.deliver._facts import Facts, cancel_reason, gather
 from cartlift.deliver._render import TemplateFailure, build_email, render_message, templates
 from cartlift.deliver._schedule import after_quiet_hours, schedule
 from cartlift.deliver._settings import DeliverSettings
@@ -121,6 +122,8 @@ class Worker:
         result.scheduled, result.too_late = planned["scheduled"], planned["too_late"]
         _repo.release_stale(self.db, now=now, everything=self.single_process and not self._started)
         self._started = True
+        best: dict[str | None, list[dict[str, Any]]] | None = None
+        secret = b""
         while True:
             claimed = _repo.claim_due(
                 self.db,
@@ -131,23 +134,26 @@ class Worker:
             )
             if not claimed:
                 return result
+            if best is None:
+                best, secret = _repo.best_sellers(self.db, k=6), _repo.secret(self.db)
+            facts = gather(self.db, claimed, now=now, best=best, secret=secret)
             for msg in claimed:
-                self._handle(msg, now, result)
+                self._handle(msg, now, result, facts)
 
-    def _handle(self, msg: dict[str, Any], now: datetime, result: RunResult) -> None:
+    def _handle(self, msg: dict[str, Any], now: datetime, result: RunResult, facts: Facts) -> None:
         db, s, mid = self.db, self.settings, str(msg["message_id"])
-        why = _repo.cancel_reason(db, msg, now=now)
+        why = cancel_reason(msg, facts)
         if why is not None:
             _repo.finish(db, mid, status="cancelled", now=now, error=why)
             result.cancelled += 1
             return
-        later, reason = self._hold(msg, now)
+        later, reason = self._hold(msg, now, facts.customers.get(str(msg["user_id"])) or {})
         if later is not None:
             _repo.defer(db, mid, reason=reason, due_at=later)
             result.deferred += 1
             return
         try:
-            rendered = render_message(db, msg, settings=s, env=self.env)
+            rendered = render_message(db, msg, settings=s, env=self.env, facts=facts)
             mail = build_email(rendered, settings=s, now=now) if msg["channel"] == "email" else None
             provider_id = self.channel(str(msg["channel"])).send(rendered, mail)
         except TemplateFailure as e:
@@ -168,10 +174,11 @@ class Worker:
         _repo.finish(db, mid, status="sent", now=now, provider_id=provider_id, recipient=rendered.to)
         result.sent += 1
 
-    def _hold(self, msg: dict[str, Any], now: datetime) -> tuple[datetime | None, str]:
+    def _hold(
+        self, msg: dict[str, Any], now: datetime, customer: dict[str, Any]
+    ) -> tuple[datetime | None, str]:
         """The next allowed moment when quiet hours, the frequency cap or the budget hold a message back."""
         s = self.settings
-        customer = _repo.customer(self.db, str(msg["user_id"])) or {}
         wake = after_quiet_hours(now, customer.get("time_zone"), s.quiet_hours)
         if wake > now:
             return wake, "quiet hours"
