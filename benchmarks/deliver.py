@@ -91,7 +91,10 @@ def main() -> None:
             create(db)
             schedule(db, settings=settings, now=now)
             rows = store.con.execute("SELECT * FROM messages").df().to_dict(orient="records")
-            mails = [build_email(render_message(db, r, settings=settings), settings=settings, now=now) for r in rows]
+            mails = [
+                build_email(render_message(db, r, settings=settings), settings=settings, now=now)
+                for r in rows
+            ]
         t0 = time.perf_counter()
         with smtplib.SMTP("127.0.0.1", controller.port) as smtp:
             for mail in mails:
@@ -124,9 +127,13 @@ def main() -> None:
     ref_rate, our_rate = args.messages / ref_s, args.messages / ours_s
     print(f"{args.messages:,} messages to a local aiosmtpd server (one connection each):")
     print(f"  smtplib loop, pre-rendered   {ref_rate:8.0f} msg/s  ({ref_s:.2f} s)")
-    print(f"  cartlift outbox worker       {our_rate:8.0f} msg/s  ({ours_s:.2f} s; schedule, claim, checks, render, send, state)")
+    print(
+        f"  cartlift outbox worker       {our_rate:8.0f} msg/s  ({ours_s:.2f} s; schedule, claim, checks, render, send, state)"
+    )
     print(f"  ratio cartlift / smtplib     {our_rate / ref_rate:8.2f}x  (goal >= 0.8)")
-    print(f"scheduling {args.schedule:,} due messages (quiet hours on): {sched_s:.2f} s ({args.schedule / sched_s:,.0f} /s)")
+    print(
+        f"scheduling {args.schedule:,} due messages (quiet hours on): {sched_s:.2f} s ({args.schedule / sched_s:,.0f} /s)"
+    )
     sys.stdout.flush()
 
 
