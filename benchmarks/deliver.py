@@ -13,6 +13,7 @@ Prints messages/s of both and the ratio cartlift / smtplib (goal >= 0.8). Run on
 
     .venv/bin/python benchmarks/deliver.py              # 2,000 messages, 100k scheduled
     .venv/bin/python benchmarks/deliver.py --messages 500 --schedule 20000
+    .venv/bin/python benchmarks/deliver.py --postgres postgresql://postgres@127.0.0.1:5432/test
 """
 
 from __future__ import annotations
@@ -67,10 +68,45 @@ def shop(path: Path, n: int, now: datetime) -> None:
         )
 
 
+def _on_postgres(url: str, source: Path, settings: DeliverSettings, now: datetime, tmp: Path) -> float:
+    """The worker's time on a PostgreSQL copy of the shop (before its messages were sent)."""
+    import duckdb
+
+    from cartlift.deliver import connect_postgres
+    from cartlift.serve._postgres import connect
+
+    schema = f"bench_deliver_{int(time.time())}"
+    target = f"{url}{'&' if '?' in url else '?'}schema={schema}"
+    connect(target).close()
+    pg = connect_postgres(target)
+    try:
+        create(pg)
+        src = duckdb.connect(str(source), read_only=True)
+        for table in ("events", "products", "decisions", "customers", "consents"):
+            cur = src.execute(f"SELECT * FROM {table}")
+            pg.insert(table, [d[0] for d in cur.description], cur.fetchall())
+        src.close()
+        worker = Worker(pg, settings, outbox_dir=tmp / "outbox-pg")
+        t0 = time.perf_counter()
+        result = worker.run_once(now)
+        took = time.perf_counter() - t0
+        worker.close()
+        assert result.sent > 0, result
+        return took
+    finally:
+        pg.execute(f'DROP SCHEMA "{schema}" CASCADE')
+        pg.con.close()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--messages", type=int, default=2_000)
     parser.add_argument("--schedule", type=int, default=100_000)
+    parser.add_argument(
+        "--postgres",
+        default=None,
+        help="Also run the worker on this PostgreSQL store (a schema is created and dropped).",
+    )
     args = parser.parse_args()
     sink = Count()
     with socket.socket() as probe:  # a free port (aiosmtpd cannot be told to pick one)
@@ -108,6 +144,7 @@ def main() -> None:
             ours_s = time.perf_counter() - t0
             worker.close()
         assert result.sent == args.messages and sink.n - received == args.messages, result
+        pg_s = _on_postgres(args.postgres, our_db, settings, now, Path(tmp)) if args.postgres else None
         big = Path(tmp) / "big.duckdb"
         with EventStore(big) as store:
             create_decision_tables(store)
@@ -131,6 +168,10 @@ def main() -> None:
         f"  cartlift outbox worker       {our_rate:8.0f} msg/s  ({ours_s:.2f} s; schedule, claim, checks, render, send, state)"
     )
     print(f"  ratio cartlift / smtplib     {our_rate / ref_rate:8.2f}x  (goal >= 0.8)")
+    if pg_s is not None:
+        pg_rate = args.messages / pg_s
+        print(f"  cartlift worker on PostgreSQL {pg_rate:7.0f} msg/s  ({pg_s:.2f} s)")
+        print(f"  ratio PostgreSQL / smtplib   {pg_rate / ref_rate:8.2f}x")
     print(
         f"scheduling {args.schedule:,} due messages (quiet hours on): {sched_s:.2f} s ({args.schedule / sched_s:,.0f} /s)"
     )

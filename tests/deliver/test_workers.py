@@ -11,10 +11,10 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-from conftest import CLI, SmtpServer, copy_to_postgres, make_shop, message_ids
 
 from cartlift.deliver import connect_postgres
 from cartlift.events import EventStore
+from conftest import CLI, SmtpServer, copy_to_postgres, make_shop, message_ids
 
 PG = "postgresql://postgres@127.0.0.1:5432/test"
 
@@ -49,7 +49,9 @@ def test_two_worker_processes_share_one_postgres_outbox(tmp_path: Path, smtp: Sm
         assert len(ids) == n and len(set(ids)) == n  # every message once
         assert sum(d["sent"] for d in docs) == n and all(d["sent"] > 0 for d in docs), docs
         pg = connect_postgres(url)
-        by_worker = dict(pg.rows("SELECT worker, count(*) FROM messages WHERE status = 'sent' GROUP BY worker"))
+        by_worker = dict(
+            pg.rows("SELECT worker, count(*) FROM messages WHERE status = 'sent' GROUP BY worker")
+        )
         assert len(by_worker) == 2 and sum(by_worker.values()) == n
         assert set(ids) == {r[0] for r in pg.rows("SELECT message_id FROM messages")}
     finally:
@@ -74,7 +76,7 @@ def test_kill_9_while_sending_1000_messages_loses_none_and_repeats_at_most_one_p
         proc.wait(10)
         kills += 1
     final = worker(str(shop), smtp)
-    out, err = final.communicate(timeout=600)
+    _, err = final.communicate(timeout=600)
     assert final.returncode == 0, err
     ids = message_ids(smtp.sink)
     repeats = Counter(ids)

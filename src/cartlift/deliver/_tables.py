@@ -232,7 +232,11 @@ def create_tables(db: Db, *, extra: Sequence[str] = ()) -> None:
     """Create the deliver tables and indexes that are missing (and the ``extra`` statements)."""
     # DuckDB scans a column store quickly and pays for every index on each UPDATE of an indexed
     # column (a status change is a delete and an insert in its index): indexes on PostgreSQL only
-    statements = [*(ddl(name, db.dialect) for name in DELIVER_TABLES), *(INDEXES if db.postgres else ()), *extra]
+    statements = [
+        *(ddl(name, db.dialect) for name in DELIVER_TABLES),
+        *(INDEXES if db.postgres else ()),
+        *extra,
+    ]
     if db.postgres:
         # creating tables concurrently from several processes can race on the catalog; one lock orders them
         with db.transaction():
