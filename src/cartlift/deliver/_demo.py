@@ -16,6 +16,7 @@ the service runs on that link, and the purchase lands in ``events`` with ``chann
 
 from __future__ import annotations
 
+import shutil
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -63,6 +64,8 @@ def run_demo(store: Any, out_dir: str | Path, *, days: float = 2.0, seed: int = 
         and ``outbox`` (the folder).
     """
     folder = Path(out_dir) / "outbox"
+    if folder.is_dir():  # the demo starts from a fresh store, so its outbox starts empty too
+        shutil.rmtree(folder)
     db = Db(store.con)
     _repo.create(db)
     ctx = cart_contexts(store)

@@ -411,7 +411,7 @@ def truth_reactions(
 def sent_messages(db: Db) -> list[MessageRow]:
     """Every sent message, in the order they went out."""
     rows = db.rows(
-        f"SELECT {', '.join(_MESSAGE_COLUMNS)} FROM messages WHERE status = 'sent' ORDER BY sent_at, message_id"
+        f"SELECT {', '.join(_MESSAGE_COLUMNS)} FROM messages WHERE status = 'sent' ORDER BY sent_at, cart_id, decision_id"
     )
     return [dict(zip(_MESSAGE_COLUMNS, r, strict=True)) for r in rows]
 
