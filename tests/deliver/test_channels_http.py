@@ -8,9 +8,10 @@ from datetime import timedelta
 from pathlib import Path
 from urllib.parse import parse_qs
 
+from _deliver_helpers import HttpServer, settings, utcnow
+
 from cartlift.deliver import Worker, open_db, sign_webhook
 from cartlift.events import EventStore
-from conftest import HttpServer, settings, utcnow
 
 
 def sms_shop(shop: Path) -> None:

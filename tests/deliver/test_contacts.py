@@ -9,12 +9,12 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from _deliver_helpers import utcnow
 
 from cartlift.act import cart_contexts
 from cartlift.deliver import Db, check_contact, load_contacts, open_db
 from cartlift.deliver._contacts import ContactError
 from cartlift.events import EventStore
-from conftest import utcnow
 
 CLI = Path(sys.executable).with_name("cartlift")
 GOOD = {"user_id": "u1", "email": "Alice@Example.com", "phone": "+49 151 12345678", "time_zone": "Europe/Berlin",
@@ -123,7 +123,7 @@ def test_a_failed_load_leaves_the_store_as_it_was(tmp_path: Path) -> None:
 
 
 def test_consents_reach_the_next_best_action_rules(tmp_path: Path) -> None:
-    from conftest import make_shop
+    from _deliver_helpers import make_shop
 
     shop = make_shop(tmp_path / "s.duckdb")
     with EventStore(shop) as store:

@@ -7,10 +7,10 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from _deliver_helpers import settings, utcnow
 
 from cartlift.deliver import Db, Worker, connect_postgres, open_db, validate_coupon
 from cartlift.deliver._repo import create, insert_coupons
-from conftest import settings, utcnow
 
 PG = "postgresql://postgres@127.0.0.1:5432/test"
 

@@ -8,11 +8,11 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
+from _deliver_helpers import SmtpServer, settings, utcnow
 
 from cartlift.deliver import Worker, after_quiet_hours, open_db, read_token
 from cartlift.deliver._repo import secret, status_counts, unsubscribe
 from cartlift.events import EventStore
-from conftest import SmtpServer, settings, utcnow
 
 
 def run(shop: Path, smtp_url: str | None = None, now: datetime | None = None, **kw: object) -> dict[str, int]:
@@ -205,7 +205,7 @@ def test_quiet_hours_defer_at_schedule_time(shop: Path) -> None:
 
 @pytest.mark.parametrize("age_hours", [80])
 def test_decisions_too_old_to_send_are_recorded_as_cancelled(tmp_path: Path, age_hours: int) -> None:
-    from conftest import make_shop
+    from _deliver_helpers import make_shop
 
     shop = make_shop(tmp_path / "old.duckdb", decided_ago=timedelta(hours=age_hours))
     result = run(shop)

@@ -7,10 +7,10 @@ from email.message import Message
 from pathlib import Path
 
 import httpx
+from _deliver_helpers import Served, SmtpServer
 
 from cartlift.events import EventStore
 from cartlift.serve._storage import create_key_in_store
-from conftest import Served, SmtpServer
 
 
 def html_part(mail: Message) -> str:

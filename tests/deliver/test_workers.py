@@ -11,10 +11,10 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
+from _deliver_helpers import CLI, SmtpServer, copy_to_postgres, make_shop, message_ids
 
 from cartlift.deliver import connect_postgres
 from cartlift.events import EventStore
-from conftest import CLI, SmtpServer, copy_to_postgres, make_shop, message_ids
 
 PG = "postgresql://postgres@127.0.0.1:5432/test"
 

@@ -93,7 +93,7 @@ def run_demo(store: Any, out_dir: str | Path, *, days: float = 2.0, seed: int = 
         "policy": policy.name if isinstance(policy, DefaultPolicy) else "profit",
         "carts": len(ctx),
         "decided": int(messages.sum()),
-        **{k: v for k, v in total.to_dict().items() if k != "too_late"},
+        **total.to_dict(),
         "clicked": clicked,
         "recovered": recovered,
         "recovered_anyway": anyway,
