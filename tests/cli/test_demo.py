@@ -28,6 +28,15 @@ def test_demo_runs_every_step_and_writes_the_report(tmp_path: Path) -> None:
     shares = out["act"]["share_of_oracle"]
     assert shares["oracle"] == 1.0
     assert shares["profit"] > max(shares["nothing"], shares["coupon_all"])
+    sent = out["deliver"]
+    assert sent["scheduled"] > 0 and sent["sent"] > 0
+    assert sent["sent"] + sent["cancelled"] + sent["dead"] <= sent["scheduled"] + sent["too_late"]
+    files = list(Path(sent["outbox"]).glob("*.eml")) + list(Path(sent["outbox"]).glob("*.sms.txt"))
+    assert len(files) == sent["sent"]
+    assert (
+        sent["recovered_anyway"] <= sent["recovered"]
+        and sent["clicked"] == sent["recovered"] - sent["recovered_anyway"]
+    )
     report = Path(out["analytics"]["report"])
     assert report.exists()
     html = report.read_text()
@@ -42,3 +51,7 @@ def test_demo_runs_every_step_and_writes_the_report(tmp_path: Path) -> None:
         .stdout
     )
     assert again["summary"] == out["summary"]
+    assert {k: again["deliver"][k] for k in ("scheduled", "sent", "clicked", "recovered")} == {
+        k: sent[k] for k in ("scheduled", "sent", "clicked", "recovered")
+    }
+    assert len(list(Path(sent["outbox"]).iterdir())) == sent["sent"]  # the outbox starts empty too

@@ -5,6 +5,8 @@
   coupon codes) and the `Ledger` that enforces them decision by decision.
 - Uplift models for several treatments at once: `SLearner`, `TLearner`, `XLearner` on LightGBM,
   with `qini_auc_score`, `auuc_score`, `uplift_at_k` and the curves.
+- `DefaultPolicy`: what a fresh store decides with (randomised hand-set rules, exact propensities)
+  until `handover_status` says the log can train the profit policy.
 - `ProfitPolicy`: the allowed action with the highest ``P(buy | a) (margin - discount_a) - cost_a``,
   each decision with its reason and propensity.
 - Bandits that keep learning: `BetaBernoulliTS`, `LinearTS`, `LogisticTS`, `LinUCB`, `EpsilonGreedy`.
@@ -18,6 +20,13 @@ from cartlift.act._actions import CHANNELS, DEFAULT_ACTIONS, KINDS, Action, Acti
 from cartlift.act._bandits import Bandit, BetaBernoulliTS, EpsilonGreedy
 from cartlift.act._context import CONTEXT_FEATURES, cart_contexts, cart_lines
 from cartlift.act._decide import decide_in_order, decide_record
+from cartlift.act._default import (
+    DEFAULT_POLICY,
+    DEFAULT_WEIGHTS,
+    HANDOVER_MIN_DECISIONS,
+    HANDOVER_MIN_PURCHASES,
+    DefaultPolicy,
+)
 from cartlift.act._demo import public_result, run_demo
 from cartlift.act._linear_bandits import LinearTS, LinUCB, LogisticTS
 from cartlift.act._log import (
@@ -65,6 +74,7 @@ from cartlift.act._workflows import (
     MODEL_COLUMNS,
     MODEL_TABLE,
     decide_cart,
+    handover_status,
     load_policy,
     read_table,
     save_policy,
@@ -78,7 +88,11 @@ __all__ = [
     "CONTEXT_FEATURES",
     "DECISION_COLUMNS",
     "DEFAULT_ACTIONS",
+    "DEFAULT_POLICY",
+    "DEFAULT_WEIGHTS",
     "ESTIMATORS",
+    "HANDOVER_MIN_DECISIONS",
+    "HANDOVER_MIN_PURCHASES",
     "KINDS",
     "MODEL_COLUMNS",
     "MODEL_TABLE",
@@ -90,6 +104,7 @@ __all__ = [
     "Bandit",
     "BanditLog",
     "BetaBernoulliTS",
+    "DefaultPolicy",
     "EpsilonGreedy",
     "FixedPolicy",
     "Ledger",
@@ -118,6 +133,7 @@ __all__ = [
     "evaluate_policy",
     "evaluate_uplift",
     "fit_reward_model",
+    "handover_status",
     "load_open_bandit",
     "load_policy",
     "log_decisions",

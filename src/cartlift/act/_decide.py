@@ -53,6 +53,7 @@ def decide_in_order(
     run_id: str | None = None,
     reasons: bool = True,
     return_allowed: bool = False,
+    weights: np.ndarray | None = None,
 ) -> pd.DataFrame:
     """Decide for each cart (in the given order) and return one decision row per cart.
 
@@ -81,6 +82,9 @@ def decide_in_order(
     return_allowed : bool
         Also return which actions were allowed for each cart, as ``result.attrs["allowed"]``
         (bool array of shape (n, n_actions)).
+    weights : ndarray, shape (n_actions,), optional
+        How exploration picks among the allowed actions: with probability proportional to these
+        weights (default: uniformly). ``epsilon=1`` with weights is a randomised rule policy.
 
     Returns
     -------
@@ -116,7 +120,7 @@ def decide_in_order(
         blocked = ledger.allowed(
             catalog, ts=ts[i], user_id=users[i], cart_id=carts[i], value=value[i], email=email[i], sms=sms[i]
         )
-        a, prop[i], ok = choose_one(vals[i], blocked, bool(explore[i]), epsilon, rng)
+        a, prop[i], ok = choose_one(vals[i], blocked, bool(explore[i]), epsilon, rng, weights)
         allowed_all[i] = ok
         chosen[i] = a
         code, exp = ledger.record(
@@ -227,7 +231,12 @@ def decide_record(
 
 
 def choose_one(
-    values: np.ndarray, blocked: list[str], explore: bool, epsilon: float, rng: np.random.Generator
+    values: np.ndarray,
+    blocked: list[str],
+    explore: bool,
+    epsilon: float,
+    rng: np.random.Generator,
+    weights: np.ndarray | None = None,
 ) -> tuple[int, float, np.ndarray]:
     """The action for one cart: best allowed value (ties at random) or, when exploring, a random allowed one.
 
@@ -237,6 +246,9 @@ def choose_one(
         The policy's values; the first draw decides.
     blocked : list of str
         Per action, why it is not allowed ("" when it is); doing nothing is always allowed.
+    weights : ndarray, shape (n_actions,), optional
+        Exploration picks an allowed action with probability proportional to its weight
+        (default: uniformly); the propensity's exploration term is ``eps w_a / sum_E w``.
 
     Returns
     -------
@@ -250,8 +262,13 @@ def choose_one(
     pool = finite if finite.size else allowed[:1]
     best = v[pool].max() if finite.size else 0.0
     ties = pool[v[pool] >= best - 1e-9 * max(1.0, abs(best))]
+    share = np.full(allowed.size, 1.0 / allowed.size)
+    if weights is not None:
+        w = np.asarray(weights, dtype=float)[allowed]
+        share = w / w.sum() if w.sum() > 0 else share
     if explore:
-        a = int(rng.choice(allowed))
+        # without weights the draw is the one it always was, so seeded runs keep their numbers
+        a = int(rng.choice(allowed)) if weights is None else int(allowed[rng.choice(allowed.size, p=share)])
     else:
         a = int(ties[rng.integers(ties.size)]) if ties.size > 1 else int(ties[0])
     if values.shape[1] > 1:
@@ -262,7 +279,8 @@ def choose_one(
         greedy = float(np.mean(wins == a))
     else:
         greedy = (1.0 / ties.size) if a in ties else 0.0
-    return a, (1.0 - epsilon) * greedy + epsilon / allowed.size, ok
+    explored_share = float(share[np.searchsorted(allowed, a)])
+    return a, (1.0 - epsilon) * greedy + epsilon * explored_share, ok
 
 
 def reason_text(

@@ -21,6 +21,7 @@ import pandas as pd
 
 from cartlift._random import check_random_state
 from cartlift.act._context import CONTEXT_FEATURES, cart_contexts, cart_lines
+from cartlift.act._default import HANDOVER_MIN_DECISIONS, HANDOVER_MIN_PURCHASES, DefaultPolicy
 from cartlift.act._log import contexts_from_log, create_decision_tables, decision_outcomes, log_decisions
 from cartlift.act._policy import ProfitPolicy
 from cartlift.act._rules import Ledger, Rules
@@ -35,6 +36,7 @@ __all__ = [
     "MODEL_COLUMNS",
     "MODEL_TABLE",
     "decide_cart",
+    "handover_status",
     "load_policy",
     "read_table",
     "save_policy",
@@ -110,8 +112,8 @@ def train_from_log(
     logged = decision_outcomes(store, policies=policies, matured_only=True)
     if logged.empty:
         raise DataError(
-            "No decisions with matured outcomes in the store's log: log decisions (cartlift act decide, or a "
-            "randomised campaign) and wait for their outcome window to close."
+            "No decisions with matured outcomes in the store's log yet: until there are, `cartlift act decide` "
+            "decides with the randomised default policy and logs it; train once their outcome windows closed."
         )
     learned = contexts_from_log(logged)
     for col in ("cart_value", "margin"):
@@ -130,8 +132,52 @@ def train_from_log(
     }
 
 
+# -- which policy decides --------------------------------------------------------------------------
+def handover_status(store: Any) -> dict[str, Any]:
+    """Whether the log has enough matured outcomes for the profit policy to take over from the default.
+
+    Returns
+    -------
+    dict
+        ``matured_decisions``, ``purchases``, the thresholds ``min_decisions`` and
+        ``min_purchases`` (see `cartlift.act._default`), ``ready``, and ``policy``: which one
+        `decide_cart` decides with (``"profit"`` when one is saved or the log is ready, else ``"default"``).
+    """
+    create_decision_tables(store)
+    saved = MODEL_TABLE in store.tables() and bool(
+        store.con.execute(f"SELECT count(*) FROM {MODEL_TABLE} WHERE name = 'profit'").fetchall()[0][0]
+    )
+    logged = decision_outcomes(store, matured_only=True)
+    n, bought = len(logged), int(logged["purchased"].sum()) if len(logged) else 0
+    return {
+        "matured_decisions": n,
+        "purchases": bought,
+        "min_decisions": HANDOVER_MIN_DECISIONS,
+        "min_purchases": HANDOVER_MIN_PURCHASES,
+        "ready": n >= HANDOVER_MIN_DECISIONS and bought >= HANDOVER_MIN_PURCHASES,
+        "policy": "profit"
+        if saved or (n >= HANDOVER_MIN_DECISIONS and bought >= HANDOVER_MIN_PURCHASES)
+        else "default",
+    }
+
+
+def _deciding_policy(store: Any, name: str, random_state: Any) -> ProfitPolicy | DefaultPolicy:
+    """The saved policy; without one, the profit policy trained now if the log is ready, else the default."""
+    try:
+        return load_policy(store, name, random_state=random_state)
+    except DataError:
+        if name != "profit":
+            raise
+    if handover_status(store)["ready"]:
+        train_from_log(store, name=name)
+        return load_policy(store, name, random_state=random_state)
+    return DefaultPolicy(random_state=random_state)
+
+
 # -- one live decision ---------------------------------------------------------------------------
-def _ledger(store: EventStore, policy: ProfitPolicy, user_id: str, ts: pd.Timestamp) -> Ledger:
+def _ledger(
+    store: EventStore, policy: ProfitPolicy | DefaultPolicy, user_id: str, ts: pd.Timestamp
+) -> Ledger:
     # what the rules need: the customer's own history (caps, coupons) and today's coupons (budget)
     create_decision_tables(store)
     day_start = ts.normalize() - pd.Timedelta(hours=policy.rules_.utc_offset_hours)
@@ -154,7 +200,9 @@ def decide_cart(
 ) -> dict[str, Any]:
     """Decide for one abandoned cart with the saved policy; log the decision unless ``log=False``.
 
-    A cart that already has a decision (of any policy) gets that decision back: deciding twice
+    Without a saved policy named ``"profit"``, the profit policy is trained from the log when
+    `handover_status` says it is ready, and otherwise the randomised `DefaultPolicy` decides
+    (``options`` then carry each action's weight instead of predictions). A cart that already has a decision (of any policy) gets that decision back: deciding twice
     would contact the customer twice about one cart.
 
     Parameters
@@ -170,7 +218,7 @@ def decide_cart(
         ``coupon_code`` ...) and ``options``: per action the predicted purchase probability, the
         expected profit, and why it was not allowed (empty when it was).
     """
-    policy = load_policy(store, name, random_state=random_state)
+    policy = _deciding_policy(store, name, random_state)
     create_decision_tables(store)
     done = store.query("SELECT * FROM decisions WHERE cart_id = ? ORDER BY ts LIMIT 1", [str(cart_id)])
     ctx = cart_contexts(store, [str(cart_id)])
@@ -178,8 +226,6 @@ def decide_cart(
         raise DataError(
             f"Cart {cart_id!r} is not an abandoned cart of this store (a session with a cart_add and no purchase)."
         )
-    p_buy = policy.predict_purchase(ctx)[0]
-    profit = policy.expected_profit(ctx)[0]
     row = ctx.iloc[0]
     ledger = _ledger(store, policy, str(row["user_id"]), pd.Timestamp(row["ts"]))
     if done.empty:
@@ -194,17 +240,25 @@ def decide_cart(
         )
         decision = policy.decide(ctx, ledger)
         if log:
-            log_decisions(store, decision, context=ctx[policy.features_])
+            # the default logs every context feature, so the profit policy can later learn from it
+            kept = [c for c in (policy.features_ or CONTEXT_FEATURES) if c in ctx.columns]
+            log_decisions(store, decision, context=ctx[kept])
         out = decision.iloc[0].to_dict()
         out["already_decided"] = False
     else:
         blocked = ["" for _ in policy.catalog_]
         out = done.iloc[0].drop(labels=["context"]).to_dict()
         out["already_decided"] = True
-    out["options"] = {
-        a: {"p_buy": float(p_buy[j]), "expected_profit": float(profit[j]), "not_allowed": blocked[j]}
-        for j, a in enumerate(policy.catalog_.names)
-    }
+    if isinstance(policy, DefaultPolicy):
+        out["options"] = {
+            a: {**o, "not_allowed": blocked[j]} for j, (a, o) in enumerate(policy.options().items())
+        }
+    else:
+        p_buy, profit = policy.predict_purchase(ctx)[0], policy.expected_profit(ctx)[0]
+        out["options"] = {
+            a: {"p_buy": float(p_buy[j]), "expected_profit": float(profit[j]), "not_allowed": blocked[j]}
+            for j, a in enumerate(policy.catalog_.names)
+        }
     out["logged"] = bool(log and not out["already_decided"])
     if recommender is not None and policy.catalog_.get(str(out["action"])).kind == "recommendation":
         out["items"] = _block(store, str(cart_id), recommender, n_items)

@@ -7,6 +7,7 @@ import typer
 from cartlift.cli import (
     _act,
     _analytics,
+    _deliver,
     _demo,
     _events,
     _experiments,
@@ -24,7 +25,9 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
-for _module in (_demo, _events, _simulate, _analytics, _recommend, _predict, _act, _experiments, _serve):
+for _module in (
+    _demo, _events, _simulate, _analytics, _recommend, _predict, _act, _deliver, _experiments, _serve,
+):  # fmt: skip
     _module.register(app)
 
 

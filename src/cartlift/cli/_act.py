@@ -140,7 +140,12 @@ def register(app: typer.Typer) -> None:
         db: DbOption = None,
         json: JsonOption = False,
     ) -> None:
-        """Choose the next best action for one abandoned cart, log it, and say why."""
+        """Choose the next best action for one abandoned cart, log it, and say why.
+
+        Without a trained policy the randomised default policy decides (logged with its exact
+        propensity); once the log holds enough matured outcomes the profit policy is trained and
+        takes over (see `cartlift act status`).
+        """
         from cartlift.act import decide_cart
 
         with open_store(db) as store:
@@ -153,12 +158,33 @@ def register(app: typer.Typer) -> None:
         out.print(f"  {result['reason']}")
         if result.get("items"):
             out.print(f"  recommended items: {', '.join(result['items'])}")
-        table = Table("action", "P(buy)", "expected profit", "not allowed because")
-        for name, o in result["options"].items():
-            table.add_row(name, f"{o['p_buy']:.3f}", f"{o['expected_profit']:.2f}", o["not_allowed"])
+        if result["policy"] == "default":
+            table = Table("action", "default weight", "not allowed because")
+            for name, o in result["options"].items():
+                table.add_row(name, f"{o['weight']:.2f}", o["not_allowed"])
+        else:
+            table = Table("action", "P(buy)", "expected profit", "not allowed because")
+            for name, o in result["options"].items():
+                table.add_row(name, f"{o['p_buy']:.3f}", f"{o['expected_profit']:.2f}", o["not_allowed"])
         out.print(table)
         if result["already_decided"]:
             console.print("This cart was already decided; the logged decision is shown.")
+
+    @act.command("status")
+    @guarded
+    def status(db: DbOption = None, json: JsonOption = False) -> None:
+        """Which policy decides now: the saved profit policy, or the default until enough outcomes matured."""
+        from cartlift.act import handover_status
+
+        with open_store(db) as store:
+            result = handover_status(store)
+        if json:
+            emit_json(result)
+            return
+        out.print(
+            f"deciding policy: [bold]{result['policy']}[/]; matured decisions {result['matured_decisions']:,} "
+            f"of {result['min_decisions']:,} needed, purchases {result['purchases']:,} of {result['min_purchases']:,}"
+        )
 
     @act.command("simulate")
     @guarded

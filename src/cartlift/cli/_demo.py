@@ -14,7 +14,7 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from cartlift.cli import _act, _analytics, _experiments, _predict, _recommend, _simulate
+from cartlift.cli import _act, _analytics, _deliver, _experiments, _predict, _recommend, _simulate
 from cartlift.cli._common import JsonOption, console, emit_json, guarded, out
 from cartlift.cli._events import print_summary
 
@@ -34,8 +34,9 @@ def register(app: typer.Typer) -> None:
         json: JsonOption = False,
     ) -> None:
         """Simulate a store, load it, and run the loop: funnel and customers, recommendations,
-        abandonment prediction, next best action, experiments; write the report. Prints where
-        everything went."""
+        abandonment prediction, next best action, experiments, and delivery (the last two days'
+        carts decided, sent as .eml files into outbox/, answered by the simulated customers);
+        write the report. Prints where everything went."""
         from cartlift.store import EventStore
 
         out_dir.mkdir(parents=True, exist_ok=True)
@@ -51,6 +52,8 @@ def register(app: typer.Typer) -> None:
                 ("abandonment", lambda: _predict.demo_step(store, out_dir)),
                 ("act", lambda: _act.demo_step(store, out_dir)),
                 ("experiments", lambda: _experiments.demo_step(store, out_dir)),
+                # last: the simulated customers' answers add purchases to the store's events
+                ("deliver", lambda: _deliver.demo_step(store, out_dir)),
             ]
             for name, step in steps:
                 console.print(f"[bold]{name}[/] ...")
@@ -106,6 +109,15 @@ def highlights(results: dict[str, Any]) -> Table:
             "act",
             "profit per abandoned cart, share of the oracle's: "
             + ", ".join(f"{name} {share:.0%}" for name, share in shares.items() if name != "oracle"),
+        )
+    sent = results.get("deliver") or {}
+    if sent.get("carts"):
+        table.add_row(
+            "deliver",
+            f"{sent['scheduled']:,} messages scheduled for {sent['carts']:,} carts of the last 2 days "
+            f"({sent['policy']} policy): {sent['sent']:,} sent to {sent['outbox']}, {sent['cancelled']:,} cancelled, "
+            f"{sent['deferred']:,} deferrals; {sent['clicked']:,} clicked, {sent['recovered']:,} carts recovered "
+            f"({sent['recovered_anyway']:,} would have come back without a message)",
         )
     experiment = results.get("experiments") or {}
     if "verdict" in experiment:

@@ -38,9 +38,24 @@ def demo_step(
     """
     from cartlift.simulate import simulate_to
 
-    return simulate_to(
+    result = simulate_to(
         store, Path(out_dir) / "simulated", random_state=seed, progress=progress, n_users=users, n_days=days
     )
+    _load_contacts(store, result, seed)
+    return result
+
+
+def _load_contacts(store: Any, result: dict[str, Any], seed: int) -> None:
+    """Load the simulated customers' contacts and consents (example.com addresses) into a DuckDB store."""
+    from cartlift.deliver import Db, load_contacts
+    from cartlift.simulate import simulated_contacts
+    from cartlift.store import EventStore
+
+    if not isinstance(store, EventStore) or "truth_users" not in store.tables():
+        return
+    users = store.query("SELECT user_id, email_consent, sms_consent FROM truth_users ORDER BY user_id")
+    loaded = load_contacts(Db(store.con), simulated_contacts(users, seed), source="simulation")
+    result.setdefault("loaded", {})["contacts"] = loaded.to_dict()
 
 
 def _parse_start(value: str | None) -> datetime | None:
@@ -124,6 +139,8 @@ def register(app: typer.Typer) -> None:
             else:
                 with progress_bar() as bar:
                     result = simulate_to(store, out_dir, random_state=seed, progress=bar, **overrides)
+            if load:
+                _load_contacts(store, result, seed)
         if json:
             emit_json(result)
         else:

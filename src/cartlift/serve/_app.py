@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -20,6 +21,7 @@ from cartlift.serve.routes import (
     audiences,
     carts,
     dashboard,
+    deliver,
     events,
     experiments,
     integrations,
@@ -51,9 +53,11 @@ def create_app(settings: ServeSettings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await service.start()
+        stop_delivery = await deliver.start_worker(service)
         try:
             yield
         finally:
+            await asyncio.to_thread(stop_delivery)
             await service.stop()
 
     app = FastAPI(
@@ -77,6 +81,7 @@ def create_app(settings: ServeSettings | None = None) -> FastAPI:
         experiments,
         audiences,
         admin,
+        deliver,
         integrations,
         track,
         dashboard,
@@ -88,7 +93,7 @@ def create_app(settings: ServeSettings | None = None) -> FastAPI:
         app.add_middleware(
             CORSMiddleware,
             allow_origins=settings.cors_origins,
-            allow_methods=["GET", "POST", "DELETE"],
+            allow_methods=["GET", "POST", "PUT", "DELETE"],
             allow_headers=["Authorization", "Content-Type"],
         )
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)

@@ -1,8 +1,9 @@
-"""``POST /v1/carts/{session_id}/decide``: the act package's saved policy decides, and logs it.
+"""``POST /v1/carts/{session_id}/decide``: the act package's policy decides, and logs it.
 
 The act package owns the decision (`cartlift.act.decide_cart`: its profit policy under the
 store's rules, the propensity of the chosen action, the ``decisions`` log); this module only runs
-it and turns its refusals into HTTP answers.
+it and turns its refusals into HTTP answers. A store without a trained policy decides with the
+act package's randomised default policy (`cartlift.act.DefaultPolicy`).
 
 - On the DuckDB store it runs on the store itself, on the writer thread: one process, one writer,
   so a cart decided once is found by every later request.
@@ -20,7 +21,7 @@ from __future__ import annotations
 from typing import Any
 
 from cartlift._jsonable import jsonable
-from cartlift.act import MODEL_TABLE, decide_cart
+from cartlift.act import decide_cart
 from cartlift.errors import DataError, StoreError
 from cartlift.serve._errors import ApiError
 from cartlift.serve._service import Service
@@ -31,23 +32,18 @@ __all__ = ["decide"]
 POLICY = "profit"
 
 
-def _decide_on(store: EventStore, session_id: str, log: bool) -> dict[str, Any] | None:
-    """`decide_cart` with the saved policy, or None when the store has no saved policy."""
-    if MODEL_TABLE not in store.tables():
-        return None
-    saved = store.con.execute(f"SELECT count(*) FROM {MODEL_TABLE} WHERE name = ?", [POLICY]).fetchall()
-    if not saved[0][0]:
-        return None
+def _decide_on(store: EventStore, session_id: str, log: bool) -> dict[str, Any]:
+    """`decide_cart`: the saved policy, or the default policy on a store that has none yet."""
     result: dict[str, Any] = decide_cart(store, session_id, name=POLICY, log=log)
     return result
 
 
-def _decide_on_postgres(pg: Any, store: EventStore, session_id: str, log: bool) -> dict[str, Any] | None:
+def _decide_on_postgres(pg: Any, store: EventStore, session_id: str, log: bool) -> dict[str, Any]:
     """Decide on a slice of the PostgreSQL store and store the logged decision there (see the module doc)."""
     for _ in range(2):
         fill_cart(pg, store, session_id, POLICY)
         result = _decide_on(store, session_id, log)
-        if result is None or not result["logged"]:
+        if not result["logged"]:
             return result
         if write_back(pg, store, "decisions", "decision_id = ?", [result["decision_id"]]):
             return result
@@ -76,10 +72,4 @@ async def decide(service: Service, *, session_id: str, log: bool = True) -> dict
             raise ApiError(501, f"The next best action does not run on a {storage.kind} store.")
     except DataError as e:
         raise ApiError(404, str(e)) from None
-    if result is None:
-        raise ApiError(
-            409,
-            "No next-best-action policy is trained for this store yet: train one with `cartlift act train` "
-            "(it learns from logged decisions and their outcomes).",
-        )
     return {"session_id": session_id, **jsonable(result)}

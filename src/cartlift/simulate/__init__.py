@@ -23,6 +23,7 @@ from cartlift.simulate._config import (
     CategorySpec,
     SimulationConfig,
 )
+from cartlift.simulate._contacts import ZONES, simulated_contacts
 from cartlift.simulate._outcomes import draw_outcomes, potential_outcomes, true_uplift
 from cartlift.simulate._result import SimulatedStore, Stats
 from cartlift.simulate._run import simulate_to
@@ -34,6 +35,7 @@ __all__ = [
     "ACTION_DISCOUNTS",
     "DEFAULT_CATEGORIES",
     "RESPONSE_TYPES",
+    "ZONES",
     "CategorySpec",
     "SimulatedStore",
     "SimulationConfig",
@@ -42,5 +44,6 @@ __all__ = [
     "potential_outcomes",
     "simulate",
     "simulate_to",
+    "simulated_contacts",
     "true_uplift",
 ]

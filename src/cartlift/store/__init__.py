@@ -32,9 +32,15 @@ from cartlift.store._storage import (
 )
 from cartlift.store._tables import (
     CONSENT_COLUMNS,
+    CONTACT_QUARANTINE_COLUMNS,
     CORE_TABLES,
+    COUPON_COLUMNS,
+    CUSTOMER_COLUMNS,
     DECISION_COLUMNS,
+    DELIVER_KEY_COLUMNS,
     IDENTITY_COLUMNS,
+    MESSAGE_COLUMNS,
+    MESSAGE_EVENT_COLUMNS,
     MODEL_COLUMNS,
     MODEL_TABLE,
     PACKAGE_TABLES,
@@ -48,10 +54,16 @@ from cartlift.store._writer import Records, Writer
 
 __all__ = [
     "CONSENT_COLUMNS",
+    "CONTACT_QUARANTINE_COLUMNS",
     "CORE_TABLES",
+    "COUPON_COLUMNS",
+    "CUSTOMER_COLUMNS",
     "DECISION_COLUMNS",
+    "DELIVER_KEY_COLUMNS",
     "IDENTITY_COLUMNS",
     "LIVE_COLUMNS",
+    "MESSAGE_COLUMNS",
+    "MESSAGE_EVENT_COLUMNS",
     "MODEL_COLUMNS",
     "MODEL_TABLE",
     "PACKAGE_TABLES",

@@ -27,9 +27,15 @@ from cartlift.events._schema import LOAD_COLUMNS, QUARANTINE_COLUMNS
 
 __all__ = [
     "CONSENT_COLUMNS",
+    "CONTACT_QUARANTINE_COLUMNS",
     "CORE_TABLES",
+    "COUPON_COLUMNS",
+    "CUSTOMER_COLUMNS",
     "DECISION_COLUMNS",
+    "DELIVER_KEY_COLUMNS",
     "IDENTITY_COLUMNS",
+    "MESSAGE_COLUMNS",
+    "MESSAGE_EVENT_COLUMNS",
     "MODEL_COLUMNS",
     "MODEL_TABLE",
     "PACKAGE_TABLES",
@@ -148,6 +154,75 @@ IDENTITY_COLUMNS: Final[dict[str, str]] = {
 }
 """Columns of ``identities``: who an anonymous visitor or a webhook's customer is (the integrations' `Identity`)."""
 
+# the deliver package's: contacts with consent, the outbox, coupons, clicks and unsubscribes
+CUSTOMER_COLUMNS: Final[dict[str, str]] = {
+    "user_id": "VARCHAR PRIMARY KEY",  # the same id as events.user_id
+    "email": "VARCHAR",  # normalised by email-validator
+    "phone": "VARCHAR",  # E.164
+    "time_zone": "VARCHAR",  # IANA name, checked with zoneinfo
+    "locale": "VARCHAR",
+    "email_consent": "BOOLEAN NOT NULL",
+    "email_consent_source": "VARCHAR",
+    "email_consent_at": "TIMESTAMP",
+    "sms_consent": "BOOLEAN NOT NULL",
+    "sms_consent_source": "VARCHAR",
+    "sms_consent_at": "TIMESTAMP",
+    "unsubscribed_at": "TIMESTAMP",
+    "updated_at": "TIMESTAMP NOT NULL",
+    "load_id": "VARCHAR",
+}
+CONTACT_QUARANTINE_COLUMNS: Final[dict[str, str]] = {
+    "load_id": "VARCHAR NOT NULL",
+    "source": "VARCHAR NOT NULL",
+    "row_number": "INTEGER",  # 1-based record, header excluded
+    "user_id": "VARCHAR",
+    "raw": "VARCHAR NOT NULL",  # the record as a JSON object
+    "reason": "VARCHAR NOT NULL",
+    "quarantined_at": "TIMESTAMP NOT NULL",
+}
+MESSAGE_COLUMNS: Final[dict[str, str]] = {
+    "message_id": "VARCHAR PRIMARY KEY",  # also the e-mail's Message-ID local part: stable across retries
+    "decision_id": "VARCHAR NOT NULL UNIQUE",  # one message per decision: scheduling twice is harmless
+    "cart_id": "VARCHAR NOT NULL",
+    "user_id": "VARCHAR NOT NULL",
+    "action": "VARCHAR NOT NULL",
+    "channel": "VARCHAR NOT NULL",  # email, sms
+    "coupon_code": "VARCHAR",
+    "decided_at": "TIMESTAMP NOT NULL",
+    "created_at": "TIMESTAMP NOT NULL",
+    "due_at": "TIMESTAMP NOT NULL",
+    "status": "VARCHAR NOT NULL",  # scheduled, sending, sent, cancelled, dead
+    "attempts": "INTEGER NOT NULL",
+    "last_error": "VARCHAR",
+    "deferrals": "INTEGER NOT NULL",
+    "deferred_reason": "VARCHAR",
+    "lease_until": "TIMESTAMP",
+    "worker": "VARCHAR",
+    "provider_id": "VARCHAR",
+    "sent_at": "TIMESTAMP",
+    "recipient": "VARCHAR",
+}
+COUPON_COLUMNS: Final[dict[str, str]] = {
+    "code": "VARCHAR PRIMARY KEY",
+    "user_id": "VARCHAR NOT NULL",
+    "cart_id": "VARCHAR",
+    "decision_id": "VARCHAR",
+    "discount_share": "DOUBLE NOT NULL",
+    "discount_amount": "DOUBLE NOT NULL",
+    "created_at": "TIMESTAMP NOT NULL",
+    "expires_at": "TIMESTAMP NOT NULL",
+    "redeemed_at": "TIMESTAMP",
+    "order_id": "VARCHAR",
+}
+MESSAGE_EVENT_COLUMNS: Final[dict[str, str]] = {
+    "message_id": "VARCHAR NOT NULL",
+    "user_id": "VARCHAR NOT NULL",
+    "kind": "VARCHAR NOT NULL",  # click, unsubscribe
+    "ts": "TIMESTAMP NOT NULL",
+}
+DELIVER_KEY_COLUMNS: Final[dict[str, str]] = {"name": "VARCHAR PRIMARY KEY", "secret": "VARCHAR NOT NULL"}
+
+
 DECISION_COLUMNS: Final[dict[str, str]] = {
     "decision_id": "VARCHAR PRIMARY KEY",
     "ts": "TIMESTAMP NOT NULL",
@@ -249,6 +324,21 @@ _DECLARED: Final = (
         in_copies=False,
         added=("expires_at", "origins"),
     ),
+    # the deliver package's (it works on PostgreSQL directly, so working copies leave them out);
+    # the outbox's indexes on PostgreSQL only: DuckDB scans columns fast and would pay for every
+    # index on each status change
+    Table("customers", CUSTOMER_COLUMNS, personal="user_id", in_copies=False),
+    Table("contact_quarantine", CONTACT_QUARANTINE_COLUMNS, personal="user_id", in_copies=False),
+    Table(
+        "messages",
+        MESSAGE_COLUMNS,
+        indexes=(("status", "due_at"), ("user_id",)),
+        personal="user_id",
+        in_copies=False,
+    ),
+    Table("coupons", COUPON_COLUMNS, personal="user_id", in_copies=False),
+    Table("message_events", MESSAGE_EVENT_COLUMNS, personal="user_id", in_copies=False),
+    Table("deliver_keys", DELIVER_KEY_COLUMNS, in_copies=False),
     # the storefront integrations': who is who, and webhooks already received
     Table(
         "identities",

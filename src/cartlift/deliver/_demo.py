@@ -1,0 +1,147 @@
+"""The deliver step of `cartlift demo`: the last days' abandoned carts, decided, sent, and answered.
+
+On the simulated store: the store's policy (the saved profit policy, else the default) decides
+for every cart abandoned in the last ``days`` simulated days; the outbox worker runs hour by hour
+on the simulated clock, so delays, quiet hours in each customer's zone, caps and cancellations
+(the customer came back and bought first) happen as they would live; e-mails and SMS are written
+as files into ``out_dir/outbox`` (never to a real SMTP server, whatever the environment says).
+
+The simulated customers then answer: the simulator knows each cart's true purchase probability
+under every action (``truth_carts``). One uniform draw ``u`` per cart decides both worlds (common
+random numbers): the customer buys after the message when ``u < p(action)``, and would have
+bought anyway when ``u < p(nothing)``. A customer the message moved (``p(nothing) <= u <
+p(action)``) comes back through the restore link: the click is recorded by the same function
+the service runs on that link, and the purchase lands in ``events`` with ``channel = email|sms``.
+"""
+
+from __future__ import annotations
+
+import shutil
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from cartlift._random import check_random_state
+from cartlift.act import (
+    CONTEXT_FEATURES,
+    DefaultPolicy,
+    Ledger,
+    ProfitPolicy,
+    cart_contexts,
+    cart_lines,
+    load_policy,
+    log_decisions,
+)
+from cartlift.deliver import _repo
+from cartlift.deliver._inbound import click
+from cartlift.deliver._links import make_token
+from cartlift.deliver._settings import DeliverSettings
+from cartlift.deliver._tables import Db
+from cartlift.deliver._worker import RunResult, Worker
+from cartlift.errors import DataError
+
+__all__ = ["run_demo"]
+
+
+def _policy(store: Any, seed: int) -> ProfitPolicy | DefaultPolicy:
+    try:
+        return load_policy(store, random_state=seed)
+    except DataError:
+        return DefaultPolicy(random_state=seed)
+
+
+def run_demo(store: Any, out_dir: str | Path, *, days: float = 2.0, seed: int = 0) -> dict[str, Any]:
+    """Decide, schedule, send and answer the last ``days`` of abandoned carts of a simulated store.
+
+    Returns
+    -------
+    dict
+        ``policy``, ``carts``, ``decided`` (messages decided), ``scheduled``, ``sent``,
+        ``cancelled``, ``deferred`` (deferral events), ``dead``, ``clicked``, ``recovered``
+        (bought after a message), ``recovered_anyway`` (of them, would have bought without it)
+        and ``outbox`` (the folder).
+    """
+    folder = Path(out_dir) / "outbox"
+    if folder.is_dir():  # the demo starts from a fresh store, so its outbox starts empty too
+        shutil.rmtree(folder)
+    db = Db(store.con)
+    _repo.create(db)
+    ctx = cart_contexts(store)
+    if ctx.empty:
+        return {"carts": 0}
+    ts = pd.to_datetime(ctx["ts"])
+    ctx = ctx[ts >= ts.max() - pd.Timedelta(days=days)].reset_index(drop=True)
+    policy = _policy(store, seed)
+    decisions = policy.decide(ctx, Ledger(rules=policy.rules_))
+    features = [c for c in (policy.features_ or CONTEXT_FEATURES) if c in ctx.columns]
+    log_decisions(store, decisions, context=ctx[features])
+    # files only: the demo's addresses are on example.com, and no relay should ever see them
+    settings = DeliverSettings(smtp_url=None, sms_url=None, webhook_url=None, outbox_dir=folder)
+    worker = Worker(db, settings, outbox_dir=folder)
+    total = RunResult()
+    clock = pd.Timestamp(decisions["ts"].min()).to_pydatetime().replace(minute=0, second=0, microsecond=0)
+    end = pd.Timestamp(decisions["ts"].max()).to_pydatetime() + timedelta(hours=36)
+    while clock <= end:
+        total.add(worker.run_once(clock))
+        clock += timedelta(hours=1)
+    worker.close()
+    clicked, recovered, anyway = _answer(store, db, seed)
+    messages = decisions["channel"].isin(["email", "sms"])
+    return {
+        "policy": policy.name if isinstance(policy, DefaultPolicy) else "profit",
+        "carts": len(ctx),
+        "decided": int(messages.sum()),
+        **total.to_dict(),
+        "clicked": clicked,
+        "recovered": recovered,
+        "recovered_anyway": anyway,
+        "outbox": str(folder),
+    }
+
+
+def _answer(store: Any, db: Db, seed: int) -> tuple[int, int, int]:
+    """The simulated customers' answers to the sent messages: clicks, and purchases into ``events``."""
+    sent = _repo.sent_messages(db)
+    actions = sorted({str(m["action"]) for m in sent} | {"nothing"})
+    truth = _repo.truth_reactions(
+        db, cart_ids=[str(m["cart_id"]) for m in sent], action_columns=[f"p_{a}" for a in actions]
+    )
+    rng = check_random_state(seed)
+    u = rng.random(len(sent))
+    secret = _repo.secret(db)
+    clicked = recovered = anyway = 0
+    purchases: list[dict[str, Any]] = []
+    moved: list[tuple[dict[str, Any], Any]] = []
+    for draw, msg in zip(u, sent, strict=True):
+        p = truth.get(str(msg["cart_id"]))
+        if p is None or draw >= p[f"p_{msg['action']}"]:
+            continue
+        recovered += 1
+        if draw < p["p_nothing"]:
+            anyway += 1  # came back by themselves; their purchase is already in the simulated events
+            continue
+        at = msg["sent_at"] + timedelta(minutes=float(rng.exponential(90.0)))
+        click(db, make_token(secret, "restore", str(msg["message_id"])), now=at)
+        clicked += 1
+        moved.append((msg, at))
+    lines = cart_lines(store, [str(m["cart_id"]) for m, _ in moved]) if moved else pd.DataFrame()
+    for msg, at in moved:
+        for k, line in enumerate(lines[lines["cart_id"] == msg["cart_id"]].itertuples()):
+            purchases.append(
+                {
+                    "event_id": f"recovered-{msg['message_id']}-{k}",
+                    "ts": at.isoformat() + "Z",
+                    "user_id": msg["user_id"],
+                    "session_id": f"recovered-{msg['cart_id']}",
+                    "event_type": "purchase",
+                    "product_id": line.product_id,
+                    "price": float(line.price),
+                    "quantity": int(getattr(line, "quantity", 1) or 1),
+                    "channel": str(msg["channel"]),
+                }
+            )
+    if purchases:
+        store.ingest_records(purchases, source="demo:recovered")
+    return clicked, recovered, anyway

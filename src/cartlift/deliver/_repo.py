@@ -1,0 +1,485 @@
+"""Every SQL statement of the deliver package, as keyword-only functions over a `Db`.
+
+The same SQL runs on DuckDB and PostgreSQL (``?`` placeholders, ``ON CONFLICT``, ``RETURNING``);
+where they differ (row locks), the function says so. Times are naive UTC.
+"""
+
+from __future__ import annotations
+
+import secrets
+import uuid
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any, Final
+
+from cartlift.deliver._tables import CUSTOMERS, DELIVER_TABLES, MESSAGES, Db, create_tables
+
+__all__ = [
+    "MessageRow",
+    "best_sellers",
+    "cart_contents",
+    "cart_message",
+    "claim_due",
+    "coupon_state",
+    "coupons_by_code",
+    "create",
+    "customer",
+    "customers_by_id",
+    "defer",
+    "finish",
+    "insert_coupons",
+    "insert_messages",
+    "last_purchases",
+    "message",
+    "new_id",
+    "quarantine_contacts",
+    "record_event",
+    "redeem_coupon",
+    "release_stale",
+    "retry",
+    "same_contact",
+    "secret",
+    "sent_messages",
+    "sent_since",
+    "status_counts",
+    "time_zones",
+    "truth_reactions",
+    "unscheduled_decisions",
+    "unsubscribe",
+    "upsert_customers",
+    "utcnow",
+]
+
+MessageRow = dict[str, Any]
+_CONTACT_FIELDS: Final = [c for c in CUSTOMERS if c not in ("updated_at", "load_id")]
+_MESSAGE_COLUMNS: Final = list(MESSAGES)
+
+
+def utcnow() -> datetime:
+    """Now, as the naive UTC time every deliver table stores."""
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+def new_id() -> str:
+    """A random id (hex UUID)."""
+    return uuid.uuid4().hex
+
+
+def create(db: Db) -> None:
+    """The deliver tables, and the ``consents`` table the act package reads."""
+    create_tables(db, names=(*DELIVER_TABLES, "consents"))
+
+
+# -- customers ------------------------------------------------------------------------------------
+def same_contact(a: dict[str, Any], b: dict[str, Any]) -> bool:
+    """Whether two customer rows say the same (load bookkeeping aside)."""
+    return all(a.get(c) == b.get(c) for c in _CONTACT_FIELDS)
+
+
+def customers_by_id(db: Db, ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+    """Stored customers among ``ids``."""
+    out: dict[str, dict[str, Any]] = {}
+    cols = ", ".join(CUSTOMERS)
+    for start in range(0, len(ids), 1000):
+        chunk = list(ids[start : start + 1000])
+        marks = ", ".join("?" for _ in chunk)
+        for r in db.rows(f"SELECT {cols} FROM customers WHERE user_id IN ({marks})", chunk):
+            row = dict(zip(CUSTOMERS, r, strict=True))
+            out[str(row["user_id"])] = row
+    return out
+
+
+def upsert_customers(db: Db, rows: Sequence[dict[str, Any]], *, now: datetime, load_id: str) -> None:
+    """Insert or replace customers, and their effective consents in ``consents`` (what the act rules read).
+
+    A consent counts when it was given, the address is there and the customer has not unsubscribed.
+    """
+    if not rows:
+        return
+    cols = list(CUSTOMERS)
+    sets = ", ".join(f"{c} = excluded.{c}" for c in cols if c != "user_id")
+    db.insert(
+        "customers",
+        cols,
+        [[*(r[c] for c in _CONTACT_FIELDS), now, load_id] for r in rows],
+        on_conflict=f"ON CONFLICT (user_id) DO UPDATE SET {sets}",
+    )
+    _sync_consents(db, [r["user_id"] for r in rows])
+
+
+def _sync_consents(db: Db, ids: Sequence[str]) -> None:
+    for start in range(0, len(ids), 1000):
+        chunk = list(ids[start : start + 1000])
+        marks = ", ".join("?" for _ in chunk)
+        db.execute(f"DELETE FROM consents WHERE user_id IN ({marks})", chunk)
+        db.execute(
+            "INSERT INTO consents (user_id, email, sms) SELECT user_id, "
+            "email_consent AND email IS NOT NULL AND unsubscribed_at IS NULL, "
+            "sms_consent AND phone IS NOT NULL AND unsubscribed_at IS NULL "
+            f"FROM customers WHERE user_id IN ({marks})",
+            chunk,
+        )
+
+
+def quarantine_contacts(
+    db: Db, rejects: Sequence[tuple[int, str | None, str, str]], *, source: str, load_id: str, now: datetime
+) -> int:
+    """Keep rejected records ``(row_number, user_id, raw JSON, reason)``; one already kept from this source is kept once."""
+    fresh = [
+        r
+        for r in rejects
+        if not db.rows(
+            "SELECT 1 FROM contact_quarantine WHERE source = ? AND raw = ? LIMIT 1", [source, r[2]]
+        )
+    ]
+    db.insert(
+        "contact_quarantine",
+        ["load_id", "source", "row_number", "user_id", "raw", "reason", "quarantined_at"],
+        [[load_id, source, n, user, raw, reason, now] for n, user, raw, reason in fresh],
+    )
+    return len(fresh)
+
+
+def unsubscribe(db: Db, *, user_id: str, now: datetime) -> bool:
+    """Withdraw every consent of a customer (one-click unsubscribe); False when no such customer."""
+    with db.transaction():
+        changed = db.execute(
+            "UPDATE customers SET unsubscribed_at = coalesce(unsubscribed_at, ?), email_consent = false, "
+            "sms_consent = false, updated_at = ? WHERE user_id = ?",
+            [now, now, user_id],
+        )
+        _sync_consents(db, [user_id])
+    return changed > 0
+
+
+# -- scheduling ------------------------------------------------------------------------------------
+def unscheduled_decisions(db: Db) -> list[dict[str, Any]]:
+    """Decisions that send a message (e-mail or SMS) and have no outbox row yet."""
+    if "decisions" not in db.tables():
+        return []
+    cols = [
+        "decision_id",
+        "ts",
+        "user_id",
+        "cart_id",
+        "action",
+        "channel",
+        "coupon_code",
+        "coupon_expires_at",
+        "discount_value",
+        "cart_value",
+    ]
+    rows = db.rows(
+        f"SELECT {', '.join('d.' + c for c in cols)} FROM decisions d "
+        "WHERE d.channel IN ('email', 'sms') "
+        "AND NOT EXISTS (SELECT 1 FROM messages m WHERE m.decision_id = d.decision_id) ORDER BY d.ts",
+    )
+    return [dict(zip(cols, r, strict=True)) for r in rows]
+
+
+def time_zones(db: Db, user_ids: Sequence[str]) -> dict[str, str | None]:
+    """Each customer's time zone (None when unknown)."""
+    return {uid: row["time_zone"] for uid, row in customers_by_id(db, user_ids).items()}
+
+
+def insert_messages(db: Db, rows: Sequence[MessageRow]) -> int:
+    """Add outbox rows; a decision that already has one keeps it. Returns the rows added."""
+    if not rows:
+        return 0
+    before = int(db.rows("SELECT count(*) FROM messages")[0][0])
+    db.insert(
+        "messages",
+        _MESSAGE_COLUMNS,
+        [[r.get(c) for c in _MESSAGE_COLUMNS] for r in rows],
+        on_conflict="ON CONFLICT DO NOTHING",
+    )
+    return int(db.rows("SELECT count(*) FROM messages")[0][0]) - before
+
+
+def insert_coupons(db: Db, rows: Sequence[dict[str, Any]]) -> None:
+    """Issue coupons (a code already issued stays as it is)."""
+    cols = [
+        "code",
+        "user_id",
+        "cart_id",
+        "decision_id",
+        "discount_share",
+        "discount_amount",
+        "created_at",
+        "expires_at",
+    ]
+    db.insert("coupons", cols, [[r[c] for c in cols] for r in rows], on_conflict="ON CONFLICT DO NOTHING")
+
+
+# -- the worker ------------------------------------------------------------------------------------
+def release_stale(db: Db, *, now: datetime, everything: bool = False) -> int:
+    """Give back claims whose lease ran out (a worker died mid-batch); ``everything`` on a single-process store."""
+    where = "status = 'sending'" + ("" if everything else " AND lease_until < ?")
+    return db.execute(
+        f"UPDATE messages SET status = 'scheduled', worker = NULL, lease_until = NULL WHERE {where}",
+        [] if everything else [now],
+    )
+
+
+def claim_due(db: Db, *, now: datetime, limit: int, worker: str, lease_until: datetime) -> list[MessageRow]:
+    """Claim up to ``limit`` due messages for ``worker`` (status ``sending`` until ``lease_until``).
+
+    On PostgreSQL the candidates are locked with ``FOR UPDATE SKIP LOCKED``, so workers in other
+    processes claim disjoint sets; DuckDB has a single writing process.
+    """
+    lock = " FOR UPDATE SKIP LOCKED" if db.postgres else ""
+    rows = db.rows(
+        "UPDATE messages SET status = 'sending', worker = ?, lease_until = ? WHERE message_id IN ("
+        "SELECT message_id FROM messages WHERE status = 'scheduled' AND due_at <= ? "
+        f"ORDER BY due_at, message_id LIMIT ?{lock}) RETURNING {', '.join(_MESSAGE_COLUMNS)}",
+        [worker, lease_until, now, int(limit)],
+    )
+    out = [dict(zip(_MESSAGE_COLUMNS, r, strict=True)) for r in rows]
+    return sorted(out, key=lambda m: (m["due_at"], m["message_id"]))
+
+
+def message(db: Db, message_id: str) -> MessageRow | None:
+    """One outbox row."""
+    rows = db.rows(f"SELECT {', '.join(_MESSAGE_COLUMNS)} FROM messages WHERE message_id = ?", [message_id])
+    return dict(zip(_MESSAGE_COLUMNS, rows[0], strict=True)) if rows else None
+
+
+def sent_since(db: Db, *, since: datetime, user_id: str | None = None) -> list[datetime]:
+    """Send times of messages sent since ``since`` (of one customer, or all), oldest first."""
+    sql = "SELECT sent_at FROM messages WHERE status = 'sent' AND sent_at >= ?"
+    params: list[Any] = [since]
+    if user_id is not None:
+        sql += " AND user_id = ?"
+        params.append(user_id)
+    return [r[0] for r in db.rows(sql + " ORDER BY sent_at", params)]
+
+
+def finish(
+    db: Db, message_id: str, *, status: str, now: datetime, error: str | None = None,
+    provider_id: str | None = None, recipient: str | None = None,
+) -> None:  # fmt: skip
+    """End a claimed message: ``sent`` (with the provider's id), ``cancelled`` or ``dead`` (with the reason)."""
+    sent = now if status == "sent" else None
+    db.execute(
+        "UPDATE messages SET status = ?, last_error = coalesce(?, last_error), provider_id = ?, recipient = ?, "
+        "sent_at = ?, lease_until = NULL, attempts = attempts + ? WHERE message_id = ?",
+        [status, error, provider_id, recipient, sent, 0 if status == "cancelled" else 1, message_id],
+    )
+
+
+def retry(db: Db, message_id: str, *, error: str, due_at: datetime) -> None:
+    """A failed attempt that will be retried at ``due_at``."""
+    db.execute(
+        "UPDATE messages SET status = 'scheduled', attempts = attempts + 1, last_error = ?, due_at = ?, "
+        "lease_until = NULL, worker = NULL WHERE message_id = ?",
+        [error, due_at, message_id],
+    )
+
+
+def defer(db: Db, message_id: str, *, reason: str, due_at: datetime) -> None:
+    """Move a message to the next allowed moment (caps, budget, quiet hours); the reason stays visible."""
+    db.execute(
+        "UPDATE messages SET status = 'scheduled', deferrals = deferrals + 1, deferred_reason = ?, due_at = ?, "
+        "lease_until = NULL, worker = NULL WHERE message_id = ?",
+        [reason, due_at, message_id],
+    )
+
+
+def status_counts(db: Db) -> dict[str, Any]:
+    """Messages per status, deferred ones, and the next due time."""
+    by = {str(s): int(n) for s, n in db.rows("SELECT status, count(*) FROM messages GROUP BY status")}
+    deferred, next_due = db.rows(
+        "SELECT count(*) FILTER (WHERE deferrals > 0), min(due_at) FILTER (WHERE status = 'scheduled') FROM messages"
+    )[0]
+    clicks = int(db.rows("SELECT count(DISTINCT message_id) FROM message_events WHERE kind = 'click'")[0][0])
+    return {"by_status": by, "deferred": int(deferred or 0), "next_due": next_due, "clicked": clicks}
+
+
+# -- what a message shows ----------------------------------------------------------------------------
+def customer(db: Db, user_id: str) -> dict[str, Any] | None:
+    """One customer row."""
+    return customers_by_id(db, [user_id]).get(user_id)
+
+
+def coupon_state(db: Db, code: str) -> dict[str, Any] | None:
+    """A coupon's row."""
+    cols = [
+        "code",
+        "user_id",
+        "cart_id",
+        "discount_share",
+        "discount_amount",
+        "expires_at",
+        "redeemed_at",
+        "order_id",
+    ]
+    rows = db.rows(f"SELECT {', '.join(cols)} FROM coupons WHERE code = ?", [code])
+    return dict(zip(cols, rows[0], strict=True)) if rows else None
+
+
+def redeem_coupon(db: Db, *, code: str, user_id: str, now: datetime, order_id: str | None) -> bool:
+    """Mark a coupon redeemed if it is still unredeemed, unexpired and the customer's; True when this call did it.
+
+    One conditional UPDATE: of two concurrent redemptions exactly one changes the row (PostgreSQL
+    re-checks the condition after the row lock; DuckDB aborts the second transaction on the conflict).
+    """
+    return (
+        db.execute(
+            "UPDATE coupons SET redeemed_at = ?, order_id = ? "
+            "WHERE code = ? AND user_id = ? AND redeemed_at IS NULL AND expires_at > ?",
+            [now, order_id, code, user_id, now],
+        )
+        == 1
+    )
+
+
+def record_event(db: Db, *, message_id: str, user_id: str, kind: str, now: datetime) -> None:
+    """A click on a message's link, or an unsubscribe."""
+    db.execute(
+        "INSERT INTO message_events (message_id, user_id, kind, ts) VALUES (?, ?, ?, ?)",
+        [message_id, user_id, kind, now],
+    )
+
+
+def secret(db: Db, name: str = "links") -> bytes:
+    """The store's signing secret (made once, kept in the store, so the CLI and the service share it)."""
+    rows = db.rows("SELECT secret FROM deliver_keys WHERE name = ?", [name])
+    if not rows:
+        db.execute(
+            "INSERT INTO deliver_keys (name, secret) VALUES (?, ?) ON CONFLICT DO NOTHING",
+            [name, secrets.token_hex(32)],
+        )
+        rows = db.rows("SELECT secret FROM deliver_keys WHERE name = ?", [name])
+    return bytes.fromhex(str(rows[0][0]))
+
+
+def cart_message(db: Db, *, cart_id: str) -> MessageRow | None:
+    """The outbox row of a cart, or a preview row from its decision or its events (not stored)."""
+    rows = db.rows(f"SELECT {', '.join(_MESSAGE_COLUMNS)} FROM messages WHERE cart_id = ? LIMIT 1", [cart_id])
+    if rows:
+        return dict(zip(_MESSAGE_COLUMNS, rows[0], strict=True))
+    preview: MessageRow = {"message_id": "preview", "cart_id": cart_id, "attempts": 0}
+    if "decisions" in db.tables():
+        got = db.rows(
+            "SELECT user_id, action, channel, coupon_code, ts FROM decisions WHERE cart_id = ? LIMIT 1",
+            [cart_id],
+        )
+        if got and got[0][2] in ("email", "sms"):
+            user, action, channel, code, ts = got[0]
+            return {
+                **preview,
+                "user_id": user,
+                "action": action,
+                "channel": channel,
+                "coupon_code": code,
+                "decided_at": ts,
+            }
+    owner = db.rows(
+        "SELECT user_id, max(ts) FROM events WHERE session_id = ? GROUP BY user_id LIMIT 1", [cart_id]
+    )
+    if not owner:
+        return None
+    return {
+        **preview,
+        "user_id": owner[0][0],
+        "action": "reminder_email_1h",
+        "channel": "email",
+        "coupon_code": None,
+        "decided_at": owner[0][1],
+    }
+
+
+def truth_reactions(
+    db: Db, *, cart_ids: Sequence[str], action_columns: Sequence[str]
+) -> dict[str, dict[str, float]]:
+    """The simulator's true purchase probability of each cart under each action (``truth_carts``)."""
+    if "truth_carts" not in db.tables() or not cart_ids:
+        return {}
+    cols = ", ".join(action_columns)
+    out: dict[str, dict[str, float]] = {}
+    for start in range(0, len(cart_ids), 1000):
+        chunk = list(cart_ids[start : start + 1000])
+        marks = ", ".join("?" for _ in chunk)
+        for row in db.rows(f"SELECT cart_id, {cols} FROM truth_carts WHERE cart_id IN ({marks})", chunk):
+            out[str(row[0])] = dict(zip(action_columns, map(float, row[1:]), strict=True))
+    return out
+
+
+def sent_messages(db: Db) -> list[MessageRow]:
+    """Every sent message, in the order they went out."""
+    rows = db.rows(
+        f"SELECT {', '.join(_MESSAGE_COLUMNS)} FROM messages WHERE status = 'sent' ORDER BY sent_at, cart_id, decision_id"
+    )
+    return [dict(zip(_MESSAGE_COLUMNS, r, strict=True)) for r in rows]
+
+
+# -- the same facts for a whole claimed batch (one query each instead of one per message) -----------------
+def _in(ids: Sequence[str]) -> str:
+    return ", ".join("?" for _ in ids)
+
+
+def last_purchases(db: Db, *, user_ids: Sequence[str], now: datetime) -> dict[str, datetime]:
+    """Each customer's latest purchase at or before ``now``."""
+    if not user_ids:
+        return {}
+    rows = db.rows(
+        f"SELECT user_id, max(ts) FROM events WHERE event_type = 'purchase' AND ts <= ? AND user_id IN ({_in(user_ids)}) "
+        "GROUP BY user_id",
+        [now, *user_ids],
+    )
+    return {str(u): t for u, t in rows}
+
+
+def cart_contents(db: Db, *, cart_ids: Sequence[str], now: datetime) -> dict[str, list[dict[str, Any]]]:
+    """The lines still in each cart at ``now``: product, title, category, price, quantity."""
+    if not cart_ids:
+        return {}
+    rows = db.rows(
+        "SELECT e.session_id, e.product_id, max(p.title), max(p.category), coalesce(max(p.price), max(e.price)), "
+        "sum(CASE WHEN e.event_type = 'cart_add' THEN coalesce(e.quantity, 1) ELSE -coalesce(e.quantity, 1) END) "
+        "FROM events e LEFT JOIN products p ON p.product_id = e.product_id "
+        f"WHERE e.session_id IN ({_in(cart_ids)}) AND e.ts <= ? AND e.event_type IN ('cart_add', 'cart_remove') "
+        "AND e.product_id IS NOT NULL GROUP BY e.session_id, e.product_id ORDER BY e.session_id, e.product_id",
+        [*cart_ids, now],
+    )
+    out: dict[str, list[dict[str, Any]]] = {c: [] for c in cart_ids}
+    for cart, pid, title, category, price, q in rows:
+        if q and q > 0:
+            out[str(cart)].append({"product_id": str(pid), "title": title or str(pid), "category": category,
+                                   "price": float(price or 0.0), "quantity": int(q)})  # fmt: skip
+    return out
+
+
+def best_sellers(db: Db, *, k: int) -> dict[str | None, list[dict[str, Any]]]:
+    """The ``k`` most bought products of every category (what a message recommends beside the cart)."""
+    rows = db.rows(
+        "SELECT category, product_id, title, price FROM (SELECT p.category, p.product_id, p.title, p.price, "
+        "row_number() OVER (PARTITION BY p.category ORDER BY count(*) DESC, p.product_id) AS r "
+        "FROM events e JOIN products p ON p.product_id = e.product_id WHERE e.event_type = 'purchase' "
+        "GROUP BY p.category, p.product_id, p.title, p.price) t WHERE r <= ? ORDER BY category, r",
+        [int(k)],
+    )
+    out: dict[str | None, list[dict[str, Any]]] = {}
+    for category, pid, title, price in rows:
+        out.setdefault(category, []).append(
+            {"product_id": str(pid), "title": title or str(pid), "price": float(price or 0.0)}
+        )
+    return out
+
+
+def coupons_by_code(db: Db, codes: Sequence[str]) -> dict[str, dict[str, Any]]:
+    """Coupon rows by code."""
+    if not codes:
+        return {}
+    cols = [
+        "code",
+        "user_id",
+        "cart_id",
+        "discount_share",
+        "discount_amount",
+        "expires_at",
+        "redeemed_at",
+        "order_id",
+    ]
+    rows = db.rows(f"SELECT {', '.join(cols)} FROM coupons WHERE code IN ({_in(codes)})", list(codes))
+    return {str(r[0]): dict(zip(cols, r, strict=True)) for r in rows}
