@@ -36,6 +36,7 @@ def register(app: typer.Typer) -> None:
         """Simulate a store, load it, and run the loop: funnel and customers, recommendations,
         abandonment prediction, next best action, experiments; write the report. Prints where
         everything went."""
+        from cartlift.analytics import store_summary
         from cartlift.events import EventStore
 
         out_dir.mkdir(parents=True, exist_ok=True)

@@ -22,6 +22,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, ClassVar, Final
 
+from cartlift.analytics import DEFAULT_STEPS, funnel, store_metrics
 from cartlift.events import EventStore
 from cartlift.predict import FeatureContext
 from cartlift.serve._keys import ApiKey, new_key
@@ -310,19 +311,24 @@ class Storage(ABC):
         ]
 
     # -- the dashboard's numbers ----------------------------------------------------------------
-    def _overview(self, ctx: Any) -> dict[str, Any]:
-        sessions, viewed, carted, checked, bought, abandoned, value = self._rows(
+    def _funnel(self, ctx: Any) -> list[dict[str, Any]]:
+        """Sessions reaching each step in any order (the CLI's ordered funnel needs the DuckDB store)."""
+        row = self._rows(
             ctx,
-            """SELECT count(*), count(*) FILTER (WHERE v), count(*) FILTER (WHERE c),
-                      count(*) FILTER (WHERE k), count(*) FILTER (WHERE p),
-                      count(*) FILTER (WHERE c AND NOT p),
-                      coalesce(sum(cart_value) FILTER (WHERE c AND NOT p), 0)
-               FROM (SELECT session_id, bool_or(event_type = 'view') AS v, bool_or(event_type = 'cart_add') AS c,
-                            bool_or(event_type = 'checkout') AS k, bool_or(event_type = 'purchase') AS p,
-                            sum(price * quantity) FILTER (WHERE event_type = 'cart_add') AS cart_value
-                     FROM events GROUP BY session_id) s""",
+            "SELECT "
+            + ", ".join(
+                f"count(DISTINCT session_id) FILTER (WHERE event_type = '{t}')" for t in DEFAULT_STEPS
+            )
+            + " FROM events",
         )[0]
-        events = int(self._rows(ctx, "SELECT count(*) FROM events")[0][0])
+        return [
+            {"step": t, "sessions": int(n), "ordered": False} for t, n in zip(DEFAULT_STEPS, row, strict=True)
+        ]
+
+    def _overview(self, ctx: Any) -> dict[str, Any]:
+        # carts, abandonment and money by the analytics package's one definition (as `cartlift summary`)
+        metrics = store_metrics(lambda sql: self._rows(ctx, sql))
+        events, sessions = self._rows(ctx, "SELECT count(*), count(DISTINCT session_id) FROM events")[0]
         decisions = self._rows(
             ctx,
             """SELECT action, count(*), avg(propensity),
@@ -331,20 +337,17 @@ class Storage(ABC):
                FROM decisions d GROUP BY action ORDER BY action""",
         )
         return {
-            "events": events,
-            "funnel": [
-                {"step": "view", "sessions": int(viewed)},
-                {"step": "cart_add", "sessions": int(carted)},
-                {"step": "checkout", "sessions": int(checked)},
-                {"step": "purchase", "sessions": int(bought)},
-            ],
+            "events": int(events),
+            "funnel": self._funnel(ctx),
             "sessions": int(sessions),
             "abandonment": {
-                "carts": int(carted),
-                "abandoned": int(abandoned),
-                "rate": (int(abandoned) / int(carted)) if carted else None,
-                "abandoned_value": float(value or 0.0),
+                "carts": metrics.carts,
+                "abandoned": metrics.abandoned_carts,
+                "rate": metrics.abandonment_rate,
+                "abandoned_value": metrics.abandoned_value,
             },
+            "store": metrics.to_dict(),
+            "currency": metrics.currency,
             "decisions": [
                 {"action": str(a), "count": int(n), "mean_propensity": float(p), "converted": int(c)}
                 for a, n, p, c in decisions
@@ -352,10 +355,10 @@ class Storage(ABC):
         }
 
     async def overview(self) -> dict[str, Any]:
-        """Funnel (sessions reaching each step), abandonment rate and value, decisions and outcomes.
+        """Funnel (sessions reaching each step), carts, abandonment, orders and revenue, decisions and outcomes.
 
-        A session's cart is abandoned when it has a ``cart_add`` and no ``purchase`` (as in
-        `EventStore.summary`); a decision converted when its cart's session has a purchase at or after it (the act
+        Carts and money follow `cartlift.analytics.store_metrics` (the numbers of ``cartlift
+        summary``); on the DuckDB store the funnel is the CLI's default funnel; a decision converted when its cart's session has a purchase at or after it (the act
         package's ``decision_outcomes`` view has the full definition, with windows and coupons).
         """
         return await self.writer.call(self._overview)
@@ -410,6 +413,13 @@ class DuckDBStorage(Storage):
     def _rows(self, ctx: EventStore, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         cur = ctx.con.execute(sql, list(params))
         return cur.fetchall() if cur.description else []
+
+    def _funnel(self, ctx: EventStore) -> list[dict[str, Any]]:
+        # the CLI's default funnel, counted the CLI's way (ordered steps within the session)
+        if not int(ctx.con.execute("SELECT count(*) FROM events").fetchall()[0][0]):
+            return []
+        result = funnel(ctx)
+        return [{"step": s.name, "sessions": int(s.count), "ordered": True} for s in result.steps]
 
     @contextmanager
     def _transaction(self, ctx: EventStore) -> Iterator[None]:
