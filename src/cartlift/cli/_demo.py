@@ -46,7 +46,7 @@ def register(app: typer.Typer) -> None:
         with EventStore(db) as store:
             steps: list[tuple[str, Callable[[], Any]]] = [
                 ("simulate", lambda: _simulate.demo_step(store, out_dir, users=users, days=days, seed=seed)),
-                ("summary", store.summary),
+                ("summary", lambda: store_summary(store)),
                 ("analytics", lambda: _analytics.demo_step(store, out_dir)),
                 ("recommend", lambda: _recommend.demo_step(store, out_dir)),
                 ("abandonment", lambda: _predict.demo_step(store, out_dir)),
