@@ -10,6 +10,8 @@
 - Bandits that keep learning: `BetaBernoulliTS`, `LinearTS`, `LogisticTS`, `LinUCB`, `EpsilonGreedy`.
 - The decision log (``decisions``) with outcomes joined from later events (``decision_outcomes``).
 - Off-policy evaluation: replay, DM, IPS, SNIPS, DR, SNDR with bootstrap intervals.
+- The global holdout (`Holdout`, `set_holdout`, `is_held_out`: a share of carts never messaged)
+  and `impact`: the program's incremental conversion, revenue and profit against it, with intervals.
 - `run_simulation`: every policy against a simulated store's true reactions, with the oracle as
   the ceiling.
 """
@@ -19,6 +21,15 @@ from cartlift.act._bandits import Bandit, BetaBernoulliTS, EpsilonGreedy
 from cartlift.act._context import CONTEXT_FEATURES, cart_contexts, cart_lines
 from cartlift.act._decide import decide_in_order, decide_record
 from cartlift.act._demo import public_result, run_demo
+from cartlift.act._holdout import (
+    DEFAULT_HOLDOUT_SHARE,
+    Holdout,
+    current_holdout,
+    holdout_phases,
+    is_held_out,
+    set_holdout,
+)
+from cartlift.act._impact import impact, impact_from_frame
 from cartlift.act._linear_bandits import LinearTS, LinUCB, LogisticTS
 from cartlift.act._log import (
     DECISION_COLUMNS,
@@ -78,6 +89,7 @@ __all__ = [
     "CONTEXT_FEATURES",
     "DECISION_COLUMNS",
     "DEFAULT_ACTIONS",
+    "DEFAULT_HOLDOUT_SHARE",
     "ESTIMATORS",
     "KINDS",
     "MODEL_COLUMNS",
@@ -92,6 +104,7 @@ __all__ = [
     "BetaBernoulliTS",
     "EpsilonGreedy",
     "FixedPolicy",
+    "Holdout",
     "Ledger",
     "LinUCB",
     "LinearTS",
@@ -109,6 +122,7 @@ __all__ = [
     "check_log",
     "contexts_from_log",
     "create_decision_tables",
+    "current_holdout",
     "decide_cart",
     "decide_in_order",
     "decide_record",
@@ -118,6 +132,10 @@ __all__ = [
     "evaluate_policy",
     "evaluate_uplift",
     "fit_reward_model",
+    "holdout_phases",
+    "impact",
+    "impact_from_frame",
+    "is_held_out",
     "load_open_bandit",
     "load_policy",
     "log_decisions",
@@ -134,6 +152,7 @@ __all__ = [
     "run_simulation",
     "save_policy",
     "score_decisions",
+    "set_holdout",
     "train_from_log",
     "true_qini_score",
     "uplift_at_k",

@@ -21,6 +21,7 @@ import pandas as pd
 
 from cartlift._random import check_random_state
 from cartlift.act._context import CONTEXT_FEATURES, cart_contexts, cart_lines
+from cartlift.act._holdout import holdout_decision
 from cartlift.act._log import contexts_from_log, create_decision_tables, decision_outcomes, log_decisions
 from cartlift.act._policy import ProfitPolicy
 from cartlift.act._rules import Ledger, Rules
@@ -178,6 +179,11 @@ def decide_cart(
     policy = load_policy(store, name, random_state=random_state)
     create_decision_tables(store)
     done = store.query("SELECT * FROM decisions WHERE cart_id = ? ORDER BY ts LIMIT 1", [str(cart_id)])
+    # the global holdout comes first: a held-out cart is never messaged, whatever the policy says
+    window = float(getattr(policy, "window_hours", 168.0))
+    held = None if not done.empty else holdout_decision(store, str(cart_id), window_hours=window, log=log)
+    if held is not None:
+        return held
     ctx = cart_contexts(store, [str(cart_id)])
     if ctx.empty:
         raise DataError(

@@ -10,6 +10,7 @@ from cartlift.cli import (
     _demo,
     _events,
     _experiments,
+    _impact,
     _predict,
     _recommend,
     _serve,
@@ -24,7 +25,18 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
-for _module in (_demo, _events, _simulate, _analytics, _recommend, _predict, _act, _experiments, _serve):
+for _module in (
+    _demo,
+    _events,
+    _simulate,
+    _analytics,
+    _recommend,
+    _predict,
+    _act,
+    _experiments,
+    _impact,
+    _serve,
+):
     _module.register(app)
 
 
