@@ -170,7 +170,14 @@ def _phase(store: Any, phase: int | None) -> tuple[Holdout, datetime | None]:
 def _bound(value: date | datetime | str | None, end: bool) -> datetime | None:
     if value is None:
         return None
-    ts = pd.Timestamp(value)
+    try:
+        ts = pd.Timestamp(value)
+    except (ValueError, TypeError):
+        raise DataError(
+            f"Cannot read {value!r} as a date or time; use e.g. 2026-01-31 or 2026-01-31T12:00."
+        ) from None
+    if ts is pd.NaT:
+        raise DataError(f"Cannot read {value!r} as a date or time; use e.g. 2026-01-31 or 2026-01-31T12:00.")
     if ts.tzinfo is not None:
         ts = ts.tz_convert("UTC").tz_localize(None)
     plain_date = (isinstance(value, date) and not isinstance(value, datetime)) or (

@@ -21,7 +21,7 @@ from cartlift.errors import DataError
 from cartlift.serve._errors import ApiError
 from cartlift.serve._service import Service
 
-__all__ = ["dashboard", "experiment_assignment", "experiment_results"]
+__all__ = ["dashboard", "experiment_assignment", "experiment_results", "program_impact"]
 
 T = TypeVar("T")
 
@@ -152,6 +152,31 @@ async def _experiments_overview(service: Service) -> list[dict[str, Any]]:
     return out
 
 
+async def program_impact(
+    service: Service, *, start: str | None = None, end: str | None = None, phase: int | None = None
+) -> dict[str, Any]:
+    """`cartlift.act.impact`: the program's incremental profit against the global holdout."""
+    from cartlift.act import impact
+
+    if not service.storage.supports_store_jobs:
+        raise ApiError(
+            409,
+            "The impact is computed on the DuckDB store; on PostgreSQL run `cartlift impact --db postgresql://...`.",
+        )
+    try:
+        doc = await service.storage.with_store(lambda store: impact(store, start=start, end=end, phase=phase))
+    except DataError as e:
+        raise ApiError(422, str(e)) from None
+    return dict(jsonable(doc))
+
+
+async def _impact_panel(service: Service) -> dict[str, Any]:
+    try:
+        return await program_impact(service)
+    except ApiError as e:
+        return {"note": e.message}
+
+
 async def dashboard(service: Service) -> dict[str, Any]:
     """Everything the dashboard draws, in one document (the page polls it)."""
     overview = await service.storage.overview()
@@ -161,6 +186,7 @@ async def dashboard(service: Service) -> dict[str, Any]:
             "carts_at_risk": await service.carts_at_risk(limit=20),
             "live_sessions": len(service.live) if service.live is not None else 0,
             "experiments": await _experiments_overview(service),
+            "impact": await _impact_panel(service),
             "models": service.models.versions,
             "model_errors": service.models.errors,
             "generated_at": datetime.now().astimezone().isoformat(timespec="seconds"),
