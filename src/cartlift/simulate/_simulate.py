@@ -238,7 +238,8 @@ def _return_visits(
     span_h = max(cfg.outcome_window_days * 24.0 - 3.0, 0.25) - 0.25
     delay_h = 0.25 - mean_h * np.log1p(-rng.random(len(u)) * -np.expm1(-span_h / mean_h))
     ready_all = abandoned.end_ms[abandoned.session] + (delay_h * _HOUR_MS).astype(np.int64)
-    back = abandoned.came_back & (ready_all < cfg.n_days * 24 * _HOUR_MS)
+    # the visit starts in the first free slot after it is ready, plus a spread: keep it inside the period
+    back = abandoned.came_back & (ready_all + SLOT_MS + START_SPREAD_MS <= cfg.n_days * 24 * _HOUR_MS)
     abandoned = replace(abandoned, came_back=back)
     rec = abandoned.session[back]
     k = len(rec)
