@@ -52,6 +52,7 @@ def register(app: typer.Typer) -> None:
                 ("abandonment", lambda: _predict.demo_step(store, out_dir)),
                 ("act", lambda: _act.demo_step(store, out_dir)),
                 ("experiments", lambda: _experiments.demo_step(store, out_dir)),
+                ("report", lambda: _analytics.report_step(store, out_dir)),  # last: it shows every step
             ]
             for name, step in steps:
                 console.print(f"[bold]{name}[/] ...")
@@ -65,7 +66,7 @@ def register(app: typer.Typer) -> None:
             return
         out.print(highlights(results))
         out.print(f"\nstore:  {results['store']}")
-        report = (results.get("analytics") or {}).get("report")
+        report = (results.get("report") or {}).get("report")
         if report:
             out.print(f"report: {Path(report).resolve()}")
 

@@ -17,6 +17,7 @@ from cartlift.analytics import (
     RFMResult,
     clv_from_summary,
     customer_features,
+    format_money,
     rfm,
     summary_from_store,
 )
@@ -193,8 +194,8 @@ def abandonment_section(result: AbandonmentResult) -> Section:
         "No carts in this store."
         if not result.carts
         else f"{result.abandoned:,} of {result.carts:,} carts abandoned ({result.abandonment_rate:.1%}, "
-        f"95% CI {result.ci_low:.1%} - {result.ci_high:.1%}), worth {result.abandoned_value:,.2f} "
-        f"(converted carts: {result.converted_value:,.2f})."
+        f"95 % CI {result.ci_low:.1%} to {result.ci_high:.1%}), worth {format_money(result.abandoned_value)} "
+        f"(carts bought: {format_money(result.converted_value)})."
     )
     return Section(
         "Cart abandonment",

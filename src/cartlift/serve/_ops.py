@@ -144,12 +144,40 @@ async def _experiments_overview(service: Service) -> list[dict[str, Any]]:
                 "experiment": str(name),
                 "srm_p_value": res.get("srm_p_value"),
                 "variants": [
-                    {k: v.get(k) for k in ("name", "n", "mean", "lift", "p_value", "is_control")}
+                    {
+                        **{
+                            k: v.get(k)
+                            for k in (
+                                "name",
+                                "n",
+                                "mean",
+                                "lift",
+                                "ci_low",
+                                "ci_high",
+                                "p_value",
+                                "is_control",
+                            )
+                        },
+                        "verdict": _verdict(v),
+                    }
                     for v in res.get("variants", [])
                 ],
             }
         )
     return out
+
+
+def _verdict(variant: dict[str, Any], alpha: float = 0.05) -> str:
+    """One word-group for a variant: better, worse, or no clear difference (adjusted p-value at ``alpha``)."""
+    if variant.get("is_control"):
+        return "control"
+    p = variant.get("p_value_adjusted", variant.get("p_value"))
+    lift = variant.get("lift")
+    if p is None or lift is None:
+        return "not enough data yet"
+    if p < alpha:
+        return "better than the control" if lift > 0 else "worse than the control"
+    return "no clear difference yet"
 
 
 async def program_impact(
@@ -180,10 +208,12 @@ async def _impact_panel(service: Service) -> dict[str, Any]:
 async def dashboard(service: Service) -> dict[str, Any]:
     """Everything the dashboard draws, in one document (the page polls it)."""
     overview = await service.storage.overview()
+    risk = await service.carts_at_risk(limit=20)
+    actions = await service.storage.decided_actions([r["session_id"] for r in risk])
     return jsonable(
         {
             **overview,
-            "carts_at_risk": await service.carts_at_risk(limit=20),
+            "carts_at_risk": [{**r, "action": actions.get(str(r["session_id"]))} for r in risk],
             "live_sessions": len(service.live) if service.live is not None else 0,
             "experiments": await _experiments_overview(service),
             "impact": await _impact_panel(service),

@@ -348,11 +348,41 @@ class Storage(ABC):
             },
             "store": metrics.to_dict(),
             "currency": metrics.currency,
+            "messages": self._messages(ctx),
             "decisions": [
                 {"action": str(a), "count": int(n), "mean_propensity": float(p), "converted": int(c)}
                 for a, n, p, c in decisions
             ],
         }
+
+    def _messages(self, ctx: Any) -> dict[str, int] | None:
+        """The outbox's counts (due, sent, failed, deferred), or None when the store has no outbox yet."""
+        exists = self._rows(
+            ctx, "SELECT count(*) FROM information_schema.tables WHERE table_name = 'messages'"
+        )
+        if not exists[0][0]:
+            return None
+        due, sent, failed, deferred = self._rows(
+            ctx,
+            """SELECT count(*) FILTER (WHERE status = 'scheduled' AND due_at <= CURRENT_TIMESTAMP),
+                      count(*) FILTER (WHERE status = 'sent'), count(*) FILTER (WHERE status = 'dead'),
+                      count(*) FILTER (WHERE status = 'scheduled' AND deferrals > 0)
+               FROM messages""",
+        )[0]
+        return {"due": int(due), "sent": int(sent), "failed": int(failed), "deferred": int(deferred)}
+
+    async def decided_actions(self, cart_ids: Sequence[str]) -> dict[str, str]:
+        """The action decided for each of these carts (those without a decision are absent)."""
+        ids = [str(c) for c in cart_ids]
+        if not ids:
+            return {}
+        sql = (
+            "SELECT cart_id, min(action) FROM decisions WHERE cart_id IN ("
+            + ", ".join("?" for _ in ids)
+            + ") GROUP BY cart_id"
+        )
+        rows = await self.writer.call(lambda ctx: self._rows(ctx, sql, ids))
+        return {str(c): str(a) for c, a in rows}
 
     async def overview(self) -> dict[str, Any]:
         """Funnel (sessions reaching each step), carts, abandonment, orders and revenue, decisions and outcomes.
