@@ -190,6 +190,7 @@ def abandonment_section(result: AbandonmentResult) -> Section:
             "converted_median",
         ]
     ].rename(columns={"label": "feature", "effect_measure": "measure", "p_value_adjusted": "Holm p"})
+    feats["measure"] = feats["measure"].map({"cliffs_delta": "Cliff's delta", "cramers_v": "Cramér's V"})
     headline = (
         "No carts in this store."
         if not result.carts
@@ -228,6 +229,7 @@ def rfm_section(result: RFMResult) -> Section:
                     "recency_days": ".2f",
                     "frequency": ".2f",
                     "monetary": ",.2f",
+                    "revenue": ",.2f",
                 },
             )
         ],

@@ -13,6 +13,7 @@ from typing import Any
 
 import jinja2
 import pandas as pd
+import plotly.graph_objects as go
 
 from cartlift import __version__
 from cartlift.errors import InvalidParameterError
@@ -34,8 +35,8 @@ body { margin: 0; font: 15px/1.5 system-ui, -apple-system, "Segoe UI", Roboto, s
 header { padding: 24px 32px 8px; border-bottom: 1px solid var(--line); }
 header h1 { margin: 0 0 4px; font-size: 26px; }
 header p { margin: 0 0 12px; color: var(--muted); }
-nav { padding: 8px 32px; border-bottom: 1px solid var(--line); font-size: 14px; }
-nav a { color: var(--accent); text-decoration: none; margin-right: 16px; white-space: nowrap; }
+nav { padding: 8px 32px; border-bottom: 1px solid var(--line); font-size: 14px; display: flex; flex-wrap: wrap; gap: 4px 16px; }
+nav a { color: var(--accent); text-decoration: none; white-space: nowrap; }
 main { padding: 0 32px 48px; }
 section { padding: 24px 0 8px; border-bottom: 1px solid var(--line); }
 section h2 { margin: 0 0 12px; font-size: 21px; }
@@ -169,6 +170,9 @@ def table_html(table: Table) -> str:
 
 
 def _figure_html(fig: Any, div_id: str) -> str:
+    # one visual style for every part's charts: white background, the report's blue first
+    if fig.layout.template.layout.plot_bgcolor in (None, "#E5ECF6"):
+        fig = go.Figure(fig).update_layout(template="plotly_white")
     return str(
         fig.to_html(
             full_html=False,
@@ -205,7 +209,7 @@ def render_report(sections: Sequence[Section], *, title: str = "cartlift report"
                 "figures": [_figure_html(f, f"{anchor}-fig-{i}") for i, f in enumerate(s.figures)],
                 "tables": [table_html(t) for t in s.tables],
                 # a table of many columns gets the page's width, under the charts, instead of a cramped column
-                "wide": any(len(t.frame.columns) > 5 for t in s.tables),
+                "wide": any(len(t.frame.columns) > 4 for t in s.tables),
             }
         )
     env = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined)

@@ -72,10 +72,7 @@ def summary_section(store: Any, *, artifacts: Path | None = None) -> Section:
         (METRIC_LABELS["orders"], f"{m.orders:,}"),
         (METRIC_LABELS["revenue"], format_money(m.revenue, cur)),
         (METRIC_LABELS["average_order_value"], format_money(m.average_order_value, cur)),
-        (
-            "Incremental profit vs the holdout",
-            why or _interval(doc.get("incremental_profit") if doc else None, cur),
-        ),
+        ("Incremental profit vs the holdout", why or _program_line(doc, cur)),
     ]
     evaluation = _read(artifacts, "abandonment-evaluation.json")
     if evaluation:
@@ -94,13 +91,21 @@ def summary_section(store: Any, *, artifacts: Path | None = None) -> Section:
         "an open cart's session is still going, so it may still convert; a recovered cart was bought by "
         f"the same customer within {m.recovery_hours:g} hours. Money in {cur}."
     ]
-    if doc:
-        notes.extend(doc.get("notes", []))
     return Section(
         "Summary",
         tables=[Table(pd.DataFrame(rows, columns=["Measure", "Value"]), title="The store at a glance")],
         notes=notes,
     )
+
+
+def _program_line(doc: dict[str, Any] | None, cur: str) -> str:
+    """The incremental profit with its interval, or why there is none to show yet."""
+    if not doc:
+        return "not measurable yet"
+    decided = [a for a in doc.get("by_action", []) if a["action"] != "(not decided)"]
+    if not decided:
+        return "not measured yet: the program has not decided for any cart of this store"
+    return _interval(doc.get("incremental_profit"), cur)
 
 
 def _experiments(store: Any) -> list[str]:
@@ -160,6 +165,16 @@ def impact_section(store: Any) -> Section:
     )
     per_cart = doc["incremental_profit"]
     figs = []
+    if not any(a["action"] != "(not decided)" for a in doc["by_action"]):
+        return Section(
+            title,
+            tables=[Table(groups, title="Groups", formats={"Conversion": ".2%"})],
+            notes=[
+                f"The program has not decided for any cart of this store yet: {n['treated']:,} treated and "
+                f"{n['holdout']:,} held-out carts ({doc['holdout_share']:.0%}) are waiting. The incremental "
+                "profit is measured once decisions are logged and their 168-hour windows close.",
+            ],
+        )
     if per_cart.get("estimate") is not None:
         fig = go.Figure(
             go.Bar(
@@ -225,7 +240,7 @@ def recommendations_section(store: Any, *, artifacts: Path | None = None) -> Sec
                 "NDCG@10 95 % CI": _ci(r.get("NDCG@10_ci")),
                 "Hit rate@20": r.get("HR@20"),
                 "Hit rate@20 95 % CI": _ci(r.get("HR@20_ci")),
-                "Coverage": r.get("coverage"),
+                "Catalogue coverage@20": r.get("Coverage@20"),
                 **({"NDCG@10 vs true tastes": r["taste_NDCG@10"]} if "taste_NDCG@10" in r else {}),
             }
             for r in rows
@@ -254,7 +269,7 @@ def recommendations_section(store: Any, *, artifacts: Path | None = None) -> Sec
             formats={
                 "NDCG@10": ".4f",
                 "Hit rate@20": ".4f",
-                "Coverage": ".1%",
+                "Catalogue coverage@20": ".1%",
                 "NDCG@10 vs true tastes": ".4f",
             },
             caption="Intervals are bootstrap 95 % intervals over users; higher is better.",
@@ -309,34 +324,49 @@ def next_best_action_section(store: Any, *, artifacts: Path | None = None) -> Se
     figs = []
     notes = []
     cur = store_metrics(store).currency
-    if sim and sim.get("profit_per_cart"):
-        share = sim.get("share_of_oracle", {})
+    policies = (sim or {}).get("policies") or {}
+    if policies:
         frame = pd.DataFrame(
             [
                 {
-                    "Policy": k,
-                    f"Profit per abandoned cart ({cur})": v,
-                    "Share of the oracle's profit": share.get(k),
+                    "Policy": name,
+                    f"Profit per abandoned cart ({cur})": p["profit_per_cart"],
+                    "Share of the oracle's profit": p.get("share_of_oracle"),
+                    "Conversion": p.get("conversion"),
+                    "Messages": p.get("messages"),
+                    "Coupons": p.get("coupons"),
                 }
-                for k, v in sorted(sim["profit_per_cart"].items(), key=lambda kv: -kv[1])
+                for name, p in sorted(policies.items(), key=lambda kv: -kv[1]["profit_per_cart"])
             ]
         )
         fig = go.Figure(
-            go.Bar(x=frame["Policy"], y=frame[f"Profit per abandoned cart ({cur})"], marker_color="#16a34a")
+            go.Bar(
+                x=frame["Policy"],
+                y=frame["Share of the oracle's profit"],
+                text=[f"{v:.0%}" for v in frame["Share of the oracle's profit"]],
+                textposition="auto",
+                marker_color="#16a34a",
+            )
         )
         fig.update_layout(
-            yaxis_title=f"profit per abandoned cart ({cur})",
+            yaxis={"title": "share of the oracle's profit", "tickformat": ".0%"},
             margin={"t": 20},
             template="plotly_white",
             height=380,
         )
         figs.append(fig)
+        carts = next(iter(policies.values())).get("carts")
         tables.append(
             Table(
                 frame,
-                title="Policies scored with the simulated customers' true reactions",
-                formats={f"Profit per abandoned cart ({cur})": ",.3f", "Share of the oracle's profit": ".0%"},
-                caption="The oracle knows every customer's true reaction: the ceiling.",
+                title=f"Policies scored with the simulated customers' true reactions ({carts:,} abandoned carts)",
+                formats={
+                    f"Profit per abandoned cart ({cur})": ",.3f",
+                    "Share of the oracle's profit": ".0%",
+                    "Conversion": ".1%",
+                },
+                caption="The oracle knows every customer's true reaction: the ceiling. The policies ran on a "
+                "larger simulated store than this one, whose carts are too few to learn nine actions from.",
             )
         )
     else:
