@@ -200,7 +200,8 @@ def holdout_decision(store: Any, cart_id: str, *, window_hours: float, log: bool
             who = store.con.execute(
                 "SELECT min(user_id), max(ts) FROM events WHERE session_id = ?", [str(cart_id)]
             ).fetchall()[0]
-            record_assignment(store, holdout, cart_id=cart_id, user_id=who[0], ts=who[1], decision_id=None)
+            user = None if who[0] is None else str(who[0])
+            record_assignment(store, holdout, cart_id=cart_id, user_id=user, ts=who[1], decision_id=None)
         return None
     ctx = cart_contexts(store, [str(cart_id)])
     if ctx.empty:
@@ -233,6 +234,11 @@ def holdout_decision(store: Any, cart_id: str, *, window_hours: float, log: bool
     if log:
         log_decisions(store, pd.DataFrame([row]))
         record_assignment(
-            store, holdout, cart_id=cart_id, user_id=row["user_id"], ts=row["ts"], decision_id=decision_id
+            store,
+            holdout,
+            cart_id=cart_id,
+            user_id=str(cart["user_id"]),
+            ts=row["ts"],
+            decision_id=decision_id,
         )
     return {**row, "holdout": True, "already_decided": False, "logged": log, "options": {}}

@@ -115,7 +115,7 @@ def _experiments(store: Any) -> list[str]:
         frame = list_experiments(store)
     except CartliftError:
         return []
-    return [f"{r.name} ({int(r.exposed):,} exposed)" for r in frame.itertuples()] if len(frame) else []
+    return [f"{name} ({int(n):,} exposed)" for name, n in zip(frame["name"], frame["exposed"], strict=True)]
 
 
 def impact_section(store: Any) -> Section:

@@ -149,14 +149,19 @@ function draw(d) {
   }
   const imp = d.impact || {};
   const p = imp.incremental_profit;
-  const hasImpact = !!(p && p.estimate !== null && p.estimate !== undefined);
-  if (panel("impact", hasImpact, imp.note || "No data yet: treated and held-out carts need outcomes (their window must close).")) {
+  const decided = (imp.by_action || []).some(a => a.action !== "(not decided)");
+  const hasImpact = decided && !!(p && p.estimate !== null && p.estimate !== undefined);
+  const why = imp.note || (imp.carts && !decided
+    ? "Not measured yet: the program has not decided for any cart (" + imp.carts.treated.toLocaleString("en") + " treated and "
+      + imp.carts.holdout.toLocaleString("en") + " held-out carts are waiting)."
+    : "No data yet: treated and held-out carts need outcomes (their window must close).");
+  if (panel("impact", hasImpact, why)) {
     Plotly.react("impact", [{type: "bar", x: ["incremental profit"], y: [p.estimate],
       error_y: {type: "data", symmetric: false, array: [p.ci_high - p.estimate], arrayminus: [p.estimate - p.ci_low]},
       text: [money(p.estimate)], textposition: "outside", marker: {color: "#16a34a"}}],
       layout({yaxis: {title: {text: cur}}, margin: {l: 70, r: 20, t: 30, b: 40}}), config);
   }
-  text("impact-note", imp.carts ? (imp.carts.treated.toLocaleString("en") + " treated carts vs " + imp.carts.holdout.toLocaleString("en")
+  text("impact-note", hasImpact ? (imp.carts.treated.toLocaleString("en") + " treated carts vs " + imp.carts.holdout.toLocaleString("en")
     + " held out (" + pct(imp.holdout_share, 0) + "); interval " + money(p ? p.ci_low : null) + " to " + money(p ? p.ci_high : null)) : "");
   if (panel("decisions", d.decisions.length > 0, "No decisions logged yet: POST /v1/carts/{id}/decide or `cartlift act decide`.")) {
     Plotly.react("decisions", [
