@@ -30,6 +30,11 @@ class Settings(BaseSettings):
         default=30.0, gt=0, description="Inactivity gap that starts a new session when a source has none."
     )
     batch_rows: int = Field(default=50_000, ge=1, description="Rows per batch for sources read in Python.")
+    currency: str = Field(
+        default="USD",
+        pattern=r"^[A-Z]{3}$",
+        description="The store's currency (ISO 4217 code, e.g. EUR): every amount of money is shown in it.",
+    )
 
 
 def get_settings() -> Settings:

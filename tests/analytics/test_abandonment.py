@@ -12,8 +12,9 @@ import pytest
 from scipy.stats import chi2_contingency, contingency, mannwhitneyu
 from statsmodels.stats.multitest import multipletests
 
-from cartlift.analytics import CartAbandonment, abandoned_carts
+from cartlift.analytics import CartAbandonment, abandoned_carts, store_summary
 from cartlift.errors import InvalidParameterError
+from cartlift.predict import cart_features
 from cartlift.store import EventStore
 
 from ._reference import RANK
@@ -80,6 +81,10 @@ def walk_carts(
                 cart = None
         if cart is not None:
             carts.append((name, cart["first"], True, cart["value"], cart["items"]))
+    if unit == "session" and window is None:
+        # a session's cart is the one it ended with
+        last = {c[0]: c for c in carts}
+        carts = list(last.values())
     return sorted(carts)
 
 
@@ -191,24 +196,24 @@ def test_price_vs_category_median_and_new_vs_returning() -> None:
     assert carts.loc["o2", "daypart"] == "06-12 morning"
 
 
-def test_rees46_matches_the_store_summary_definition(rees_store: EventStore) -> None:
-    # sessions where nobody bought after the last add = the store summary's abandoned sessions, except
-    # that adds after a purchase start a new cart here; check both views agree where they should
+def test_rees46_summary_abandoned_carts_and_the_model_label_agree(rees_store: EventStore) -> None:
+    # one definition of an abandoned cart: the summary, abandoned-carts and the model's label count
+    # the same carts, and the summary and abandoned-carts the same value
     result = abandoned_carts(rees_store)
+    summary = store_summary(rees_store)
+    label = cart_features(rees_store)  # one row per cart with items at its last cart event
+    assert (result.carts, result.abandoned) == (summary["sessions_with_cart"], summary["abandoned_carts"])
+    assert result.abandonment_rate == pytest.approx(summary["cart_abandonment_rate"])
+    assert result.abandoned_value == pytest.approx(summary["abandoned_cart_value"], abs=0.005)
+    assert (len(label), int(label["abandoned"].sum())) == (result.carts, result.abandoned)
+    # and an independent pandas count: sessions whose last add has no purchase at or after it
     sessions = rees_store.query(
         """SELECT session_id, max(ts) FILTER (WHERE event_type = 'cart_add') AS last_add,
                   max(ts) FILTER (WHERE event_type = 'purchase') AS last_buy
            FROM events GROUP BY 1 HAVING bool_or(event_type = 'cart_add')"""
     )
-    # with whole-second times, "after" includes the same second (a purchase logs after the add)
-    expected_abandoned_sessions = int(
-        (sessions.last_buy.isna() | (sessions.last_buy < sessions.last_add)).sum()
-    )
-    carts = CartAbandonment().carts(rees_store)
-    last = carts.sort_values("first_add").groupby("unit").tail(1)
-    assert int(last["abandoned"].sum()) == expected_abandoned_sessions
-    assert result.carts == len(carts)
-    assert result.abandonment_rate == pytest.approx(carts["abandoned"].mean())
+    expected = int((sessions.last_buy.isna() | (sessions.last_buy < sessions.last_add)).sum())
+    assert (len(sessions), expected) == (118, 56) == (result.carts, result.abandoned)
 
 
 @pytest.mark.parametrize(

@@ -9,7 +9,7 @@ import pytest
 from typer.testing import CliRunner
 
 from cartlift.cli import app
-from cartlift.cli._analytics import demo_step
+from cartlift.cli._analytics import demo_step, report_step
 from cartlift.store import EventStore
 
 runner = CliRunner()
@@ -129,12 +129,15 @@ def test_report_command_writes_the_file(rees_db: str, tmp_path: Path) -> None:
     assert "Funnel" in doc["sections"]
 
 
-def test_demo_step_writes_the_report_and_returns_headlines(tmp_path: Path) -> None:
+def test_demo_steps_return_headlines_and_write_the_report_last(tmp_path: Path) -> None:
     simulate = pytest.importorskip("cartlift.simulate").simulate
     with EventStore(tmp_path / "demo.duckdb") as store:
         simulate(n_users=400, n_days=10, random_state=3).write_to(store)
         got = demo_step(store, tmp_path / "out")
-    assert Path(got["report"]).is_file()
+        assert not Path(got["report"]).exists()  # the report comes last, after every step
+        written = report_step(store, tmp_path / "out")
+    assert Path(got["report"]).is_file() and written["report"] == got["report"]
+    assert written["sections"][0] == "Summary"
     assert [s["name"] for s in got["funnel"]] == ["view", "cart_add", "checkout", "purchase"]
     assert 0 < got["cart_abandonment_rate"] < 1 and got["carts"] > 0
     json.dumps(got)  # plain types, ready for `cartlift demo --json`

@@ -38,7 +38,13 @@ def test_demo_runs_every_step_and_writes_the_report(tmp_path: Path) -> None:
         and sent["clicked"] == sent["recovered"] - sent["recovered_anyway"]
     )
     report = Path(out["analytics"]["report"])
-    assert report.exists()
+    assert report.exists() and out["report"]["report"] == str(report)
+    # written last, it holds every part of the loop, the summary first
+    sections = out["report"]["sections"]
+    assert sections[0] == "Summary"
+    for part in ("Recommendations", "Next best action", "Delivery", "Impact against the holdout"):
+        assert part in sections
+    assert sections.index("Recommendations") < sections.index("Next best action") < sections.index("Delivery")
     html = report.read_text()
     assert "Plotly.newPlot" in html or "plotly" in html.lower()
     # self-contained: no script or stylesheet is fetched (plotly.js is inlined)

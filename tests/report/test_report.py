@@ -171,3 +171,57 @@ def test_report_renders_its_charts_in_headless_chromium(rees: EventStore, tmp_pa
     blue = int((np.abs(pixels - np.array([37, 99, 235])) < 20).all(axis=2).sum())
     assert non_white > 0.03, "the screenshot is (nearly) blank"
     assert blue > 2000, "no bars in the charts' blue were drawn"
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(
+    CHROMIUM is None, reason="headless Chromium is not installed (apt-get install -y chromium)"
+)
+def test_the_demo_report_draws_every_section_in_headless_chromium(tmp_path: Path) -> None:
+    # the demo writes the report last: a summary first, then every part of the loop
+    from typer.testing import CliRunner
+
+    from cartlift.cli import app
+
+    result = CliRunner().invoke(
+        app, ["demo", "--out", str(tmp_path), "--users", "1500", "--days", "14", "--json"]
+    )
+    assert result.exit_code == 0, result.output
+    sync_api = pytest.importorskip("playwright.sync_api")
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(
+            executable_path=str(CHROMIUM),
+            headless=True,
+            args=["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                  "--disable-background-networking", "--disable-component-update", "--disable-sync"],
+        )  # fmt: skip
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            page.goto((tmp_path / "report.html").resolve().as_uri())
+            page.wait_for_function("document.querySelectorAll('.js-plotly-plot').length > 0", timeout=60_000)
+            page.wait_for_timeout(2_000)
+            sections = page.evaluate(
+                """() => Array.from(document.querySelectorAll("main section")).map(s => ({
+                    title: s.querySelector("h2").textContent,
+                    plots: s.querySelectorAll(".js-plotly-plot").length,
+                    drawn: Array.from(s.querySelectorAll(".js-plotly-plot")).filter(p => p.querySelector("g.trace, g.trace.bars, .indicatorlayer g")).length,
+                    tables: s.querySelectorAll("table").length,
+                    notes: s.querySelectorAll(".notes p").length,
+                    overflow: Array.from(s.querySelectorAll("table")).some(t => t.getBoundingClientRect().right > window.innerWidth),
+                    raw: Array.from(s.querySelectorAll("th")).map(th => th.textContent).filter(t => /^[a-z]+_[a-z_]+$/.test(t)),
+                }))"""
+            )
+            page.screenshot(path=str(tmp_path / "report.png"), full_page=True)
+        finally:
+            browser.close()
+    titles = [s["title"] for s in sections]
+    assert titles[0] == "Summary"
+    for part in ("Funnel", "Cart abandonment", "Recommendations", "Abandonment prediction", "Next best action",
+                 "Delivery", "Impact against the holdout"):  # fmt: skip
+        assert any(t.startswith(part) for t in titles), part
+    for s in sections:
+        # every section draws: each chart has traces, and a section without data says why in a line
+        assert s["plots"] == s["drawn"], s
+        assert s["plots"] or s["tables"] or s["notes"], s
+        assert not s["overflow"], f"a table runs off the page in {s['title']}"
+        assert not s["raw"], f"raw column names in {s['title']}: {s['raw']}"

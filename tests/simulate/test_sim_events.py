@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import duckdb
+import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
@@ -169,3 +170,17 @@ def test_timestamps_start_at_the_configured_start(start: datetime) -> None:
     sim = simulate(n_users=100, n_days=5, start=start, random_state=0)
     first = pc.min(sim.events.column("ts")).as_py()
     assert start <= first < start + timedelta(days=5)
+
+
+def test_the_period_ends_without_a_tail_of_returns_that_all_buy() -> None:
+    # returns after the period are not simulated: the last days convert like the others
+    sim = simulate(n_users=3000, n_days=20, random_state=5)
+    ev = sim.events.select(["session_id", "ts", "event_type"]).to_pandas()
+    end = pd.Timestamp(sim.config.start) + pd.Timedelta(days=20)
+    starts = ev.groupby("session_id")["ts"].min()
+    buyers = set(ev.loc[ev["event_type"] == "purchase", "session_id"])
+    assert not starts[starts >= end].index.isin(buyers).any()  # only organic sessions straddle the end
+    day = starts.dt.floor("D")
+    bought = ev[ev["event_type"] == "purchase"].groupby("session_id").size().reindex(starts.index).notna()
+    rate = bought.groupby(day).mean()
+    assert rate.iloc[-3:].max() < 3 * rate.iloc[:-3].mean()

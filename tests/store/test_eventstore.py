@@ -9,6 +9,7 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
+from cartlift.analytics import store_summary
 from cartlift.errors import DataError, StoreError, UnknownTableError
 from cartlift.store import CORE_TABLES, EventStore
 
@@ -188,7 +189,7 @@ def test_summary_counts_abandoned_carts(store: EventStore) -> None:
         },
     ]
     store.ingest_records(rows)
-    summary = store.summary()
+    summary = store_summary(store)
     assert summary["sessions_with_cart"] == 2
     assert summary["cart_abandonment_rate"] == 0.5
     assert summary["abandoned_cart_value"] == 20.0

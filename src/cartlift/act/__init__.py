@@ -12,6 +12,8 @@
 - Bandits that keep learning: `BetaBernoulliTS`, `LinearTS`, `LogisticTS`, `LinUCB`, `EpsilonGreedy`.
 - The decision log (``decisions``) with outcomes joined from later events (``decision_outcomes``).
 - Off-policy evaluation: replay, DM, IPS, SNIPS, DR, SNDR with bootstrap intervals.
+- The global holdout (`Holdout`, `set_holdout`, `is_held_out`: a share of carts never messaged)
+  and `impact`: the program's incremental conversion, revenue and profit against it, with intervals.
 - `run_simulation`: every policy against a simulated store's true reactions, with the oracle as
   the ceiling.
 """
@@ -28,6 +30,15 @@ from cartlift.act._default import (
     DefaultPolicy,
 )
 from cartlift.act._demo import public_result, run_demo
+from cartlift.act._holdout import (
+    DEFAULT_HOLDOUT_SHARE,
+    Holdout,
+    current_holdout,
+    holdout_phases,
+    is_held_out,
+    set_holdout,
+)
+from cartlift.act._impact import impact, impact_from_frame
 from cartlift.act._linear_bandits import LinearTS, LinUCB, LogisticTS
 from cartlift.act._log import (
     DECISION_COLUMNS,
@@ -88,6 +99,7 @@ __all__ = [
     "CONTEXT_FEATURES",
     "DECISION_COLUMNS",
     "DEFAULT_ACTIONS",
+    "DEFAULT_HOLDOUT_SHARE",
     "DEFAULT_POLICY",
     "DEFAULT_WEIGHTS",
     "ESTIMATORS",
@@ -107,6 +119,7 @@ __all__ = [
     "DefaultPolicy",
     "EpsilonGreedy",
     "FixedPolicy",
+    "Holdout",
     "Ledger",
     "LinUCB",
     "LinearTS",
@@ -124,6 +137,7 @@ __all__ = [
     "check_log",
     "contexts_from_log",
     "create_decision_tables",
+    "current_holdout",
     "decide_cart",
     "decide_in_order",
     "decide_record",
@@ -134,6 +148,10 @@ __all__ = [
     "evaluate_uplift",
     "fit_reward_model",
     "handover_status",
+    "holdout_phases",
+    "impact",
+    "impact_from_frame",
+    "is_held_out",
     "load_open_bandit",
     "load_policy",
     "log_decisions",
@@ -150,6 +168,7 @@ __all__ = [
     "run_simulation",
     "save_policy",
     "score_decisions",
+    "set_holdout",
     "train_from_log",
     "true_qini_score",
     "uplift_at_k",

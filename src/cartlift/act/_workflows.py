@@ -22,6 +22,7 @@ import pandas as pd
 from cartlift._random import check_random_state
 from cartlift.act._context import CONTEXT_FEATURES, cart_contexts, cart_lines
 from cartlift.act._default import HANDOVER_MIN_DECISIONS, HANDOVER_MIN_PURCHASES, DefaultPolicy
+from cartlift.act._holdout import holdout_decision
 from cartlift.act._log import contexts_from_log, create_decision_tables, decision_outcomes, log_decisions
 from cartlift.act._policy import ProfitPolicy
 from cartlift.act._rules import Ledger, Rules
@@ -133,7 +134,7 @@ def train_from_log(
 
 
 # -- which policy decides --------------------------------------------------------------------------
-def handover_status(store: Any) -> dict[str, Any]:
+def handover_status(store: EventStore) -> dict[str, Any]:
     """Whether the log has enough matured outcomes for the profit policy to take over from the default.
 
     Returns
@@ -161,7 +162,7 @@ def handover_status(store: Any) -> dict[str, Any]:
     }
 
 
-def _deciding_policy(store: Any, name: str, random_state: Any) -> ProfitPolicy | DefaultPolicy:
+def _deciding_policy(store: EventStore, name: str, random_state: Any) -> ProfitPolicy | DefaultPolicy:
     """The saved policy; without one, the profit policy trained now if the log is ready, else the default."""
     try:
         return load_policy(store, name, random_state=random_state)
@@ -221,6 +222,11 @@ def decide_cart(
     policy = _deciding_policy(store, name, random_state)
     create_decision_tables(store)
     done = store.query("SELECT * FROM decisions WHERE cart_id = ? ORDER BY ts LIMIT 1", [str(cart_id)])
+    # the global holdout comes first: a held-out cart is never messaged, whatever the policy says
+    window = float(getattr(policy, "window_hours", 168.0))
+    held = None if not done.empty else holdout_decision(store, str(cart_id), window_hours=window, log=log)
+    if held is not None:
+        return held
     ctx = cart_contexts(store, [str(cart_id)])
     if ctx.empty:
         raise DataError(

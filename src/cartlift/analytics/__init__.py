@@ -19,6 +19,15 @@ from cartlift.analytics._clv import (
     summary_from_transactions,
 )
 from cartlift.analytics._clv_models import BGNBD, GammaGamma
+from cartlift.analytics._definitions import (
+    CART_DEFINITIONS,
+    METRIC_LABELS,
+    StoreMetrics,
+    format_money,
+    session_carts_sql,
+    store_metrics,
+    store_summary,
+)
 from cartlift.analytics._funnel import DEFAULT_STEPS, DERIVED_BREAKDOWNS, Funnel, funnel
 from cartlift.analytics._funnel_result import (
     Breakdown,
@@ -44,9 +53,11 @@ from cartlift.analytics._steps import (
 
 __all__ = [
     "BGNBD",
+    "CART_DEFINITIONS",
     "DEFAULT_STEPS",
     "DERIVED_BREAKDOWNS",
     "FEATURE_WORDS",
+    "METRIC_LABELS",
     "SEGMENTS",
     "AbandonmentResult",
     "Breakdown",
@@ -66,6 +77,7 @@ __all__ = [
     "RFMResult",
     "SegmentsResult",
     "Step",
+    "StoreMetrics",
     "TimeToConvert",
     "TrendPoint",
     "abandoned_carts",
@@ -74,6 +86,7 @@ __all__ = [
     "clv_from_summary",
     "cramers_v",
     "customer_features",
+    "format_money",
     "funnel",
     "holm",
     "parse_duration",
@@ -85,6 +98,9 @@ __all__ = [
     "rfm",
     "rfm_from_orders",
     "segments",
+    "session_carts_sql",
+    "store_metrics",
+    "store_summary",
     "summary_from_store",
     "summary_from_transactions",
     "wilson_interval",

@@ -4,6 +4,9 @@ A *cart* is a run of ``cart_add`` events of one unit (session or user). A purcha
 cart (adds after it start a new one) and, with a window, so does a pause longer than the window
 between two adds. The cart is *converted* when the unit's next purchase comes within the window
 of its last add (any time in the session for sessions without a window), *abandoned* otherwise.
+Per session without a window (the default) a session's cart is the run it ended with, the store's
+one definition of a cart (`cartlift.analytics._definitions`), so the rate and value here are those
+of ``cartlift summary``, the report and the dashboard.
 The carts are built in one DuckDB query; the comparison of abandoned and converted carts uses
 effect sizes (Cliff's delta, Cramér's V) with Holm-adjusted p-values, so that a large sample
 does not make a trivial difference look important.
@@ -163,6 +166,9 @@ def carts_sql(
         entry.append("c.first_add < ?")
         params.append(end)
     where = " AND ".join(entry) or "TRUE"
+    # a session's cart is the one it ended with (cartlift.analytics._definitions); with a window
+    # or per user, every run of adds is a cart of its own
+    only_last = "c.bought_before = c.last_run" if unit == "session" and window is None else "TRUE"
     sql = f"""
     WITH ev AS (
         SELECT {unit_col} AS unit, e.user_id, e.session_id, e.ts, {ORDER_KEY} AS k, e.event_type, e.product_id,
@@ -191,7 +197,7 @@ def carts_sql(
         FROM adds e2
     ),
     carts AS (
-        SELECT unit, bought_before, pause, arg_min(user_id, k) AS user_id, arg_min(session_id, k) AS session_id,
+        SELECT unit, bought_before, pause, max(bought_before) OVER (PARTITION BY unit) AS last_run, arg_min(user_id, k) AS user_id, arg_min(session_id, k) AS session_id,
                min(ts) AS first_add, max(ts) AS last_add, max(k) AS last_k,
                coalesce(sum(price * quantity), 0) AS cart_value, sum(quantity) AS items,
                count(DISTINCT product_id) AS products, median(rel_price) AS price_vs_category,
@@ -202,7 +208,7 @@ def carts_sql(
     judged AS (
         SELECT c.*, p.ts AS purchased_at, (p.ts IS NULL OR {late}) AS abandoned
         FROM carts c ASOF LEFT JOIN purchases p ON c.unit = p.unit AND c.last_k < p.k
-        WHERE {where}
+        WHERE {where} AND {only_last}
     ),
     seen AS (
         SELECT user_id, min(ts) AS first_seen FROM events WHERE user_id IN (SELECT user_id FROM judged) GROUP BY 1

@@ -29,6 +29,7 @@ from cartlift.audiences._contacts import contacts, erased_subjects, subject_of
 from cartlift.errors import CartliftError, DataError
 from cartlift.predict import FEATURE_NAMES, cart_features, load_model, make_model
 from cartlift.recommend import load_or_train
+from cartlift.store import EventStore
 
 __all__ = ["COLUMNS", "Audience", "build_audience"]
 
@@ -93,12 +94,12 @@ def _quiet(fn: Any, notes: list[str], what: str) -> Any:
         return None
 
 
-def _clv(store: Any) -> pd.DataFrame:
+def _clv(store: EventStore) -> pd.DataFrame:
     result = clv_from_summary(summary_from_store(store, time_unit="weeks"), time_unit="weeks")
     return result.customers
 
 
-def _open_carts(store: Any, model_dir: str | Path | None, notes: list[str]) -> pd.DataFrame:
+def _open_carts(store: EventStore, model_dir: str | Path | None, notes: list[str]) -> pd.DataFrame:
     """Each customer's latest cart that was not bought, with the model's P(abandoned)."""
     frame = cart_features(store, moments="last_cart_event")
     if frame.empty:
@@ -124,7 +125,7 @@ def _open_carts(store: Any, model_dir: str | Path | None, notes: list[str]) -> p
 
 
 def _recommendations(
-    store: Any, ids: list[str], top: int, recommender: str, path: str | Path | None
+    store: EventStore, ids: list[str], top: int, recommender: str, path: str | Path | None
 ) -> list[str]:
     model = load_or_train(store, recommender, path)
     recs = model.recommend(ids, k=top)
@@ -132,7 +133,7 @@ def _recommendations(
 
 
 def build_audience(
-    store: Any,
+    store: EventStore,
     *,
     segment: str | None = None,
     min_clv: float | None = None,

@@ -10,9 +10,11 @@ log's hashed subject (the erasure deletes their rows; this catches any that came
 from __future__ import annotations
 
 import hashlib
-from typing import Any, Final
+from typing import Final
 
 import pandas as pd
+
+from cartlift.store import EventStore
 
 __all__ = ["CONTACT_TABLES", "contacts", "erased_subjects", "subject_of"]
 
@@ -22,7 +24,7 @@ _ID_COLUMNS: Final = ("user_id", "customer_id", "customer")
 _CONSENT_COLUMNS: Final = ("email_consent", "consent_email")
 
 
-def _columns(store: Any, table: str) -> list[str]:
+def _columns(store: EventStore, table: str) -> list[str]:
     rows = store.con.execute(
         "SELECT column_name FROM information_schema.columns WHERE table_schema = 'main' AND table_name = ?",
         [table],
@@ -30,7 +32,7 @@ def _columns(store: Any, table: str) -> list[str]:
     return [str(r[0]) for r in rows]
 
 
-def contacts(store: Any) -> pd.DataFrame:
+def contacts(store: EventStore) -> pd.DataFrame:
     """``user_id, email, email_consent`` per known customer; the address only where it may be used.
 
     The consent is the contacts table's own e-mail consent column when it has one, else the
@@ -78,7 +80,7 @@ def subject_of(user_id: str) -> str:
     return "sha256:" + hashlib.sha256(user_id.encode()).hexdigest()
 
 
-def erased_subjects(store: Any) -> set[str]:
+def erased_subjects(store: EventStore) -> set[str]:
     """The hashed ids of every customer the audit log says was erased."""
     if "audit_log" not in set(store.tables()):
         return set()

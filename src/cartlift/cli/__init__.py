@@ -11,6 +11,7 @@ from cartlift.cli import (
     _demo,
     _events,
     _experiments,
+    _impact,
     _predict,
     _recommend,
     _serve,
@@ -26,8 +27,18 @@ app = typer.Typer(
 )
 
 for _module in (
-    _demo, _events, _simulate, _analytics, _recommend, _predict, _act, _deliver, _experiments, _serve,
-):  # fmt: skip
+    _demo,
+    _events,
+    _simulate,
+    _analytics,
+    _recommend,
+    _predict,
+    _act,
+    _deliver,
+    _experiments,
+    _impact,
+    _serve,
+):
     _module.register(app)
 
 

@@ -437,14 +437,25 @@ def register(app: typer.Typer) -> None:
         ),
         unit: UnitOption = "session",
         title: Annotated[str, typer.Option(help="Title at the top of the report.")] = "cartlift report",
+        artifacts: Annotated[
+            Path | None,
+            typer.Option(
+                help="Folder with results the demo's steps wrote (leaderboard, evaluation, policy simulation); "
+                "default: the store's folder."
+            ),
+        ] = None,
         db: DbOption = None,
         json: JsonOption = False,
     ) -> None:
-        """Write one self-contained HTML report (interactive charts, works offline)."""
+        """Write one self-contained HTML report (interactive charts, works offline): a summary, then
+        funnel and customers, recommendations, abandonment prediction, next best action, delivery,
+        impact against the holdout and experiments."""
         from cartlift.report import collect_sections, write_report
 
-        with open_store(db, read_only=True) as store:
-            sections = collect_sections(store, unit=unit)
+        # writable: the impact reads (and on first use records) the holdout's phase
+        with open_store(db) as store:
+            folder = artifacts if artifacts is not None else Path(store.path).parent
+            sections = collect_sections(store, unit=unit, artifacts=folder)
             path = write_report(sections, out_path, title=title, subtitle=f"Store: {store.path}")
         if json:
             emit_json(
@@ -454,23 +465,27 @@ def register(app: typer.Typer) -> None:
         out.print(f"wrote {path} ({len(sections)} sections, {path.stat().st_size / 1e6:.1f} MB)")
 
 
-def demo_step(store: EventStore, out_dir: Path) -> dict[str, Any]:
-    """The analytics part of `cartlift demo`: funnel, abandonment and segments on ``store``, and the report.
+def report_step(store: EventStore, out_dir: Path) -> dict[str, Any]:
+    """`cartlift demo`'s last step: the report of every part, from the store and what the steps wrote."""
+    from cartlift.report import collect_sections, write_report
 
-    Writes ``out_dir / "report.html"`` (with every part's sections) and returns its path and the
-    headline figures.
+    sections = collect_sections(store, artifacts=out_dir)
+    path = write_report(sections, Path(out_dir) / "report.html", subtitle=f"Store: {store.path}")
+    return {"report": str(path), "sections": [s.title for s in sections]}
+
+
+def demo_step(store: EventStore, out_dir: Path) -> dict[str, Any]:
+    """The analytics part of `cartlift demo`: funnel, abandonment and segments on ``store``.
+
+    Returns the headline figures (the report is written last, by `report_step`).
     """
     from cartlift.analytics import CartAbandonment, Funnel, segments
-    from cartlift.report import collect_sections, write_report
 
     f = Funnel().compute(store)
     ab = CartAbandonment().compute(store)
     seg = segments(store, random_state=0)
-    path = write_report(
-        collect_sections(store), Path(out_dir) / "report.html", subtitle=f"Store: {store.path}"
-    )
     return {
-        "report": str(path),
+        "report": str(Path(out_dir) / "report.html"),  # where `report_step` writes it, at the end
         "funnel": [
             {"name": s.name, "count": s.count, "conversion_from_first": s.conversion_from_first}
             for s in f.steps

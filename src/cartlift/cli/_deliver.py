@@ -11,9 +11,10 @@ import typer
 from rich.table import Table
 
 from cartlift.cli._common import DbOption, JsonOption, console, emit_json, guarded, out
+from cartlift.store import EventStore
 
 
-def demo_step(store: Any, out_dir: Path) -> dict[str, Any]:
+def demo_step(store: EventStore, out_dir: Path) -> dict[str, Any]:
     """The demo's deliver step: the last two simulated days' carts decided, sent as files, answered.
 
     See `cartlift.deliver.run_demo`.

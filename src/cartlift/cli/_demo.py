@@ -37,6 +37,7 @@ def register(app: typer.Typer) -> None:
         abandonment prediction, next best action, experiments, and delivery (the last two days'
         carts decided, sent as .eml files into outbox/, answered by the simulated customers);
         write the report. Prints where everything went."""
+        from cartlift.analytics import store_summary
         from cartlift.store import EventStore
 
         out_dir.mkdir(parents=True, exist_ok=True)
@@ -46,14 +47,15 @@ def register(app: typer.Typer) -> None:
         with EventStore(db) as store:
             steps: list[tuple[str, Callable[[], Any]]] = [
                 ("simulate", lambda: _simulate.demo_step(store, out_dir, users=users, days=days, seed=seed)),
-                ("summary", store.summary),
+                ("summary", lambda: store_summary(store)),
                 ("analytics", lambda: _analytics.demo_step(store, out_dir)),
                 ("recommend", lambda: _recommend.demo_step(store, out_dir)),
                 ("abandonment", lambda: _predict.demo_step(store, out_dir)),
                 ("act", lambda: _act.demo_step(store, out_dir)),
                 ("experiments", lambda: _experiments.demo_step(store, out_dir)),
-                # last: the simulated customers' answers add purchases to the store's events
+                # the simulated customers' answers add purchases to the store's events
                 ("deliver", lambda: _deliver.demo_step(store, out_dir)),
+                ("report", lambda: _analytics.report_step(store, out_dir)),  # last: it shows every step
             ]
             for name, step in steps:
                 console.print(f"[bold]{name}[/] ...")
@@ -67,7 +69,7 @@ def register(app: typer.Typer) -> None:
             return
         out.print(highlights(results))
         out.print(f"\nstore:  {results['store']}")
-        report = (results.get("analytics") or {}).get("report")
+        report = (results.get("report") or {}).get("report")
         if report:
             out.print(f"report: {Path(report).resolve()}")
 

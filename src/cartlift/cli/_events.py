@@ -190,9 +190,17 @@ def register(app: typer.Typer) -> None:
     @app.command()
     @guarded
     def summary(db: DbOption = None, json: JsonOption = False) -> None:
-        """Headline numbers of the store: events by type, users, sessions, cart abandonment."""
+        """Headline numbers of the store: events, users, sessions, carts and abandonment, recovered
+        carts, orders, revenue and average order value (money in CARTLIFT_CURRENCY).
+
+        A cart is a session's cart (what it added since its last purchase before its last add); it is
+        abandoned when no purchase follows its last add; open carts (sessions still going) may still
+        convert; a recovered cart was bought later by the same customer within 7 days. These are the
+        definitions of `abandoned-carts`, the abandonment model, the report and the dashboard."""
+        from cartlift.analytics import store_summary
+
         with open_store(db, read_only=True) as store:
-            data = store.summary()
+            data = store_summary(store)
         if json:
             emit_json(data)
             return
@@ -239,8 +247,16 @@ def _export_audience(
 def print_summary(data: dict[str, object]) -> None:
     """A small table of the store's headline numbers."""
     table = Table("measure", "value", title="store summary", show_header=False)
+    money = {"abandoned_cart_value", "recovered_value", "revenue", "average_order_value"}
+    currency = str(data.get("currency") or "")
     for key, value in data.items():
-        if isinstance(value, dict):
+        if key == "currency":
+            continue
+        if key in money and isinstance(value, float | int):
+            value = f"{value:,.2f} {currency}".strip()
+        elif key == "cart_abandonment_rate" and isinstance(value, float):
+            value = f"{value:.1%}"
+        elif isinstance(value, dict):
             value = ", ".join(f"{k} {v:,}" for k, v in value.items() if v)
         elif isinstance(value, float):
             value = f"{value:.4f}" if value < 1 else f"{value:,.2f}"

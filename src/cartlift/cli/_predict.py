@@ -346,6 +346,16 @@ def _print_evaluation(result: dict[str, Any]) -> None:
         )
     if result.get("leaderboard"):
         _print_leaderboard(result["leaderboard"])
+    if "label_rate" in result:
+        definition = (
+            "abandoned = no purchase after the cart's last add in the session, as in `cartlift summary`"
+            if result.get("moments") == "last_cart_event" and result.get("window_hours") is None
+            else f"abandoned = no purchase after the moment ({result.get('moments')}, window {result.get('window_hours')} h)"
+        )
+        out.print(
+            f"label: {definition}; {result['label_rate']:.1%} of {result['rows']:,} carts holding items, "
+            f"{result['positive_rate']:.1%} of the held-out ones"
+        )
     truth = result.get("truth")
     if truth:
         out.print(

@@ -12,6 +12,7 @@ import typer
 from rich.table import Table
 
 from cartlift.cli._common import DbOption, JsonOption, emit_json, fail, guarded, open_store, out, progress_bar
+from cartlift.store import EventStore
 
 if TYPE_CHECKING:
     from cartlift.store import EventStore
@@ -45,7 +46,7 @@ def demo_step(
     return result
 
 
-def _load_contacts(store: Any, result: dict[str, Any], seed: int) -> None:
+def _load_contacts(store: EventStore, result: dict[str, Any], seed: int) -> None:
     """Load the simulated customers' contacts and consents (example.com addresses) into a DuckDB store."""
     from cartlift.deliver import Db, load_contacts
     from cartlift.simulate import simulated_contacts
@@ -139,7 +140,7 @@ def register(app: typer.Typer) -> None:
             else:
                 with progress_bar() as bar:
                     result = simulate_to(store, out_dir, random_state=seed, progress=bar, **overrides)
-            if load:
+            if store is not None:
                 _load_contacts(store, result, seed)
         if json:
             emit_json(result)

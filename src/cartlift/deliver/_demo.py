@@ -41,18 +41,19 @@ from cartlift.deliver._settings import DeliverSettings
 from cartlift.deliver._tables import Db
 from cartlift.deliver._worker import RunResult, Worker
 from cartlift.errors import DataError
+from cartlift.store import EventStore
 
 __all__ = ["run_demo"]
 
 
-def _policy(store: Any, seed: int) -> ProfitPolicy | DefaultPolicy:
+def _policy(store: EventStore, seed: int) -> ProfitPolicy | DefaultPolicy:
     try:
         return load_policy(store, random_state=seed)
     except DataError:
         return DefaultPolicy(random_state=seed)
 
 
-def run_demo(store: Any, out_dir: str | Path, *, days: float = 2.0, seed: int = 0) -> dict[str, Any]:
+def run_demo(store: EventStore, out_dir: str | Path, *, days: float = 2.0, seed: int = 0) -> dict[str, Any]:
     """Decide, schedule, send and answer the last ``days`` of abandoned carts of a simulated store.
 
     Returns
@@ -101,7 +102,7 @@ def run_demo(store: Any, out_dir: str | Path, *, days: float = 2.0, seed: int = 
     }
 
 
-def _answer(store: Any, db: Db, seed: int) -> tuple[int, int, int]:
+def _answer(store: EventStore, db: Db, seed: int) -> tuple[int, int, int]:
     """The simulated customers' answers to the sent messages: clicks, and purchases into ``events``."""
     sent = _repo.sent_messages(db)
     actions = sorted({str(m["action"]) for m in sent} | {"nothing"})

@@ -308,6 +308,10 @@ def evaluate_store(
         "test_size": test_size,
         "seed": seed,
         "test_from": frame["ts"].iloc[test].min(),
+        # the label's base rate on every row (the held-out part's is ``positive_rate``); at the last
+        # cart event without a window it counts the carts of `cartlift summary` holding items
+        "rows": len(frame),
+        "label_rate": float(y.mean()),
         **result,
     }
     truth = store_truth(store)

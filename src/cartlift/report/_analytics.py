@@ -16,6 +16,7 @@ from cartlift.analytics import (
     RFMResult,
     clv_from_summary,
     customer_features,
+    format_money,
     rfm,
     summary_from_store,
 )
@@ -189,12 +190,13 @@ def abandonment_section(result: AbandonmentResult) -> Section:
             "converted_median",
         ]
     ].rename(columns={"label": "feature", "effect_measure": "measure", "p_value_adjusted": "Holm p"})
+    feats["measure"] = feats["measure"].map({"cliffs_delta": "Cliff's delta", "cramers_v": "Cramér's V"})
     headline = (
         "No carts in this store."
         if not result.carts
         else f"{result.abandoned:,} of {result.carts:,} carts abandoned ({result.abandonment_rate:.1%}, "
-        f"95% CI {result.ci_low:.1%} - {result.ci_high:.1%}), worth {result.abandoned_value:,.2f} "
-        f"(converted carts: {result.converted_value:,.2f})."
+        f"95 % CI {result.ci_low:.1%} to {result.ci_high:.1%}), worth {format_money(result.abandoned_value)} "
+        f"(carts bought: {format_money(result.converted_value)})."
     )
     return Section(
         "Cart abandonment",
@@ -227,6 +229,7 @@ def rfm_section(result: RFMResult) -> Section:
                     "recency_days": ".2f",
                     "frequency": ".2f",
                     "monetary": ",.2f",
+                    "revenue": ",.2f",
                 },
             )
         ],

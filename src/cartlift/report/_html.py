@@ -13,6 +13,7 @@ from typing import Any
 
 import jinja2
 import pandas as pd
+import plotly.graph_objects as go
 
 from cartlift import __version__
 from cartlift.errors import InvalidParameterError
@@ -34,8 +35,8 @@ body { margin: 0; font: 15px/1.5 system-ui, -apple-system, "Segoe UI", Roboto, s
 header { padding: 24px 32px 8px; border-bottom: 1px solid var(--line); }
 header h1 { margin: 0 0 4px; font-size: 26px; }
 header p { margin: 0 0 12px; color: var(--muted); }
-nav { padding: 8px 32px; border-bottom: 1px solid var(--line); font-size: 14px; }
-nav a { color: var(--accent); text-decoration: none; margin-right: 16px; white-space: nowrap; }
+nav { padding: 8px 32px; border-bottom: 1px solid var(--line); font-size: 14px; display: flex; flex-wrap: wrap; gap: 4px 16px; }
+nav a { color: var(--accent); text-decoration: none; white-space: nowrap; }
 main { padding: 0 32px 48px; }
 section { padding: 24px 0 8px; border-bottom: 1px solid var(--line); }
 section h2 { margin: 0 0 12px; font-size: 21px; }
@@ -45,6 +46,8 @@ section h2 { margin: 0 0 12px; font-size: 21px; }
 .figure { min-height: 420px; margin-bottom: 16px; }
 .tables { overflow-x: auto; }
 table { border-collapse: collapse; font-size: 13px; margin-bottom: 8px; width: 100%; }
+th, td { overflow-wrap: anywhere; vertical-align: top; }
+th { font-weight: 600; }
 caption { text-align: left; font-weight: 600; padding-bottom: 4px; }
 th, td { padding: 3px 8px; border-bottom: 1px solid var(--line); text-align: left; }
 td.num { text-align: right; font-variant-numeric: tabular-nums; }
@@ -68,7 +71,7 @@ footer { padding: 16px 32px; color: var(--muted); font-size: 13px; }
 <h2>{{ s.title }}</h2>
 {% if s.warnings %}<div class="warnings">{% for w in s.warnings %}<p><strong>Warning:</strong> {{ w }}</p>{% endfor %}</div>{% endif %}
 {% if s.notes %}<div class="notes">{% for n in s.notes %}<p>{{ n }}</p>{% endfor %}</div>{% endif %}
-<div class="row{% if not (s.figures and s.tables) %} single{% endif %}">
+<div class="row{% if not (s.figures and s.tables) or s.wide %} single{% endif %}">
 {% if s.figures %}<div class="figures">{% for f in s.figures %}<div class="figure">{{ f | safe }}</div>{% endfor %}</div>{% endif %}
 {% if s.tables %}<div class="tables">{% for t in s.tables %}{{ t | safe }}{% endfor %}</div>{% endif %}
 </div>
@@ -109,6 +112,36 @@ def _cell(value: Any, spec: str | None) -> tuple[str, bool]:
     return str(value), False
 
 
+_LABELS = {
+    "cramers_v": "Cramér's V",
+    "cliffs_delta": "Cliff's delta",
+    "p_value": "p-value",
+    "p_value_adjusted": "p-value (adjusted)",
+    "Holm p": "p-value (Holm)",
+    "ci_low": "95 % CI low",
+    "ci_high": "95 % CI high",
+    "recency_days": "Recency (days)",
+    "revenue_share": "Share of revenue",
+    "roc_auc": "ROC-AUC",
+    "pr_auc": "PR-AUC",
+    "ece": "Calibration error (ECE)",
+    "brier": "Brier score",
+    "log_loss": "Log loss",
+    "n": "Units",
+}
+
+
+def column_label(name: object) -> str:
+    """A person's heading for a column: known names spelled out, others ``snake_case`` -> ``Snake case``."""
+    text = str(name)
+    if text in _LABELS:
+        return _LABELS[text]
+    if "_" not in text or "@" in text:
+        return text[:1].upper() + text[1:]
+    words = text.replace("_", " ").strip()
+    return words[:1].upper() + words[1:]
+
+
 def table_html(table: Table) -> str:
     """One `Table` as an escaped HTML table, with its caption and a note on rows left out."""
     frame = table.frame
@@ -117,7 +150,9 @@ def table_html(table: Table) -> str:
     if table.title:
         parts.append(f"<caption>{html.escape(table.title)}</caption>")
     parts.append(
-        "<thead><tr>" + "".join(f"<th>{html.escape(str(c))}</th>" for c in shown.columns) + "</tr></thead>"
+        "<thead><tr>"
+        + "".join(f"<th>{html.escape(column_label(c))}</th>" for c in shown.columns)
+        + "</tr></thead>"
     )
     parts.append("<tbody>")
     for row in shown.itertuples(index=False, name=None):
@@ -137,6 +172,9 @@ def table_html(table: Table) -> str:
 
 
 def _figure_html(fig: Any, div_id: str) -> str:
+    # one visual style for every part's charts: white background, the report's blue first
+    if fig.layout.template.layout.plot_bgcolor in (None, "#E5ECF6"):
+        fig = go.Figure(fig).update_layout(template="plotly_white")
     return str(
         fig.to_html(
             full_html=False,
@@ -173,6 +211,8 @@ def render_report(sections: Sequence[Section], *, title: str = "cartlift report"
                 "warnings": s.warnings,
                 "figures": [_figure_html(f, f"{anchor}-fig-{i}") for i, f in enumerate(s.figures)],
                 "tables": [table_html(t) for t in s.tables],
+                # a table of many columns gets the page's width, under the charts, instead of a cramped column
+                "wide": any(len(t.frame.columns) > 4 for t in s.tables),
             }
         )
     env = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined)

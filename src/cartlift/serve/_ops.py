@@ -28,10 +28,11 @@ from cartlift.experiments import (
 )
 from cartlift.guardrails import Guardrail, too_few
 from cartlift.serve._errors import ApiError
+from cartlift.serve._overview import overview as store_overview
 from cartlift.serve._service import Service
 from cartlift.store import EventStore, PostgresStorage, fill_experiments, fill_outcomes, write_back
 
-__all__ = ["dashboard", "experiment_assignment", "experiment_results"]
+__all__ = ["dashboard", "experiment_assignment", "experiment_results", "program_impact"]
 
 T = TypeVar("T")
 
@@ -142,7 +143,22 @@ async def _experiments_overview(service: Service) -> list[dict[str, Any]]:
                 "experiment": str(name),
                 "srm_p_value": res.get("srm_p_value"),
                 "variants": [
-                    {k: v.get(k) for k in ("name", "n", "mean", "lift", "p_value", "is_control")}
+                    {
+                        **{
+                            k: v.get(k)
+                            for k in (
+                                "name",
+                                "n",
+                                "mean",
+                                "lift",
+                                "ci_low",
+                                "ci_high",
+                                "p_value",
+                                "is_control",
+                            )
+                        },
+                        "verdict": _verdict(v),
+                    }
                     for v in res.get("variants", [])
                 ],
             }
@@ -168,15 +184,56 @@ def model_guardrails(versions: dict[str, dict[str, Any]], errors: dict[str, str]
     return out
 
 
+def _verdict(variant: dict[str, Any], alpha: float = 0.05) -> str:
+    """One word-group for a variant: better, worse, or no clear difference (adjusted p-value at ``alpha``)."""
+    if variant.get("is_control"):
+        return "control"
+    p = variant.get("p_value_adjusted", variant.get("p_value"))
+    lift = variant.get("lift")
+    if p is None or lift is None:
+        return "not enough data yet"
+    if p < alpha:
+        return "better than the control" if lift > 0 else "worse than the control"
+    return "no clear difference yet"
+
+
+async def program_impact(
+    service: Service, *, start: str | None = None, end: str | None = None, phase: int | None = None
+) -> dict[str, Any]:
+    """`cartlift.act.impact`: the program's incremental profit against the global holdout."""
+    from cartlift.act import impact
+
+    if not service.storage.supports_store_jobs:
+        raise ApiError(
+            409,
+            "The impact is computed on the DuckDB store; on PostgreSQL run `cartlift impact --db postgresql://...`.",
+        )
+    try:
+        doc = await service.storage.with_store(lambda store: impact(store, start=start, end=end, phase=phase))
+    except DataError as e:
+        raise ApiError(422, str(e)) from None
+    return dict(jsonable(doc))
+
+
+async def _impact_panel(service: Service) -> dict[str, Any]:
+    try:
+        return await program_impact(service)
+    except ApiError as e:
+        return {"note": e.message}
+
+
 async def dashboard(service: Service) -> dict[str, Any]:
     """Everything the dashboard draws, in one document (the page polls it)."""
-    overview = await service.storage.overview()
+    overview = await store_overview(service.storage)
+    risk = await service.carts_at_risk(limit=20)
+    actions = await service.storage.decided_actions([r["session_id"] for r in risk])
     return jsonable(
         {
             **overview,
-            "carts_at_risk": await service.carts_at_risk(limit=20),
+            "carts_at_risk": [{**r, "action": actions.get(str(r["session_id"]))} for r in risk],
             "live_sessions": len(service.live) if service.live is not None else 0,
             "experiments": await _experiments_overview(service),
+            "impact": await _impact_panel(service),
             "models": service.models.versions,
             "model_errors": service.models.errors,
             "warnings": [

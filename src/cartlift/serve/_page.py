@@ -26,6 +26,9 @@ section h2 { margin: 0 0 4px; font-size: 16px; }
 .chart { height: 300px; }
 table { border-collapse: collapse; width: 100%; font-size: 13px; }
 th, td { border-bottom: 1px solid var(--line); padding: 4px 6px; text-align: left; }
+td.num, th.num { text-align: right; font-variant-numeric: tabular-nums; }
+.sub { color: var(--muted); font-size: 13px; margin: 0 0 8px; }
+.empty { color: var(--muted); font-style: italic; padding: 24px 0; }
 #login { padding: 40px 28px; }
 #login input { font: inherit; padding: 6px 8px; width: 360px; }
 #login button { font: inherit; padding: 6px 14px; }
@@ -52,17 +55,29 @@ th, td { border-bottom: 1px solid var(--line); padding: 4px 6px; text-align: lef
 </form>
 <main id="board" class="hidden">
   <section id="warnings" class="warnings hidden"></section>
-  <section><h2>Funnel (sessions reaching each step)</h2><div id="funnel" class="chart"></div></section>
-  <section><h2>Abandonment</h2><div id="abandonment" class="chart"></div></section>
-  <section><h2>Carts at risk now</h2><div id="risk" class="chart"></div></section>
-  <section><h2>Decisions and outcomes</h2><div id="decisions" class="chart"></div></section>
-  <section><h2>Experiments (mean of the metric per variant)</h2><div id="experiments" class="chart"></div></section>
-  <section><h2>Models</h2><table id="models"><thead><tr><th>kind</th><th>name</th><th>version</th><th>trained</th><th>quality</th></tr></thead><tbody></tbody></table></section>
+  <section><h2>The store</h2><p class="sub">carts, money and recovery, defined as in <code>cartlift summary</code></p>
+    <table id="store"><tbody></tbody></table><p id="store-empty" class="empty hidden"></p></section>
+  <section><h2>Funnel</h2><p class="sub">sessions reaching each step, counted as <code>cartlift funnel</code></p>
+    <div id="funnel" class="chart"></div><p id="funnel-empty" class="empty hidden"></p></section>
+  <section><h2>Carts at risk now</h2><p class="sub">open carts (the session is still going: they may still convert), riskiest first</p>
+    <table id="risk"><thead><tr><th>cart (session)</th><th>customer</th><th class="num">value</th><th class="num">P(abandon)</th><th>chosen action</th></tr></thead><tbody></tbody></table>
+    <p id="risk-empty" class="empty hidden"></p></section>
+  <section><h2>Incremental profit against the holdout</h2><p class="sub">treated carts vs carts never messaged, 95 % interval</p>
+    <div id="impact" class="chart"></div><p id="impact-empty" class="empty hidden"></p><p id="impact-note" class="sub"></p></section>
+  <section><h2>Decisions and outcomes</h2><p class="sub">logged decisions per action and how many carts were bought</p>
+    <div id="decisions" class="chart"></div><p id="decisions-empty" class="empty hidden"></p></section>
+  <section><h2>Messages</h2><p class="sub">the outbox: due, sent, failed and deferred</p>
+    <table id="messages"><tbody></tbody></table><p id="messages-empty" class="empty hidden"></p></section>
+  <section><h2>Experiments</h2><p class="sub">lift against the control with its 95 % interval, and the verdict</p>
+    <table id="experiments"><thead><tr><th>experiment</th><th>variant</th><th class="num">units</th><th class="num">mean</th><th class="num">lift (95 % CI)</th><th>verdict</th></tr></thead><tbody></tbody></table>
+    <p id="experiments-empty" class="empty hidden"></p></section>
+  <section><h2>Models</h2><table id="models"><thead><tr><th>kind</th><th>name</th><th>version</th><th>trained</th><th>quality</th></tr></thead><tbody></tbody></table>
+    <p id="models-empty" class="empty hidden"></p></section>
 </main>
 <script>
 "use strict";
 const REFRESH_MS = 5000;
-const layout = (extra) => Object.assign({margin: {l: 60, r: 20, t: 10, b: 60}, height: 300}, extra || {});
+const layout = (extra) => Object.assign({margin: {l: 60, r: 20, t: 10, b: 60}, height: 280}, extra || {});
 const config = {displayModeBar: false, responsive: true};
 let timer = null;
 window.cartliftRefreshes = 0;
@@ -76,50 +91,110 @@ function showLogin(message) {
 }
 
 function text(id, value) { document.getElementById(id).textContent = value; }
+const fmt = (x, d) => x === null || x === undefined ? "—" : Number(x).toLocaleString("en", {minimumFractionDigits: d, maximumFractionDigits: d});
+const pct = (x, d) => x === null || x === undefined ? "—" : (100 * x).toFixed(d === undefined ? 1 : d) + " %";
+
+// a panel with no data says so in one line instead of drawing empty axes
+function panel(id, hasData, note) {
+  const body = document.getElementById(id), empty = document.getElementById(id + "-empty");
+  body.classList.toggle("hidden", !hasData);
+  empty.classList.toggle("hidden", hasData);
+  empty.textContent = hasData ? "" : note;
+  return hasData;
+}
+
+function rows(id, list) {
+  const body = document.querySelector("#" + id + " tbody");
+  body.innerHTML = "";
+  for (const cells of list) {
+    const tr = document.createElement("tr");
+    for (const c of cells) {
+      const td = document.createElement("td");
+      const [value, cls, keyName] = Array.isArray(c) ? c : [c, "", ""];
+      td.textContent = value;
+      if (cls) td.className = cls;
+      if (keyName) tr.dataset.key = keyName;
+      tr.appendChild(td);
+    }
+    body.appendChild(tr);
+  }
+}
 
 function draw(d) {
+  const cur = d.currency;
+  const money = (x) => x === null || x === undefined ? "—" : fmt(x, 2) + " " + cur;
   text("kpi-events", d.events.toLocaleString("en"));
   text("kpi-sessions", d.sessions.toLocaleString("en"));
   text("kpi-live", d.live_sessions.toLocaleString("en"));
   text("kpi-updated", d.generated_at);
-  Plotly.react("funnel", [{type: "bar", name: "sessions", x: d.funnel.map(s => s.step),
-    y: d.funnel.map(s => s.sessions), text: d.funnel.map(s => s.sessions), textposition: "auto",
-    marker: {color: "#2563eb"}}], layout(), config);
-  const a = d.abandonment;
-  Plotly.react("abandonment", [
-    {type: "indicator", mode: "number", name: "rate", value: a.rate === null ? 0 : a.rate * 100,
-     number: {suffix: " %", valueformat: ".1f"}, title: {text: "carts abandoned (" + a.abandoned + " of " + a.carts + ")"},
-     domain: {x: [0, 0.5], y: [0, 1]}},
-    {type: "indicator", mode: "number", name: "value", value: a.abandoned_value,
-     number: {valueformat: ",.2f"}, title: {text: "value left in carts"}, domain: {x: [0.5, 1], y: [0, 1]}}
-  ], layout({margin: {l: 10, r: 10, t: 30, b: 10}}), config);
-  const risk = d.carts_at_risk.slice().reverse();
-  Plotly.react("risk", [{type: "bar", orientation: "h", name: "P(abandon)",
-    y: risk.map(r => r.session_id), x: risk.map(r => r.p_abandon === null ? 0 : r.p_abandon),
-    customdata: risk.map(r => r.cart_value),
-    hovertemplate: "%{y}: P(abandon) %{x:.2f}, cart %{customdata:.2f}<extra></extra>",
-    marker: {color: "#dc2626"}}], layout({margin: {l: 120, r: 20, t: 10, b: 40}, xaxis: {range: [0, 1], title: {text: "P(abandon)"}}}), config);
-  Plotly.react("decisions", [
-    {type: "bar", name: "decisions", x: d.decisions.map(r => r.action), y: d.decisions.map(r => r.count)},
-    {type: "bar", name: "converted", x: d.decisions.map(r => r.action), y: d.decisions.map(r => r.converted)}
-  ], layout({barmode: "group"}), config);
-  Plotly.react("experiments", d.experiments.map(e => ({type: "bar", name: e.experiment,
-    x: e.variants.map(v => v.name), y: e.variants.map(v => v.mean)})), layout({barmode: "group"}), config);
   const warnings = document.getElementById("warnings");
   warnings.replaceChildren(...(d.warnings || []).map(w => {
     const p = document.createElement("p"); p.textContent = "Warning: " + w.message; return p;
   }));
   warnings.classList.toggle("hidden", !(d.warnings || []).length);
-  const body = document.querySelector("#models tbody");
-  body.innerHTML = "";
-  for (const [kind, m] of Object.entries(d.models)) {
-    const tr = document.createElement("tr");
-    const quality = Object.entries(m.quality || {})
-      .map(([k, v]) => k + " " + (typeof v === "number" && !Number.isInteger(v) ? v.toFixed(3) : v)).join(", ");
-    for (const v of [kind, m.name, m.version, m.trained_at || "", quality]) {
-      const td = document.createElement("td"); td.textContent = v; tr.appendChild(td);
+  const s = d.store;
+  if (panel("store", s.carts > 0, "No data yet: no cart has been added in this store.")) {
+    rows("store", [
+      [["carts", "", "carts"], [fmt(s.carts, 0), "num"]],
+      [["cart abandonment", "", "abandonment_rate"], [pct(s.abandonment_rate) + " (" + fmt(s.abandoned_carts, 0) + " carts)", "num"]],
+      [["value left in abandoned carts", "", "abandoned_value"], [money(s.abandoned_value), "num"]],
+      [["open carts (may still convert)", "", "open_carts"], [fmt(s.open_carts, 0), "num"]],
+      [["recovered carts", "", "recovered_carts"], [fmt(s.recovered_carts, 0) + " (" + money(s.recovered_value) + ")", "num"]],
+      [["orders", "", "orders"], [fmt(s.orders, 0), "num"]],
+      [["revenue", "", "revenue"], [money(s.revenue), "num"]],
+      [["average order value", "", "average_order_value"], [money(s.average_order_value), "num"]],
+    ]);
+  }
+  if (panel("funnel", d.funnel.length > 0, "No data yet: no events in the store.")) {
+    Plotly.react("funnel", [{type: "bar", name: "sessions", x: d.funnel.map(s => s.step),
+      y: d.funnel.map(s => s.sessions), text: d.funnel.map(s => s.sessions.toLocaleString("en")), textposition: "auto",
+      marker: {color: "#2563eb"}}], layout({yaxis: {title: {text: "sessions"}}}), config);
+  }
+  if (panel("risk", d.carts_at_risk.length > 0, "No open carts right now: carts appear here as their events are posted.")) {
+    rows("risk", d.carts_at_risk.map(r => [r.session_id, r.user_id || "—", [money(r.cart_value), "num"],
+      [r.p_abandon === null ? "no model" : r.p_abandon.toFixed(2), "num"], r.action || "not decided yet"]));
+  }
+  const imp = d.impact || {};
+  const p = imp.incremental_profit;
+  const decided = (imp.by_action || []).some(a => a.action !== "(not decided)");
+  const hasImpact = decided && !!(p && p.estimate !== null && p.estimate !== undefined);
+  const why = imp.note || (imp.carts && !decided
+    ? "Not measured yet: the program has not decided for any cart (" + imp.carts.treated.toLocaleString("en") + " treated and "
+      + imp.carts.holdout.toLocaleString("en") + " held-out carts are waiting)."
+    : "No data yet: treated and held-out carts need outcomes (their window must close).");
+  if (panel("impact", hasImpact, why)) {
+    Plotly.react("impact", [{type: "bar", x: ["incremental profit"], y: [p.estimate],
+      error_y: {type: "data", symmetric: false, array: [p.ci_high - p.estimate], arrayminus: [p.estimate - p.ci_low]},
+      text: [money(p.estimate)], textposition: "outside", marker: {color: "#16a34a"}}],
+      layout({yaxis: {title: {text: cur}}, margin: {l: 70, r: 20, t: 30, b: 40}}), config);
+  }
+  text("impact-note", hasImpact ? (imp.carts.treated.toLocaleString("en") + " treated carts vs " + imp.carts.holdout.toLocaleString("en")
+    + " held out (" + pct(imp.holdout_share, 0) + "); interval " + money(p ? p.ci_low : null) + " to " + money(p ? p.ci_high : null)) : "");
+  if (panel("decisions", d.decisions.length > 0, "No decisions logged yet: POST /v1/carts/{id}/decide or `cartlift act decide`.")) {
+    Plotly.react("decisions", [
+      {type: "bar", name: "decisions", x: d.decisions.map(r => r.action), y: d.decisions.map(r => r.count)},
+      {type: "bar", name: "carts bought", x: d.decisions.map(r => r.action), y: d.decisions.map(r => r.converted)}
+    ], layout({barmode: "group", yaxis: {title: {text: "carts"}}}), config);
+  }
+  const m = d.messages;
+  if (panel("messages", !!m, "No outbox yet: messages appear here once the delivery step schedules them.")) {
+    rows("messages", [["due", [fmt(m.due, 0), "num"]], ["sent", [fmt(m.sent, 0), "num"]],
+      ["failed", [fmt(m.failed, 0), "num"]], ["deferred", [fmt(m.deferred, 0), "num"]]]);
+  }
+  const ex = [];
+  for (const e of d.experiments) {
+    if (!e.variants.length) ex.push([e.experiment, "—", "", "", "", e.note || "not analysable yet"]);
+    for (const v of e.variants) {
+      ex.push([e.experiment, v.name, [fmt(v.n, 0), "num"], [fmt(v.mean, 4), "num"],
+        [v.is_control ? "control" : pct(v.lift) + " (" + pct(v.ci_low) + " to " + pct(v.ci_high) + ")", "num"],
+        v.is_control ? "" : v.verdict]);
     }
-    body.appendChild(tr);
+  }
+  if (panel("experiments", ex.length > 0, "No experiments yet: `cartlift experiment create NAME` starts one.")) rows("experiments", ex);
+  const models = Object.entries(d.models);
+  if (panel("models", models.length > 0, "No models loaded yet: `cartlift train --all` trains them.")) {
+    rows("models", models.map(([kind, m]) => [kind, m.name, m.version, m.trained_at || "",
+      Object.entries(m.quality || {}).map(([k, v]) => k + " " + (typeof v === "number" && !Number.isInteger(v) ? v.toFixed(3) : v)).join(", ")]));
   }
   window.cartliftRefreshes += 1;
   window.cartliftData = d;

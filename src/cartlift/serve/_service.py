@@ -398,6 +398,7 @@ class Service:
         p = scorer.score_values(state.values()) if scorer is not None and state.cart_open else None
         return {
             "session_id": state.session_id,
+            "user_id": state.user_id,
             "events": state.n_events,
             "cart_open": state.cart_open,
             "cart_value": features["cart_value"],

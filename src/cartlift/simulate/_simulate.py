@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numbers
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -113,7 +114,7 @@ def simulate(
     end_ms = np.zeros(schedule.n, dtype=np.int64)
     end_ms[org.session[last]] = org_ts[last]
     abandoned = _abandon(cfg, schedule, customers, w, end_ms, r_rec)
-    visits, rec_rows = _return_visits(cfg, schedule, customers, abandoned, views, w, r_rec)
+    visits, rec_rows, abandoned = _return_visits(cfg, schedule, customers, abandoned, views, w, r_rec)
     del views
     org = Rows(
         org.session, org.pos, org.kind, org.item, org.qty, np.pad(org.size, (0, visits.n - schedule.n))
@@ -223,18 +224,26 @@ def _return_visits(
     views: Views,
     w: Walk,
     rng: np.random.Generator,
-) -> tuple[Visits, Rows]:
-    """Schedule the unprompted return visits and lay out their events (view, add again, buy)."""
+) -> tuple[Visits, Rows, Abandoned]:
+    """Schedule the unprompted return visits and lay out their events (view, add again, buy).
+
+    A return that would come after the simulated period is not simulated: the store's history
+    ends with the period, as a real store's does (otherwise the last days would hold nothing but
+    returns, all of which buy). The returned `Abandoned` marks those carts as not come back.
+    """
     n_s = schedule.n
     u = schedule.user[abandoned.session]
     # forgetful customers come back later; the visit starts inside the outcome window
     mean_h = 4.0 + 40.0 * customers.forgetfulness[u]
     span_h = max(cfg.outcome_window_days * 24.0 - 3.0, 0.25) - 0.25
     delay_h = 0.25 - mean_h * np.log1p(-rng.random(len(u)) * -np.expm1(-span_h / mean_h))
-    back = abandoned.came_back
+    ready_all = abandoned.end_ms[abandoned.session] + (delay_h * _HOUR_MS).astype(np.int64)
+    # the visit starts in the first free slot after it is ready, plus a spread: keep it inside the period
+    back = abandoned.came_back & (ready_all + SLOT_MS + START_SPREAD_MS <= cfg.n_days * 24 * _HOUR_MS)
+    abandoned = replace(abandoned, came_back=back)
     rec = abandoned.session[back]
     k = len(rec)
-    ready = abandoned.end_ms[rec] + (delay_h[back] * _HOUR_MS).astype(np.int64)
+    ready = ready_all[back]
     slots = resolve_slots(
         np.concatenate([schedule.user, schedule.user[rec]]),
         np.concatenate([schedule.slot, -(-ready // SLOT_MS)]),
@@ -258,4 +267,4 @@ def _return_visits(
         returned=rec,
         returned_items=rec_items,
     )
-    return visits, rec_rows
+    return visits, rec_rows, abandoned

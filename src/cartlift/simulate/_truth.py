@@ -120,7 +120,8 @@ def cart_truth(
     """``truth_carts``: every abandoned cart with its potential outcome under each action.
 
     Rows follow the order of the abandoned sessions' ids; ``recovered`` is the realised outcome
-    under "nothing" (the customer's unprompted return visit, ``return_session_id``).
+    under "nothing" (the customer's unprompted return visit, ``return_session_id``) as far as the
+    simulated period shows it: a return that would come after the period's end is not simulated.
     """
     n_org = visits.n_organic
     ab = abandoned.session

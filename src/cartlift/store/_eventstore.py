@@ -225,20 +225,14 @@ class EventStore:
         return self.count(name)
 
     def summary(self) -> dict[str, Any]:
-        """Headline numbers: events by type, users, sessions, products, and session-level cart abandonment.
+        """Headline counts: events by type, users, sessions, products, quarantined rows, time span.
 
-        A session's cart is abandoned when it has a ``cart_add`` and no ``purchase``.
+        Carts, abandonment, orders and revenue come from ``cartlift.analytics.store_summary``,
+        where they are defined once for every view.
         """
         by_type = dict(self.con.execute("SELECT event_type, count(*) FROM events GROUP BY 1").fetchall())
         users, sessions, first, last = self.con.execute(
             "SELECT count(DISTINCT user_id), count(DISTINCT session_id), min(ts), max(ts) FROM events"
-        ).fetchall()[0]
-        carts, abandoned, abandoned_value = self.con.execute(
-            """SELECT count(*), count(*) FILTER (WHERE NOT bought),
-                      coalesce(sum(cart_value) FILTER (WHERE NOT bought), 0)
-               FROM (SELECT session_id, bool_or(event_type = 'purchase') AS bought,
-                            sum(price * quantity) FILTER (WHERE event_type = 'cart_add') AS cart_value
-                     FROM events GROUP BY session_id HAVING bool_or(event_type = 'cart_add'))"""
         ).fetchall()[0]
         return {
             "events": int(sum(by_type.values())),
@@ -249,10 +243,6 @@ class EventStore:
             "quarantined": self.count("quarantine"),
             "first_event": None if first is None else first.isoformat(),
             "last_event": None if last is None else last.isoformat(),
-            "sessions_with_cart": int(carts),
-            "cart_abandonment_rate": (abandoned / carts) if carts else None,
-            # money in cents: a parallel sum differs in the last bits from run to run
-            "abandoned_cart_value": round(float(abandoned_value), 2),
         }
 
 

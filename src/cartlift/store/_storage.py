@@ -412,56 +412,19 @@ class Storage(ABC):
             for a, t, ac, s, actor, d in rows
         ]
 
-    # -- the dashboard's numbers ----------------------------------------------------------------
-    def _overview(self, ctx: Any) -> dict[str, Any]:
-        sessions, viewed, carted, checked, bought, abandoned, value = self._rows(
-            ctx,
-            """SELECT count(*), count(*) FILTER (WHERE v), count(*) FILTER (WHERE c),
-                      count(*) FILTER (WHERE k), count(*) FILTER (WHERE p),
-                      count(*) FILTER (WHERE c AND NOT p),
-                      coalesce(sum(cart_value) FILTER (WHERE c AND NOT p), 0)
-               FROM (SELECT session_id, bool_or(event_type = 'view') AS v, bool_or(event_type = 'cart_add') AS c,
-                            bool_or(event_type = 'checkout') AS k, bool_or(event_type = 'purchase') AS p,
-                            sum(price * quantity) FILTER (WHERE event_type = 'cart_add') AS cart_value
-                     FROM events GROUP BY session_id) s""",
-        )[0]
-        events = int(self._rows(ctx, "SELECT count(*) FROM events")[0][0])
-        decisions = self._rows(
-            ctx,
-            """SELECT action, count(*), avg(propensity),
-                      count(*) FILTER (WHERE EXISTS (SELECT 1 FROM events e WHERE e.session_id = d.cart_id
-                                                     AND e.event_type = 'purchase' AND e.ts >= d.ts))
-               FROM decisions d GROUP BY action ORDER BY action""",
+    # -- the dashboard's look-ups (its numbers are `cartlift.serve._overview`'s) -----------------------
+    async def decided_actions(self, cart_ids: Sequence[str]) -> dict[str, str]:
+        """The action decided for each of these carts (those without a decision are absent)."""
+        ids = [str(c) for c in cart_ids]
+        if not ids:
+            return {}
+        sql = (
+            "SELECT cart_id, min(action) FROM decisions WHERE cart_id IN ("
+            + ", ".join("?" for _ in ids)
+            + ") GROUP BY cart_id"
         )
-        return {
-            "events": events,
-            "funnel": [
-                {"step": "view", "sessions": int(viewed)},
-                {"step": "cart_add", "sessions": int(carted)},
-                {"step": "checkout", "sessions": int(checked)},
-                {"step": "purchase", "sessions": int(bought)},
-            ],
-            "sessions": int(sessions),
-            "abandonment": {
-                "carts": int(carted),
-                "abandoned": int(abandoned),
-                "rate": (int(abandoned) / int(carted)) if carted else None,
-                "abandoned_value": float(value or 0.0),
-            },
-            "decisions": [
-                {"action": str(a), "count": int(n), "mean_propensity": float(p), "converted": int(c)}
-                for a, n, p, c in decisions
-            ],
-        }
-
-    async def overview(self) -> dict[str, Any]:
-        """Funnel (sessions reaching each step), abandonment rate and value, decisions and outcomes.
-
-        A session's cart is abandoned when it has a ``cart_add`` and no ``purchase`` (as in
-        `EventStore.summary`); a decision converted when its cart's session has a purchase at or after it (the act
-        package's ``decision_outcomes`` view has the full definition, with windows and coupons).
-        """
-        return await self.writer.call(self._overview)
+        rows = await self.writer.call(lambda ctx: self._rows(ctx, sql, ids))
+        return {str(c): str(a) for c, a in rows}
 
     # -- package functions that take an EventStore ----------------------------------------------
     async def with_store(self, fn: Any) -> Any:

@@ -1,4 +1,4 @@
-"""The dashboard (``/``), its data (``/v1/dashboard``), and the static files it and ``/docs`` need.
+"""The dashboard (``/``), its data (``/v1/dashboard``), the program's impact (``/v1/impact``), and the static files it and ``/docs`` need.
 
 plotly.js comes from the installed plotly package and Swagger UI from fastapi-offline, so
 nothing is fetched from a CDN at run time.
@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Query, Request
 from fastapi import Path as PathParam
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import FileResponse, HTMLResponse
@@ -17,6 +17,7 @@ from fastapi.responses import FileResponse, HTMLResponse
 from cartlift.serve._deps import AdminKey, ServiceDep
 from cartlift.serve._errors import ApiError
 from cartlift.serve._ops import dashboard as dashboard_data
+from cartlift.serve._ops import program_impact
 from cartlift.serve._page import DASHBOARD_HTML
 from cartlift.serve.routes._common import errors
 
@@ -78,3 +79,26 @@ async def docs(request: Request) -> HTMLResponse:
 async def dashboard(service: ServiceDep, key: AdminKey) -> dict[str, object]:
     """Funnel, abandonment rate and value, carts at risk, decisions, experiments, model versions."""
     return await dashboard_data(service)
+
+
+@router.get(
+    "/v1/impact", responses=errors(401, 403, 409, 422, 429), tags=["dashboard"], summary="Program impact"
+)
+async def impact(
+    service: ServiceDep,
+    key: AdminKey,
+    start: Annotated[
+        str | None,
+        Query(alias="from", max_length=40, description="Carts abandoned from this date or time (UTC)."),
+    ] = None,
+    end: Annotated[
+        str | None,
+        Query(alias="to", max_length=40, description="Carts abandoned up to this date (included)."),
+    ] = None,
+    phase: Annotated[
+        int | None, Query(ge=1, le=1_000_000, description="Holdout phase (default: current).")
+    ] = None,
+) -> dict[str, object]:
+    """Incremental conversion, revenue and profit of the program against the global holdout, with
+    95 % intervals, by action (what ``cartlift impact --json`` prints)."""
+    return await program_impact(service, start=start, end=end, phase=phase)

@@ -1,0 +1,253 @@
+"""The global holdout: a share of abandoned carts that never gets a message, so the whole program's
+incremental profit can be measured against it (`cartlift.act.impact`).
+
+Assignment is the experiments package's hash of (salt, cart id) (`cartlift.experiments.hash_unit`),
+so the CLI, the service and the delivery worker agree without a lookup. The share lives in the
+store's ``holdout_phases`` table; changing it starts a new phase with a new salt (as changing an
+experiment's weights does), and each phase is analysed on its own carts: mixing carts assigned
+under two shares would bias the comparison. Every decision records the cart's group in
+``holdout_assignments``; a held-out cart's decision is "nothing" (policy ``holdout``), and
+`is_held_out` is what a sender checks before a message leaves.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from cartlift.act._context import cart_contexts
+from cartlift.act._log import log_decisions
+from cartlift.errors import InvalidParameterError
+from cartlift.experiments import hash_unit, hash_units
+from cartlift.store import EventStore
+
+__all__ = [
+    "DEFAULT_HOLDOUT_SHARE",
+    "Holdout",
+    "current_holdout",
+    "holdout_phases",
+    "is_held_out",
+    "record_assignment",
+    "set_holdout",
+]
+
+DEFAULT_HOLDOUT_SHARE = 0.10
+HOLDOUT_POLICY = "holdout"
+
+_DDL = (
+    """CREATE TABLE IF NOT EXISTS holdout_phases (
+        phase INTEGER PRIMARY KEY, share DOUBLE NOT NULL, salt VARCHAR NOT NULL,
+        started_at TIMESTAMP, created_at TIMESTAMP NOT NULL)""",
+    """CREATE TABLE IF NOT EXISTS holdout_assignments (
+        cart_id VARCHAR PRIMARY KEY, user_id VARCHAR, ts TIMESTAMP, phase INTEGER NOT NULL,
+        share DOUBLE NOT NULL, held_out BOOLEAN NOT NULL, decision_id VARCHAR, assigned_at TIMESTAMP NOT NULL)""",
+)
+
+
+@dataclass(frozen=True)
+class Holdout:
+    """One phase of the global holdout.
+
+    Parameters
+    ----------
+    share : float
+        Share of carts held out, in [0, 0.5].
+    salt : str
+        Hash salt of the phase.
+    phase : int
+        Phase number (1 for the first share the store used).
+    started_at : datetime, optional
+        Carts abandoned from this time on belong to the phase (None: from the store's beginning).
+    """
+
+    share: float = DEFAULT_HOLDOUT_SHARE
+    salt: str = "cartlift-holdout-1"
+    phase: int = 1
+    started_at: datetime | None = None
+
+    def __post_init__(self) -> None:
+        _check_share(self.share)
+
+    def contains(self, cart_id: object) -> bool:
+        """Whether the cart is held out (never messaged)."""
+        return hash_unit(self.salt, str(cart_id)) < self.share
+
+    def assign(self, cart_ids: Any) -> np.ndarray:
+        """Bool array: which of ``cart_ids`` are held out."""
+        ids = [str(c) for c in cart_ids]
+        if not ids:
+            return np.zeros(0, dtype=bool)
+        return np.asarray(hash_units(self.salt, ids), dtype=float) < self.share
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-ready fields."""
+        return {
+            "phase": self.phase,
+            "share": self.share,
+            "salt": self.salt,
+            "started_at": None if self.started_at is None else self.started_at.isoformat(),
+        }
+
+
+def _check_share(share: float) -> float:
+    if isinstance(share, bool) or not isinstance(share, int | float) or not 0.0 <= float(share) <= 0.5:
+        raise InvalidParameterError(
+            f"The holdout share must be a number in [0, 0.5] (0.1 holds out 10 % of carts). Got {share!r} instead."
+        )
+    return float(share)
+
+
+def _ensure(store: EventStore) -> None:
+    for ddl in _DDL:
+        store.con.execute(ddl)
+
+
+def holdout_phases(store: EventStore) -> pd.DataFrame:
+    """Every phase of the holdout, oldest first (phase, share, salt, started_at, created_at)."""
+    _ensure(store)
+    return store.query("SELECT * FROM holdout_phases ORDER BY phase")
+
+
+def _row(r: Any) -> Holdout:
+    started = None if pd.isna(r["started_at"]) else pd.Timestamp(r["started_at"]).to_pydatetime()
+    return Holdout(share=float(r["share"]), salt=str(r["salt"]), phase=int(r["phase"]), started_at=started)
+
+
+def current_holdout(store: EventStore) -> Holdout:
+    """The phase in force; a store without one starts phase 1 at the default share (10 %) from its beginning."""
+    phases = holdout_phases(store)
+    if phases.empty:
+        first = Holdout()
+        store.con.execute(
+            "INSERT INTO holdout_phases VALUES (?, ?, ?, NULL, now()) ON CONFLICT DO NOTHING",
+            [first.phase, first.share, first.salt],
+        )
+        return first
+    return _row(phases.iloc[-1])
+
+
+def set_holdout(store: EventStore, share: float) -> Holdout:
+    """Hold out ``share`` of carts from now on; a new share starts a new phase (same share: nothing changes).
+
+    The new phase starts at the store's newest event (the store's own clock, so a simulated or
+    replayed store works like a live one) with a new salt.
+    """
+    share = _check_share(share)
+    now = current_holdout(store)
+    if abs(now.share - share) < 1e-12:
+        return now
+    newest = store.con.execute("SELECT max(ts) FROM events").fetchall()[0][0]
+    nxt = Holdout(
+        share=share, salt=f"cartlift-holdout-{now.phase + 1}", phase=now.phase + 1, started_at=newest
+    )
+    store.con.execute(
+        "INSERT INTO holdout_phases VALUES (?, ?, ?, ?, now())", [nxt.phase, nxt.share, nxt.salt, newest]
+    )
+    return nxt
+
+
+def is_held_out(store: EventStore, cart_id: str) -> bool:
+    """Whether the cart is in the global holdout: a sender must not message it.
+
+    The recorded assignment wins (a cart keeps the group it was decided in, even after the share
+    changed); otherwise the phase in force decides.
+    """
+    _ensure(store)
+    got = store.con.execute(
+        "SELECT held_out FROM holdout_assignments WHERE cart_id = ?", [str(cart_id)]
+    ).fetchall()
+    if got:
+        return bool(got[0][0])
+    return current_holdout(store).contains(cart_id)
+
+
+def record_assignment(
+    store: EventStore,
+    holdout: Holdout,
+    *,
+    cart_id: str,
+    user_id: str | None,
+    ts: Any,
+    decision_id: str | None,
+) -> bool:
+    """Record the cart's group with its decision (first record wins); returns whether it is held out."""
+    _ensure(store)
+    held = holdout.contains(cart_id)
+    store.con.execute(
+        "INSERT INTO holdout_assignments VALUES (?, ?, ?, ?, ?, ?, ?, now()) ON CONFLICT DO NOTHING",
+        [
+            str(cart_id),
+            None if user_id is None else str(user_id),
+            None if ts is None else pd.Timestamp(ts).to_pydatetime(),
+            holdout.phase,
+            holdout.share,
+            held,
+            decision_id,
+        ],
+    )
+    return held
+
+
+def holdout_decision(
+    store: EventStore, cart_id: str, *, window_hours: float, log: bool
+) -> dict[str, Any] | None:
+    """The decision for a held-out cart ("nothing", never messaged), or None when the cart is treated.
+
+    Records the cart's group either way (with ``log``); a held-out cart's decision is logged to
+    ``decisions`` with policy ``"holdout"`` and propensity 1. Only a hash is computed for a treated
+    cart, so the policy's own path stays as fast as it was.
+    """
+    holdout = current_holdout(store)
+    held = holdout.contains(cart_id)
+    if not held:
+        if log:
+            who = store.con.execute(
+                "SELECT min(user_id), max(ts) FROM events WHERE session_id = ?", [str(cart_id)]
+            ).fetchall()[0]
+            user = None if who[0] is None else str(who[0])
+            record_assignment(store, holdout, cart_id=cart_id, user_id=user, ts=who[1], decision_id=None)
+        return None
+    ctx = cart_contexts(store, [str(cart_id)])
+    if ctx.empty:
+        return None  # not an abandoned cart: the policy's path says so
+    cart = ctx.iloc[0]
+    decision_id = str(uuid.uuid4())
+    row = {
+        "decision_id": decision_id,
+        "ts": pd.Timestamp(cart["ts"]),
+        "user_id": str(cart["user_id"]),
+        "cart_id": str(cart_id),
+        "policy": HOLDOUT_POLICY,
+        "action": "nothing",
+        "channel": "none",
+        "propensity": 1.0,
+        "expected_profit": float("nan"),
+        "cart_value": float(cart["cart_value"]),
+        "margin": float(cart["margin"]),
+        "discount_value": 0.0,
+        "cost": 0.0,
+        "coupon_code": None,
+        "coupon_expires_at": None,
+        "window_hours": float(window_hours),
+        "reason": (
+            f"global holdout ({holdout.share * 100:g} % of carts, phase {holdout.phase}): never messaged, "
+            "so the program's incremental profit can be measured"
+        ),
+        "run_id": None,
+    }
+    if log:
+        log_decisions(store, pd.DataFrame([row]))
+        record_assignment(
+            store,
+            holdout,
+            cart_id=cart_id,
+            user_id=str(cart["user_id"]),
+            ts=row["ts"],
+            decision_id=decision_id,
+        )
+    return {**row, "holdout": True, "already_decided": False, "logged": log, "options": {}}

@@ -1,0 +1,304 @@
+"""How much more profit the program brings: treated carts against the global holdout.
+
+Every abandoned cart of a holdout phase is in one of two groups, by the holdout's hash: *held out*
+(never messaged) or *treated* (the policy decides; "nothing" is one of its choices). The
+comparison is intention-to-treat: each cart counts in its assigned group whatever happened to it,
+so the difference is causal by randomisation, and a cart is judged once its outcome window has
+closed (the newest event is at least ``window_hours`` after it).
+
+Per cart, as the decision log defines it (`cartlift.act._log`)::
+
+    purchased = the customer bought one of the cart's products within window_hours after it
+    revenue   = price x quantity of those purchases
+    profit    = purchased * (margin - redeemed coupon) - message cost      (margin of the cart)
+
+With :math:`\\bar y_T, \\bar y_H` the mean per-cart profit of treated and held-out carts,
+
+.. math:: \\widehat{\\Delta} = n_T (\\bar y_T - \\bar y_H)
+
+is the program's incremental profit on the treated carts; its interval is ``n_T`` times the Welch
+interval of the difference of means (`cartlift.experiments.difference_test`). The holdout's cost
+is :math:`n_H (\\bar y_T - \\bar y_H)`: the profit the held-out carts would have brought had they
+been treated. Revenue and conversion are compared the same way. Per action, treated carts that got
+the action are compared with the whole holdout: actions are chosen by the policy, not at random,
+so these rows describe, they do not prove (``randomised: false``).
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from cartlift.act._context import cart_contexts
+from cartlift.act._holdout import Holdout, current_holdout, holdout_phases
+from cartlift.act._log import create_decision_tables
+from cartlift.config import get_settings
+from cartlift.errors import DataError
+from cartlift.experiments import SampleStats, difference_test, mean_estimate
+from cartlift.store import EventStore
+
+__all__ = ["impact", "impact_from_frame"]
+
+WINDOW_HOURS = 168.0
+
+
+def _interval(h: np.ndarray, t: np.ndarray, scale: float, alpha: float) -> tuple[dict[str, Any], str | None]:
+    test = difference_test(
+        mean_estimate(SampleStats.from_values(h)),
+        mean_estimate(SampleStats.from_values(t)),
+        relative=False,
+        alpha=alpha,
+    )
+    if test.error_code is not None:
+        return {
+            "estimate": None,
+            "ci_low": None,
+            "ci_high": None,
+            "per_cart": None,
+            "p_value": None,
+        }, test.error_message
+    return {
+        "estimate": scale * test.estimate,
+        "ci_low": scale * test.ci_low,
+        "ci_high": scale * test.ci_high,
+        "per_cart": test.estimate,
+        "p_value": test.p_value,
+    }, None
+
+
+def impact_from_frame(
+    carts: pd.DataFrame, *, holdout_share: float, currency: str | None = None, alpha: float = 0.05
+) -> dict[str, Any]:
+    """The impact document from one row per cart.
+
+    Parameters
+    ----------
+    carts : DataFrame
+        ``held_out`` (bool), ``purchased`` (bool), ``revenue``, ``profit`` and ``action`` (the
+        decision's action, None for a cart nobody decided for).
+    holdout_share : float
+        The phase's share, reported as is.
+    currency : str, optional
+        Default: ``CARTLIFT_CURRENCY``.
+    alpha : float
+        The intervals are two-sided at ``1 - alpha``.
+    """
+    held = carts["held_out"].to_numpy(dtype=bool)
+    nh, nt = int(held.sum()), int((~held).sum())
+    notes: list[str] = []
+    y = {c: carts[c].to_numpy(dtype=float) for c in ("purchased", "revenue", "profit")}
+    conv, why = _interval(y["purchased"][held], y["purchased"][~held], 1.0, alpha)
+    rate_h = float(y["purchased"][held].mean()) if nh else None
+    rate_t = float(y["purchased"][~held].mean()) if nt else None
+    conversion = {
+        "holdout": rate_h,
+        "treated": rate_t,
+        "difference": conv["estimate"],
+        "ci_low": conv["ci_low"],
+        "ci_high": conv["ci_high"],
+        "p_value": conv["p_value"],
+        "relative_lift": (rate_t / rate_h - 1.0) if rate_h and rate_t is not None else None,
+    }
+    revenue, _ = _interval(y["revenue"][held], y["revenue"][~held], float(nt), alpha)
+    profit, _ = _interval(y["profit"][held], y["profit"][~held], float(nt), alpha)
+    if why:
+        notes.append(why)
+    per_cart = profit["per_cart"]
+    cost = None
+    if per_cart is not None:
+        cost = {
+            "estimate": nh * per_cart,
+            "ci_low": nh * profit["ci_low"] / nt,
+            "ci_high": nh * profit["ci_high"] / nt,
+        }
+    by_action = []
+    actions = carts.loc[~held, "action"].fillna("(not decided)")
+    for action, idx in actions.groupby(actions).groups.items():
+        rows = carts.loc[idx]
+        p = rows["profit"].to_numpy(dtype=float)
+        diff, _ = _interval(y["profit"][held], p, 1.0, alpha)
+        by_action.append(
+            {
+                "action": str(action),
+                "carts": len(rows),
+                "conversion": float(rows["purchased"].mean()),
+                "revenue": float(rows["revenue"].sum()),
+                "profit": float(p.sum()),
+                "profit_per_cart": float(p.mean()),
+                "vs_holdout_per_cart": diff["per_cart"],
+                "ci_low": diff["ci_low"],
+                "ci_high": diff["ci_high"],
+                "randomised": False,
+            }
+        )
+    by_action.sort(key=lambda r: -r["carts"])
+    return {
+        "holdout_share": float(holdout_share),
+        "carts": {"holdout": nh, "treated": nt},
+        "conversion": conversion,
+        "incremental_revenue": {k: revenue[k] for k in ("estimate", "ci_low", "ci_high", "per_cart")},
+        "incremental_profit": {
+            k: profit[k] for k in ("estimate", "ci_low", "ci_high", "per_cart", "p_value")
+        },
+        "holdout_cost": cost,
+        "by_action": by_action,
+        "confidence": 1.0 - alpha,
+        "currency": currency or get_settings().currency,
+        "notes": notes,
+    }
+
+
+def _phase(store: EventStore, phase: int | None) -> tuple[Holdout, datetime | None]:
+    """The phase and when the next one began (its carts end there)."""
+    current = current_holdout(store)
+    phases = holdout_phases(store)
+    number = current.phase if phase is None else int(phase)
+    match = phases[phases["phase"] == number]
+    if match.empty:
+        raise DataError(
+            f"No holdout phase {number}: the store has phases {', '.join(map(str, phases['phase']))}."
+        )
+    r = match.iloc[0]
+    started = None if pd.isna(r["started_at"]) else pd.Timestamp(r["started_at"]).to_pydatetime()
+    later = phases[phases["phase"] > number]
+    ends = None if later.empty else pd.Timestamp(later.iloc[0]["started_at"]).to_pydatetime()
+    return Holdout(share=float(r["share"]), salt=str(r["salt"]), phase=number, started_at=started), ends
+
+
+def _bound(value: date | datetime | str | None, end: bool) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        ts = pd.Timestamp(value)
+    except (ValueError, TypeError):
+        raise DataError(
+            f"Cannot read {value!r} as a date or time; use e.g. 2026-01-31 or 2026-01-31T12:00."
+        ) from None
+    if ts is pd.NaT:
+        raise DataError(f"Cannot read {value!r} as a date or time; use e.g. 2026-01-31 or 2026-01-31T12:00.")
+    if ts.tzinfo is not None:
+        ts = ts.tz_convert("UTC").tz_localize(None)
+    plain_date = (isinstance(value, date) and not isinstance(value, datetime)) or (
+        isinstance(value, str) and len(value.strip()) == 10
+    )
+    if end and plain_date:
+        ts = ts + pd.Timedelta(days=1)  # a plain date as --to includes that whole day
+    return ts.to_pydatetime()
+
+
+_OUTCOMES = """
+WITH c AS (SELECT cart_id, user_id, ts, margin FROM _impact_carts),
+lines AS (SELECT DISTINCT session_id, product_id FROM events
+          WHERE event_type = 'cart_add' AND product_id IS NOT NULL AND session_id IN (SELECT cart_id FROM c)),
+bought AS (
+    SELECT c.cart_id, min(p.ts) AS first_purchase_at, sum(p.price * p.quantity) AS revenue
+    FROM c JOIN lines l ON l.session_id = c.cart_id
+    JOIN events p ON p.event_type = 'purchase' AND p.user_id = c.user_id AND p.product_id = l.product_id
+                 AND p.ts > c.ts AND p.ts <= c.ts + to_microseconds(?)
+    GROUP BY c.cart_id
+),
+d AS (SELECT * FROM decisions WHERE cart_id IN (SELECT cart_id FROM c)
+      QUALIFY row_number() OVER (PARTITION BY cart_id ORDER BY ts, decision_id) = 1)
+SELECT c.cart_id, c.ts, c.margin, b.first_purchase_at IS NOT NULL AS purchased, coalesce(b.revenue, 0) AS revenue,
+       d.policy, d.action, coalesce(d.discount_value, 0) AS discount_value, coalesce(d.cost, 0) AS cost,
+       (d.coupon_code IS NOT NULL AND b.first_purchase_at <= d.coupon_expires_at) AS redeemed,
+       a.held_out AS recorded_held_out
+FROM c LEFT JOIN bought b USING (cart_id) LEFT JOIN d USING (cart_id)
+LEFT JOIN holdout_assignments a USING (cart_id)
+ORDER BY c.ts, c.cart_id
+"""
+
+
+def impact(
+    store: EventStore,
+    *,
+    start: date | datetime | str | None = None,
+    end: date | datetime | str | None = None,
+    phase: int | None = None,
+    window_hours: float = WINDOW_HOURS,
+    alpha: float = 0.05,
+) -> dict[str, Any]:
+    """The program's incremental conversion, revenue and profit against the global holdout.
+
+    Parameters
+    ----------
+    store : EventStore
+    start, end : date, datetime or ISO text, optional
+        Carts abandoned in ``[start, end)`` (a plain date as ``end`` includes that day).
+    phase : int, optional
+        The holdout phase (default: the one in force); only its carts are compared.
+    window_hours : float
+        How long after a cart a purchase of its products counts (as the decision log's window).
+    alpha : float
+        Intervals are two-sided at ``1 - alpha``.
+
+    Returns
+    -------
+    dict
+        ``holdout_share``, ``phase``, ``carts`` {holdout, treated, open}, ``conversion``,
+        ``incremental_revenue`` and ``incremental_profit`` {estimate, ci_low, ci_high, per_cart},
+        ``holdout_cost``, ``by_action``, ``currency``, ``notes`` (see the module docstring).
+    """
+    create_decision_tables(store)
+    holdout, ends = _phase(store, phase)
+    lo, hi = _bound(start, end=False), _bound(end, end=True)
+    if holdout.started_at is not None:
+        lo = holdout.started_at if lo is None else max(lo, holdout.started_at)
+    if ends is not None:
+        hi = ends if hi is None else min(hi, ends)
+    newest = store.con.execute("SELECT max(ts) FROM events").fetchall()[0][0]
+    contexts = cart_contexts(store, since=lo, until=hi)
+    empty = pd.DataFrame(columns=["held_out", "purchased", "revenue", "profit", "action"])
+    if contexts.empty or newest is None:
+        doc = impact_from_frame(empty, holdout_share=holdout.share, alpha=alpha)
+        doc["notes"].append("No abandoned carts in this range yet.")
+        return {**doc, "phase": holdout.phase, "carts": {**doc["carts"], "open": 0}}
+    store.con.register("_impact_carts", contexts[["cart_id", "user_id", "ts", "margin"]])
+    try:
+        frame = store.con.execute(_OUTCOMES, [round(float(window_hours) * 3.6e9)]).df()
+    finally:
+        store.con.unregister("_impact_carts")
+    matured = pd.to_datetime(frame["ts"]) + pd.Timedelta(hours=float(window_hours)) <= pd.Timestamp(newest)
+    n_open = int((~matured).sum())
+    frame = frame[matured.to_numpy()].reset_index(drop=True)
+    assigned = holdout.assign(frame["cart_id"])
+    recorded = frame["recorded_held_out"]
+    frame["held_out"] = np.where(recorded.notna(), recorded.fillna(False).astype(bool), assigned)
+    purchased = frame["purchased"].to_numpy(dtype=bool)
+    redeemed = frame["redeemed"].fillna(False).to_numpy(dtype=bool)
+    frame["profit"] = purchased * (
+        frame["margin"].to_numpy(dtype=float) - redeemed * frame["discount_value"].to_numpy(dtype=float)
+    ) - frame["cost"].to_numpy(dtype=float)
+    doc = impact_from_frame(frame, holdout_share=holdout.share, alpha=alpha)
+    messaged = int((frame["held_out"] & frame["action"].notna() & (frame["action"] != "nothing")).sum())
+    if messaged:
+        doc["notes"].append(
+            f"{messaged} held-out cart(s) got a message anyway (decided outside the holdout check): "
+            "they still count as held out, which shrinks the measured effect."
+        )
+    if n_open:
+        doc["notes"].append(
+            f"{n_open} cart(s) abandoned less than {window_hours:g} hours before the newest event are left out "
+            "until their outcome window closes."
+        )
+    doc["notes"].extend(_policy_note(frame))
+    return {
+        **doc,
+        "phase": holdout.phase,
+        "from": None if lo is None else lo.isoformat(),
+        "to": None if hi is None else hi.isoformat(),
+        "window_hours": float(window_hours),
+        "carts": {**doc["carts"], "open": n_open},
+    }
+
+
+def _policy_note(frame: pd.DataFrame) -> list[str]:
+    undecided = int((~frame["held_out"] & frame["action"].isna()).sum())
+    if not undecided:
+        return []
+    return [
+        f"{undecided} treated cart(s) have no decision yet (counted as treated: the comparison is by assignment)."
+    ]
