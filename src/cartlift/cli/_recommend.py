@@ -284,6 +284,8 @@ def print_leaderboard(result: dict[str, Any], metrics: list[str], per_table: int
                     text += f"\n[dim]{ci[0]:.3f}-{ci[1]:.3f}[/]"
                 cells.append(text)
             table.add_row(m, *cells)
+        if any("vs_best_single" in r for r in part):
+            table.add_row(f"vs {info.get('best_single')}", *[_versus(r.get("vs_best_single")) for r in part])
         table.add_row("fit s", *[f"{r['fit_seconds']:.2f}" for r in part])
         table.add_row("rank s", *[f"{r['predict_seconds']:.2f}" for r in part])
         out.print(table)
@@ -296,6 +298,14 @@ def print_leaderboard(result: dict[str, Any], metrics: list[str], per_table: int
         )
     for name, reason in info.get("skipped", {}).items():
         console.print(f"skipped {name}: {reason}")
+
+
+def _versus(comp: dict[str, Any] | None) -> str:
+    """A paired difference to the best single model, with its 95% interval (a dash for that model)."""
+    if not comp:
+        return "-"
+    low, high = comp["ci"]
+    return f"{comp['difference']:+.4f}\n[dim]{low:+.3f} to {high:+.3f}[/]"
 
 
 def demo_step(store: Any, out_dir: Path) -> dict[str, Any]:

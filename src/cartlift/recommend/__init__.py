@@ -46,8 +46,8 @@ from cartlift.recommend._rules import (
     frequent_itemsets,
 )
 from cartlift.recommend._session import SessionKNN
-from cartlift.recommend._stan import STAN, VSTAN
 from cartlift.recommend._split import EvalTask, leave_last_out, next_item, temporal_split
+from cartlift.recommend._stan import STAN, VSTAN
 
 __all__ = [
     "ALS",
@@ -56,6 +56,8 @@ __all__ = [
     "EASE",
     "HAS_NUMBA",
     "MODELS",
+    "STAN",
+    "VSTAN",
     "AllOf",
     "AssociationRules",
     "ContentBased",
@@ -76,10 +78,8 @@ __all__ = [
     "Ranker",
     "Recommendations",
     "Recommender",
-    "STAN",
     "SessionKNN",
     "UserKNN",
-    "VSTAN",
     "association_rules",
     "average_precision_at_k",
     "basket_matrix",

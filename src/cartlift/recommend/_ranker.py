@@ -235,7 +235,9 @@ class Ranker(Hybrid):
             groups.append(size[positive])
             kept.append(keys[part][positive])
         if not sum(int(g.sum()) for g in groups):
-            raise DataError("No held-out next click was among the candidates: too little data to train a ranker.")
+            raise DataError(
+                "No held-out next click was among the candidates: too little data to train a ranker."
+            )
         self.training_ = {
             "queries": len(targets),
             "rows": int(sum(len(x) for x in labels)),

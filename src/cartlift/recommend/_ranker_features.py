@@ -95,7 +95,8 @@ class ItemStats:
         newest = float(data.ts.max()) if len(data) else 0.0
         recent = data.session_time[data.session] >= newest - _DAY
         day = sp.csr_matrix(
-            (np.ones(int(recent.sum())), (data.session[recent], data.item[recent])), shape=(data.n_sessions, n)
+            (np.ones(int(recent.sum())), (data.session[recent], data.item[recent])),
+            shape=(data.n_sessions, n),
         )
         day.sum_duplicates()
         day.data[:] = 1.0
@@ -162,7 +163,11 @@ def _session_positions(query: Query, n_items: int) -> tuple[np.ndarray, np.ndarr
 def _lookup(sorted_keys: np.ndarray, values: np.ndarray, keys: np.ndarray, default: float) -> np.ndarray:
     at = np.searchsorted(sorted_keys, keys)
     at_ok = np.minimum(at, max(len(sorted_keys) - 1, 0))
-    found = (at < len(sorted_keys)) & (sorted_keys[at_ok] == keys) if len(sorted_keys) else np.zeros(len(keys), bool)
+    found = (
+        (at < len(sorted_keys)) & (sorted_keys[at_ok] == keys)
+        if len(sorted_keys)
+        else np.zeros(len(keys), bool)
+    )
     out = np.full(len(keys), default, np.float64)
     out[found] = values[at_ok[found]]
     return out
@@ -187,9 +192,9 @@ def candidates(
     n, n_items = len(query.rows), stats.sessions.shape[1]
     keys_s, last_pos, count, lengths = _session_positions(query, n_items)
     last_item = np.full(n, -1, np.int64)
-    for r, seq in enumerate(query.sequences):
+    for row, seq in enumerate(query.sequences):
         if len(seq):
-            last_item[r] = int(seq[-1])
+            last_item[row] = int(seq[-1])
     ranked = [(name, *g._ranked(query, per_generator)) for name, g in generators]
     follows = take_rows(stats.transitions, last_item)
     parts = [keys_s]
@@ -284,7 +289,9 @@ def _category_share(
     return np.where(cat >= 0, share, np.nan)
 
 
-def _follows_session(query: Query, transitions: sp.csr_matrix, rows: np.ndarray, items: np.ndarray) -> np.ndarray:
+def _follows_session(
+    query: Query, transitions: sp.csr_matrix, rows: np.ndarray, items: np.ndarray
+) -> np.ndarray:
     """Transition evidence from every click of the session, the latest weighing most (1/2 per step back)."""
     n, n_items = len(query.rows), transitions.shape[0]
     r_list, i_list, w_list = [], [], []
