@@ -39,6 +39,12 @@ def register(app: typer.Typer) -> None:
         from cartlift.recommend import MODELS
 
         rows = [{"name": name, "description": desc} for name, (_, _, desc) in MODELS.items()]
+        rows.append(
+            {
+                "name": "best",
+                "description": "whichever of ranker, vstan, itemknn, als, popularity evaluates best here",
+            }
+        )
         if json:
             emit_json({"models": rows})
             return
@@ -51,7 +57,12 @@ def register(app: typer.Typer) -> None:
     @guarded
     def train(
         model: Annotated[
-            str, typer.Option("--model", "-m", help="Model name (see `cartlift recommend models`).")
+            str,
+            typer.Option(
+                "--model",
+                "-m",
+                help="Model name (see `cartlift recommend models`); `best`: the model that evaluates best on this store.",
+            ),
         ],
         out_path: Annotated[
             Path | None,
@@ -173,7 +184,9 @@ def register(app: typer.Typer) -> None:
     @guarded
     def show(
         user_id: Annotated[str, typer.Argument(help="The user to recommend for.")],
-        model: Annotated[str, typer.Option("--model", "-m", help="Model name.")] = "hybrid",
+        model: Annotated[
+            str, typer.Option("--model", "-m", help="Model name; `best`: the model that evaluates best here.")
+        ] = "best",
         model_path: Annotated[
             Path | None, typer.Option(help="Saved model file [default: models/NAME.npz beside the store].")
         ] = None,

@@ -154,7 +154,7 @@ class LoadedModels:
 
 
 def train_all(
-    store: Any, registry: ModelRegistry, *, recommender: str = "itemknn"
+    store: Any, registry: ModelRegistry, *, recommender: str = "best"
 ) -> dict[str, dict[str, Any]]:
     """Fit every model the service serves on the store and publish a new version of each.
 
