@@ -42,7 +42,7 @@ def register(app: typer.Typer) -> None:
         rows.append(
             {
                 "name": "best",
-                "description": "whichever of ranker, vstan, itemknn, als, popularity evaluates best here",
+                "description": "whichever of ranker, hybrid, vstan, itemknn, als, popularity evaluates best here",
             }
         )
         if json:

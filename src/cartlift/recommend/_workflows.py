@@ -50,7 +50,7 @@ FILE_FORMATS: Final = ("yoochoose",)
 TASTE_TABLE: Final = "truth_user_taste"
 BEST: Final = "best"
 """The model name that means "whichever of :data:`BEST_SHORTLIST` evaluates best on this store"."""
-BEST_SHORTLIST: Final = ("ranker", "vstan", "itemknn", "als", "popularity")
+BEST_SHORTLIST: Final = ("ranker", "hybrid", "vstan", "itemknn", "als", "popularity")
 Progress = Callable[[str, float], None]
 
 
