@@ -153,7 +153,9 @@ class LoadedModels:
         )
 
 
-def train_all(store: Any, registry: ModelRegistry, *, recommender: str = "best") -> dict[str, dict[str, Any]]:
+def train_all(
+    store: Any, registry: ModelRegistry, *, recommender: str = "itemknn"
+) -> dict[str, dict[str, Any]]:
     """Fit every model the service serves on the store and publish a new version of each.
 
     A model that cannot be trained on this store (too little data, a single outcome) is

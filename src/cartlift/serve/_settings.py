@@ -52,8 +52,7 @@ class ServeSettings(BaseSettings):
         default=7_200, ge=60, description="Idle time after which a session is dropped."
     )
     recommender: str = Field(
-        default="best",
-        description="The model `train --all` fits for recommendations (`best`: the best-evaluated on the store).",
+        default="itemknn", description="The model `train --all` fits for recommendations."
     )
 
     @field_validator("cors_origins", mode="before")
