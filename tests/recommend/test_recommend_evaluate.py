@@ -9,6 +9,7 @@ from scipy import stats
 
 from cartlift.errors import DataError, InvalidParameterError
 from cartlift.recommend import (
+    Hybrid,
     ItemKNN,
     Popularity,
     bootstrap_ci,
@@ -118,6 +119,26 @@ def test_leaderboard(events: pd.DataFrame, catalog: pd.DataFrame) -> None:
     # item-kNN finds the users' favourite category: it must beat global popularity here
     rows = {r["model"]: r for r in board.rows}
     assert rows["itemknn"]["HR@10"] > rows["popularity"]["HR@10"]
+
+
+def test_every_model_is_compared_with_the_best_single_model(events: pd.DataFrame) -> None:
+    task = temporal_split(events, test_fraction=0.3)
+    blend = Hybrid(models=[("itemknn", ItemKNN(n_neighbors=10)), ("popularity", Popularity())])
+    models = {"popularity": Popularity(), "itemknn": ItemKNN(n_neighbors=10), "blend": blend}
+    board = evaluate(models, task, metrics=["Coverage@10", "HR@10"], n_bootstrap=100)
+    rows = {r["model"]: r for r in board.rows}
+    assert rows["blend"]["composite"] and not rows["itemknn"]["composite"]
+    # the best single model is the best of the two singles on the first per-query metric
+    best = max(("popularity", "itemknn"), key=lambda m: rows[m]["HR@10"])
+    assert board.info["best_single"] == best
+    assert "vs_best_single" not in rows[best]
+    for name in set(rows) - {best}:
+        comp = rows[name]["vs_best_single"]
+        direct = board.compare(name, best, "HR@10")
+        assert comp["model"] == best and comp["metric"] == "HR@10"
+        assert comp["difference"] == pytest.approx(rows[name]["HR@10"] - rows[best]["HR@10"])
+        assert comp["p_value"] == pytest.approx(direct.p_value)
+        assert comp["ci"][0] <= comp["difference"] <= comp["ci"][1]
 
 
 def test_models_that_cannot_fit_are_listed(events: pd.DataFrame) -> None:

@@ -42,6 +42,12 @@ def register(app: typer.Typer) -> None:
         from cartlift.recommend import MODELS
 
         rows = [{"name": name, "description": desc} for name, (_, _, desc) in MODELS.items()]
+        rows.append(
+            {
+                "name": "best",
+                "description": "whichever of ranker, hybrid, vstan, itemknn, als, popularity evaluates best here",
+            }
+        )
         if json:
             emit_json({"models": rows})
             return
@@ -54,7 +60,12 @@ def register(app: typer.Typer) -> None:
     @guarded
     def train(
         model: Annotated[
-            str, typer.Option("--model", "-m", help="Model name (see `cartlift recommend models`).")
+            str,
+            typer.Option(
+                "--model",
+                "-m",
+                help="Model name (see `cartlift recommend models`); `best`: the model that evaluates best on this store.",
+            ),
         ],
         out_path: Annotated[
             Path | None,
@@ -184,7 +195,9 @@ def register(app: typer.Typer) -> None:
     @guarded
     def show(
         user_id: Annotated[str, typer.Argument(help="The user to recommend for.")],
-        model: Annotated[str, typer.Option("--model", "-m", help="Model name.")] = "hybrid",
+        model: Annotated[
+            str, typer.Option("--model", "-m", help="Model name; `best`: the model that evaluates best here.")
+        ] = "best",
         model_path: Annotated[
             Path | None,
             typer.Option(help="Saved model file [default: models/STORE/NAME.npz beside the store]."),
@@ -299,6 +312,8 @@ def print_leaderboard(result: dict[str, Any], metrics: list[str], per_table: int
                     text += f"\n[dim]{ci[0]:.3f}-{ci[1]:.3f}[/]"
                 cells.append(text)
             table.add_row(m, *cells)
+        if any("vs_best_single" in r for r in part):
+            table.add_row(f"vs {info.get('best_single')}", *[_versus(r.get("vs_best_single")) for r in part])
         table.add_row("fit s", *[f"{r['fit_seconds']:.2f}" for r in part])
         table.add_row("rank s", *[f"{r['predict_seconds']:.2f}" for r in part])
         out.print(table)
@@ -311,6 +326,14 @@ def print_leaderboard(result: dict[str, Any], metrics: list[str], per_table: int
         )
     for name, reason in info.get("skipped", {}).items():
         console.print(f"skipped {name}: {reason}")
+
+
+def _versus(comp: dict[str, Any] | None) -> str:
+    """A paired difference to the best single model, with its 95% interval (a dash for that model)."""
+    if not comp:
+        return "-"
+    low, high = comp["ci"]
+    return f"{comp['difference']:+.4f}\n[dim]{low:+.3f} to {high:+.3f}[/]"
 
 
 def demo_step(store: EventStore, out_dir: Path) -> dict[str, Any]:

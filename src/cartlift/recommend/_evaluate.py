@@ -22,6 +22,7 @@ from scipy import stats
 from cartlift._random import RandomState, check_random_state
 from cartlift.errors import DataError, InvalidParameterError
 from cartlift.recommend._base import Recommender
+from cartlift.recommend._hybrid import Hybrid
 from cartlift.recommend._metrics import (
     AGGREGATE,
     PER_QUERY,
@@ -206,7 +207,10 @@ class Leaderboard:
     ----------
     rows : list of dict
         Per model: ``model``, each metric, ``<metric>_ci`` = [low, high] for per-query metrics,
-        ``fit_seconds``, ``predict_seconds``, ``queries``.
+        ``composite`` (a blend of other models: hybrid, ranker), ``fit_seconds``,
+        ``predict_seconds``, ``queries``, and except for the best single model ``vs_best_single``:
+        ``{"model", "metric", "difference", "ci", "p_value"}``, the paired comparison with it on
+        the first per-query metric.
     per_query : dict of str to dict of str to ndarray
         Model -> metric -> per-query values (for paired tests).
     groups : ndarray, shape (n_queries,)
@@ -327,6 +331,7 @@ def evaluate(
                     per, task.groups, n_bootstrap=n_bootstrap, random_state=seed + number
                 )
                 row[f"{metric}_ci"] = [low, high]
+        row["composite"] = isinstance(model, Hybrid)
         row["fit_seconds"] = round(fit_seconds, 4)
         row["predict_seconds"] = round(predict_seconds, 4)
         row["queries"] = len(task)
@@ -339,7 +344,34 @@ def evaluate(
     info = {"protocol": task.protocol, **task.info, "exclude_seen": task.exclude_seen}
     if skipped:
         info["skipped"] = skipped
-    return Leaderboard(rows=rows, per_query=per_query, groups=task.groups, metrics=list(metrics), info=info)
+    board = Leaderboard(rows=rows, per_query=per_query, groups=task.groups, metrics=list(metrics), info=info)
+    _compare_to_best_single(board, n_bootstrap=n_bootstrap, random_state=seed)
+    return board
+
+
+def _compare_to_best_single(board: Leaderboard, *, n_bootstrap: int, random_state: int) -> None:
+    """Add ``vs_best_single`` to every other row: the paired difference on the first per-query
+    metric to the best model that is not itself a blend of models."""
+    metric = next((m for m in board.metrics if m in next(iter(board.per_query.values()), {})), None)
+    singles = [r["model"] for r in board.rows if not r["composite"]]
+    if metric is None or not singles:
+        return
+    best = singles[0]
+    board.info["best_single"] = best
+    for row in board.rows:
+        if row["model"] == best:
+            continue
+        with contextlib.suppress(DataError):
+            test = board.compare(
+                row["model"], best, metric, n_bootstrap=n_bootstrap, random_state=random_state
+            )
+            row["vs_best_single"] = {
+                "model": best,
+                "metric": metric,
+                "difference": test.difference,
+                "ci": [test.ci_low, test.ci_high],
+                "p_value": test.p_value,
+            }
 
 
 def _relevant_matrix(relevant: list[np.ndarray], item_index: pd.Index) -> sp.csr_matrix:

@@ -42,6 +42,7 @@ from cartlift.recommend._ranker_features import (
     ItemStats,
     candidates,
     feature_names,
+    values_at,
 )
 from cartlift.recommend._session import SessionKNN
 from cartlift.recommend._stan import STAN, VSTAN
@@ -217,15 +218,16 @@ class Ranker(Hybrid):
             raise DataError(f"No candidate generator of the ranker could be fitted: {skipped}")
         self.features_ = feature_names([n for n, _ in generators])
         stats = ItemStats.of(early)
-        query, targets, keys = self._prefix_queries(early, late, generators[0][1], rng)
+        query, relevant, keys = self._queries(early, late, generators[0][1], rng)
+        exclude = query.exclude if query.exclude is not None else sp.csr_matrix(query.history.shape)
         features, labels, groups, kept = [], [], [], []
         step = 1024
         hit = 0
-        for start in range(0, len(targets), step):
+        for start in range(0, len(keys), step):
             part = slice(start, start + step)
-            sub = Query(query.rows[part], query.history[part], query.sequences[part])
+            sub = Query(query.rows[part], query.history[part], query.sequences[part], exclude=exclude[part])
             cand = candidates(sub, generators, stats, self.candidates)
-            label = (cand.items == targets[part][cand.rows]).astype(np.float64)
+            label = (values_at(relevant[part], cand.rows, cand.items) > 0).astype(np.float64)
             size = np.bincount(cand.rows, minlength=len(sub.rows))
             positive = np.bincount(cand.rows, weights=label, minlength=len(sub.rows)) > 0
             hit += int(positive.sum())
@@ -239,9 +241,9 @@ class Ranker(Hybrid):
                 "No held-out next click was among the candidates: too little data to train a ranker."
             )
         self.training_ = {
-            "queries": len(targets),
+            "queries": len(keys),
             "rows": int(sum(len(x) for x in labels)),
-            "candidate_recall": round(hit / max(len(targets), 1), 4),
+            "candidate_recall": round(hit / max(len(keys), 1), 4),
             "generators": [n for n, _ in generators],
             "skipped": skipped,
         }
@@ -297,9 +299,54 @@ class Ranker(Hybrid):
         prefix.sum_duplicates()
         prefix.data[:] = 1.0
         history = (take_rows(fitted.user_items_, rows) + prefix).tocsr()
-        query = Query(rows.astype(np.int64), history, seqs)
+        targets = np.array([p[3] for p in pairs], np.int64)
+        relevant = sp.csr_matrix(
+            (np.ones(len(pairs)), (np.arange(len(pairs)), targets)), shape=(len(pairs), early.n_items)
+        )
+        query = Query(rows.astype(np.int64), history, seqs, exclude=sp.csr_matrix(history.shape))
         keys = np.array([(p[1], len(p[2])) for p in pairs], dtype=object)
-        return query, np.array([p[3] for p in pairs], np.int64), keys
+        return query, relevant, keys
+
+    def _queries(
+        self, early: Interactions, late: pd.DataFrame, fitted: Recommender, rng: np.random.Generator
+    ) -> tuple[Query, sp.csr_matrix, np.ndarray]:
+        """Session prefixes (what comes next) and, for users known before the cut, their state at
+        the cut (what they touch after it, seen items excluded): the two questions the ranker serves."""
+        prefix, relevant, keys = self._prefix_queries(early, late, fitted, rng)
+        users = self._state_queries(early, late, fitted)
+        if users is None:
+            return prefix, relevant, keys
+        query, user_relevant, user_keys = users
+        assert prefix.exclude is not None and query.exclude is not None
+        merged = Query(
+            np.concatenate([prefix.rows, query.rows]),
+            sp.vstack([prefix.history, query.history]).tocsr(),
+            [*prefix.sequences, *query.sequences],
+            exclude=sp.vstack([prefix.exclude, query.exclude]).tocsr(),
+        )
+        return merged, sp.vstack([relevant, user_relevant]).tocsr(), np.concatenate([keys, user_keys])
+
+    def _state_queries(
+        self, early: Interactions, late: pd.DataFrame, fitted: Recommender
+    ) -> tuple[Query, sp.csr_matrix, np.ndarray] | None:
+        rows = fitted._user_rows(late["user_id"].astype(str).to_numpy(dtype=object))
+        cols = pd.Index(early.item_ids).get_indexer(late["item_id"])
+        ok = (rows >= 0) & (cols >= 0)
+        if not ok.any():
+            return None
+        seen = fitted.user_items_
+        later = sp.csr_matrix((np.ones(int(ok.sum())), (rows[ok], cols[ok])), shape=seen.shape)
+        later.sum_duplicates()
+        later = later - later.multiply(seen > 0)
+        later.eliminate_zeros()
+        users = np.flatnonzero(np.diff(later.tocsr().indptr) > 0)[: self.max_queries]
+        if not len(users):
+            return None
+        history = take_rows(seen, users)
+        seqs = [fitted.seq_items_[fitted.seq_indptr_[u] : fitted.seq_indptr_[u + 1]] for u in users]
+        query = Query(users.astype(np.int64), history, seqs, exclude=history)
+        keys = np.array([(f"user:{fitted.user_ids_[u]}", 0) for u in users], dtype=object)
+        return query, take_rows(later.tocsr(), users), keys
 
     # -- serving -------------------------------------------------------------------------------
     def _booster(self) -> lgb.Booster:

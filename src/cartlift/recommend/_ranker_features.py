@@ -18,7 +18,7 @@ from cartlift.recommend._base import Recommender, take_rows
 from cartlift.recommend._interactions import Interactions
 from cartlift.recommend._query import Query
 
-__all__ = ["STAT_FIELDS", "Candidates", "ItemStats", "candidates", "feature_names"]
+__all__ = ["STAT_FIELDS", "Candidates", "ItemStats", "candidates", "feature_names", "values_at"]
 
 _DAY = 86_400.0
 QUERY_FEATURES = ("session_length", "session_distinct", "history_size", "session_value")
@@ -173,7 +173,7 @@ def _lookup(sorted_keys: np.ndarray, values: np.ndarray, keys: np.ndarray, defau
     return out
 
 
-def _sparse_at(m: sp.csr_matrix, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+def values_at(m: sp.csr_matrix, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
     """``m[rows[p], cols[p]]`` for every pair p (0 where not stored)."""
     coo = m.tocoo()
     keys = coo.row.astype(np.int64) * m.shape[1] + coo.col
@@ -192,9 +192,9 @@ def candidates(
     n, n_items = len(query.rows), stats.sessions.shape[1]
     keys_s, last_pos, count, lengths = _session_positions(query, n_items)
     last_item = np.full(n, -1, np.int64)
-    for r, seq in enumerate(query.sequences):
+    for row, seq in enumerate(query.sequences):
         if len(seq):
-            last_item[r] = int(seq[-1])
+            last_item[row] = int(seq[-1])
     ranked = [(name, *g._ranked(query, per_generator)) for name, g in generators]
     follows = take_rows(stats.transitions, last_item)
     parts = [keys_s]
@@ -207,7 +207,7 @@ def candidates(
     keys = np.unique(np.concatenate(parts))
     rows, items = keys // n_items, keys % n_items
     if query.exclude is not None and query.exclude.nnz:
-        gone = _sparse_at(query.exclude.tocsr(), rows, items) != 0
+        gone = values_at(query.exclude.tocsr(), rows, items) != 0
         keys, rows, items = keys[~gone], rows[~gone], items[~gone]
     if query.allowed is not None:
         allowed = np.broadcast_to(np.atleast_2d(query.allowed), (n, n_items))
@@ -244,7 +244,7 @@ def candidates(
         lengths[rows] - last,
         _lookup(keys_s, count, keys, 0.0),
         (items == last_item[rows]).astype(np.float64),
-        _sparse_at(follows, rows, items),
+        values_at(follows, rows, items),
         follows_session,
         cooc,
         stats.popularity[items],
@@ -285,7 +285,7 @@ def _category_share(
     ).tocsr()
     counts.sum_duplicates()
     total = np.maximum(np.bincount(keys_s // n_items, minlength=n), 1)
-    share = _sparse_at(counts, rows, np.maximum(cat, 0)) / total[rows]
+    share = values_at(counts, rows, np.maximum(cat, 0)) / total[rows]
     return np.where(cat >= 0, share, np.nan)
 
 
@@ -305,7 +305,7 @@ def _follows_session(
     weights = sp.csr_matrix(
         (np.concatenate(w_list), (np.concatenate(r_list), np.concatenate(i_list))), shape=(n, n_items)
     )
-    return _sparse_at((weights @ transitions).tocsr(), rows, items)
+    return values_at((weights @ transitions).tocsr(), rows, items)
 
 
 def _cooccurs(stats: ItemStats, last_item: np.ndarray, rows: np.ndarray, items: np.ndarray) -> np.ndarray:
@@ -313,4 +313,4 @@ def _cooccurs(stats: ItemStats, last_item: np.ndarray, rows: np.ndarray, items: 
     holding = take_rows(stats.sessions_t, last_item)
     together = (holding @ stats.sessions).tocsr()
     n_last = np.maximum(np.diff(holding.indptr), 1).astype(np.float64)
-    return _sparse_at(together, rows, items) / n_last[rows]
+    return values_at(together, rows, items) / n_last[rows]

@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from cartlift.store import EventStore
 
 __all__ = [
+    "BEST",
     "PROTOCOLS",
     "SERVED_CANDIDATES",
     "best_recommender",
@@ -42,6 +43,7 @@ __all__ = [
     "load_or_train",
     "mine_rules",
     "parse_weights",
+    "select_best",
     "show_user",
     "taste_ndcg",
     "train_on_store",
@@ -50,6 +52,9 @@ __all__ = [
 PROTOCOLS: Final = ("temporal", "leave-last-out", "next-item")
 FILE_FORMATS: Final = ("yoochoose",)
 TASTE_TABLE: Final = "truth_user_taste"
+BEST: Final = "best"
+"""The model name that means "whichever of :data:`BEST_SHORTLIST` evaluates best on this store"."""
+BEST_SHORTLIST: Final = ("ranker", "hybrid", "vstan", "itemknn", "als", "popularity")
 Progress = Callable[[str, float], None]
 
 
@@ -142,19 +147,49 @@ def train_on_store(
     data = Interactions.from_store(store, weights=weights, half_life_days=half_life_days)
     if len(data) == 0:
         raise DataError("The store has no product events to learn from: ingest events first.")
-    model = make_model(name, random_state=random_state)
+    selection: dict[str, Any] | None = None
+    chosen = name
+    if name == BEST:
+        selection = select_best(store, random_state=random_state or 0)
+        chosen = selection["model"]
+    model = make_model(chosen, random_state=random_state)
     start = time.perf_counter()
     model.fit(data)
     model.trained_on_ = store_id or store_identity(store.path)
     seconds = time.perf_counter() - start
     path = model.save(out if out is not None else default_model_path(store.path, name))
-    return {
-        "model": name,
+    result = {
+        "model": chosen,
         "path": str(path),
         "users": data.n_users,
         "items": data.n_items,
         "events": len(data),
         "fit_seconds": round(seconds, 4),
+    }
+    if selection is not None:
+        result["selection"] = selection
+    return result
+
+
+def select_best(
+    store: EventStore,
+    models: Sequence[str] = BEST_SHORTLIST,
+    *,
+    metric: str = "NDCG@10",
+    random_state: int = 0,
+) -> dict[str, Any]:
+    """The model of ``models`` with the best ``metric`` on the store's temporal split (last 20 %).
+
+    Models that cannot be fitted on the store (too little data for the ranker's own split ...)
+    are left out. Returns ``{"model", "metric", "scores": {model: value}}``.
+    """
+    task = _store_task(store, "temporal", test_fraction=0.2, half_life_days=None, relevant_types=None)
+    built = {n: make_model(n, random_state=random_state) for n in models}
+    board = evaluate(built, task, metrics=[metric], n_bootstrap=0, random_state=random_state)
+    return {
+        "model": board.rows[0]["model"],
+        "metric": metric,
+        "scores": {r["model"]: r[metric] for r in board.rows},
     }
 
 
@@ -274,7 +309,8 @@ def load_or_train(
         return check_store(Recommender.load(target), store_id or store_identity(store.path), target)
     if notify:
         notify(f"no saved model at {target}: training {name} now (save one with `cartlift recommend train`)")
-    return make_model(name, random_state=0).fit(Interactions.from_store(store))
+    chosen = select_best(store)["model"] if name == BEST else name
+    return make_model(chosen, random_state=0).fit(Interactions.from_store(store))
 
 
 def build_filter(
@@ -423,7 +459,17 @@ def demo_leaderboard(
     store: EventStore,
     out_dir: str | Path,
     *,
-    models: Sequence[str] = ("popularity", "itemknn", "als", "vsknn", "content", "hybrid"),
+    models: Sequence[str] = (
+        "popularity",
+        "itemknn",
+        "als",
+        "vsknn",
+        "stan",
+        "vstan",
+        "content",
+        "hybrid",
+        "ranker",
+    ),
     n_bootstrap: int = 200,
     random_state: int = 0,
     progress: Progress | None = None,
