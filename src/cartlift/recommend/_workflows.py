@@ -102,12 +102,11 @@ def best_recommender(
 ) -> tuple[str, list[dict[str, Any]]]:
     """The candidate with the best ``metric`` on a temporal split of the store, and the leaderboard.
 
-    The same evaluation as `cartlift recommend evaluate` (the latest 20 % of time held out), so the
-    model served is the one the leaderboard puts first.
+    `select_best` over ``candidates`` (the evaluation of `cartlift recommend evaluate`, the latest
+    20 % of time held out), so the model served is the one the leaderboard puts first.
     """
-    board = evaluate_store(store, candidates, metrics=[metric], n_bootstrap=0)
-    rows = [{"model": r["model"], metric: r[metric]} for r in board.rows]
-    return str(board.rows[0]["model"]), rows
+    chosen = select_best(store, candidates, metric=metric)
+    return str(chosen["model"]), [{"model": m, metric: v} for m, v in chosen["scores"].items()]
 
 
 def check_store(model: Recommender, store_id: str, where: str | Path) -> Recommender:
