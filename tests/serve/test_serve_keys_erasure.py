@@ -179,10 +179,13 @@ def test_the_schema_documents_400_and_numbers_are_never_booleans(tmp_path: Path)
         for method, op in operations.items():
             if path.startswith("/v1"):
                 assert "400" in op["responses"], (method, path)
+    # an event's boolean price passes the schema as a boolean and is refused per event by the one
+    # validation ("a boolean is not a number", tests/serve/test_serve_validation.py), so the rest
+    # of its batch is still stored; it is never read as a number
     event = {"event_type": "view", "user_id": "u", "session_id": "s", "ts": "2026-01-01T00:00:00Z"}
+    assert EventCreate(**event, price=False).price is False
     for bad in (
         lambda: CartRecommendationCreate(items=["p1"], k=True),
-        lambda: EventCreate(**event, price=False),
         lambda: KeyCreate(scope="read", rate_limit=True),
     ):
         with pytest.raises(ValidationError):

@@ -126,6 +126,11 @@ def guarded(fn: Callable[..., Any]) -> Callable[..., Any]:
         except KeyboardInterrupt:
             # loads and writes are transactions: an interrupted one is rolled back
             raise fail("interrupted; nothing of this command was written.", 130) from None
+        except RuntimeError as e:
+            # Ctrl-C inside a DuckDB query arrives as DuckDB's "Query interrupted", not as KeyboardInterrupt
+            if "interrupted" not in str(e).lower():
+                raise
+            raise fail("interrupted; nothing of this command was written.", 130) from None
         except OSError as e:
             raise fail(f"{e.strerror or e}: {e.filename!r}" if e.filename else str(e)) from None
 
