@@ -173,7 +173,7 @@ def test_cli_leaderboard_json_extends_the_evaluation(tmp_path: Path) -> None:
 
 
 def test_cli_tune_states_its_budget(tmp_path: Path) -> None:
-    path = _table(tmp_path, 900)
+    path = _table(tmp_path, 1500)
     result = runner.invoke(
         app,
         [
@@ -194,6 +194,7 @@ def test_cli_tune_states_its_budget(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.stderr
     tuning = json.loads(result.stdout)["leaderboard"]["rows"][0]["tuning"]
     assert tuning["candidates"] == 12 and tuning["fits"] >= 12 * 3
+    assert tuning["method"].endswith("on the training rows") and 0.5 < tuning["cv_roc_auc"] <= 1
     assert set(tuning["best_params"]) == {"max_depth", "min_samples_leaf"}
 
 
