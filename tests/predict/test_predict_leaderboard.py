@@ -119,7 +119,7 @@ def test_default_model_is_at_least_a_plain_lightgbm(seed: int, separation: float
     train, test = split_rows(len(X), seed=0)
     model, _ = select_model(X.iloc[train], y[train], seed=0)
     auc = roc_auc_score(y[test], model.predict_proba(X.iloc[test])[:, 1])
-    assert auc >= _plain_lightgbm(X, y, train, test) - 0.001
+    assert auc >= _plain_lightgbm(X, y, train, test)
 
 
 def test_blend_saves_and_explains_itself(shoppers: tuple[pd.DataFrame, np.ndarray], tmp_path: Path) -> None:
