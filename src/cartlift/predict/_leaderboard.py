@@ -140,7 +140,7 @@ def _paired(y: np.ndarray, a: np.ndarray, b: np.ndarray, n_boot: int, seed: int 
         "roc_auc_difference": diff(y, a, b),
         "interval": [float(res.confidence_interval.low), float(res.confidence_interval.high)],
         "p_value": p_value,
-        "method": f"paired bootstrap of the held-out rows ({n_boot} resamples)",
+        "method": f"paired bootstrap of the held-out rows, {n_boot} resamples",
     }
 
 
