@@ -129,7 +129,7 @@ def test_train_evaluate_and_score_on_a_store(small_store: Path, tmp_path: Path) 
         (("evaluate", "--table", "{table}", "--label", "nope"), "no column 'nope'"),
         (("evaluate", "--table", "{table}", "--label", "y", "--split", "time"), "needs the time of each row"),
         (("evaluate", "--table", "{table}", "--label", "y", "--test-size", "1.5"), "'test_size' parameter"),
-        (("evaluate", "--table", "{table}", "--label", "y", "--model", "forest"), "Unknown model 'forest'"),
+        (("evaluate", "--table", "{table}", "--label", "y", "--model", "xgboost"), "Unknown model 'xgboost'"),
     ],
 )
 def test_mistakes_get_one_clear_line(table: Path, args: tuple[str, ...], message: str) -> None:

@@ -119,7 +119,7 @@ def test_default_model_is_at_least_a_plain_lightgbm(seed: int, separation: float
     train, test = split_rows(len(X), seed=0)
     model, _ = select_model(X.iloc[train], y[train], seed=0)
     auc = roc_auc_score(y[test], model.predict_proba(X.iloc[test])[:, 1])
-    assert auc >= _plain_lightgbm(X, y, train, test) - 0.001
+    assert auc >= _plain_lightgbm(X, y, train, test)
 
 
 def test_blend_saves_and_explains_itself(shoppers: tuple[pd.DataFrame, np.ndarray], tmp_path: Path) -> None:
@@ -173,7 +173,7 @@ def test_cli_leaderboard_json_extends_the_evaluation(tmp_path: Path) -> None:
 
 
 def test_cli_tune_states_its_budget(tmp_path: Path) -> None:
-    path = _table(tmp_path, 900)
+    path = _table(tmp_path, 1500)
     result = runner.invoke(
         app,
         [
@@ -194,6 +194,7 @@ def test_cli_tune_states_its_budget(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.stderr
     tuning = json.loads(result.stdout)["leaderboard"]["rows"][0]["tuning"]
     assert tuning["candidates"] == 12 and tuning["fits"] >= 12 * 3
+    assert tuning["method"].endswith("on the training rows") and 0.5 < tuning["cv_roc_auc"] <= 1
     assert set(tuning["best_params"]) == {"max_depth", "min_samples_leaf"}
 
 

@@ -52,6 +52,8 @@ SEARCH_SPACES: dict[str, dict[str, list[Any]]] = {
 """What ``--tune`` searches per family."""
 TUNE_CANDIDATES = 12
 """Random candidates per family; successive halving (factor 3) cuts them on 3-fold CV."""
+MIN_TUNE_ROWS = 300
+"""Fewest training rows the first halving round sees."""
 
 
 def parse_models(text: str) -> list[str]:
@@ -71,20 +73,26 @@ def _tuned(
     from sklearn.experimental import enable_halving_search_cv  # noqa: F401 (enables the class)
     from sklearn.model_selection import HalvingRandomSearchCV
 
+    # the first round's subsample must still hold both classes in every fold: at least
+    # MIN_TUNE_ROWS rows (one round on all of them when the table is smaller than that)
+    first = min(len(X), max(len(X) // 9, MIN_TUNE_ROWS))
     search = HalvingRandomSearchCV(
         make_model(name, random_state=seed, n_jobs=n_jobs),
         SEARCH_SPACES[name],
         n_candidates=TUNE_CANDIDATES,
         factor=3,
+        min_resources=first,
         cv=3,
         scoring="roc_auc",
         random_state=seed,
         refit=False,
-        error_score="raise",
+        error_score=np.nan,
     )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         search.fit(X, y)
+    if not np.isfinite(search.best_score_):
+        raise DataError(f"Tuning {name} failed on every candidate: the training part is too small to tune.")
     best = dict(search.best_params_)
     tuning = {
         "method": "successive halving random search, 3-fold CV ROC-AUC on the training rows",
@@ -132,7 +140,7 @@ def _paired(y: np.ndarray, a: np.ndarray, b: np.ndarray, n_boot: int, seed: int 
         "roc_auc_difference": diff(y, a, b),
         "interval": [float(res.confidence_interval.low), float(res.confidence_interval.high)],
         "p_value": p_value,
-        "method": f"paired bootstrap of the held-out rows ({n_boot} resamples)",
+        "method": f"paired bootstrap of the held-out rows, {n_boot} resamples",
     }
 
 
