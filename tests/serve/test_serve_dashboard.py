@@ -204,7 +204,7 @@ def test_dashboard_panels_show_the_api_and_cli_numbers_and_update(
 
 @pytest.mark.slow
 def test_an_empty_store_shows_no_data_yet_in_every_panel(page_factory: Any, tmp_path: Path) -> None:
-    from cartlift.events import EventStore
+    from cartlift.store import EventStore
 
     db = tmp_path / "empty.duckdb"
     EventStore(db).close()
