@@ -130,9 +130,11 @@ def test_a_constant_abandonment_model_is_refused(tmp_path: Path) -> None:
             )
     with EventStore(tmp_path / "flat.duckdb") as store:
         store.ingest_records(rows)
-        info = train_store(store, tmp_path / "model")
+        info = train_store(store, tmp_path / "model", model="lightgbm")
         assert [w["code"] for w in info["warnings"]] == ["constant_model"]
-        published = train_all(store, ModelRegistry(tmp_path / "registry"), recommender="itemknn")
+        published = train_all(
+            store, ModelRegistry(tmp_path / "registry"), recommender="itemknn", abandonment_model="lightgbm"
+        )
     assert "same score" in published["abandonment"]["error"]
     assert ModelRegistry(tmp_path / "registry").latest("abandonment") is None
 

@@ -15,10 +15,10 @@ from cartlift.events import (
     EVENT_TYPES,
     UNKNOWN_EVENT_TYPE,
     ColumnMapping,
-    EventStore,
     parse_pairs,
     read_mapping,
 )
+from cartlift.store import EventStore
 
 REES = ("rees46_multicategory_sample", "2019-Oct.csv")
 GROCERIES = ("groceries_kaggle_member_date", "Groceries_dataset.csv")

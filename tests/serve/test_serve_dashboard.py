@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 from _serve_helpers import Api, Running, Server
+
 from cartlift.serve import create_key_in_store
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"

@@ -80,7 +80,20 @@ def test_postgres_storage_validates_like_the_importers_and_is_idempotent(pg_url:
         assert (second.accepted, second.duplicates) == (0, 3)  # type: ignore[attr-defined]
         assert count == 3
         erased = asyncio.run(storage.erase_user(user_id="u1", actor="test"))
-        assert erased == {"events": 3, "decisions": 0, "exposures": 0, "consents": 0, "quarantine": 1}
+        # every table naming a person exists on PostgreSQL (contacts, outbox, identities too)
+        assert erased == {
+            "events": 3,
+            "decisions": 0,
+            "exposures": 0,
+            "consents": 0,
+            "quarantine": 1,
+            "customers": 0,
+            "contact_quarantine": 0,
+            "messages": 0,
+            "coupons": 0,
+            "message_events": 0,
+            "identities": 0,
+        }
     finally:
         storage.close()
 
@@ -191,7 +204,19 @@ def test_postgres_working_copy_writes_back_what_the_packages_log_and_erasure_rem
         storage.start()
         try:
             erased = asyncio.run(storage.erase_user(user_id="u1", actor="test"))
-            assert erased == {"events": 0, "decisions": 1, "exposures": 1, "consents": 1, "quarantine": 0}
+            assert erased == {
+                "events": 0,
+                "decisions": 1,
+                "exposures": 1,
+                "consents": 1,
+                "quarantine": 0,
+                "customers": 0,
+                "contact_quarantine": 0,
+                "messages": 0,
+                "coupons": 0,
+                "message_events": 0,
+                "identities": 0,
+            }
         finally:
             storage.close()
         # everything naming u1 is gone, the others' rows stay

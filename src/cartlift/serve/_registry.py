@@ -174,9 +174,12 @@ class LoadedModels:
 
 
 def train_all(
-    store: EventStore, registry: ModelRegistry, *, recommender: str = "best"
+    store: EventStore, registry: ModelRegistry, *, recommender: str = "best", abandonment_model: str = "auto"
 ) -> dict[str, dict[str, Any]]:
     """Fit every model the service serves on the store and publish a new version of each.
+
+    ``abandonment_model`` names the abandonment model (`cartlift.predict.train_store`'s ``model``;
+    ``auto`` picks it by cross-validation on the store's carts).
 
     ``recommender="best"`` serves the recommender that evaluates best on the store (NDCG@10 on a
     temporal split, `cartlift.recommend.best_recommender`); its leaderboard goes into the
@@ -205,7 +208,7 @@ def train_all(
         return build
 
     def abandonment(folder: Path) -> dict[str, Any]:
-        info = train_store(store, folder)
+        info = train_store(store, folder, model=abandonment_model)
         for warning in info.get("warnings", []):
             if warning["code"] == "constant_model":  # no model to serve: the version is not published
                 raise DataError(f"{warning['message']} ({info['rows']:,} carts)")

@@ -51,7 +51,9 @@ def _cors(response: Response, origin: str) -> None:
     response.headers["Vary"] = "Origin"
 
 
-@router.get("/tracker.js", include_in_schema=True, summary="The storefront tracker script")
+@router.get(
+    "/tracker.js", include_in_schema=True, responses=errors(), summary="The storefront tracker script"
+)
 async def tracker_js() -> Response:
     """The tracker (no key needed to fetch it; cached by browsers for 5 minutes)."""
     return Response(
