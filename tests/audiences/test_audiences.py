@@ -119,3 +119,21 @@ def test_export_of_a_table_still_works_beside_audiences(store_path: Path, tmp_pa
     assert result.exit_code == 0
     assert json.loads(result.stdout)["table"] == "products"
     assert "audiences" in runner.invoke(app, ["export", "--help"]).stdout
+
+
+def test_a_customer_erased_under_the_services_keyed_hash_never_appears(
+    store_path: Path, tmp_path: Path
+) -> None:
+    from cartlift.store import audit_subject
+
+    copy = tmp_path / "store.duckdb"
+    copy.write_bytes(store_path.read_bytes())
+    with EventStore(copy) as store:
+        everyone = set(build_audience(store).rows["customer_id"])
+        gone = sorted(everyone)[0]
+        store.con.execute(
+            "INSERT INTO audit_log VALUES ('k1', now(), 'erase_user', ?, 'admin', '{}')",
+            [audit_subject(gone, "the-audit-secret")],
+        )
+        kept = set(build_audience(store, audit_key="the-audit-secret").rows["customer_id"])
+    assert kept == everyone - {gone}

@@ -142,6 +142,7 @@ def build_audience(
     recommender: str = "itemknn",
     recommender_path: str | Path | None = None,
     random_state: int = 0,
+    audit_key: str | None = None,
 ) -> Audience:
     """Every customer of the store (or those in ``segment`` with CLV >= ``min_clv``), one row each.
 
@@ -160,6 +161,9 @@ def build_audience(
         The recommender (a `cartlift.recommend.MODELS` name) and where it is saved; fitted now if absent.
     random_state : int
         Seeds the clustering.
+    audit_key : str, optional
+        The service's audit secret (`cartlift.serve.audit_secret`): erasures are recorded under a
+        keyed hash of the id, so without it only erasures recorded before keyed hashes are seen.
 
     Returns
     -------
@@ -200,7 +204,7 @@ def build_audience(
     rows = rows.reset_index().rename(columns={"customer": "customer_id"})
     erased = erased_subjects(store)
     if erased:
-        rows = rows[[subject_of(c) not in erased for c in rows["customer_id"]]]
+        rows = rows[[not (subject_of(c, audit_key) & erased) for c in rows["customer_id"]]]
     rows = _select(rows, segment, min_clv)
     rows["top_products"] = (
         _recommendations(store, rows["customer_id"].tolist(), top, recommender, recommender_path)

@@ -14,7 +14,7 @@ from typing import Final
 
 import pandas as pd
 
-from cartlift.store import EventStore
+from cartlift.store import EventStore, audit_subject
 
 __all__ = ["CONTACT_TABLES", "contacts", "erased_subjects", "subject_of"]
 
@@ -75,9 +75,13 @@ def contacts(store: EventStore) -> pd.DataFrame:
     return empty
 
 
-def subject_of(user_id: str) -> str:
-    """How the audit log names an erased customer (the hash the service writes)."""
-    return "sha256:" + hashlib.sha256(user_id.encode()).hexdigest()
+def subject_of(user_id: str, audit_key: str | None = None) -> set[str]:
+    """How the audit log may name an erased customer: the service's keyed hash under ``audit_key``
+    (`cartlift.store.audit_subject`) and the plain SHA-256 that stores written before it hold."""
+    names = {"sha256:" + hashlib.sha256(user_id.encode()).hexdigest()}
+    if audit_key is not None:
+        names.add(audit_subject(user_id, audit_key))
+    return names
 
 
 def erased_subjects(store: EventStore) -> set[str]:

@@ -219,11 +219,18 @@ def _export_audience(
     json: bool,
 ) -> None:
     from cartlift.audiences import COLUMNS, build_audience
+    from cartlift.serve import ServeSettings
+    from cartlift.serve._erasure import audit_secret
+    from cartlift.store import parse_store_url
 
     if fmt not in ("csv", "parquet"):
         raise typer.BadParameter(f"--format must be csv or parquet; got {fmt!r}.")
+    # erasures are audited under the service's keyed hash: the same secret recognises them here
+    key = audit_secret(ServeSettings(db=parse_store_url(db).url))
     with open_store(db, read_only=True) as store:
-        audience = build_audience(store, segment=segment, min_clv=min_clv, top=top, model_dir=model_dir)
+        audience = build_audience(
+            store, segment=segment, min_clv=min_clv, top=top, model_dir=model_dir, audit_key=key
+        )
     audience.write(out_path, fmt)
     rows = len(audience.rows)
     emit_json(

@@ -34,7 +34,9 @@ async def _build(service: Service, name: str, min_clv: float | None) -> dict[str
     segment = None if name == "all" else name
     try:
         built = await storage.with_store(
-            lambda store: build_audience(store, segment=segment, min_clv=min_clv)
+            lambda store: build_audience(
+                store, segment=segment, min_clv=min_clv, audit_key=service.erased.secret
+            )
         )
     except DataError as e:
         status = 404 if str(e).startswith("No segment") else 409

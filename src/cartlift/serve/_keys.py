@@ -16,7 +16,7 @@ from datetime import datetime
 from typing import Final
 
 from cartlift.errors import InvalidParameterError
-from cartlift.store import StoreURL, open_storage
+from cartlift.store import StoreURL, audit_subject, open_storage
 
 __all__ = [
     "SCOPES",
@@ -151,12 +151,3 @@ def create_key_in_store(
         )
     )
     return key, key_id
-
-
-def audit_subject(user_id: str, secret: str) -> str:
-    """How the audit log names an erased user: a keyed hash (HMAC-SHA256) under ``secret``.
-
-    A plain hash of a guessable id (an e-mail, a customer number) is reversed by hashing the
-    guesses; with a secret only its holder can check whether a given id was erased.
-    """
-    return "hmac-sha256:" + hmac.new(secret.encode(), user_id.encode(), hashlib.sha256).hexdigest()

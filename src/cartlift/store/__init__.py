@@ -27,6 +27,7 @@ from cartlift.store._storage import (
     IngestOutcome,
     KeyRecord,
     Storage,
+    audit_subject,
     now_utc,
     utc,
 )
@@ -79,6 +80,7 @@ __all__ = [
     "StoreURL",
     "Table",
     "Writer",
+    "audit_subject",
     "clear",
     "connect",
     "fill",

@@ -12,6 +12,8 @@ functions that take an `EventStore` (decide, experiments) run on the DuckDB stor
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 import uuid
 from abc import ABC, abstractmethod
@@ -34,6 +36,7 @@ __all__ = [
     "IngestOutcome",
     "KeyRecord",
     "Storage",
+    "audit_subject",
     "now_utc",
     "split_outcomes",
     "utc",
@@ -63,6 +66,15 @@ KeyRecord = tuple[str, str, float | None, datetime, str | None, datetime | None,
 def utc(value: datetime | None) -> datetime | None:
     """A naive UTC time of the store as an aware one (JSON says ``+00:00``, as RFC 3339 requires)."""
     return None if value is None else value.replace(tzinfo=UTC)
+
+
+def audit_subject(user_id: str, secret: str) -> str:
+    """How the audit log names an erased user: a keyed hash (HMAC-SHA256) under ``secret``.
+
+    A plain hash of a guessable id (an e-mail, a customer number) is reversed by hashing the
+    guesses; with a secret only its holder can check whether a given id was erased.
+    """
+    return "hmac-sha256:" + hmac.new(secret.encode(), user_id.encode(), hashlib.sha256).hexdigest()
 
 
 def now_utc() -> datetime:
@@ -392,7 +404,7 @@ class Storage(ABC):
     ) -> dict[str, int] | None:
         """Delete every event, decision, exposure and quarantined record of a user, with an audit record.
 
-        ``subject`` is how the audit record names the user (`cartlift.serve._keys.audit_subject`, a
+        ``subject`` is how the audit record names the user (`audit_subject`, a
         keyed hash); without it the record names nobody. Returns the counts deleted, or None when
         the store holds nothing of the user.
         """
