@@ -1,5 +1,6 @@
 """Events: the data model, validation and the importers (the store lives in `cartlift.store`)."""
 
+from cartlift.events._check import STORED_COLUMNS, CheckedRecords, check_records, quarantine_id
 from cartlift.events._formats import CARTLIFT_COLUMNS, FORMATS, Format, detect_format, get_format
 from cartlift.events._ingest import CONFLICT_REASON, DERIVED_ID_SQL, LoadResult, derive_event_ids
 from cartlift.events._schema import (
@@ -18,9 +19,13 @@ __all__ = [
     "FORMATS",
     "PRODUCT_COLUMNS",
     "PRODUCT_EVENT_TYPES",
+    "STORED_COLUMNS",
+    "CheckedRecords",
     "Format",
     "LoadResult",
+    "check_records",
     "derive_event_ids",
     "detect_format",
     "get_format",
+    "quarantine_id",
 ]
