@@ -16,6 +16,7 @@ from typing import Final
 
 import duckdb
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from cartlift.events._formats import CARTLIFT
 from cartlift.events._ingest import (
@@ -70,6 +71,21 @@ def quarantine_id(source: str, row: int, raw: str) -> str:
     return hashlib.md5("\x1f".join((source, str(row), raw)).encode()).hexdigest()
 
 
+def _checked(con: duckdb.DuckDBPyConnection, src: _Source, typed: str) -> pa.Table:
+    """The typed rows with each valid row's place among the rows of its id (one statement: a
+    statement of the check costs more to plan than to run on a batch)."""
+    return con.sql(
+        f"""SELECT s.* EXCLUDE (_h),
+                   CASE WHEN _reason IS NULL AND _n > 1 AND _c <> _first THEN r.raw END AS _conflict_raw
+            FROM (SELECT *, {_CONTENT} AS _c,
+                         row_number() OVER (PARTITION BY _reason IS NULL, event_id ORDER BY _row) AS _n,
+                         first_value({_CONTENT}) OVER (PARTITION BY _reason IS NULL, event_id ORDER BY _row) AS _first
+                  FROM {typed}) s
+            LEFT JOIN (SELECT _row, {_raw_json_sql(src)} AS raw FROM {src.relation}) r USING (_row)
+            ORDER BY _row"""
+    ).to_arrow_table()
+
+
 def check_records(
     con: duckdb.DuckDBPyConnection,
     table: pa.Table,
@@ -98,22 +114,14 @@ def check_records(
     columns = [c for c in CARTLIFT.columns if c in table.column_names]
     _require(CARTLIFT, columns, "the records")
     src = _Source(columns, stage_arrow(con, table, columns))
+    typed = _typed_sql(CARTLIFT, src, now)
     try:
-        con.execute(f"CREATE OR REPLACE TEMP TABLE _stage AS {_typed_sql(CARTLIFT, src, now)}")
-        if con.execute("SELECT count(*) FROM _stage WHERE _reason IS NULL AND session_id IS NULL").fetchall()[
-            0
-        ][0]:
+        out = _checked(con, src, f"({typed})")
+        if pc.any(pc.and_(pc.is_null(out.column("_reason")), pc.is_null(out.column("session_id")))).as_py():
+            # records without a session: cut sessions (needs the typed rows staged once)
+            con.execute(f"CREATE OR REPLACE TEMP TABLE _stage AS {typed}")
             con.execute(_sessionize_sql(gap_minutes))
-        out = con.sql(
-            f"""SELECT s.* EXCLUDE (_h),
-                       CASE WHEN _reason IS NULL AND _n > 1 AND _c <> _first THEN r.raw END AS _conflict_raw
-                FROM (SELECT *, {_CONTENT} AS _c,
-                             row_number() OVER (PARTITION BY _reason IS NULL, event_id ORDER BY _row) AS _n,
-                             first_value({_CONTENT}) OVER (PARTITION BY _reason IS NULL, event_id ORDER BY _row) AS _first
-                      FROM _stage) s
-                LEFT JOIN (SELECT _row, {_raw_json_sql(src)} AS raw FROM _raw) r USING (_row)
-                ORDER BY _row"""
-        ).to_arrow_table()
+            out = _checked(con, src, "_stage")
     finally:
         con.execute("DROP TABLE IF EXISTS _stage")
         con.execute("DROP TABLE IF EXISTS _raw")
