@@ -292,7 +292,7 @@ def main() -> None:
             stop(p)
     try:
         # counted in the store itself, after the service stopped: what was acknowledged was durable
-        count = "SELECT count(*) FROM events WHERE event_id LIKE 'bench-%'"
+        count = "SELECT count(*) FROM events WHERE starts_with(event_id, 'bench-')"
         storage = open_storage(store_url)
         stored = int(storage.run_now(lambda ctx: storage._rows(ctx, count))[0][0])
         if args.postgres:
