@@ -18,12 +18,18 @@ import asyncio
 import logging
 import queue
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
 __all__ = ["Writer"]
+
+_LINGER_SECONDS = 0.010
+"""Longest wait for more batches before a group is committed."""
+_LINGER_STEP = 0.002
+"""The group is committed once no batch arrived for this long."""
 
 log = logging.getLogger("cartlift.store")
 
@@ -204,8 +210,27 @@ class Writer(Generic[C]):
         else:
             self._settle(job.future, value)
 
+    def _gather(self) -> None:
+        """Wait a little while batches keep arriving.
+
+        A group is answered all at once, so its clients come back together; the first of them
+        would otherwise wake the writer to a small group (a commit's whole fixed cost) while the
+        rest wait a full round: measured, groups of 53 and 11 alternated at 64 connections.
+        """
+        deadline = time.monotonic() + _LINGER_SECONDS
+        seen = -1
+        while time.monotonic() < deadline:
+            with self._inbox_lock:
+                waiting = len(self._inbox)
+                size = sum(b.size for b in self._inbox)
+            if waiting == seen or size >= self._max:
+                return
+            seen = waiting
+            time.sleep(_LINGER_STEP)
+
     def _run_inbox(self, context: C) -> None:
         """Commit every batch waiting, in groups of at most ``max_events``."""
+        self._gather()
         with self._inbox_lock:
             batches, self._inbox = self._inbox, []
         while batches:
