@@ -8,12 +8,14 @@ import time
 from pathlib import Path
 from typing import Any
 
+import pyarrow as pa
 import pytest
 from _serve_helpers import make_events
 from pydantic import ValidationError
 from typer.testing import CliRunner
 
 from cartlift.cli import app
+from cartlift.events import CheckedRecords
 from cartlift.predict import FeatureContext, SessionState
 from cartlift.serve import MemorySessions, ModelRegistry, ServeSettings, hash_key, pseudonymise
 from cartlift.serve._limits import MemoryRateLimiter
@@ -27,8 +29,15 @@ def test_split_outcomes_shares_one_load_among_merged_batches() -> None:
         [{"event_id": "a"}, {"event_id": "b"}, {"event_id": "bad"}],
         [{"event_id": "a"}, {"event_id": "c"}],
     ]
+    # what the check found: "b" valid, "bad" rejected, the second "a" a repeat of the first
+    checked = CheckedRecords(
+        accepted=pa.table({"event_id": ["a", "b", "c"], "_row": [1, 2, 5]}),
+        repeated=[(4, "a")],
+        rejected=[(3, '{"event_id":"bad"}', "unknown event type", "bad")],
+    )
+    # what the store took ("b" it already had)
     accepted = [{"event_id": "a", "session_id": "s"}, {"event_id": "c", "session_id": "s"}]
-    first, second = split_outcomes(batches, {3: "unknown event type"}, accepted)
+    first, second = split_outcomes(batches, checked, {e["event_id"]: e for e in accepted})
     # "b" was already stored (not in the load's accepted rows): a duplicate
     assert (first.accepted, first.duplicates, first.rejected) == (1, 1, 1)
     assert first.errors == [{"index": 2, "event_id": "bad", "reason": "unknown event type"}]

@@ -1,5 +1,6 @@
 """Events: the data model, validation and the importers (the store lives in `cartlift.store`)."""
 
+from cartlift.events._check import STORED_COLUMNS, CheckedRecords, check_records, quarantine_id
 from cartlift.events._formats import CARTLIFT_COLUMNS, FORMATS, Format, detect_format, get_format
 from cartlift.events._ingest import (
     CONFLICT_REASON,
@@ -27,15 +28,19 @@ __all__ = [
     "MAPPABLE_COLUMNS",
     "PRODUCT_COLUMNS",
     "PRODUCT_EVENT_TYPES",
+    "STORED_COLUMNS",
     "UNKNOWN_EVENT_TYPE",
+    "CheckedRecords",
     "ColumnMapping",
     "Format",
     "LoadResult",
     "check_readable",
+    "check_records",
     "derive_event_ids",
     "detect_format",
     "get_format",
     "parse_pairs",
+    "quarantine_id",
     "read_mapping",
     "snapshot",
 ]

@@ -14,6 +14,7 @@ from cartlift import __version__
 from cartlift.serve._errors import install_error_handlers
 from cartlift.serve._limits import BodyLimitMiddleware
 from cartlift.serve._metrics import MetricsMiddleware
+from cartlift.serve._schemas import EventBatchCreate
 from cartlift.serve._service import Service
 from cartlift.serve._settings import ServeSettings
 from cartlift.serve.routes import (
@@ -108,7 +109,11 @@ def openapi_with_security(app: FastAPI) -> dict[str, Any]:
         schema = get_openapi(
             title=app.title, version=app.version, description=app.description, routes=app.routes
         )
-        schemes = schema.setdefault("components", {}).setdefault("securitySchemes", {})
+        components = schema.setdefault("components", {})
+        # POST /v1/events reads its body itself (`_intake`); its schema is still the pydantic model
+        batch = EventBatchCreate.model_json_schema(ref_template="#/components/schemas/{model}")
+        components.setdefault("schemas", {}).update({**batch.pop("$defs", {}), "EventBatchCreate": batch})
+        schemes = components.setdefault("securitySchemes", {})
         schemes["bearer"] = {
             "type": "http",
             "scheme": "bearer",

@@ -59,7 +59,6 @@ async def decide(service: Service, *, session_id: str, log: bool = True) -> dict
     A cart already decided gets its first decision back (one contact per cart), whichever
     service process decided it.
     """
-    await service.live_caught_up()
     storage = service.storage
     try:
         if isinstance(storage, PostgresStorage):

@@ -1,4 +1,4 @@
-"""Live session state: every accepted event updates its session's cart features at once.
+"""Live session state: every stored event joins its session; features are kept up to date from then on.
 
 Two homes for the state, one interface:
 
@@ -164,7 +164,12 @@ class MemorySessions(LiveSessions):
         return len(self._sessions)
 
     def record(self, events: Iterable[Mapping[str, Any]]) -> None:
-        """Update each session incrementally; an event older than the session's latest rebuilds it."""
+        """Add events to their sessions; a session whose state was read is updated incrementally.
+
+        The writer calls this with every committed group, so it stays cheap: a new session's state
+        (whose first event looks up the customer's history) is built when it is first read, and
+        updated event by event after that; an event older than the session's latest rebuilds it.
+        """
         with self.lock:
             now = time.monotonic()
             for sid, evs in _by_session(events).items():
@@ -181,8 +186,6 @@ class MemorySessions(LiveSessions):
                         session.state = None  # rebuilt in order when next asked
                     elif session.state is not None:
                         session.state.update(e)
-                if session.state is None and len(session.events) == len(evs):
-                    session.state = self._replay(session.events)
             self._evict(now)
 
     def _evict(self, now: float) -> None:

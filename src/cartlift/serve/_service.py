@@ -8,7 +8,6 @@ live session state (`_live`, the predict package's `SessionState`), models from 
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import gc
 import json
 import logging
@@ -114,10 +113,6 @@ class Service:
         self._secret = settings.pseudonymise_key.get_secret_value() if settings.pseudonymise_key else None
         self.erased = ErasedUsers(audit_secret(settings))
         self._training = asyncio.Lock()
-        # live updates run in order on one thread, after the events are durable; a risk request
-        # waits for the updates queued before it, so a client reads its own writes
-        self._live_worker = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="cartlift-live")
-        self._live_last: concurrent.futures.Future[None] | None = None
         self._lists = ListCache(self.models, _CACHE_SIZE)
         self.started = False
 
@@ -136,6 +131,9 @@ class Service:
             capacity=s.live_sessions,
             ttl_seconds=s.session_ttl_seconds,
         )
+        # the writer hands each committed group's rows to the live sessions before it answers the
+        # group's requests: off the request path, once per group, and a client reads its own writes
+        self.storage.on_stored = self.live.record
         if s.redis:
             self.limiter = RedisRateLimiter(s.redis, s.redis_prefix)
         # the carts open before a restart: the most recent sessions now, any other on its first request
@@ -151,7 +149,6 @@ class Service:
         """Commit what is queued and close everything."""
         self.started = False
         await asyncio.to_thread(self.storage.close)
-        self._live_worker.shutdown(wait=True)
         if self.live is not None:
             self.live.close()
         self.limiter.close()
@@ -256,41 +253,28 @@ class Service:
 
     # -- events ---------------------------------------------------------------------------------
     async def ingest_events(self, *, events: list[dict[str, Any]]) -> IngestOutcome:
-        """Store a batch (validated by the events package) and update live sessions with what was new."""
+        """Store a batch (validated by the events package) once it is durable; live sessions take in what was new.
+
+        ``events`` are records of cartlift's schema (``properties`` a mapping or None); the list and
+        its records are taken over (changed in place).
+        """
         if len(events) > self.settings.max_batch_events:
             raise ApiError(
                 413,
                 f"A batch holds at most {self.settings.max_batch_events:,} events; got {len(events):,}. "
                 "Split it; nothing was stored.",
             )
-        records = []
-        for e in events:
-            record = dict(e)
+        secret = self._secret
+        for record in events:
             if record.get("properties") is not None:
                 record["properties"] = json.dumps(record["properties"], sort_keys=True)
-            if isinstance(record.get("user_id"), str):
+            if secret is not None and isinstance(record.get("user_id"), str):
                 record["user_id"] = self.user(record["user_id"])
-            records.append(record)
-        outcome = await self.storage.ingest(records=records)
+        outcome = await self.storage.ingest(records=events)
         self.metrics.count_events(
             accepted=outcome.accepted, duplicates=outcome.duplicates, rejected=outcome.rejected
         )
-        if outcome.events and self.live is not None:
-            self._live_last = self._live_worker.submit(self._record_live, self.live, outcome.events)
         return outcome
-
-    @staticmethod
-    def _record_live(live: LiveSessions, events: list[dict[str, Any]]) -> None:
-        try:
-            live.record(events)
-        except (CartliftError, OSError) as e:  # stored is stored; the live state catches up with later events
-            log.warning("live session update failed: %s", e)
-
-    async def live_caught_up(self) -> None:
-        """Wait until every live update queued so far is applied (read-your-writes)."""
-        pending = self._live_last
-        if pending is not None and not pending.done():
-            await asyncio.wrap_future(pending)
 
     # -- recommendations ------------------------------------------------------------------------
     def _items(self, recs: Any) -> list[dict[str, Any]]:
@@ -411,7 +395,6 @@ class Service:
         """Live abandonment probability of a session's cart, from features updated by every event."""
         live = self.live
         assert live is not None
-        await self.live_caught_up()
         risk = await asyncio.to_thread(live.evaluate, session_id, self._risk_of)
         if risk is None and (stored := await self.storage.session_events(session_id=session_id)):
             # a session this process has not seen (a restart, another worker): rebuilt from the store
@@ -427,7 +410,6 @@ class Service:
         """The most recently active open carts with their risk, riskiest first."""
         live = self.live
         assert live is not None
-        await self.live_caught_up()
         rows = await asyncio.to_thread(live.open_carts, self._risk_of, limit=limit)
         return sorted(rows, key=lambda r: -(r["p_abandon"] if r["p_abandon"] is not None else -1.0))
 
@@ -482,7 +464,6 @@ class Service:
         counts = await self.storage.erase_user(user_id=uid, actor=actor, subject=subject)
         if counts is not None:
             self.erased.add(subject, now_utc())
-        await self.live_caught_up()
         live_sessions = await asyncio.to_thread(self.live.forget_user, uid) if self.live is not None else 0
         # any list may hold the store's popular items, which the erasure changes: a new cache (not
         # a cleared one), so a list still being computed from the old ones is not kept

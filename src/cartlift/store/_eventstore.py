@@ -256,7 +256,16 @@ def records_table(records: pa.Table | pd.DataFrame | Iterable[Mapping[str, Any]]
     if not rows:
         raise DataError("No records given: pass at least one row.")
     columns = sorted({k for r in rows for k in r})
-    return pa.table({c: pa.array([_text(r.get(c)) for r in rows], pa.string()) for c in columns})
+    # most values are text or missing already: only the others go through `_text`
+    return pa.table(
+        {
+            c: pa.array(
+                [v if v is None or type(v) is str else _text(v) for v in (r.get(c) for r in rows)],
+                pa.string(),
+            )
+            for c in columns
+        }
+    )
 
 
 def _text(value: Any) -> str | None:

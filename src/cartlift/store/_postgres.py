@@ -1,37 +1,30 @@
 """PostgreSQL as the production store: several service processes write at once.
 
-Validation is the importers' own: each merged batch is loaded into a scratch in-memory DuckDB
-`EventStore` (same SQL rules, same quarantine reasons), then its accepted rows and quarantined
-records are copied to PostgreSQL in one transaction. ``ON CONFLICT (event_id) DO NOTHING`` makes the
+Validation is the importers' own (`check_records`, shared with the DuckDB backend through
+`Storage._ingest_batches`, which also writes the quarantine and `loads` rows); this backend inserts
+the checked rows. ``ON CONFLICT (event_id) DO NOTHING`` makes the
 insert idempotent across processes: when two processes receive the same event, PostgreSQL's
 unique index lets exactly one of them store it.
 """
 
 from __future__ import annotations
 
-import uuid
+import json
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Final, TypeVar
 
 import psycopg
+import pyarrow as pa
 
 from cartlift.errors import StoreError
 from cartlift.events import CARTLIFT_COLUMNS, EVENT_COLUMNS
 from cartlift.store._eventstore import EventStore
 from cartlift.store._slice import clear, new_slice
-from cartlift.store._storage import (
-    LIVE_COLUMNS,
-    IngestOutcome,
-    Storage,
-    now_utc,
-    split_outcomes,
-    with_event_ids,
-)
+from cartlift.store._storage import Storage
 from cartlift.store._tables import table_ddl
 from cartlift.store._url import StoreURL, parse_store_url
-from cartlift.store._writer import Records
 
 __all__ = ["PostgresStorage", "connect"]
 
@@ -65,10 +58,19 @@ def connect(url: str | StoreURL) -> psycopg.Connection[Any]:
     return con
 
 
+def _user_of(raw: str) -> str | None:
+    """The user id in a quarantined record (erasure finds the person's rejected records by it)."""
+    try:
+        record = json.loads(raw)
+    except ValueError:
+        return None
+    user = record.get("user_id") if isinstance(record, dict) else None
+    return user.replace("\x00", "") if isinstance(user, str) else None
+
+
 @dataclass
 class _Context:
     con: psycopg.Connection[Any]
-    scratch: EventStore
     slice: EventStore | None = None  # opened at the first request that needs one (~40 ms)
 
 
@@ -90,11 +92,10 @@ class PostgresStorage(Storage):
         super().__init__(max_batch_events=max_batch_events)
 
     def _open(self) -> _Context:
-        return _Context(connect(self.url), EventStore(":memory:", threads=1))
+        return _Context(connect(self.url))
 
     def _close(self, ctx: _Context) -> None:
         ctx.con.close()
-        ctx.scratch.close()
         if ctx.slice is not None:
             ctx.slice.close()
 
@@ -131,56 +132,27 @@ class PostgresStorage(Storage):
         )
         return {str(r[0]) for r in rows}
 
-    def _ingest_batches(self, ctx: _Context, batches: list[Records]) -> list[IngestOutcome]:
-        scratch = ctx.scratch
-        rows = with_event_ids(scratch.con, [r for b in batches for r in b])
-        try:
-            result = scratch.ingest_records(rows, source=f"api:{uuid.uuid4().hex}")
-            valid = scratch.con.execute(f"SELECT {', '.join(_EVENT_COLUMNS)} FROM events").fetchall()
-            bad = scratch.con.execute(
-                """SELECT quarantine_id, load_id, source, row_number, line, raw, reason, quarantined_at,
-                          CASE WHEN json_valid(raw) THEN replace(json_extract_string(raw, '$.user_id'), chr(0), '') END
-                   FROM quarantine"""
-            ).fetchall()
-        finally:
-            # the scratch store only validates; it must not remember ids across batches
-            for table in ("events", "quarantine", "loads", "products"):
-                scratch.con.execute(f"DELETE FROM {table}")
-        columns: list[Sequence[Any]] = (
-            list(zip(*valid, strict=True)) if valid else [[] for _ in _EVENT_COLUMNS]
-        )
+    def _insert_events(self, ctx: _Context, rows: pa.Table, load_id: str) -> set[str]:
         unnest = ", ".join(f"%s::{t}[]" for t in _EVENT_TYPES)
-        with ctx.con.transaction(), ctx.con.cursor() as cur:
+        with ctx.con.cursor() as cur:
             cur.execute(
                 f"""INSERT INTO events ({", ".join(_EVENT_COLUMNS)}, load_id)
                     SELECT *, %s::text FROM unnest({unnest})
                     ON CONFLICT (event_id) DO NOTHING RETURNING event_id""",
-                [result.load_id, *[list(c) for c in columns]],
+                [load_id, *[rows.column(c).to_pylist() for c in _EVENT_COLUMNS]],
             )
-            inserted = {str(r[0]) for r in cur.fetchall()}
-            if bad:
-                cur.executemany(
-                    "INSERT INTO quarantine VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING",
-                    bad,
-                )
-            cur.execute(
-                "INSERT INTO loads VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)",
-                [
-                    result.load_id,
-                    result.source,
-                    "api",
-                    now_utc(),
-                    now_utc(),
-                    result.rows_read,
-                    len(inserted),
-                    result.rows_read - result.quarantined - len(inserted),
-                    result.quarantined,
-                ],
+            return {str(r[0]) for r in cur.fetchall()}
+
+    def _merge_products(self, ctx: _Context, rows: pa.Table) -> None:
+        """Nothing: a PostgreSQL store's catalog comes from product imports, not from posted events
+        (as before the shared check; several processes merging attributes would race)."""
+
+    def _insert_quarantine(self, ctx: _Context, rows: list[tuple[Any, ...]]) -> None:
+        with ctx.con.cursor() as cur:
+            cur.executemany(
+                "INSERT INTO quarantine VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING",
+                [(*r, _user_of(r[5])) for r in rows],
             )
-        rejected = {int(r[3]): str(r[6]) for r in bad}
-        index = {c: i for i, c in enumerate(_EVENT_COLUMNS)}
-        stored = [{c: row[index[c]] for c in LIVE_COLUMNS} for row in valid if str(row[0]) in inserted]
-        return split_outcomes(batches, rejected, stored)
 
     def _quarantine_count(self, ctx: _Context, user_id: str) -> int:
         return int(self._rows(ctx, "SELECT count(*) FROM quarantine WHERE user_id = ?", [user_id])[0][0])

@@ -3,8 +3,11 @@
 The service's routes call the keyword-only coroutines of `Storage`; the SQL lives here and in
 `_postgres.py`, written once in the dialect both databases share. Every job runs on the backend's
 single writer thread (`Writer`), so a DuckDB file has exactly one writer and a PostgreSQL process
-one connection. Events are validated by the events package with the importers' rules
-(`EventStore.ingest_records`) and acknowledged only after their transaction committed. Package
+one connection. A group of posted batches is validated by the events package's `check_records`
+(the importers' rules, computed on an in-memory DuckDB connection), its typed rows are stored by
+the backend in one transaction with their quarantined records, products and `loads` row, and
+every caller is answered only after that commit. The same typed rows go to the live sessions
+(`Storage.on_stored`), so nothing is parsed twice or read back. Package
 functions that take an `EventStore` (decide, experiments) run on the DuckDB store itself
 (`DuckDBStorage.with_store`) and, on PostgreSQL, on an in-memory slice of it
 (`PostgresStorage.with_slice`, ``_slice.py``).
@@ -15,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import logging
 import uuid
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -24,11 +28,16 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, ClassVar, Final
 
-from cartlift.events import derive_event_ids
+import duckdb
+import pyarrow as pa
+
+from cartlift.events import STORED_COLUMNS, CheckedRecords, check_records, quarantine_id
 from cartlift.store._eventstore import EventStore, records_table
 from cartlift.store._tables import TABLES
 from cartlift.store._url import StoreURL, parse_store_url
 from cartlift.store._writer import Records, Writer
+
+log = logging.getLogger("cartlift.store")
 
 __all__ = [
     "LIVE_COLUMNS",
@@ -105,57 +114,52 @@ class IngestOutcome:
 
 
 def split_outcomes(
-    batches: Sequence[Records], rejected: Mapping[int, str], accepted: Sequence[Mapping[str, Any]]
+    batches: Sequence[Records], checked: CheckedRecords, stored: Mapping[str, Mapping[str, Any]]
 ) -> list[IngestOutcome]:
-    """Share one load's result among the batches merged into it.
+    """Share one group's result among the batches merged into it.
 
     Parameters
     ----------
     batches : sequence of lists of records
-        The batches, in the order they were concatenated for the load.
-    rejected : mapping
-        1-based record number in the concatenation -> quarantine reason.
-    accepted : sequence of mappings
-        The rows the load stored (with their ``event_id``).
-
-    Notes
-    -----
-    The importers keep the first valid occurrence of an event id within a load; every later
-    valid record with that id, and every record whose id was already stored, is a duplicate.
+        The batches, in the order they were concatenated for the check.
+    checked : CheckedRecords
+        What `check_records` found (record numbers count through the concatenation).
+    stored : mapping
+        Event id -> row of the accepted rows the store did not have yet (the others are duplicates).
     """
-    rows = {str(r["event_id"]): dict(r) for r in accepted}
+    left = dict(stored)
+    rejected = {row: (reason, event_id) for row, _, reason, event_id in checked.rejected}
+    valid = dict(
+        zip(
+            checked.accepted.column("_row").to_pylist(),
+            checked.accepted.column("event_id").to_pylist(),
+            strict=True,
+        )
+    )
+    valid.update(checked.repeated)
     outcomes = []
     n = 0
     for batch in batches:
         out = IngestOutcome()
         for i, record in enumerate(batch):
             n += 1
-            event_id = record.get("event_id")
             if n in rejected:
+                reason, derived = rejected[n]
+                given = record.get("event_id")
                 out.rejected += 1
-                out.errors.append({"index": i, "event_id": event_id, "reason": rejected[n]})
-            elif event_id is not None and str(event_id) in rows:
+                out.errors.append(
+                    {"index": i, "event_id": derived if given is None else given, "reason": reason}
+                )
+                continue
+            event_id = str(valid[n])
+            if event_id in left:
+                out.events.append(dict(left.pop(event_id)))  # a later copy of it is a duplicate
                 out.accepted += 1
-                out.events.append(rows.pop(str(event_id)))
             else:
                 out.duplicates += 1
-                out.duplicate_ids.append(str(event_id))
+                out.duplicate_ids.append(event_id)
         outcomes.append(out)
     return outcomes
-
-
-def with_event_ids(con: Any, rows: Records) -> Records:
-    """Give every record without an ``event_id`` its derived id (the events package's one rule), in place.
-
-    The service answers per event, so it must know each record's id before the load; the load
-    then derives the same id again (the same SQL).
-    """
-    missing = [r for r in rows if r.get("event_id") is None]
-    if missing:
-        for record, event_id in zip(missing, derive_event_ids(con, records_table(missing)), strict=True):
-            if event_id is not None:
-                record["event_id"] = event_id
-    return rows
 
 
 _PERSONAL: Final = tuple((t.name, t.personal) for t in TABLES.values() if t.personal)
@@ -197,6 +201,10 @@ class Storage(ABC):
     """True when package functions that take an `EventStore` run on the whole store (`with_store`)."""
 
     def __init__(self, *, max_batch_events: int = 5_000) -> None:
+        self.on_stored: Callable[[list[dict[str, Any]]], None] | None = None
+        """Called on the writer thread with the rows of each group newly stored, before its callers
+        are answered (the live sessions take them in: a client reads its own writes)."""
+        self._checker: duckdb.DuckDBPyConnection | None = None
         self.writer: Writer[Any] = Writer(
             f"cartlift-{self.kind}-writer",
             self._open,
@@ -215,8 +223,16 @@ class Storage(ABC):
         """Close it."""
 
     @abstractmethod
-    def _ingest_batches(self, ctx: Any, batches: list[Records]) -> list[IngestOutcome]:
-        """Validate and store ``batches`` in one transaction; one outcome per batch."""
+    def _insert_events(self, ctx: Any, rows: pa.Table, load_id: str) -> set[str]:
+        """Insert the checked rows whose ``event_id`` the store lacks; returns the ids inserted."""
+
+    @abstractmethod
+    def _insert_quarantine(self, ctx: Any, rows: list[tuple[Any, ...]]) -> None:
+        """Insert rejected records ``(quarantine_id, load_id, source, row, line, raw, reason, at)``."""
+
+    @abstractmethod
+    def _merge_products(self, ctx: Any, rows: pa.Table) -> None:
+        """Add the products the checked rows mention, where the backend keeps its catalog from events."""
 
     @abstractmethod
     def _rows(self, ctx: Any, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
@@ -239,6 +255,9 @@ class Storage(ABC):
     def close(self) -> None:
         """Commit what is queued and close the store."""
         self.writer.stop()
+        if self._checker is not None and not self.writer.alive:
+            self._checker.close()
+            self._checker = None
 
     async def ping(self) -> bool:
         """True when the store answers."""
@@ -250,6 +269,46 @@ class Storage(ABC):
         """Validate and store a batch of events; returns once it is durably committed."""
         outcome: IngestOutcome = await self.writer.ingest(records)
         return outcome
+
+    def _ingest_batches(self, ctx: Any, batches: list[Records]) -> list[IngestOutcome]:
+        """Check ``batches`` and store them in one transaction (on the writer thread); one outcome per batch."""
+        if self._checker is None:
+            self._checker = duckdb.connect(config={"threads": 1})
+        checked = check_records(self._checker, records_table([r for b in batches for r in b]))
+        load_id = uuid.uuid4().hex
+        source = f"api:{load_id}"
+        started = now_utc()
+        quarantined = []
+        for row, raw, reason, _ in checked.rejected:
+            safe = raw.replace("\x00", "\\0")  # as the importers keep a NUL: visible, storable
+            quarantined.append(
+                (quarantine_id(source, row, safe), load_id, source, row, None, safe, reason, started)
+            )
+        with self._transaction(ctx):
+            inserted = (
+                self._insert_events(ctx, checked.accepted, load_id) if checked.accepted.num_rows else set()
+            )
+            if quarantined:
+                self._insert_quarantine(ctx, quarantined)
+            self._merge_products(ctx, checked.accepted)
+            self._rows(
+                ctx,
+                "INSERT INTO loads VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [
+                    load_id, source, "api", started, now_utc(), checked.rows_read, len(inserted),
+                    checked.rows_read - len(quarantined) - len(inserted), len(quarantined),
+                ],
+            )  # fmt: skip
+        stored = {}
+        if inserted:
+            rows = checked.accepted.select(list(LIVE_COLUMNS)).to_pylist()
+            stored = {r["event_id"]: r for r in rows if r["event_id"] in inserted}
+        if stored and self.on_stored is not None:
+            try:
+                self.on_stored(list(stored.values()))
+            except Exception:  # stored is stored; live state catches up with later events
+                log.exception("taking stored events into live sessions failed")
+        return split_outcomes(batches, checked, stored)
 
     async def event_count(self) -> int:
         """Events stored."""
@@ -489,19 +548,46 @@ class DuckDBStorage(Storage):
     def _tables(self, ctx: EventStore) -> set[str]:
         return set(ctx.tables())
 
-    def _ingest_batches(self, ctx: EventStore, batches: list[Records]) -> list[IngestOutcome]:
-        rows = with_event_ids(ctx.con, [r for b in batches for r in b])
-        result = ctx.ingest_records(rows, source=f"api:{uuid.uuid4().hex}")
-        rejected = {
-            int(n): str(reason)
-            for n, reason in self._rows(
-                ctx, "SELECT row_number, reason FROM quarantine WHERE load_id = ?", [result.load_id]
-            )
-        }
-        stored = self._rows(
-            ctx, f"SELECT {', '.join(LIVE_COLUMNS)} FROM events WHERE load_id = ?", [result.load_id]
-        )
-        return split_outcomes(batches, rejected, [dict(zip(LIVE_COLUMNS, r, strict=True)) for r in stored])
+    def _insert_events(self, ctx: EventStore, rows: pa.Table, load_id: str) -> set[str]:
+        columns = ", ".join(STORED_COLUMNS)
+        ctx.con.register("_checked", rows)
+        try:
+            # a DuckDB store has no unique index on event_id (it would slow every bulk load): the
+            # batch's ids are looked up in the stored ones first
+            inserted = ctx.con.execute(
+                f"""INSERT INTO events ({columns}, load_id)
+                    SELECT {columns}, ? FROM _checked
+                    WHERE event_id NOT IN (SELECT event_id FROM events WHERE event_id IN (SELECT event_id FROM _checked))
+                    RETURNING event_id""",
+                [load_id],
+            ).fetchall()
+        finally:
+            ctx.con.unregister("_checked")
+        return {str(r[0]) for r in inserted}
+
+    def _insert_quarantine(self, ctx: EventStore, rows: list[tuple[Any, ...]]) -> None:
+        # the key holds the load's own id: a new load's rows never meet stored ones
+        ctx.con.executemany("INSERT INTO quarantine VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows)
+
+    def _merge_products(self, ctx: EventStore, rows: pa.Table) -> None:
+        # the importers' rule: latest attributes win, gaps keep stored values
+        ctx.con.register("_checked", rows)
+        try:
+            ctx.con.execute(
+                """INSERT INTO products (product_id, title, category, brand, price)
+                   SELECT product_id, max_by(title, ts) FILTER (WHERE title IS NOT NULL),
+                          max_by(category, ts) FILTER (WHERE category IS NOT NULL),
+                          max_by(brand, ts) FILTER (WHERE brand IS NOT NULL),
+                          max_by(price, ts) FILTER (WHERE price > 0)
+                   FROM _checked WHERE product_id IS NOT NULL GROUP BY product_id
+                   ON CONFLICT (product_id) DO UPDATE SET
+                       title = coalesce(excluded.title, title),
+                       category = coalesce(excluded.category, category),
+                       brand = coalesce(excluded.brand, brand),
+                       price = coalesce(excluded.price, price)"""
+            ).fetchall()
+        finally:
+            ctx.con.unregister("_checked")
 
     def _quarantine_count(self, ctx: EventStore, user_id: str) -> int:
         return int(

@@ -5,6 +5,11 @@ PostgreSQL is happier with one connection per process than one per request. So e
 runs its jobs on one thread. Event batches that arrive while the writer is busy are merged into
 one transaction (group commit): a single INSERT of many rows costs little more than one of a few,
 and each caller is answered only after that commit.
+
+Crossing threads costs more than the work of a small batch, so it happens per group, not per
+request: a coroutine adds its batch to an inbox (a list under a lock) and only the first batch of
+an empty inbox wakes the writer; after the commit, one callback on the event loop resolves every
+caller's future of the group (not a thread-safe future per request, each waking the loop).
 """
 
 from __future__ import annotations
@@ -13,12 +18,18 @@ import asyncio
 import logging
 import queue
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
 __all__ = ["Writer"]
+
+_LINGER_SECONDS = 0.010
+"""Longest wait for more batches before a group is committed."""
+_LINGER_STEP = 0.002
+"""The group is committed once no batch arrived for this long."""
 
 log = logging.getLogger("cartlift.store")
 
@@ -30,10 +41,28 @@ Records = list[dict[str, Any]]
 
 @dataclass
 class _Job:
-    future: Future[Any]
-    records: Records | None = None
+    future: Future[Any] | None = None
     fn: Callable[[Any], Any] | None = None
+    """None: take the inbox of event batches."""
+
+
+@dataclass
+class _Batch:
+    records: Records
+    future: asyncio.Future[Any] | Future[Any]
+    loop: asyncio.AbstractEventLoop | None = None
     size: int = field(default=0)
+
+
+def _resolve(results: list[tuple[asyncio.Future[Any], Any, BaseException | None]]) -> None:
+    """Settle a group's futures on their loop (one callback for the whole group)."""
+    for future, value, error in results:
+        if future.done():  # the caller gave up (a client hung up)
+            continue
+        if error is not None:
+            future.set_exception(error)
+        else:
+            future.set_result(value)
 
 
 class Writer(Generic[C]):
@@ -68,6 +97,8 @@ class Writer(Generic[C]):
         self._close = close_context
         self._max = max_events
         self._queue: queue.Queue[_Job | None] = queue.Queue()
+        self._inbox: list[_Batch] = []
+        self._inbox_lock = threading.Lock()
         self._ready = threading.Event()
         self._error: BaseException | None = None
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
@@ -93,8 +124,8 @@ class Writer(Generic[C]):
 
     @property
     def backlog(self) -> int:
-        """Jobs waiting."""
-        return self._queue.qsize()
+        """Jobs and event batches waiting."""
+        return self._queue.qsize() + len(self._inbox)
 
     # -- submitting -----------------------------------------------------------------------------
     def submit(self, fn: Callable[[C], T]) -> Future[T]:
@@ -103,10 +134,17 @@ class Writer(Generic[C]):
         self._queue.put(_Job(future, fn=fn))
         return future
 
+    def _post(self, batch: _Batch) -> None:
+        with self._inbox_lock:
+            self._inbox.append(batch)
+            wake = len(self._inbox) == 1
+        if wake:  # later batches join this one's group
+            self._queue.put(_Job())
+
     def submit_ingest(self, records: Records) -> Future[Any]:
-        """Queue a batch of events; the future gives its outcome once committed."""
+        """Queue a batch of events from any thread; the future gives its outcome once committed."""
         future: Future[Any] = Future()
-        self._queue.put(_Job(future, records=records, size=len(records)))
+        self._post(_Batch(records, future, size=len(records)))
         return future
 
     async def call(self, fn: Callable[[C], T]) -> T:
@@ -115,7 +153,10 @@ class Writer(Generic[C]):
 
     async def ingest(self, records: Records) -> Any:
         """Await the committed outcome of a batch of events."""
-        return await asyncio.wrap_future(self.submit_ingest(records))
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[Any] = loop.create_future()
+        self._post(_Batch(records, future, loop, len(records)))
+        return await future
 
     # -- the thread -----------------------------------------------------------------------------
     def _run(self) -> None:
@@ -126,30 +167,15 @@ class Writer(Generic[C]):
             self._ready.set()
             return
         self._ready.set()
-        pending: _Job | None = None
         try:
             while True:
-                job = pending if pending is not None else self._queue.get()
-                pending = None
+                job = self._queue.get()
                 if job is None:
                     break
                 if job.fn is not None:
                     self._run_call(context, job)
-                    continue
-                group = [job]
-                total = job.size
-                # group commit: take the batches already waiting, up to the size limit
-                while total < self._max:
-                    try:
-                        nxt = self._queue.get_nowait()
-                    except queue.Empty:
-                        break
-                    if nxt is None or nxt.records is None or total + nxt.size > self._max:
-                        pending = nxt
-                        break
-                    group.append(nxt)
-                    total += nxt.size
-                self._run_group(context, group)
+                else:
+                    self._run_inbox(context)
             # a None job ends the loop; jobs queued after it are refused
         finally:
             while True:
@@ -157,8 +183,11 @@ class Writer(Generic[C]):
                     left = self._queue.get_nowait()
                 except queue.Empty:
                     break
-                if left is not None and not left.future.done():
+                if left is not None and left.future is not None and not left.future.done():
                     left.future.set_exception(RuntimeError("the service is shutting down"))
+            with self._inbox_lock:
+                refused, self._inbox = self._inbox, []
+            self._answer([(b, None, RuntimeError("the service is shutting down")) for b in refused])
             try:
                 self._close(context)
             except Exception:
@@ -173,7 +202,7 @@ class Writer(Generic[C]):
                 future.set_result(value)
 
     def _run_call(self, context: C, job: _Job) -> None:
-        assert job.fn is not None
+        assert job.fn is not None and job.future is not None
         try:
             value = job.fn(context)
         except BaseException as e:
@@ -181,17 +210,63 @@ class Writer(Generic[C]):
         else:
             self._settle(job.future, value)
 
-    def _run_group(self, context: C, group: list[_Job]) -> None:
-        batches = [j.records or [] for j in group]
+    def _gather(self) -> None:
+        """Wait a little while batches keep arriving.
+
+        A group is answered all at once, so its clients come back together; the first of them
+        would otherwise wake the writer to a small group (a commit's whole fixed cost) while the
+        rest wait a full round: measured, groups of 53 and 11 alternated at 64 connections.
+        """
+        deadline = time.monotonic() + _LINGER_SECONDS
+        seen = -1
+        while time.monotonic() < deadline:
+            with self._inbox_lock:
+                waiting = len(self._inbox)
+                size = sum(b.size for b in self._inbox)
+            if waiting == seen or size >= self._max:
+                return
+            seen = waiting
+            time.sleep(_LINGER_STEP)
+
+    def _run_inbox(self, context: C) -> None:
+        """Commit every batch waiting, in groups of at most ``max_events``."""
+        self._gather()
+        with self._inbox_lock:
+            batches, self._inbox = self._inbox, []
+        while batches:
+            group, total = [batches[0]], batches[0].size
+            for b in batches[1:]:
+                if total + b.size > self._max:
+                    break
+                group.append(b)
+                total += b.size
+            batches = batches[len(group) :]
+            self._answer(self._run_group(context, group))
+
+    def _run_group(self, context: C, group: list[_Batch]) -> list[tuple[_Batch, Any, BaseException | None]]:
         try:
-            outcomes = self._ingest(context, batches)
+            outcomes = self._ingest(context, [b.records for b in group])
         except BaseException as e:
             if len(group) == 1:
-                self._settle(group[0].future, error=e)
-                return
+                return [(group[0], None, e)]
             # one bad batch must not fail the others merged with it: commit each on its own
-            for job in group:
-                self._run_group(context, [job])
-            return
-        for job, outcome in zip(group, outcomes, strict=True):
-            self._settle(job.future, outcome)
+            return [r for b in group for r in self._run_group(context, [b])]
+        return [(b, outcome, None) for b, outcome in zip(group, outcomes, strict=True)]
+
+    def _answer(self, results: list[tuple[_Batch, Any, BaseException | None]]) -> None:
+        """Settle the futures: one loop callback per event loop, thread-safe futures directly."""
+        by_loop: dict[
+            asyncio.AbstractEventLoop, list[tuple[asyncio.Future[Any], Any, BaseException | None]]
+        ] = {}
+        for batch, value, error in results:
+            if batch.loop is None:
+                assert isinstance(batch.future, Future)
+                self._settle(batch.future, value, error)
+            else:
+                assert isinstance(batch.future, asyncio.Future)
+                by_loop.setdefault(batch.loop, []).append((batch.future, value, error))
+        for loop, settled in by_loop.items():
+            try:
+                loop.call_soon_threadsafe(_resolve, settled)
+            except RuntimeError:  # the loop is closed: nobody waits any more
+                log.warning("%d event batch(es) committed after their event loop closed", len(settled))

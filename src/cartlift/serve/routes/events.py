@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+import msgspec
+from fastapi import APIRouter, Request, Response
 
 from cartlift.serve._deps import IngestKey, ServiceDep
-from cartlift.serve._schemas import EventBatchCreate, EventBatchPublic
+from cartlift.serve._event_body import EVENTS_REQUEST_BODY, read_events
+from cartlift.serve._schemas import EventBatchPublic
 from cartlift.serve.routes._common import errors
 
 router = APIRouter(prefix="/v1", tags=["events"])
@@ -25,13 +27,15 @@ _LINKS = {
     response_model=EventBatchPublic,
     responses={**errors(401, 403, 413, 422, 429, 503), 200: {"links": _LINKS}},
     summary="Store a batch of events",
+    openapi_extra={"requestBody": EVENTS_REQUEST_BODY},
 )
-async def post_events(batch: EventBatchCreate, service: ServiceDep, key: IngestKey) -> dict[str, object]:
+async def post_events(request: Request, service: ServiceDep, key: IngestKey) -> Response:
     """Validate events with the importers' rules and store them; answer once they are durable.
 
-    Every event is accepted, a duplicate (its ``event_id`` is already stored: posting a batch twice
-    stores it once) or rejected with its reason (and kept in the quarantine). A malformed body
-    (422) or an oversized one (413) stores nothing.
+    The body is an `EventBatchCreate`. Every event is accepted, a duplicate (its ``event_id`` is
+    already stored: posting a batch twice stores it once) or rejected with its reason (and kept in
+    the quarantine). A malformed body (400, 422) or an oversized one (413) stores nothing.
     """
-    outcome = await service.ingest_events(events=[e.model_dump() for e in batch.events])
-    return outcome.to_public()
+    events = read_events(await request.body(), request.headers.get("content-type"))
+    outcome = await service.ingest_events(events=events)
+    return Response(msgspec.json.encode(outcome.to_public()), media_type="application/json")
