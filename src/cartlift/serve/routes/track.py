@@ -82,7 +82,7 @@ async def post_track(
         mapped = tracker_records(await read_json(request), received_at=datetime.now(UTC).replace(tzinfo=None))
     except PayloadError as e:
         raise ApiError(422, f"{e} Nothing was stored.") from None
-    answer = await store_mapped(service, mapped)
+    # read before storing: the intake takes the records over (properties become JSON text)
     anonymous = sorted(
         {
             service.user(str(e["properties"]["anonymous_id"]))
@@ -90,6 +90,7 @@ async def post_track(
             if e["properties"].get("anonymous_id") and e["user_id"] == e["properties"]["anonymous_id"]
         }
     )
+    answer = await store_mapped(service, mapped)
     answer["events_joined"] += await service.intake.rejoin(anonymous_ids=anonymous)
     return answer
 
