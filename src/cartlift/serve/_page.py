@@ -54,7 +54,7 @@ td.num, th.num { text-align: right; font-variant-numeric: tabular-nums; }
   <button type="submit">Open</button>
 </form>
 <main id="board" class="hidden">
-  <section id="warnings" class="warnings hidden"></section>
+  <div id="warnings" class="warnings hidden"></div>
   <section><h2>The store</h2><p class="sub">carts, money and recovery, defined as in <code>cartlift summary</code></p>
     <table id="store"><tbody></tbody></table><p id="store-empty" class="empty hidden"></p></section>
   <section><h2>Funnel</h2><p class="sub">sessions reaching each step, counted as <code>cartlift funnel</code></p>
@@ -177,7 +177,9 @@ function draw(d) {
     ], layout({barmode: "group", yaxis: {title: {text: "carts"}}}), config);
   }
   const m = d.messages;
-  if (panel("messages", !!m, "No outbox yet: messages appear here once the delivery step schedules them.")) {
+  // the outbox exists as soon as a delivery worker ran; with nothing in it, say so rather than show zeros
+  const anyMessage = !!m && (m.due + m.sent + m.failed + m.deferred) > 0;
+  if (panel("messages", anyMessage, "No messages yet: they appear here once the delivery step schedules them.")) {
     rows("messages", [["due", [fmt(m.due, 0), "num"]], ["sent", [fmt(m.sent, 0), "num"]],
       ["failed", [fmt(m.failed, 0), "num"]], ["deferred", [fmt(m.deferred, 0), "num"]]]);
   }
