@@ -110,7 +110,7 @@ def openapi_with_security(app: FastAPI) -> dict[str, Any]:
             title=app.title, version=app.version, description=app.description, routes=app.routes
         )
         components = schema.setdefault("components", {})
-        # POST /v1/events reads its body itself (`_intake`); its schema is still the pydantic model
+        # POST /v1/events reads its body itself (`_event_body`); its schema is still the pydantic model
         batch = EventBatchCreate.model_json_schema(ref_template="#/components/schemas/{model}")
         components.setdefault("schemas", {}).update({**batch.pop("$defs", {}), "EventBatchCreate": batch})
         schemes = components.setdefault("securitySchemes", {})
@@ -122,7 +122,8 @@ def openapi_with_security(app: FastAPI) -> dict[str, Any]:
         for path, operations in schema.get("paths", {}).items():
             if path.startswith("/v1/"):
                 for operation in operations.values():
-                    operation["security"] = [{"bearer": []}]
+                    # an operation that declares its own (public: ``[]``) keeps it
+                    operation.setdefault("security", [{"bearer": []}])
         app.openapi_schema = schema
     return app.openapi_schema
 

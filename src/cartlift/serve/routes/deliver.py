@@ -15,7 +15,7 @@ from typing import Annotated, Any, TypeVar
 
 from fastapi import APIRouter, Path
 from fastapi.responses import HTMLResponse, RedirectResponse
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictBool
 
 from cartlift._jsonable import jsonable
 from cartlift.deliver import (
@@ -48,6 +48,16 @@ async def _on_store(service: Service, fn: Callable[[Db], T]) -> T:
     return result
 
 
+def _iso_text(value: Any) -> Any:
+    # pydantic would read a number as seconds since 1970: a time is ISO 8601 text (or null) here
+    if value is not None and not isinstance(value, str | datetime):
+        raise ValueError("a time is ISO 8601 text, e.g. 2026-12-06T10:00:00Z")
+    return value
+
+
+Time = Annotated[datetime | None, BeforeValidator(_iso_text)]
+
+
 class CustomerPut(BaseModel):
     """A customer's contact details and consents (``PUT /v1/customers/{id}`` replaces them)."""
 
@@ -57,13 +67,13 @@ class CustomerPut(BaseModel):
     phone: str | None = Field(default=None, max_length=40, description="E.164, e.g. +4915112345678")
     time_zone: str | None = Field(default=None, max_length=64, description="IANA name, e.g. Europe/Berlin")
     locale: str | None = Field(default=None, max_length=35)
-    email_consent: bool = False
+    email_consent: StrictBool = False
     email_consent_source: str | None = Field(default=None, max_length=200)
-    email_consent_at: datetime | None = None
-    sms_consent: bool = False
+    email_consent_at: Time = None
+    sms_consent: StrictBool = False
     sms_consent_source: str | None = Field(default=None, max_length=200)
-    sms_consent_at: datetime | None = None
-    unsubscribed_at: datetime | None = None
+    sms_consent_at: Time = None
+    unsubscribed_at: Time = None
 
 
 class CouponCheck(BaseModel):
@@ -73,7 +83,7 @@ class CouponCheck(BaseModel):
 
     code: str = Field(min_length=1, max_length=64)
     user_id: str = Field(min_length=1, max_length=200)
-    redeem: bool = False
+    redeem: StrictBool = False
     order_id: str | None = Field(default=None, max_length=200)
 
 

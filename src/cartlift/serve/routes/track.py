@@ -52,7 +52,12 @@ def _cors(response: Response, origin: str) -> None:
 
 
 @router.get(
-    "/tracker.js", include_in_schema=True, responses=errors(), summary="The storefront tracker script"
+    "/tracker.js",
+    include_in_schema=True,
+    responses={**errors(), 200: {"content": {"application/javascript": {}}, "description": "The script"}},
+    response_class=Response,
+    summary="The storefront tracker script",
+    openapi_extra={"security": []},  # public by design: a shop's pages load it without a key
 )
 async def tracker_js() -> Response:
     """The tracker (no key needed to fetch it; cached by browsers for 5 minutes)."""
