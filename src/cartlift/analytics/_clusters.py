@@ -92,6 +92,9 @@ class CustomerClusters:
         The method kept.
     setting_ : str
         Its size setting ("3", "5%", "2x3").
+    params_ : dict
+        The same as the method's parameters (``{"k": 3, "n_init": 4}``, ``{"min_share": 0.05}``,
+        ``{"shape": (2, 3)}``), for refitting it with `cartlift.analytics._cluster_methods.fit_method`.
     k_ : int
         Segments found, not counting noise.
     labels_ : numpy.ndarray of shape (n_customers,)
@@ -213,7 +216,7 @@ class CustomerClusters:
             )
         self.method_ = self._choose()
         chosen, summary = fits[self.method_], self.comparison_[self.method_]
-        self.setting_ = summary["setting"]
+        self.setting_, self.params_ = summary["setting"], chosen.params
         self.silhouette_ = summary["silhouette"]
         self.silhouette_scores_ = summary["silhouette_by_setting"]
         self.stability_ = summary["stability"]
