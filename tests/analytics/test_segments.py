@@ -10,6 +10,7 @@ import pytest
 from sklearn.metrics import adjusted_rand_score
 
 from cartlift.analytics import (
+    STABLE,
     CustomerClusters,
     clv_from_summary,
     customer_features,
@@ -90,7 +91,7 @@ def test_auto_keeps_the_best_silhouette_among_stable_methods() -> None:
     model = CustomerClusters(method="auto", n_boot=4, random_state=0).fit(features)
     rows = model.comparison_
     assert set(rows) == {"kmeans", "hdbscan", "som"}
-    stable = {m: r["silhouette"] for m, r in rows.items() if r["stability"][0] >= 0.6}
+    stable = {m: r["silhouette"] for m, r in rows.items() if r["stability"][0] >= STABLE}
     assert model.method_ == max(stable, key=lambda m: stable[m])
     assert model.silhouette_ == rows[model.method_]["silhouette"]
 
@@ -156,7 +157,14 @@ def test_price_words_need_a_clear_gap() -> None:
 
 @pytest.mark.parametrize(
     ("orders", "words"),
-    [(0.0, "have not bought"), (6.0, "weekly"), (1.0, "monthly"), (0.5, "quarterly"), (0.1, "rarely")],
+    [
+        (0.0, "have not bought"),
+        (6.0, "weekly"),
+        (1.0, "monthly"),
+        (0.5, "quarterly"),
+        (0.1, "rarely"),
+        (0.05, "hardly ever"),
+    ],
 )
 def test_cadence_words(orders: float, words: str) -> None:
     assert words in cadence(orders, 30.0)

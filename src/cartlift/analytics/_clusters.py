@@ -49,10 +49,11 @@ def customer_features(store: EventStore) -> pd.DataFrame:
     return frame
 
 
-STABLE: Final = 0.6
-"""Mean bootstrap ARI a method needs for `auto` to prefer it on silhouette; below it the segments
-change from one resample to the next (Hennig 2007 calls a cluster with mean bootstrap Jaccard
-below 0.6 a dissolved one; ARI is on a similar scale for a whole partition)."""
+STABLE: Final = 0.75
+"""Mean bootstrap ARI a method needs for `auto` to prefer it on silhouette. Hennig (2007, *Comput.
+Stat. Data Anal.* 52) calls a cluster with mean bootstrap Jaccard of 0.75 or more stable and
+0.6-0.75 only a pattern; we use the same bar for the ARI of a whole partition. With 0.6, a SOM of
+mean ARI 0.63 (interval 0.11-0.98) was kept over HDBSCAN at 0.98 for a silhouette 0.01 higher."""
 
 
 class CustomerClusters:
@@ -64,7 +65,8 @@ class CustomerClusters:
     nodes for the SOM) and the setting with the best mean silhouette (Rousseeuw 1987, *J. Comput.
     Appl. Math.* 20; a customer HDBSCAN leaves as noise counts 0) is kept. Its stability is the
     mean adjusted Rand index between refits on ``n_boot`` bootstrap samples. ``method="auto"`` fits
-    all three and keeps the best silhouette among those at least `STABLE`, else the most stable.
+    all three and keeps the best silhouette among those of stability at least `STABLE`, else the
+    most stable.
 
     Each segment is then described (`describe_segments`) by the (at most three) features on which
     it differs most from the other customers. Segments are numbered by size, largest first;

@@ -67,7 +67,9 @@ def cadence(orders_per_customer: float, span_days: float) -> str:
         return f"buy about monthly (every {every:.0f} days)"
     if every <= 120:
         return f"buy about quarterly (every {every:.0f} days)"
-    return f"buy rarely (about once in {every:.0f} days at this pace)"
+    if every <= 365:
+        return f"buy rarely (about every {every:.0f} days)"
+    return "hardly ever buy"
 
 
 def _price_phrase(sensitive: pd.Series, mask: np.ndarray) -> str | None:

@@ -8,6 +8,7 @@ from typing import Any
 import pandas as pd
 
 from cartlift.analytics import (
+    STABLE,
     AbandonmentResult,
     CartAbandonment,
     CLVResult,
@@ -254,11 +255,11 @@ def clusters_section(result: SegmentsResult) -> Section:
     ]
     words = pd.DataFrame(
         {
-            "segment": rows["cluster"],
-            "customers": rows["customers"],
-            "share": rows["share"],
-            "revenue share": rows["revenue_share"],
-            "mean CLV": rows["mean_clv"],
+            # few, short columns: the description needs the width
+            "#": rows["cluster"],
+            "customers": [f"{n:,} ({s:.0%})" for n, s in zip(rows["customers"], rows["share"], strict=True)],
+            "revenue": rows["revenue_share"],
+            "CLV": rows["mean_clv"],
             "description": rows["description"],
         }
     )
@@ -288,16 +289,18 @@ def clusters_section(result: SegmentsResult) -> Section:
         tables=[
             Table(
                 words,
-                title=f"{doc['k']} segments ({doc['method']}, setting {doc['setting']})",
-                formats={"share": _PCT, "revenue share": _PCT, "mean CLV": ",.2f"},
+                title=f"{doc['k']} segments{' and customers in no clear group' if doc['noise'] else ''} "
+                f"({doc['method']}, setting {doc['setting']})",
+                formats={"revenue": _PCT, "CLV": ",.0f"},
             ),
             Table(methods, title="Clustering methods compared", formats={"noise": _PCT, "silhouette": ".3f"}),
         ],
         notes=[
             "k-means, HDBSCAN and a self-organising map on log-scaled behaviour, each with the setting of "
             "best silhouette; stability is the mean adjusted Rand index between refits on bootstrap samples "
-            "(1 = the same segments every time). The method kept has the best silhouette among those with "
-            "stability of at least 0.6. Mean CLV is over the segment's buyers (52 weeks).",
+            f"(1 = the same segments every time). The method kept has the best silhouette among those with "
+            f"stability of at least {STABLE}. Revenue is the segment's share of all spend; CLV the mean "
+            "predicted value of its buyers over 52 weeks.",
             *[n for n in result.notes if not n.startswith("no RFM")],
         ],
     )
