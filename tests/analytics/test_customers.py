@@ -24,6 +24,7 @@ from cartlift.errors import DataError, InvalidParameterError
 from cartlift.store import EventStore
 
 from .conftest import make_store
+from .conftest import planted_customers as _planted
 
 # the R x F grid as usually published (regex form, R score then F score)
 PUBLISHED_GRID = {
@@ -132,22 +133,6 @@ def test_rfm_without_purchases_says_so() -> None:
             rfm(store)
         result = segments(store)
     assert result.rfm is None and any("no RFM" in n for n in result.notes)
-
-
-def _planted(seed: int) -> tuple[pd.DataFrame, np.ndarray]:
-    """Three kinds of customers: browsers, buyers and lapsed big spenders."""
-    rng = np.random.default_rng(seed)
-    kinds = np.repeat([0, 1, 2], [300, 120, 60])
-    means = {
-        "sessions": (2, 8, 5),
-        "views_per_session": (12, 5, 4),
-        "cart_adds": (0.2, 6, 4),
-        "orders": (0.05, 5, 3),
-        "spend": (2, 400, 3000),
-        "days_since_last_visit": (10, 3, 120),
-    }
-    frame = pd.DataFrame({f: rng.gamma(20, np.array(m)[kinds] / 20) for f, m in means.items()})
-    return frame, kinds
 
 
 def test_clusters_recover_planted_groups_and_describe_them() -> None:
