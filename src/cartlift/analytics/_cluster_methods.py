@@ -167,7 +167,12 @@ def setting_label(params: dict[str, Any]) -> str:
 
 
 def bootstrap_stability(
-    fit: Fit, X: np.ndarray, rng: np.random.Generator, n_boot: int, confidence: float = 0.95
+    fit: Fit,
+    X: np.ndarray,
+    rng: np.random.Generator,
+    n_boot: int,
+    confidence: float = 0.95,
+    tick: Callable[[float], None] | None = None,
 ) -> tuple[float, float, float]:
     """Mean adjusted Rand index between bootstrap refits, with a percentile interval over the pairs.
 
@@ -176,10 +181,12 @@ def bootstrap_stability(
     labellings is computed. 1 means every resample finds the same segments; near 0, chance.
     """
     labellings = []
-    for _ in range(n_boot):
+    for i in range(n_boot):
         rows = rng.integers(0, len(X), len(X))
         refit = fit_method(fit.method, X[rows], fit.params, int(rng.integers(2**31 - 1)))
         labellings.append(refit.assign(X))
+        if tick is not None:
+            tick((i + 1) / n_boot)
     aris = np.array([adjusted_rand_score(a, b) for a, b in combinations(labellings, 2)])
     tail = (1 - confidence) / 2 * 100
     lo, hi = np.percentile(aris, [tail, 100 - tail])

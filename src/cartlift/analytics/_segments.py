@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
@@ -101,6 +102,7 @@ def segments(
     n_boot: int = 10,
     random_state: RandomState = 0,
     include_anonymous: bool = False,
+    progress: Callable[[str, float], None] | None = None,
 ) -> SegmentsResult:
     """RFM segments, behavioural clusters and price sensitivity of the store's customers.
 
@@ -110,7 +112,7 @@ def segments(
     and price sensitivity. Parts that the data cannot support are None, with a note saying why
     (a store of views only has no RFM or CLV; a handful of customers cannot be clustered); misuse
     still raises. Anonymous buyers (``anonymous:<invoice>``) are not RFM customers unless
-    ``include_anonymous``.
+    ``include_anonymous``. ``progress(label, percent)`` follows the clustering.
     """
     notes = []
     try:
@@ -123,7 +125,7 @@ def segments(
     try:
         clusters: CustomerClusters | None = CustomerClusters(
             method=method, k_min=k_min, k_max=k_max, n_boot=n_boot, random_state=random_state
-        ).fit(features)
+        ).fit(features, progress)
     except DataError as e:
         clusters = None
         notes.append(f"no clusters: {e}")

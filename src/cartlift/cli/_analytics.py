@@ -21,6 +21,7 @@ from cartlift.cli._common import (
     open_store,
     out,
     print_warnings,
+    progress_bar,
 )
 
 if TYPE_CHECKING:
@@ -288,7 +289,7 @@ def register(app: typer.Typer) -> None:
             name = check_engine(engine)
         except SparkUnavailableError as e:
             raise fail(str(e)) from None
-        with open_store(db, read_only=True) as store:
+        with open_store(db, read_only=True) as store, progress_bar() as bar:
             result = compute(
                 store,
                 as_of=as_of,
@@ -298,6 +299,7 @@ def register(app: typer.Typer) -> None:
                 n_boot=boot,
                 random_state=seed,
                 include_anonymous=include_anonymous,
+                progress=None if json else bar,
             )
             if name == "spark" and result.rfm is not None:
                 import tempfile
