@@ -122,8 +122,14 @@ class SessionKNN(Recommender):
         self._set_idf()
 
     def _set_idf(self) -> None:
-        df = np.diff(self.sessions_.tocsc().indptr).astype(np.float64)
+        # the item -> sessions index, built once (transposing on every query cost a millisecond)
+        self.__dict__["_sessions_t_cache"] = self.sessions_.T.tocsr()
+        df = np.diff(self.__dict__["_sessions_t_cache"].indptr).astype(np.float64)
         self.idf_ = np.log(max(self.sessions_.shape[0], 1) / np.maximum(df, 1.0))
+
+    def _set_state(self, scalars: dict[str, object], arrays: dict[str, np.ndarray]) -> None:
+        super()._set_state(scalars, arrays)
+        self.__dict__["_sessions_t_cache"] = self.sessions_.T.tocsr()
 
     def _partial_fit(
         self, interactions: Interactions, item_map: np.ndarray, added: sp.csr_matrix, users: np.ndarray
@@ -177,7 +183,7 @@ class SessionKNN(Recommender):
 
     def _score(self, query: Query) -> sp.csr_matrix:
         q = self._queries(query)
-        dots = (q @ self.sessions_.T).tocsr()
+        dots = (q @ self.__dict__["_sessions_t_cache"]).tocsr()
         q_norm = np.sqrt(np.asarray(q.multiply(q).sum(axis=1)).ravel())
         s_len = np.sqrt(np.diff(self.sessions_.indptr).astype(np.float64))
         own = np.where(query.rows >= 0, self.user_session_[np.maximum(query.rows, 0)], -1)

@@ -96,8 +96,9 @@ def default_model_path(db: str | Path, name: str) -> Path:
     return path.parent / "models" / path.stem / f"{name}.npz"
 
 
-SERVED_CANDIDATES: Final = ("itemknn", "als", "hybrid")
-"""The recommenders `best_recommender` compares (all answer users, carts and similar items)."""
+SERVED_CANDIDATES: Final = BEST_SHORTLIST
+"""The recommenders `best_recommender` compares for the service: the same shortlist as ``best``
+everywhere (all answer users, carts and similar items)."""
 
 
 def best_recommender(
