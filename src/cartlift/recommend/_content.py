@@ -22,7 +22,7 @@ from cartlift.recommend._embed import (
 from cartlift.recommend._interactions import Interactions
 from cartlift.recommend._knn import _evidence
 from cartlift.recommend._query import Query
-from cartlift.recommend._text import TOKENIZERS, tokenize
+from cartlift.recommend._text import TOKENIZERS, dictionary_words, tokenize
 
 __all__ = ["ContentBased"]
 
@@ -170,13 +170,17 @@ def _column(catalog: pd.DataFrame, field: str) -> pd.Series:
 def _documents(catalog: pd.DataFrame, tokenizer: str) -> list[list[str]]:
     """Each product's tokens: its text by script, plus category and brand as whole values."""
     docs: list[list[str]] = [[] for _ in range(len(catalog))]
+    # the catalog's own names (brands, categories) are words of its language, kept whole
+    names = dictionary_words(
+        v for f in ("brand", "category") if f in catalog.columns for v in _column(catalog, f).unique()
+    )
     for field in FIELDS:
         if field not in catalog.columns:
             continue
         for doc, value in zip(docs, _column(catalog, field), strict=True):
             if not value:
                 continue
-            doc.extend(tokenize(value, tokenizer))
+            doc.extend(tokenize(value, tokenizer, words=names))
             if field in ("category", "brand"):
                 # the whole value as one token too: brand "North Face" should not match "face cream"
                 doc.append(f"{field}={value.strip().lower()}")
