@@ -84,9 +84,10 @@ def test_no_server_errors_on_generated_requests(trained_store: Path, tmp_path: P
                 "all",
                 # a generated id rarely exists: 404 is the right answer (and documented) then;
                 # 200 for an unknown-but-valid field value is also right (positive-data check is
-                # about refusing invalid data, which the schema's own constraints cover)
+                # about refusing invalid data, which the schema's own constraints cover); no time
+                # limit (the machine is shared: speed is measured in benchmarks/, never asserted)
                 "--exclude-checks",
-                "positive_data_acceptance,use_after_free,ensure_resource_availability",
+                "positive_data_acceptance,use_after_free,ensure_resource_availability,max_response_time",
                 "--header",
                 f"Authorization: Bearer {key}",
                 "--max-examples",
@@ -139,7 +140,7 @@ def test_stateful_links_reach_risk_decide_assignment_and_erasure(trained_store: 
                 "--checks",
                 "all",
                 "--exclude-checks",
-                "positive_data_acceptance,use_after_free,ensure_resource_availability",
+                "positive_data_acceptance,use_after_free,ensure_resource_availability,max_response_time",
                 "--header",
                 f"Authorization: Bearer {key}",
                 "--phases",

@@ -32,7 +32,7 @@ import unicodedata
 from collections.abc import Callable, Iterable
 from typing import Final
 
-__all__ = ["SEGMENTER", "TOKENIZERS", "dictionary_words", "tokenize"]
+__all__ = ["SEGMENTER", "TOKENIZERS", "dictionary_words", "discover_words", "tokenize"]
 
 # Han (unified ideographs, extensions A-F, compatibility), kana (with the prolonged sound mark)
 _HAN: Final = "\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0002ebef"
@@ -105,6 +105,57 @@ def _bigrams(run: str) -> list[str]:
     if len(run) == 1:
         return [run]
     return [run[i : i + 2] for i in range(len(run) - 1)]
+
+
+def discover_words(
+    texts: Iterable[str], *, min_count: int = 5, max_length: int = 5, min_entropy: float = 1.0
+) -> frozenset[str]:
+    """Chinese words a collection of texts uses that the segmenter's dictionary does not know.
+
+    The classic test for a new word in a corpus (Sproat and Shih 1990; used for jieba user
+    dictionaries): a string of 2 to ``max_length`` Han characters that occurs ``min_count`` times
+    or more and whose neighbours vary on both sides (entropy of the character before it and of the
+    one after it, in nats, at least ``min_entropy``; the start or end of a run counts as a new
+    neighbour each time). A piece of a longer word fails this, as the same characters always
+    surround it. Only strings the segmenter would cut with a single character among the pieces are
+    kept (``卡诺维`` -> ``卡 诺维``): strings it already reads as dictionary words need no help.
+    """
+    if _SEGMENT is None:
+        return frozenset()
+    import math
+    from collections import Counter, defaultdict
+
+    import rjieba
+
+    counts: Counter[str] = Counter()
+    left: defaultdict[str, Counter[str]] = defaultdict(Counter)
+    right: defaultdict[str, Counter[str]] = defaultdict(Counter)
+    for text in texts:
+        text = unicodedata.normalize("NFKC", text).lower()
+        if _HAS_KANA.search(text):
+            continue
+        for run, _ in _RUNS.findall(text):
+            for n in range(2, min(max_length, len(run)) + 1):
+                for i in range(len(run) - n + 1):
+                    gram = run[i : i + n]
+                    counts[gram] += 1
+                    # a run boundary is a different neighbour every time: "" is counted apart
+                    left[gram][run[i - 1] if i else ""] += 1
+                    right[gram][run[i + n] if i + n < len(run) else ""] += 1
+
+    def entropy(neighbours: Counter[str]) -> float:
+        total = sum(neighbours.values())
+        outcomes = [c for k, c in neighbours.items() if k] + [1] * neighbours[""]
+        return -sum(c / total * math.log(c / total) for c in outcomes)
+
+    found = set()
+    for gram, n in counts.items():
+        if n < min_count or min(entropy(left[gram]), entropy(right[gram])) < min_entropy:
+            continue
+        pieces = rjieba.cut(gram)
+        if len(pieces) > 1 and any(len(p) == 1 for p in pieces):
+            found.add(gram)
+    return frozenset(found)
 
 
 def tokenize(text: str, tokenizer: str = "auto", *, words: frozenset[str] = frozenset()) -> list[str]:
