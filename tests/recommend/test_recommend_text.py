@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import tempfile
+
 import pandas as pd
 import pytest
 
@@ -84,6 +86,18 @@ def test_content_reads_a_chinese_catalogs_brands_from_its_brand_column() -> None
     # the other product of the same brand comes first, not the same shoe of the other brand
     model = ContentBased(embeddings="off").fit(shop)
     assert model.similar_items("a", k=1).to_lists()[0] == ["c"]
+    # a feed of titles only: the shop names its brands with `words`, and they survive a save
+    titles_only = Interactions.from_frame(
+        events, catalog=catalog[["product_id", "title"]], item_ids=catalog["product_id"]
+    )
+    assert "诺维" in {t for doc in _documents(catalog[["product_id", "title"]], "auto") for t in doc}
+    named = ContentBased(embeddings="off", words=("卡诺维", "萨诺维")).fit(titles_only)
+    assert "诺维" not in {
+        t for doc in _documents(catalog[["product_id", "title"]], "auto", named.words) for t in doc
+    }
+    with tempfile.TemporaryDirectory() as folder:
+        loaded = ContentBased.load(named.save(f"{folder}/content"))
+        assert list(loaded.get_params()["words"]) == ["卡诺维", "萨诺维"]
 
 
 # Three groups of three products per script; within a group the titles share the product word
