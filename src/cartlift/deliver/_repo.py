@@ -9,7 +9,7 @@ from __future__ import annotations
 import secrets
 import uuid
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 
 from cartlift.deliver._tables import CUSTOMERS, DELIVER_TABLES, MESSAGES, Db, create_tables
@@ -27,24 +27,25 @@ __all__ = [
     "customers_by_id",
     "defer",
     "finish",
+    "holdout_phase",
     "insert_coupons",
-    "insert_messages",
+    "issue_coupons",
     "last_purchases",
     "message",
     "new_id",
+    "pending_carts",
     "quarantine_contacts",
     "record_event",
     "redeem_coupon",
     "release_stale",
     "retry",
     "same_contact",
+    "schedule_decisions",
     "secret",
     "sent_messages",
     "sent_since",
     "status_counts",
-    "time_zones",
     "truth_reactions",
-    "unscheduled_decisions",
     "unsubscribe",
     "upsert_customers",
     "utcnow",
@@ -153,47 +154,130 @@ def unsubscribe(db: Db, *, user_id: str, now: datetime) -> bool:
 
 
 # -- scheduling ------------------------------------------------------------------------------------
-def unscheduled_decisions(db: Db) -> list[dict[str, Any]]:
-    """Decisions that send a message (e-mail or SMS) and have no outbox row yet."""
+def pending_carts(db: Db) -> list[tuple[str, str, bool | None]]:
+    """``(decision_id, cart_id, recorded held_out or None)`` of decisions that send a message and have no outbox row."""
     if "decisions" not in db.tables():
         return []
-    cols = [
-        "decision_id",
-        "ts",
-        "user_id",
-        "cart_id",
-        "action",
-        "channel",
-        "coupon_code",
-        "coupon_expires_at",
-        "discount_value",
-        "cart_value",
-    ]
+    recorded = "holdout_assignments" in db.tables()
     rows = db.rows(
-        f"SELECT {', '.join('d.' + c for c in cols)} FROM decisions d "
-        "WHERE d.channel IN ('email', 'sms') "
-        "AND NOT EXISTS (SELECT 1 FROM messages m WHERE m.decision_id = d.decision_id) ORDER BY d.ts",
+        f"SELECT d.decision_id, d.cart_id, {'a.held_out' if recorded else 'NULL'} FROM decisions d "
+        + ("LEFT JOIN holdout_assignments a ON a.cart_id = d.cart_id " if recorded else "")
+        + "WHERE d.channel IN ('email', 'sms') "
+        "AND NOT EXISTS (SELECT 1 FROM messages m WHERE m.decision_id = d.decision_id)",
     )
-    return [dict(zip(cols, r, strict=True)) for r in rows]
+    return [(str(d), str(c), None if h is None else bool(h)) for d, c, h in rows]
 
 
-def time_zones(db: Db, user_ids: Sequence[str]) -> dict[str, str | None]:
-    """Each customer's time zone (None when unknown)."""
-    return {uid: row["time_zone"] for uid, row in customers_by_id(db, user_ids).items()}
+def holdout_phase(db: Db) -> tuple[int, float, str] | None:
+    """The holdout phase in force ``(phase, share, salt)``, or None when the store never set one."""
+    if "holdout_phases" not in db.tables():
+        return None
+    rows = db.rows("SELECT phase, share, salt FROM holdout_phases ORDER BY phase DESC LIMIT 1")
+    return (int(rows[0][0]), float(rows[0][1]), str(rows[0][2])) if rows else None
 
 
-def insert_messages(db: Db, rows: Sequence[MessageRow]) -> int:
-    """Add outbox rows; a decision that already has one keeps it. Returns the rows added."""
-    if not rows:
-        return 0
-    before = int(db.rows("SELECT count(*) FROM messages")[0][0])
-    db.insert(
-        "messages",
-        _MESSAGE_COLUMNS,
-        [[r.get(c) for c in _MESSAGE_COLUMNS] for r in rows],
-        on_conflict="ON CONFLICT DO NOTHING",
+HELD_OUT_REASON: Final = "held out: the cart is in the global holdout, which is never messaged"
+TOO_LATE_REASON: Final = "too late: due more than {hours:g} h ago"
+
+
+def _quiet_due(quiet: tuple[int, int] | None) -> str:
+    """SQL for the due time: ``base`` (naive UTC) moved past the quiet hours of ``zone`` (see `after_quiet_hours`).
+
+    The same text runs on DuckDB (ICU) and PostgreSQL: ``(t AT TIME ZONE 'UTC') AT TIME ZONE z`` is
+    the local wall time in ``z``, ``(l AT TIME ZONE z) AT TIME ZONE 'UTC'`` takes it back to UTC.
+    """
+    if quiet is None or quiet[0] == quiet[1]:
+        return "base"
+    start, end = int(quiet[0]), int(quiet[1])  # validated hours 0..23, safe to write into the SQL
+    hour = "extract(hour FROM l)"
+    inside = (
+        f"({hour} >= {start} AND {hour} < {end})" if start < end else f"({hour} >= {start} OR {hour} < {end})"
     )
-    return int(db.rows("SELECT count(*) FROM messages")[0][0]) - before
+    next_day = "0" if start < end else f"(CASE WHEN {hour} < {end} THEN 0 ELSE 1 END)"
+    wake = (
+        f"((date_trunc('day', l) + {next_day} * INTERVAL '1 day' + {end} * INTERVAL '1 hour') "
+        "AT TIME ZONE zone) AT TIME ZONE 'UTC'"
+    )
+    return f"CASE WHEN {inside} THEN {wake} ELSE base END"
+
+
+def schedule_decisions(
+    db: Db,
+    *,
+    now: datetime,
+    delays: Sequence[tuple[str, float]],
+    quiet: tuple[int, int] | None,
+    max_age_hours: float,
+    held_out: Sequence[str],
+) -> dict[str, int]:
+    """One outbox row per decision that sends a message and has none yet, in one INSERT ... SELECT.
+
+    Due at the decision's time plus its action's delay (``delays``: action, hours; 1 h for an
+    action not listed), moved past the quiet hours of the customer's zone (UTC when unknown).
+    Stored as cancelled with the reason: decisions in ``held_out`` (their cart is in the global
+    holdout) and those whose send time is more than ``max_age_hours`` before ``now``.
+
+    Returns
+    -------
+    dict
+        ``scheduled``, ``too_late`` and ``held_out``: rows added by this call.
+    """
+    if "decisions" not in db.tables():
+        return {"scheduled": 0, "too_late": 0, "held_out": 0}
+    table = ", ".join("(?, ?)" for _ in delays) or "(NULL, NULL)"
+    late = TOO_LATE_REASON.format(hours=max_age_hours)
+    sql = f"""
+INSERT INTO messages (message_id, decision_id, cart_id, user_id, action, channel, coupon_code, decided_at,
+                      created_at, due_at, status, last_error, attempts, deferrals, deferred_reason)
+SELECT replace(CAST(gen_random_uuid() AS VARCHAR), '-', ''), decision_id, cart_id, user_id, action, channel,
+       coupon_code, ts, ?, due_at,
+       CASE WHEN held OR base < ? THEN 'cancelled' ELSE 'scheduled' END,
+       CASE WHEN held THEN ? WHEN base < ? THEN ? END,
+       0, CASE WHEN due_at > base THEN 1 ELSE 0 END, CASE WHEN due_at > base THEN 'quiet hours' END
+FROM (
+    SELECT *, {_quiet_due(quiet)} AS due_at
+    FROM (SELECT *, (base AT TIME ZONE 'UTC') AT TIME ZONE zone AS l FROM (
+        SELECT d.decision_id, d.cart_id, d.user_id, d.action, d.channel, d.coupon_code, d.ts,
+               coalesce(c.time_zone, 'UTC') AS zone,
+               d.decision_id IN (SELECT unnest(CAST(? AS VARCHAR[]))) AS held,
+               d.ts + CAST(round(coalesce(a.hours, 1.0) * 3600) AS INTEGER) * INTERVAL '1 second' AS base
+        FROM decisions d
+        LEFT JOIN customers c ON c.user_id = d.user_id
+        LEFT JOIN (VALUES {table}) AS a(action, hours) ON a.action = d.action
+        WHERE d.channel IN ('email', 'sms')
+          AND NOT EXISTS (SELECT 1 FROM messages m WHERE m.decision_id = d.decision_id)
+    ) p) q
+) r
+ON CONFLICT DO NOTHING RETURNING status, last_error"""
+    too_late = now - timedelta(hours=max_age_hours)
+    params = [now, too_late, HELD_OUT_REASON, too_late, late, list(held_out)]
+    params += [v for name, hours in delays for v in (name, float(hours))]
+    added = db.rows(sql, params)
+    return {
+        "scheduled": sum(s == "scheduled" for s, _ in added),
+        "too_late": sum(e == late for _, e in added),
+        "held_out": sum(e == HELD_OUT_REASON for _, e in added),
+    }
+
+
+def issue_coupons(db: Db, *, created_at: datetime, discounts: Sequence[tuple[str, float, float]]) -> int:
+    """Issue the coupon of every message added at ``created_at`` that will be sent (a code issued already stays).
+
+    ``discounts``: action, share, amount; an action not listed gives the decision's own discount value.
+    """
+    table = ", ".join("(?, ?, ?)" for _ in discounts) or "(NULL, NULL, NULL)"
+    rows = db.rows(
+        "INSERT INTO coupons (code, user_id, cart_id, decision_id, discount_share, discount_amount, created_at, "
+        "expires_at) SELECT d.coupon_code, d.user_id, d.cart_id, d.decision_id, coalesce(a.share, 0.0), "
+        "CASE WHEN a.action IS NULL THEN coalesce(d.discount_value, 0.0) ELSE a.amount END, d.ts, "
+        "coalesce(d.coupon_expires_at, d.ts + INTERVAL '72 hours') "
+        "FROM messages m JOIN decisions d ON d.decision_id = m.decision_id "
+        f"LEFT JOIN (VALUES {table}) AS a(action, share, amount) ON a.action = d.action "
+        "WHERE m.created_at = ? AND m.status = 'scheduled' AND d.coupon_code IS NOT NULL "
+        "ON CONFLICT DO NOTHING RETURNING code",
+        [*(v for row in discounts for v in row), created_at],
+    )
+    return len(rows)
 
 
 def insert_coupons(db: Db, rows: Sequence[dict[str, Any]]) -> None:

@@ -40,7 +40,8 @@ _log = logging.getLogger(__name__)
 
 @dataclass
 class RunResult:
-    """What one pass of the worker did (``failed``: attempts that will be retried)."""
+    """What one pass of the worker did (``failed``: attempts that will be retried; ``too_late`` and
+    ``held_out``: decisions stored as cancelled when scheduled, see `schedule`)."""
 
     sent: int = 0
     failed: int = 0
@@ -49,6 +50,7 @@ class RunResult:
     dead: int = 0
     scheduled: int = 0
     too_late: int = 0
+    held_out: int = 0
 
     def add(self, other: RunResult) -> None:
         """Add another pass's counts."""
@@ -56,7 +58,7 @@ class RunResult:
             setattr(self, k, getattr(self, k) + v)
 
     def to_dict(self) -> dict[str, int]:
-        """``{"sent", "failed", "cancelled", "deferred", "dead", "scheduled", "too_late"}``."""
+        """``{"sent", "failed", "cancelled", "deferred", "dead", "scheduled", "too_late", "held_out"}``."""
         return asdict(self)
 
 
@@ -120,6 +122,7 @@ class Worker:
         result = RunResult()
         planned = schedule(self.db, settings=self.settings, now=now)
         result.scheduled, result.too_late = planned["scheduled"], planned["too_late"]
+        result.held_out = planned["held_out"]
         _repo.release_stale(self.db, now=now, everything=self.single_process and not self._started)
         self._started = True
         best: dict[str | None, list[dict[str, Any]]] | None = None
