@@ -6,27 +6,30 @@ where they differ (row locks), the function says so. Times are naive UTC.
 
 from __future__ import annotations
 
+import re
 import secrets
 import uuid
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 
+import pyarrow as pa
+
 from cartlift.deliver._tables import CUSTOMERS, DELIVER_TABLES, MESSAGES, Db, create_tables
 
 __all__ = [
+    "OUTCOME_COLUMNS",
     "MessageRow",
     "best_sellers",
     "cart_contents",
     "cart_message",
     "claim_due",
+    "count_sent_since",
     "coupon_state",
     "coupons_by_code",
     "create",
     "customer",
     "customers_by_id",
-    "defer",
-    "finish",
     "holdout_phase",
     "insert_coupons",
     "issue_coupons",
@@ -35,15 +38,15 @@ __all__ = [
     "new_id",
     "pending_carts",
     "quarantine_contacts",
+    "recent_sends",
     "record_event",
+    "record_outcomes",
     "redeem_coupon",
     "release_stale",
-    "retry",
     "same_contact",
     "schedule_decisions",
     "secret",
     "sent_messages",
-    "sent_since",
     "status_counts",
     "truth_reactions",
     "unsubscribe",
@@ -328,45 +331,87 @@ def message(db: Db, message_id: str) -> MessageRow | None:
     return dict(zip(_MESSAGE_COLUMNS, rows[0], strict=True)) if rows else None
 
 
-def sent_since(db: Db, *, since: datetime, user_id: str | None = None) -> list[datetime]:
-    """Send times of messages sent since ``since`` (of one customer, or all), oldest first."""
-    sql = "SELECT sent_at FROM messages WHERE status = 'sent' AND sent_at >= ?"
-    params: list[Any] = [since]
-    if user_id is not None:
-        sql += " AND user_id = ?"
-        params.append(user_id)
-    return [r[0] for r in db.rows(sql + " ORDER BY sent_at", params)]
+OUTCOME_COLUMNS: Final = {
+    "message_id": pa.string(),
+    "status": pa.string(),
+    "last_error": pa.string(),
+    "provider_id": pa.string(),
+    "recipient": pa.string(),
+    "sent_at": pa.timestamp("us"),
+    "attempts": pa.int32(),
+    "deferrals": pa.int32(),
+    "deferred_reason": pa.string(),
+    "due_at": pa.timestamp("us"),
+}
+"""One row per handled message: its new status, what to add to its counters, what to set (None keeps the old value)."""
+
+_OUTCOME_SET: Final = (
+    "status = {status}, last_error = coalesce({last_error}, messages.last_error), "
+    "provider_id = coalesce({provider_id}, messages.provider_id), "
+    "recipient = coalesce({recipient}, messages.recipient), sent_at = coalesce({sent_at}, messages.sent_at), "
+    "attempts = messages.attempts + {attempts}, deferrals = messages.deferrals + {deferrals}, "
+    "deferred_reason = coalesce({deferred_reason}, messages.deferred_reason), "
+    "due_at = coalesce({due_at}, messages.due_at), lease_until = NULL, "
+    "worker = CASE WHEN {status} = 'scheduled' THEN NULL ELSE messages.worker END"
+)
+_PG_TYPES: Final = {
+    "sent_at": "TIMESTAMP",
+    "due_at": "TIMESTAMP",
+    "attempts": "INTEGER",
+    "deferrals": "INTEGER",
+}
 
 
-def finish(
-    db: Db, message_id: str, *, status: str, now: datetime, error: str | None = None,
-    provider_id: str | None = None, recipient: str | None = None,
-) -> None:  # fmt: skip
-    """End a claimed message: ``sent`` (with the provider's id), ``cancelled`` or ``dead`` (with the reason)."""
-    sent = now if status == "sent" else None
-    db.execute(
-        "UPDATE messages SET status = ?, last_error = coalesce(?, last_error), provider_id = ?, recipient = ?, "
-        "sent_at = ?, lease_until = NULL, attempts = attempts + ? WHERE message_id = ?",
-        [status, error, provider_id, recipient, sent, 0 if status == "cancelled" else 1, message_id],
-    )
+def record_outcomes(db: Db, outcomes: Sequence[dict[str, Any]], *, worker: str) -> None:
+    """Write the outcomes of claimed messages (rows of `OUTCOME_COLUMNS`) in one statement.
+
+    Only rows still ``sending`` for ``worker`` change: a claim whose lease ran out and that
+    another worker took over is that worker's now. Call inside `Db.transaction` to commit them
+    together (with the next claim).
+    """
+    if not outcomes:
+        return
+    guard = "messages.status = 'sending' AND messages.worker = ?"
+    if db.postgres:  # one UPDATE per row, sent by psycopg in one pipeline
+        order = re.findall(r"\{(\w+)\}", _OUTCOME_SET)
+        sets = _OUTCOME_SET.format(
+            **{c: f"CAST(? AS {_PG_TYPES.get(c, 'VARCHAR')})" for c in OUTCOME_COLUMNS}
+        )
+        db.many(
+            f"UPDATE messages SET {sets} WHERE messages.message_id = ? AND {guard}",
+            [[o[c] for c in order] + [o["message_id"], worker] for o in outcomes],
+        )
+        return
+    batch = pa.table({c: pa.array([o[c] for o in outcomes], type=t) for c, t in OUTCOME_COLUMNS.items()})
+    db.con.register("_outcomes", batch)
+    try:
+        sets = _OUTCOME_SET.format(**{c: f"u.{c}" for c in OUTCOME_COLUMNS})
+        db.execute(
+            f"UPDATE messages SET {sets} FROM _outcomes u WHERE messages.message_id = u.message_id AND {guard}",
+            [worker],
+        )
+    finally:
+        db.con.unregister("_outcomes")
 
 
-def retry(db: Db, message_id: str, *, error: str, due_at: datetime) -> None:
-    """A failed attempt that will be retried at ``due_at``."""
-    db.execute(
-        "UPDATE messages SET status = 'scheduled', attempts = attempts + 1, last_error = ?, due_at = ?, "
-        "lease_until = NULL, worker = NULL WHERE message_id = ?",
-        [error, due_at, message_id],
-    )
+def recent_sends(db: Db, *, user_ids: Sequence[str], since: datetime) -> dict[str, list[datetime]]:
+    """Each customer's send times since ``since``, oldest first (what the frequency cap counts)."""
+    out: dict[str, list[datetime]] = {u: [] for u in user_ids}
+    for start in range(0, len(user_ids), 1000):
+        chunk = list(user_ids[start : start + 1000])
+        rows = db.rows(
+            f"SELECT user_id, sent_at FROM messages WHERE status = 'sent' AND sent_at >= ? AND user_id IN ({_in(chunk)}) "
+            "ORDER BY sent_at",
+            [since, *chunk],
+        )
+        for user, at in rows:
+            out[str(user)].append(at)
+    return out
 
 
-def defer(db: Db, message_id: str, *, reason: str, due_at: datetime) -> None:
-    """Move a message to the next allowed moment (caps, budget, quiet hours); the reason stays visible."""
-    db.execute(
-        "UPDATE messages SET status = 'scheduled', deferrals = deferrals + 1, deferred_reason = ?, due_at = ?, "
-        "lease_until = NULL, worker = NULL WHERE message_id = ?",
-        [reason, due_at, message_id],
-    )
+def count_sent_since(db: Db, *, since: datetime) -> int:
+    """Messages sent since ``since``, store-wide (what the daily budget counts)."""
+    return int(db.rows("SELECT count(*) FROM messages WHERE status = 'sent' AND sent_at >= ?", [since])[0][0])
 
 
 def status_counts(db: Db) -> dict[str, Any]:

@@ -56,7 +56,17 @@ class DeliverSettings(BaseSettings):
     max_attempts: int = Field(default=5, ge=1, description="Attempts before a message is dead.")
     backoff_seconds: float = Field(default=60.0, gt=0, description="First retry delay; doubles per attempt.")
     send_timeout: float = Field(default=20.0, gt=0, description="Seconds to wait for a provider's answer.")
-    batch: int = Field(default=100, ge=1, description="Messages a worker claims at once.")
+    batch: int = Field(
+        default=200,
+        ge=1,
+        description="Messages a worker claims at once; their new states are committed together, so a worker "
+        "killed mid-batch sends at most this many again (same Message-ID).",
+    )
+    commit_seconds: float = Field(
+        default=2.0,
+        gt=0,
+        description="Commit the states of a batch's messages at least this often (bounds the crash window on a slow relay).",
+    )
     lease_seconds: float = Field(
         default=300.0, gt=0, description="How long a claim holds before others may take it."
     )
