@@ -50,14 +50,15 @@ def after_quiet_hours(when: datetime, time_zone: str | None, quiet: tuple[int, i
     return wake.astimezone(_UTC).replace(tzinfo=None)
 
 
-def held_out_decisions(db: Db) -> list[str]:
-    """Pending decisions (no outbox row yet) whose cart is in the global holdout (`cartlift.act.is_held_out`).
+def held_out_decisions(db: Db, pending: list[tuple[str, str, bool | None]] | None = None) -> list[str]:
+    """Pending decisions (no outbox row yet; ``pending``: `_repo.pending_carts`, read when not given)
+    whose cart is in the global holdout (`cartlift.act.is_held_out`).
 
     As `is_held_out` decides: the group recorded with the cart's decision wins; a cart without
     one is hashed with the holdout phase in force (the default 10 % phase on a store that never
     set one, as on a PostgreSQL store, whose decisions are made on slices without the phases).
     """
-    pending = _repo.pending_carts(db)
+    pending = _repo.pending_carts(db) if pending is None else pending
     if not pending:
         return []
     phase = _repo.holdout_phase(db)
@@ -90,7 +91,10 @@ def schedule(
     """
     catalog = catalog if catalog is not None else ActionCatalog()
     _repo.create(db)
-    held = held_out_decisions(db)
+    pending = _repo.pending_carts(db)
+    if not pending:  # the usual pass of a running worker: nothing new
+        return {"scheduled": 0, "too_late": 0, "held_out": 0, "coupons": 0}
+    held = held_out_decisions(db, pending)
     with db.transaction():
         added = _repo.schedule_decisions(
             db,

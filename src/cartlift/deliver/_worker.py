@@ -130,7 +130,8 @@ class Worker:
         if not (self.single_process and self._started):  # on DuckDB only this process claims: once is enough
             _repo.release_stale(self.db, now=now, everything=self.single_process)
         self._started = True
-        best, secret = _repo.best_sellers(self.db, k=6), _repo.secret(self.db)
+        best: dict[str | None, list[dict[str, Any]]] | None = None
+        secret = b""
         outcomes: list[dict[str, Any]] = []
         try:
             while True:
@@ -139,6 +140,8 @@ class Worker:
                 )  # one transaction: the last outcomes, the next claim
                 if not claimed:
                     return result
+                if best is None:  # read once per pass, and only when something is due
+                    best, secret = _repo.best_sellers(self.db, k=6), _repo.secret(self.db)
                 facts = gather(self.db, claimed, now=now, best=best, secret=secret)
                 hold = _Caps.read(self.db, self.settings, claimed, now)
                 committed = time.monotonic()
