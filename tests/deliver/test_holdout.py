@@ -10,7 +10,14 @@ from pathlib import Path
 import pytest
 from _deliver_helpers import SmtpServer, make_shop, settings
 
-from cartlift.act import create_decision_tables, is_held_out, set_holdout
+from cartlift.act import (
+    DefaultPolicy,
+    cart_contexts,
+    create_decision_tables,
+    decide_with_holdout,
+    is_held_out,
+    set_holdout,
+)
 from cartlift.deliver import Db, Worker, after_quiet_hours, connect_postgres, open_db, schedule
 from cartlift.deliver._repo import create
 from cartlift.store import EventStore
@@ -105,3 +112,39 @@ def test_due_times_on_postgresql_match_after_quiet_hours() -> None:
     finally:
         admin.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
         admin.con.close()
+
+
+def test_deciding_a_batch_goes_through_the_holdout_first(tmp_path: Path, smtp: SmtpServer) -> None:
+    carts = 60
+    shop = make_shop(tmp_path / "shop.duckdb", carts=carts)
+    with EventStore(shop) as store:
+        store.con.execute("DELETE FROM decisions")
+        set_holdout(store, 0.3)
+        ctx = cart_contexts(store)
+        assert len(ctx) == carts
+        decisions = decide_with_holdout(store, DefaultPolicy(random_state=0), ctx)
+        assert list(decisions["cart_id"]) == list(ctx["cart_id"])  # in the order of the contexts
+        held = {c for c in ctx["cart_id"] if is_held_out(store, c)}
+        got = store.con.execute(
+            "SELECT cart_id, policy, action, channel, propensity FROM decisions"
+        ).fetchall()
+        recorded = dict(store.con.execute("SELECT cart_id, held_out FROM holdout_assignments").fetchall())
+        linked = store.con.execute(
+            "SELECT count(*) FROM holdout_assignments a JOIN decisions d USING (decision_id)"
+        ).fetchall()[0][0]
+    assert 5 < len(held) < 35 and len(got) == carts
+    assert {c for c, p, a, ch, pr in got if p == "holdout"} == held
+    assert all((a, ch, pr) == ("nothing", "none", 1.0) for c, p, a, ch, pr in got if c in held)
+    assert recorded == {c: c in held for c in ctx["cart_id"]} and linked == carts
+    messaged = {c for c, p, a, ch, pr in got if ch in ("email", "sms")}
+    assert messaged and not messaged & held
+    with open_db(shop) as db:
+        worker = Worker(db, settings(smtp_url=smtp.url), outbox_dir=tmp_path / "outbox")
+        result = worker.run_once().to_dict()
+        worker.close()
+    assert result["held_out"] == 0 and result["scheduled"] == len(messaged)
+    with EventStore(shop) as store:
+        sent = {
+            c for (c,) in store.con.execute("SELECT cart_id FROM messages WHERE status = 'sent'").fetchall()
+        }
+    assert sent and sent <= messaged and not sent & held
