@@ -7,6 +7,8 @@ from pathlib import Path
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from cartlift.config import Settings
+
 __all__ = ["DeliverSettings"]
 
 
@@ -35,7 +37,12 @@ class DeliverSettings(BaseSettings):
         default=None, description="Where .eml files go [default: outbox/ beside the store]."
     )
     mail_from: str = Field(default="Example Shop <shop@example.com>", description="The From of every e-mail.")
-    currency: str = Field(default="EUR", max_length=8, description="Written after every price in messages.")
+    # the store's own setting (CARTLIFT_CURRENCY, read by the report too), so mails and report agree
+    currency: str = Field(
+        default=Settings.model_fields["currency"].default,
+        max_length=8,
+        description="Written after every price in messages (the store's currency).",
+    )
     public_url: str = Field(
         default="http://127.0.0.1:8000", description="Where `cartlift serve` is reached: links point here."
     )
