@@ -22,7 +22,7 @@ from email.utils import format_datetime, parseaddr
 from functools import lru_cache
 from zoneinfo import ZoneInfo
 
-__all__ = ["POLICY", "OutgoingMail", "mail_bytes"]
+__all__ = ["POLICY", "OutgoingMail", "mail_bytes", "sender_parts"]
 
 POLICY = email.policy.SMTP.clone(max_line_length=998)
 """CRLF line ends; long URLs in List-Unsubscribe stay on one line (at the default 78 columns the
@@ -40,6 +40,12 @@ class OutgoingMail:
     to: str
     message_id: str
     data: bytes
+
+
+@lru_cache(maxsize=16)
+def sender_parts(mail_from: str) -> tuple[str, str]:
+    """``(display name, address)`` of the From setting (parsed once, not per message)."""
+    return parseaddr(mail_from)
 
 
 @lru_cache(maxsize=64)
@@ -81,7 +87,8 @@ def mail_bytes(
 ) -> OutgoingMail:
     """One e-mail: From, To, Subject, Message-ID ``<message_id@domain of From>``, Date (``now``, naive
     UTC), the extra ``headers``, then the text part alone or text and HTML as alternatives."""
-    domain = parseaddr(mail_from)[1].split("@")[-1] or "cartlift.invalid"
+    address = sender_parts(mail_from)[1]
+    domain = address.split("@")[-1] or "cartlift.invalid"
     mid = f"<{message_id}@{domain}>"
     out = [
         _header("From", mail_from),
@@ -95,7 +102,7 @@ def mail_bytes(
     text_head, text_body = _part("plain", text)
     if html is None:
         data = b"".join([*out, text_head, text_body])
-        return OutgoingMail(parseaddr(mail_from)[1], to, mid, data)
+        return OutgoingMail(address, to, mid, data)
     html_head, html_body = _part("html", html)
     boundary = f"=_{message_id}".encode("ascii")
     while (
@@ -113,4 +120,4 @@ def mail_bytes(
             _CRLF + dash + b"--" + _CRLF,
         ]
     )  # fmt: skip
-    return OutgoingMail(parseaddr(mail_from)[1], to, mid, data)
+    return OutgoingMail(address, to, mid, data)

@@ -14,7 +14,6 @@ import email
 from dataclasses import dataclass
 from datetime import datetime
 from email.message import EmailMessage
-from email.utils import parseaddr
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -24,7 +23,7 @@ import jinja2
 from cartlift.deliver import _repo
 from cartlift.deliver._facts import Facts, gather, recommendations
 from cartlift.deliver._links import make_token
-from cartlift.deliver._mime import POLICY, OutgoingMail, mail_bytes
+from cartlift.deliver._mime import POLICY, OutgoingMail, mail_bytes, sender_parts
 from cartlift.deliver._settings import DeliverSettings
 from cartlift.deliver._tables import Db
 
@@ -75,7 +74,7 @@ def _money(value: float, currency: str = "") -> str:
 
 
 def _shop_name(settings: DeliverSettings) -> str:
-    name, address = parseaddr(settings.mail_from)
+    name, address = sender_parts(settings.mail_from)
     return name or address.split("@")[-1]
 
 
