@@ -34,8 +34,8 @@ def register(app: typer.Typer) -> None:
         json: JsonOption = False,
     ) -> None:
         """Simulate a store, load it, and run the loop: funnel and customers, recommendations,
-        abandonment prediction, next best action, experiments, and delivery (the last nine days'
-        carts decided with the global holdout first, sent as .eml files into outbox/, answered by
+        abandonment prediction, next best action, experiments, and delivery (every abandoned
+        cart decided with the global holdout first, sent as .eml files into outbox/, answered by
         the simulated customers);
         write the report. Prints where everything went."""
         from cartlift.analytics import store_summary
@@ -117,7 +117,7 @@ def highlights(results: dict[str, Any]) -> Table:
     if sent.get("carts"):
         table.add_row(
             "deliver",
-            f"{sent['scheduled']:,} messages scheduled for {sent['carts']:,} carts of the last {sent.get('days', 2):g} days "
+            f"{sent['scheduled']:,} messages scheduled for {sent['carts']:,} abandoned carts "
             f"({sent['policy']} policy; {sent.get('held_out_carts', 0):,} carts held out): {sent['sent']:,} sent to {sent['outbox']}, {sent['cancelled']:,} cancelled, "
             f"{sent['deferred']:,} deferrals; {sent['clicked']:,} clicked, {sent['recovered']:,} carts recovered "
             f"({sent['recovered_anyway']:,} would have come back without a message)",

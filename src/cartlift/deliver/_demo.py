@@ -1,11 +1,11 @@
-"""The deliver step of `cartlift demo`: the last days' abandoned carts, decided, sent, and answered.
+"""The deliver step of `cartlift demo`: the simulated store's abandoned carts, decided, sent, and answered.
 
-On the simulated store: every cart abandoned in the last ``days`` simulated days is decided as
-a live store decides (`cartlift.act.decide_with_holdout`): carts in the global holdout get
-nothing and the store's policy (the saved profit policy, else the default) decides for the rest.
-The default nine days are the last seven, whose 7-day outcome window is still open at the end
-of the simulation, and two before them, whose window has closed: on those the report measures
-the program's impact against the holdout (`cartlift.act.impact`). The outbox worker runs hour by hour
+On the simulated store: every abandoned cart (or those of the last ``days`` simulated days) is
+decided as a live store decides (`cartlift.act.decide_with_holdout`): carts in the global
+holdout get nothing and the store's policy (the saved profit policy, else the default) decides
+for the rest. Every cart, because the report measures the program's impact against the holdout
+(`cartlift.act.impact`) on the carts whose 7-day outcome window has closed, by assignment: an
+undecided cart would count as treated without having been treated. The outbox worker runs hour by hour
 on the simulated clock, so delays, quiet hours in each customer's zone, caps and cancellations
 (the customer came back and bought first) happen as they would live; e-mails and SMS are written
 as files into ``out_dir/outbox`` (never to a real SMTP server, whatever the environment says).
@@ -57,14 +57,10 @@ def _policy(store: EventStore, seed: int) -> ProfitPolicy | DefaultPolicy:
         return DefaultPolicy(random_state=seed)
 
 
-DEMO_DAYS = 9.0
-"""Days of carts the demo sends to: the 7-day outcome window plus two days whose window closed."""
-
-
 def run_demo(
-    store: EventStore, out_dir: str | Path, *, days: float = DEMO_DAYS, seed: int = 0
+    store: EventStore, out_dir: str | Path, *, days: float | None = None, seed: int = 0
 ) -> dict[str, Any]:
-    """Decide, schedule, send and answer the last ``days`` of abandoned carts of a simulated store.
+    """Decide, schedule, send and answer the abandoned carts (of the last ``days``) of a simulated store.
 
     Returns
     -------
@@ -84,7 +80,8 @@ def run_demo(
     if ctx.empty:
         return {"carts": 0}
     ts = pd.to_datetime(ctx["ts"])
-    ctx = ctx[ts >= ts.max() - pd.Timedelta(days=days)].reset_index(drop=True)
+    if days is not None:
+        ctx = ctx[ts >= ts.max() - pd.Timedelta(days=days)].reset_index(drop=True)
     policy = _policy(store, seed)
     features = [c for c in (policy.features_ or CONTEXT_FEATURES) if c in ctx.columns]
     decisions = decide_with_holdout(store, policy, ctx, Ledger(rules=policy.rules_), features=features)
@@ -102,7 +99,7 @@ def run_demo(
     messages = decisions["channel"].isin(["email", "sms"])
     return {
         "policy": policy.name if isinstance(policy, DefaultPolicy) else "profit",
-        "days": float(days),
+        "days": None if days is None else float(days),
         "carts": len(ctx),
         "held_out_carts": int((decisions["policy"] == "holdout").sum()),
         "decided": int(messages.sum()),

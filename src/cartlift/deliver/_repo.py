@@ -159,9 +159,10 @@ def unsubscribe(db: Db, *, user_id: str, now: datetime) -> bool:
 # -- scheduling ------------------------------------------------------------------------------------
 def pending_carts(db: Db) -> list[tuple[str, str, bool | None]]:
     """``(decision_id, cart_id, recorded held_out or None)`` of decisions that send a message and have no outbox row."""
-    if "decisions" not in db.tables():
+    tables = db.tables()
+    if "decisions" not in tables:
         return []
-    recorded = "holdout_assignments" in db.tables()
+    recorded = "holdout_assignments" in tables
     rows = db.rows(
         f"SELECT d.decision_id, d.cart_id, {'a.held_out' if recorded else 'NULL'} FROM decisions d "
         + ("LEFT JOIN holdout_assignments a ON a.cart_id = d.cart_id " if recorded else "")
