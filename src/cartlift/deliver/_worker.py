@@ -135,9 +135,8 @@ class Worker:
         outcomes: list[dict[str, Any]] = []
         try:
             while True:
-                claimed = self._commit(
-                    outcomes, claim_at=now
-                )  # one transaction: the last outcomes, the next claim
+                # one transaction: the outcomes of the last batch, the claim of the next
+                claimed = self._commit(outcomes, claim_at=now)
                 if not claimed:
                     return result
                 if best is None:  # read once per pass, and only when something is due
