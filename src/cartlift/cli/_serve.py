@@ -194,7 +194,7 @@ def register(app: typer.Typer) -> None:
         db: DbOption = None,
         json: JsonOption = False,
     ) -> None:
-        """Revoke a key: it stops working at once (a running service notices within 30 s)."""
+        """Revoke a key: it stops working at once, in running services too."""
         from cartlift.store import open_storage, parse_store_url
 
         storage = open_storage(db)

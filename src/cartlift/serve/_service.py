@@ -8,13 +8,14 @@ live session state (`_live`, the predict package's `SessionState`), models from 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import json
 import logging
 import math
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -108,6 +109,11 @@ class Service:
         self.live: LiveSessions | None = None
         self.limiter: RateLimiter = MemoryRateLimiter()
         self._keys: dict[str, tuple[float, ApiKey | None]] = {}
+        # bumped whenever a key may have been revoked: a look-up that began before is not cached
+        self._keys_generation = 0
+        # False while revocations by other processes cannot be heard: every request looks its key up
+        self._keys_trusted = True
+        self._stop_watching: Callable[[], None] = lambda: None
         self._key_lookups: dict[str, asyncio.Future[ApiKey | None]] = {}
         self._popular: list[tuple[str, float]] = []
         self._secret = settings.pseudonymise_key.get_secret_value() if settings.pseudonymise_key else None
@@ -121,6 +127,15 @@ class Service:
         """Open the store, the live state and the models; raises when the store cannot be opened."""
         s = self.settings
         await asyncio.to_thread(self.storage.start)
+        loop = asyncio.get_running_loop()
+
+        def heard(trusted: bool) -> None:  # on the store's watching thread
+            with contextlib.suppress(RuntimeError):  # the loop has closed: the service is gone
+                loop.call_soon_threadsafe(self._keys_changed, trusted)
+
+        # trusted once the watch listens (PostgreSQL); until then every request looks its key up
+        self._keys_trusted = not self.storage.supports_key_watch
+        self._stop_watching = self.storage.watch_keys(heard)
         for subject, at in await self.storage.erased_subjects():
             self.erased.add(subject, at)
         context = await feature_context(self.storage)
@@ -148,6 +163,7 @@ class Service:
     async def stop(self) -> None:
         """Commit what is queued and close everything."""
         self.started = False
+        await asyncio.to_thread(self._stop_watching)
         await asyncio.to_thread(self.storage.close)
         if self.live is not None:
             self.live.close()
@@ -163,7 +179,7 @@ class Service:
                 headers={"WWW-Authenticate": "Bearer"},
             )
         digest = hash_key(token)
-        cached = self._keys.get(digest)
+        cached = self._keys.get(digest) if self._keys_trusted else None
         if cached is None:
             # shielded: a client that hangs up must not cancel the look-up others wait on
             key = await asyncio.shield(self._lookup_key(digest))
@@ -206,12 +222,20 @@ class Service:
         return running
 
     async def _fetch_key(self, digest: str) -> ApiKey | None:
+        generation = self._keys_generation
         found = await self.storage.find_key(key_hash=digest)
         key = None if found is None else ApiKey(*found)
         if len(self._keys) > 10_000:  # unknown tokens must not grow the cache without bound
             self._keys.clear()
-        self._keys[digest] = (time.monotonic(), key)
+        if generation == self._keys_generation:  # else it may predate a revocation: not cached
+            self._keys[digest] = (time.monotonic(), key)
         return key
+
+    def _keys_changed(self, trusted: bool) -> None:
+        """A key may have been revoked (`Storage.watch_keys`): forget every cached key."""
+        self._keys_generation += 1
+        self._keys.clear()
+        self._keys_trusted = trusted
 
     async def create_key(
         self,
@@ -244,7 +268,7 @@ class Service:
         n = await self.storage.revoke_key(key_id=key_id)
         if not n:
             raise ApiError(404, f"No active key with id {key_id!r}; see GET /v1/admin/keys.")
-        self._keys.clear()
+        self._keys_changed(self._keys_trusted)
         return n
 
     def user(self, user_id: str) -> str:

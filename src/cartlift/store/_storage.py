@@ -198,6 +198,8 @@ class Storage(ABC):
 
     kind: ClassVar[str]
     supports_store_jobs: ClassVar[bool] = False
+    supports_key_watch: ClassVar[bool] = False
+    """True when other processes can revoke keys while a service runs, heard through `watch_keys`."""
     """True when package functions that take an `EventStore` run on the whole store (`with_store`)."""
 
     def __init__(self, *, max_batch_events: int = 5_000) -> None:
@@ -402,15 +404,40 @@ class Storage(ABC):
         return [key_row(r) for r in rows]
 
     def revoke_key_now(self, ctx: Any, key_id: str) -> int:
-        """Revoke the live keys with public id ``key_id``; returns how many."""
+        """Revoke the live keys with public id ``key_id``; returns how many.
+
+        Running services hear of it when it commits (`watch_keys`), so the key stops working there
+        at once, whichever process revoked it.
+        """
         sql = "SELECT count(*) FROM api_keys WHERE key_id = ? AND revoked_at IS NULL"
-        n = int(self._rows(ctx, sql, [key_id])[0][0])
-        self._rows(
-            ctx,
-            "UPDATE api_keys SET revoked_at = ? WHERE key_id = ? AND revoked_at IS NULL",
-            [now_utc(), key_id],
-        )
+        with self._transaction(ctx):
+            n = int(self._rows(ctx, sql, [key_id])[0][0])
+            self._rows(
+                ctx,
+                "UPDATE api_keys SET revoked_at = ? WHERE key_id = ? AND revoked_at IS NULL",
+                [now_utc(), key_id],
+            )
+            if n:
+                self._keys_changed(ctx)
         return n
+
+    def _keys_changed(self, ctx: Any) -> None:
+        """Tell the services on this store that a key was revoked (inside the revoking transaction).
+
+        Nothing to tell on DuckDB: the file has one writer process, and a service that holds it
+        revokes keys itself (``DELETE /v1/admin/keys/{id}``) and drops its own cache.
+        """
+        return None
+
+    def watch_keys(self, changed: Callable[[bool], None]) -> Callable[[], None]:
+        """Call ``changed(trusted)`` whenever another process may have revoked a key; returns ``stop``.
+
+        ``changed(True)``: a key may have been revoked, drop what is cached, caching stays safe.
+        ``changed(False)``: revocations can no longer be heard (connection lost), so cached keys
+        must not be trusted until the next ``changed(True)``. On DuckDB no other process can
+        revoke while the service holds the file: nothing to watch, caching is always safe.
+        """
+        return lambda: None
 
     async def list_keys(self) -> list[dict[str, Any]]:
         """`list_keys_now` on the writer thread."""
