@@ -32,7 +32,7 @@ import duckdb
 import pyarrow as pa
 
 from cartlift.events import STORED_COLUMNS, CheckedRecords, check_records, quarantine_id
-from cartlift.store._eventstore import EventStore, records_table
+from cartlift.store._eventstore import EventStore
 from cartlift.store._tables import TABLES
 from cartlift.store._url import StoreURL, parse_store_url
 from cartlift.store._writer import Records, Writer
@@ -274,7 +274,7 @@ class Storage(ABC):
         """Check ``batches`` and store them in one transaction (on the writer thread); one outcome per batch."""
         if self._checker is None:
             self._checker = duckdb.connect(config={"threads": 1})
-        checked = check_records(self._checker, records_table([r for b in batches for r in b]))
+        checked = check_records(self._checker, [r for b in batches for r in b])
         load_id = uuid.uuid4().hex
         source = f"api:{load_id}"
         started = now_utc()
