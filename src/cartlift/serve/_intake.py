@@ -52,6 +52,7 @@ class Intake:
     # -- identities -----------------------------------------------------------------------------
     def _store(self, ctx: Any, identities: Sequence[Identity], user: Callable[[str], str]) -> dict[str, int]:
         stored = moved = 0
+        changed: list[str] = []
         s = self.storage
         with s.transaction(ctx):
             for ident in identities:
@@ -82,6 +83,8 @@ class Intake:
                 if anon is not None and anon != uid:
                     moved += int(s.rows(ctx, "SELECT count(*) FROM events WHERE user_id = ?", [anon])[0][0])
                     s.rows(ctx, "UPDATE events SET user_id = ? WHERE user_id = ?", [uid, anon])
+                    changed += [anon, uid]
+        s.users_changed(changed)
         return {"identities": stored, "events_joined": moved}
 
     async def store_identities(
@@ -119,6 +122,7 @@ class Intake:
                     self.storage.rows(ctx, "SELECT count(*) FROM events WHERE user_id = ?", [anon])[0][0]
                 )
                 self.storage.rows(ctx, "UPDATE events SET user_id = ? WHERE user_id = ?", [uid, anon])
+        self.storage.users_changed([str(u) for pair in joined for u in pair])
         return moved
 
     async def rejoin(self, *, anonymous_ids: Sequence[str]) -> int:

@@ -207,6 +207,9 @@ class Storage(ABC):
         self.on_stored: Callable[[list[dict[str, Any]]], None] | None = None
         """Called on the writer thread with the rows of each group newly stored, before its callers
         are answered (the live sessions take them in: a client reads its own writes)."""
+        self.on_users_changed: Callable[[list[str]], None] | None = None
+        """Called on the writer thread after a commit that deleted or moved users' events (erasure,
+        identity joins): what keeps per-customer state (the live customer history) must read them again."""
         self._checker: duckdb.DuckDBPyConnection | None = None
         self.writer: Writer[Any] = Writer(
             f"cartlift-{self.kind}-writer",
@@ -285,6 +288,14 @@ class Storage(ABC):
         """Everything inside commits together or not at all (inside `run` or `run_now`)."""
         with self._transaction(ctx):
             yield
+
+    def users_changed(self, users: Sequence[str]) -> None:
+        """Tell `on_users_changed` (from a job, after its commit) that these users' events changed."""
+        if users and self.on_users_changed is not None:
+            try:
+                self.on_users_changed(list(users))
+            except Exception:  # the change is committed; per-customer state reads the store when asked
+                log.exception("telling per-customer state that users changed failed")
 
     def ingest_now(self, ctx: Any, records: Records) -> IngestOutcome:
         """`ingest` on an open context, without the writer thread (`run_now`: loading a store to serve)."""
@@ -456,6 +467,12 @@ class Storage(ABC):
 
     # -- erasure --------------------------------------------------------------------------------
     def _erase(self, ctx: Any, user_id: str, actor: str | None, subject: str) -> dict[str, int] | None:
+        counts = self._erase_rows(ctx, user_id, actor, subject)
+        if counts:
+            self.users_changed([user_id])
+        return counts
+
+    def _erase_rows(self, ctx: Any, user_id: str, actor: str | None, subject: str) -> dict[str, int] | None:
         tables = self._tables(ctx)
         present = [(t, col) for t, col in _PERSONAL if t in tables]
         with self._transaction(ctx):
