@@ -240,6 +240,8 @@ class FeatureContext:
         self._index = index_customers and con is not None
         self._history: CustomerHistory | None = None
         self._reread: set[str] = set()
+        self.events_read = 0
+        """Customer look-ups that read the customer's events (no history kept, or a session straddled the start)."""
         self._lock = threading.RLock()  # the writer adds events while a request looks a customer up
 
     @classmethod
@@ -333,6 +335,7 @@ class FeatureContext:
                 found = self._history.features(user_id, start_us)
                 if found is not None:
                     return found
+        self.events_read += 1
         rows = self._customer_rows(user_id, start)
         carted = frozenset(str(r[3]) for r in rows if r[2] == "cart_add" and r[3] is not None)
         return customer_features(rows, start_us, self.median), carted
