@@ -124,6 +124,8 @@ class Service:
         for subject, at in await self.storage.erased_subjects():
             self.erased.add(subject, at)
         context = await feature_context(self.storage)
+        # every customer's history, before any event is stored (then the writer keeps it current)
+        await asyncio.to_thread(context.customer_history)
         self.live = open_sessions(
             context,
             redis_url=s.redis,
