@@ -139,6 +139,8 @@ class Service:
         for subject, at in await self.storage.erased_subjects():
             self.erased.add(subject, at)
         context = await feature_context(self.storage)
+        # every customer's history, before any event is stored (then the writer keeps it current)
+        await asyncio.to_thread(context.customer_history)
         self.live = open_sessions(
             context,
             redis_url=s.redis,
@@ -148,7 +150,8 @@ class Service:
         )
         # the writer hands each committed group's rows to the live sessions before it answers the
         # group's requests: off the request path, once per group, and a client reads its own writes
-        self.storage.on_stored = self.live.record
+        self.storage.on_stored = self._stored
+        self.storage.on_users_changed = context.forget
         if s.redis:
             self.limiter = RedisRateLimiter(s.redis, s.redis_prefix)
         # the carts open before a restart: the most recent sessions now, any other on its first request
@@ -276,6 +279,13 @@ class Service:
         return pseudonymise(user_id, self._secret)
 
     # -- events ---------------------------------------------------------------------------------
+    def _stored(self, rows: list[dict[str, Any]]) -> None:
+        """A committed group's new rows (on the writer's thread): the customer history, then the sessions."""
+        assert self.live is not None
+        with self.live.lock:  # the context's connection serves one thread at a time
+            self.live.context.take(rows)
+            self.live.record(rows)
+
     async def ingest_events(self, *, events: list[dict[str, Any]]) -> IngestOutcome:
         """Store a batch (validated by the events package) once it is durable; live sessions take in what was new.
 
