@@ -40,6 +40,7 @@ __all__ = [
     "demo_leaderboard",
     "evaluate_files",
     "evaluate_store",
+    "example_lists",
     "load_or_train",
     "mine_rules",
     "parse_weights",
@@ -493,7 +494,39 @@ def demo_leaderboard(
             progress("true tastes", 100.0)
         best = result["leaderboard"][0]["model"]
         result["taste"] = {"model": best, **tastes[best]}
+    # the report shows these, so it need not fit the best model (the ranker: minutes) a second time
+    result["examples"] = example_lists(built[result["leaderboard"][0]["model"]], task)
     target = Path(out_dir)
     target.mkdir(parents=True, exist_ok=True)
     (target / "recommend_leaderboard.json").write_text(json.dumps(jsonable(result), indent=2))
     return result
+
+
+def example_lists(model: Recommender, task: EvalTask, *, n: int = 3, k: int = 5) -> list[dict[str, Any]]:
+    """A few held-out users of ``task``: what they touched in training, ``model``'s top ``k`` (the
+    model fitted on ``task.train``) and what they carted or bought afterwards, so a reader sees hits.
+
+    Users with at least two training items come first, in the task's order; at most ``n``.
+    """
+    if task.user_ids is None:
+        return []
+    train = task.train
+    code = {str(u): i for i, u in enumerate(train.user_ids)}
+    chosen: list[tuple[str, list[str], list[str]]] = []
+    for user, relevant in zip(task.user_ids, task.relevant, strict=True):
+        c = code.get(str(user))
+        if c is None:
+            continue
+        rows = np.flatnonzero(train.user == c)
+        seen = pd.unique(train.item[rows[np.argsort(train.ts[rows])[::-1]]])  # most recent first
+        if len(seen) >= 2:
+            chosen.append((str(user), [str(train.item_ids[i]) for i in seen[:5]], [str(x) for x in relevant]))
+        if len(chosen) == n:
+            break
+    if not chosen:
+        return []
+    lists = model.recommend([u for u, _, _ in chosen], k=k).to_lists()
+    return [
+        {"user_id": u, "before": before, "recommended": [str(x) for x in recs], "after": after}
+        for (u, before, after), recs in zip(chosen, lists, strict=True)
+    ]

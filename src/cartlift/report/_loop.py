@@ -276,7 +276,7 @@ def recommendations_section(store: EventStore, *, artifacts: Path | None = None)
             caption="Intervals are bootstrap 95 % intervals over users; higher is better.",
         )
     ]
-    examples = _examples(store, rows[0]["model"])
+    examples = _stored_examples(board) or _examples(store, rows[0]["model"])
     if examples is not None:
         tables.append(examples)
     return Section(title, figures=[fig], tables=tables, notes=[f"Best model: {rows[0]['model']}."])
@@ -284,6 +284,25 @@ def recommendations_section(store: EventStore, *, artifacts: Path | None = None)
 
 def _ci(pair: Any) -> str:
     return "" if not pair else f"{pair[0]:.4f} to {pair[1]:.4f}"
+
+
+def _stored_examples(board: dict[str, Any]) -> Table | None:
+    """The lists the leaderboard's best model gave a few held-out customers (written by the demo)."""
+    examples = board.get("examples") or []
+    if not examples:
+        return None
+    model = board["leaderboard"][0]["model"]
+    frame = pd.DataFrame(
+        {
+            "Customer": [e["user_id"] for e in examples],
+            "Before the split": [", ".join(e["before"]) for e in examples],
+            "Recommended (* taken later)": [
+                ", ".join(f"{r}*" if r in set(e["after"]) else r for r in e["recommended"]) for e in examples
+            ],
+            "Carted or bought later": [", ".join(e["after"][:5]) for e in examples],
+        }
+    )
+    return Table(frame, title=f"Example lists ({model}, fitted on the training period)")
 
 
 def _examples(store: EventStore, model_name: str, n: int = 3) -> Table | None:
