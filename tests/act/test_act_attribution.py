@@ -23,7 +23,7 @@ from cartlift.errors import InvalidParameterError
 from cartlift.store import ATTRIBUTION_COLUMNS, EventStore, connect
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "serve"))
-from _serve_helpers import pg_schema
+from _serve_helpers import copy_to_postgres, pg_schema
 
 _TABLES = ("events", "decisions", "messages", "message_events")
 
@@ -137,27 +137,20 @@ def test_attribution_on_postgresql_equals_duckdb(delivered: Path) -> None:
     with EventStore(delivered) as store:
         duck = attribute(store, click="2d", view="12h")
         expected = store.query("SELECT * FROM attributions")
-        tables = {t: store.query(f"SELECT * FROM {t}") for t in _TABLES}
     with pg_schema() as url:
+        copy_to_postgres(delivered, url, _TABLES)
         pg = connect(url)
         try:
-            for table, frame in tables.items():
-                cols = [c for c in frame.columns if c != "context"]
-                with pg.cursor() as cur, cur.copy(f"COPY {table} ({', '.join(cols)}) FROM STDIN") as copy:
-                    for row in (
-                        frame[cols].astype(object).where(frame[cols].notna(), None).itertuples(index=False)
-                    ):
-                        copy.write_row(list(row))
             doc = attribute(pg, click="2d", view="12h")
             with pg.cursor() as cur:
                 cur.execute(f"SELECT {', '.join(ATTRIBUTION_COLUMNS)} FROM attributions")
                 got = pd.DataFrame(cur.fetchall(), columns=list(ATTRIBUTION_COLUMNS))
-            # the CLI on the PostgreSQL store prints the same document
-            result = CliRunner().invoke(
-                app, ["attribution", "--db", url, "--click-window", "2d", "--view-window", "12h", "--json"]
-            )
         finally:
             pg.close()
+        # the CLI on the PostgreSQL store prints the same document
+        result = CliRunner().invoke(
+            app, ["attribution", "--db", url, "--click-window", "2d", "--view-window", "12h", "--json"]
+        )
     assert _key(got) == _key(expected) and len(got) == len(expected)
     assert _rounded(doc) == _rounded(duck)
     assert result.exit_code == 0, result.output

@@ -185,6 +185,27 @@ def print_impact(doc: dict[str, Any]) -> None:
                 a["action"], f"{a['carts']:,}", pct(a["conversion"]), f"{a['profit_per_cart']:.2f} {cur}", vs
             )
         out.print(acts)
+    if doc.get("by_segment"):
+        segs = Table(
+            "segment",
+            "held out",
+            "treated",
+            "conversion held out / treated",
+            "incremental profit (95 % CI)",
+            title="by segment (randomised within each segment)",
+        )
+        for s in doc["by_segment"]:
+            p_seg, conv = s["incremental_profit"], s["conversion"]
+            segs.add_row(
+                f"{s['dimension']}: {s['segment']}",
+                f"{s['carts']['holdout']:,}",
+                f"{s['carts']['treated']:,}",
+                f"{pct(conv['holdout'])} / {pct(conv['treated'])}",
+                "—"
+                if p_seg["estimate"] is None
+                else f"{_money(p_seg['estimate'], cur)} ({_money(p_seg['ci_low'], cur)} to {_money(p_seg['ci_high'], cur)})",
+            )
+        out.print(segs)
     for note in doc.get("notes", []):
         out.print(f"note: {note}")
 
