@@ -295,7 +295,9 @@ def _summary(run: Runner, windows: AttributionWindows, *, stored: bool) -> dict[
         f"""WITH {head} x AS (SELECT 1)
         SELECT touch, count(*), coalesce(sum(revenue), 0) FROM {source} WHERE credited GROUP BY touch"""
     )
-    linked = run(f"WITH {head} x AS (SELECT 1) SELECT count(DISTINCT user_id || '|' || order_key) FROM {source}")
+    linked = run(
+        f"WITH {head} x AS (SELECT 1) SELECT count(DISTINCT user_id || '|' || order_key) FROM {source}"
+    )
     by_action = run(
         f"""WITH {head} {credit},
         clicks AS (SELECT DISTINCT message_id FROM message_events WHERE kind = 'click')
