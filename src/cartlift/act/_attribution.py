@@ -267,7 +267,7 @@ def attribution_summary(
     Returns
     -------
     dict or None
-        None when the store has no outbox yet. Otherwise ``click_window_hours``,
+        None when the store has no outbox (or, ``stored``, no attributions) yet. Otherwise ``click_window_hours``,
         ``view_window_hours``, ``orders`` and ``revenue`` (all of the store), ``attributed``
         {orders, revenue, share_of_revenue, click {orders, revenue}, view {orders, revenue}},
         ``linked_orders`` (orders with any touch), ``messages`` {sent, clicked, with_orders},
@@ -276,9 +276,9 @@ def attribution_summary(
     if isinstance(run, EventStore):
         store = run
         tables = {r[0] for r in store.con.execute("SELECT table_name FROM duckdb_tables()").fetchall()}
-        if "messages" not in tables:
+        needed = {"messages", "message_events", "decisions", *(("attributions",) if stored else ())}
+        if not needed <= tables:  # read-only stores too: nothing is created here
             return None
-        _ensure_tables(store)
         run = lambda sql: store.con.execute(sql).fetchall()  # noqa: E731
     return _summary(run, windows or AttributionWindows.resolve(), stored=stored)
 
