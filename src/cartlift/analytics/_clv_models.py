@@ -203,6 +203,12 @@ def _bgnbd_ridge(params: np.ndarray) -> str | None:
             "so the data cannot tell how the drop-out probability varies between customers (too few "
             "repeat customers or too short a history). Use more customers or a longer observation period."
         )
+    if b > 20 and a / (a + b) < 0.01:
+        return (
+            f"the drop-out probability after a purchase goes to 0 (a = {a:.3g}, b = {b:.3g}): the history "
+            "shows no customer dropping out, so drop-out cannot be estimated (too few repeat customers or "
+            "too short a history). Use more customers or a longer observation period."
+        )
     return None
 
 
@@ -290,6 +296,8 @@ class BGNBD:
         except _Ridge as ridge:
             # the supremum lies at a, b -> inf: fit that limit (r, alpha and the common p)
             r0, alpha0, a0, b0 = ridge.params
+            if not (a0 > 20 and b0 > 20):  # drop-out going to 0 has no such limit to fit
+                raise
 
             def nll_common(theta: np.ndarray) -> float:
                 r, alpha, odds = np.exp(theta)

@@ -211,7 +211,7 @@ def print_impact(doc: dict[str, Any]) -> None:
 
 
 def _hours(h: float) -> str:
-    return f"{h / 24:g} days" if h >= 24 and h % 24 == 0 else f"{h:g} hours"
+    return f"{h / 24:g} day{'s' if h != 24 else ''}" if h >= 24 and h % 24 == 0 else f"{h:g} hours"
 
 
 def print_attribution(doc: dict[str, Any]) -> None:

@@ -474,7 +474,11 @@ def delivery_section(store: EventStore) -> Section:
 
 
 def _window(hours: float) -> str:
-    return f"{hours / 24:g} days" if hours >= 24 and hours % 24 == 0 else f"{hours:g} hours"
+    return (
+        f"{hours / 24:g} day{'s' if hours != 24 else ''}"
+        if hours >= 24 and hours % 24 == 0
+        else f"{hours:g} hours"
+    )
 
 
 def attribution_section(store: EventStore) -> Section:
