@@ -125,12 +125,17 @@ def test_impact_per_segment_is_the_welch_difference_within_each_segment(program:
         row = rows[name]
         assert row["carts"] == {"holdout": len(h), "treated": len(t)}
         got = row["incremental_revenue"]
+        if min(len(t), len(h)) < 10:  # too few carts for an interval: counts only
+            assert got["estimate"] is None and "no interval yet" in row["note"]
+            continue
         assert got["per_cart"] == pytest.approx(t.mean() - h.mean())
         assert got["estimate"] == pytest.approx(len(t) * (t.mean() - h.mean()))
         ci = stats.ttest_ind(t, h, equal_var=False).confidence_interval(0.95)
         assert (got["ci_low"], got["ci_high"]) == pytest.approx((len(t) * ci.low, len(t) * ci.high), rel=1e-3)
     dims = {r["dimension"] for r in doc["by_segment"]}
     assert dims == {"customer", "cart value", "device"}
+    values = [r["segment"] for r in doc["by_segment"] if r["dimension"] == "cart value"]
+    assert values[0].startswith("under ") and values[-1].endswith("and more")  # low to high
     for dim in dims:  # each dimension splits the same carts
         assert (
             sum(r["carts"]["treated"] for r in doc["by_segment"] if r["dimension"] == dim)

@@ -159,6 +159,8 @@ def impact_from_frame(
 
 
 SEGMENT_DIMENSIONS = ("customer", "cart value", "device")
+MIN_SEGMENT_CARTS = 10
+"""A segment with fewer held-out or treated carts than this gets no interval (only its counts)."""
 
 
 def segment_labels(carts: pd.DataFrame, currency: str) -> dict[str, pd.Series]:
@@ -177,10 +179,18 @@ def segment_labels(carts: pd.DataFrame, currency: str) -> dict[str, pd.Series]:
         lo, hi = (float(q) for q in value.quantile([1 / 3, 2 / 3]))
         if lo < hi:
             out["cart value"] = pd.Series(
-                np.select(
-                    [value < lo, value < hi],
-                    [f"under {lo:,.0f} {currency}", f"{lo:,.0f}-{hi:,.0f} {currency}"],
-                    f"{hi:,.0f} {currency} and more",
+                pd.Categorical(
+                    np.select(
+                        [value < lo, value < hi],
+                        [f"under {lo:,.0f} {currency}", f"{lo:,.0f}-{hi:,.0f} {currency}"],
+                        f"{hi:,.0f} {currency} and more",
+                    ),
+                    # low to high, not alphabetical
+                    categories=[
+                        f"under {lo:,.0f} {currency}",
+                        f"{lo:,.0f}-{hi:,.0f} {currency}",
+                        f"{hi:,.0f} {currency} and more",
+                    ],
                 ),
                 index=carts.index,
             )
@@ -199,12 +209,21 @@ def _by_segment(carts: pd.DataFrame, alpha: float, currency: str) -> list[dict[s
     bought = carts["purchased"].to_numpy(dtype=float)
     rows: list[dict[str, Any]] = []
     for dimension, labels in segment_labels(carts, currency).items():
-        for segment in sorted(labels.unique()):
+        present = set(labels.unique())
+        order = (
+            list(labels.cat.categories) if isinstance(labels.dtype, pd.CategoricalDtype) else sorted(present)
+        )
+        for segment in [g for g in order if g in present]:
             inside = (labels == segment).to_numpy()
             h, t = inside & held, inside & ~held
             nt = int(t.sum())
             diff, why = _interval(profit[h], profit[t], float(nt), alpha)
             rev, _ = _interval(revenue[h], revenue[t], float(nt), alpha)
+            if min(int(h.sum()), nt) < MIN_SEGMENT_CARTS:
+                # a Welch interval on a handful of carts is not worth reading
+                why = f"fewer than {MIN_SEGMENT_CARTS} carts in a group: no interval yet"
+                diff = {k: None for k in diff}
+                rev = {k: None for k in rev}
             rows.append(
                 {
                     "dimension": dimension,

@@ -183,7 +183,9 @@ def impact_section(store: EventStore) -> Section:
                 "Treated": r["carts"]["treated"],
                 "Conversion held out": r["conversion"]["holdout"],
                 "Conversion treated": r["conversion"]["treated"],
-                f"Incremental profit ({cur}, 95 % CI)": _interval(r["incremental_profit"], cur),
+                f"Incremental profit ({cur}, 95 % CI)": _interval(r["incremental_profit"], cur)
+                if r["incremental_profit"]["estimate"] is not None
+                else (r.get("note") or "not measurable yet"),
             }
             for r in doc.get("by_segment", [])
         ]
