@@ -5,7 +5,8 @@
   coupon codes) and the `Ledger` that enforces them decision by decision.
 - Uplift models for several treatments at once: `SLearner`, `TLearner`, `XLearner` on LightGBM,
   with `qini_auc_score`, `auuc_score`, `uplift_at_k` and the curves.
-- `DefaultPolicy`: what a fresh store decides with (randomised hand-set rules, exact propensities)
+- `DefaultPolicy`: what a fresh store decides with (randomised hand-set rules, exact propensities);
+  `decide_with_holdout` decides a batch of carts with the global holdout first
   until `handover_status` says the log can train the profit policy.
 - `ProfitPolicy`: the allowed action with the highest ``P(buy | a) (margin - discount_a) - cost_a``,
   each decision with its reason and propensity.
@@ -37,6 +38,7 @@ from cartlift.act._default import (
     HANDOVER_MIN_DECISIONS,
     HANDOVER_MIN_PURCHASES,
     DefaultPolicy,
+    decide_with_holdout,
 )
 from cartlift.act._demo import public_result, run_demo
 from cartlift.act._holdout import (
@@ -154,6 +156,7 @@ __all__ = [
     "decide_cart",
     "decide_in_order",
     "decide_record",
+    "decide_with_holdout",
     "decision_outcomes",
     "estimate_interval",
     "estimate_policy_value",
