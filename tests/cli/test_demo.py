@@ -8,6 +8,7 @@ from pathlib import Path
 from typer.testing import CliRunner
 
 from cartlift.cli import app
+from cartlift.store import EventStore
 
 
 def test_demo_runs_every_step_and_writes_the_report(tmp_path: Path) -> None:
@@ -38,9 +39,15 @@ def test_demo_runs_every_step_and_writes_the_report(tmp_path: Path) -> None:
         and sent["clicked"] == sent["recovered"] - sent["recovered_anyway"]
     )
     # every customer a message moved clicked and bought at once: each such order is credited to its click
+    # (their later orders within the click window are credited to the click too)
     credited = out["attribution"]
     assert credited["messages"]["sent"] == sent["sent"]
-    assert credited["attributed"]["click"]["orders"] == sent["clicked"]
+    assert credited["attributed"]["click"]["orders"] >= sent["clicked"]
+    with EventStore(Path(out["store"]), read_only=True) as store:
+        recovered = store.query(
+            "SELECT touch, count(*) AS n FROM attributions WHERE credited AND order_key LIKE 'recovered-%' GROUP BY 1"
+        )
+    assert recovered.to_dict("records") == [{"touch": "click", "n": sent["clicked"]}]
     report = Path(out["analytics"]["report"])
     assert report.exists() and out["report"]["report"] == str(report)
     # written last, it holds every part of the loop, the summary first
