@@ -172,10 +172,7 @@ def test_held_out_carts_get_no_message_and_a_recorded_decision(program: EventSto
 
 def _one_program(seed: int, share: float = 0.1) -> tuple[dict, float]:
     """Simulate carts, hold out a share, apply a fixed rule to the rest, draw outcomes from the truth."""
-    # the traffic this test was designed on (~1,000 abandoned carts): without drop-out, which only
-    # thins it (with drop-out the same 6,000 customers leave ~10 % fewer carts, and the interval
-    # covered the truth in 43 of 50 seeds: at ~100 held-out carts the Welch interval runs short)
-    sim = simulate(n_users=6000, n_days=14, random_state=seed, mean_lifetime_days=float("inf"))
+    sim = simulate(n_users=6000, n_days=14, random_state=seed)
     carts = sim.truth["truth_carts"].to_pandas()
     catalog = ActionCatalog(DEFAULT_ACTIONS)
     names = catalog.names

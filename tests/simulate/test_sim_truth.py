@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 from sklearn.metrics import roc_auc_score
 
-from cartlift.simulate import ACTION_CHANNELS, ACTIONS, SimulatedStore
+from cartlift.simulate import ACTION_CHANNELS, ACTIONS, SimulatedStore, simulate
 
 CONTACTS = ACTIONS[1:]
 
@@ -172,11 +172,12 @@ def test_customers_add_their_top_ranked_products_far_more_than_chance(large: Sim
     assert hit > 10 * chance
 
 
-def test_customers_drop_out_as_the_pareto_nbd_lifetimes_say(large: SimulatedStore) -> None:
+def test_customers_drop_out_as_the_pareto_nbd_lifetimes_say() -> None:
     """Lifetimes are exponential at a Gamma(s, beta) rate: a Lomax(s, scale beta) distribution
     (scipy's), and no customer visits after dropping out."""
     from scipy import stats
 
+    large = simulate(n_users=10_000, n_days=30, random_state=11, mean_lifetime_days=60.0)
     cfg = large.config
     users = large.truth["truth_users"].to_pandas()
     beta = cfg.dropout_shape * cfg.mean_lifetime_days

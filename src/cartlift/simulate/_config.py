@@ -358,7 +358,8 @@ class SimulationConfig:
     mean_lifetime_days : float
         One over the customers' mean drop-out rate: a customer with the mean rate keeps visiting
         this many days on average after arriving (or after ``start`` for an existing customer),
-        then never again. ``inf``: nobody drops out.
+        then never again. ``inf`` (the default, so stores simulated before drop-out existed stay
+        the same): nobody drops out. The demo uses 60.
     dropout_shape : float
         Shape of the gamma distribution of drop-out rates across customers (small: very
         unequal lifetimes).
@@ -398,7 +399,7 @@ class SimulationConfig:
         }
     )
     outcome_window_days: float = 7.0
-    mean_lifetime_days: float = 60.0
+    mean_lifetime_days: float = float("inf")
     dropout_shape: float = 1.0
     taste_top_k: int = 20
     locale: str = "en"
