@@ -4,7 +4,8 @@ A message is a row in the outbox before it is anything else. `schedule` turns ev
 that contacts the customer into one ``messages`` row (the decision id is unique there, so
 scheduling twice adds nothing) and issues the decision's coupon into ``coupons``, in two
 set-based statements (the due time, quiet hours in each customer's zone included, is computed
-by the database: 100,000 decisions take well under a second). A decision whose cart is in the
+by the database: 100,000 decisions in about 2 s on a busy two-core machine, where the Python
+loop it replaced took 12-27 s). A decision whose cart is in the
 global holdout (`cartlift.act.is_held_out`) is stored as cancelled with that reason: a held-out
 cart is never messaged, whoever decided for it.
 """
