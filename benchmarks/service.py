@@ -224,7 +224,7 @@ def main() -> None:
             schema = f"bench_{os.getpid()}"
             store_url = f"{args.postgres}?schema={schema}"
             pg = open_storage(store_url)
-            pg.run_now(lambda ctx: pg._ingest_batches(ctx, [events]))
+            pg.run_now(lambda ctx: pg.ingest_now(ctx, events))
         key = create_key_in_store(store_url, scope="admin", rate_limit=1e9)[0]
 
         (tmp / "bare.py").write_text(textwrap.dedent(BARE_APP))
@@ -294,9 +294,9 @@ def main() -> None:
         # counted in the store itself, after the service stopped: what was acknowledged was durable
         count = "SELECT count(*) FROM events WHERE starts_with(event_id, 'bench-')"
         storage = open_storage(store_url)
-        stored = int(storage.run_now(lambda ctx: storage._rows(ctx, count))[0][0])
+        stored = int(storage.run_now(lambda ctx: storage.rows(ctx, count))[0][0])
         if args.postgres:
-            storage.run_now(lambda ctx: storage._rows(ctx, f'DROP SCHEMA "{schema}" CASCADE'))
+            storage.run_now(lambda ctx: storage.rows(ctx, f'DROP SCHEMA "{schema}" CASCADE'))
     finally:
         if not args.keep:
             shutil.rmtree(tmp, ignore_errors=True)

@@ -35,6 +35,17 @@ class Settings(BaseSettings):
         pattern=r"^[A-Z]{3}$",
         description="The store's currency (ISO 4217 code, e.g. EUR): every amount of money is shown in it.",
     )
+    attribution_click_hours: float = Field(
+        default=168.0,
+        gt=0,
+        description="A purchase this many hours or less after a click on a message is credited to it (click-through).",
+    )
+    attribution_view_hours: float = Field(
+        default=24.0,
+        ge=0,
+        description="A purchase this many hours or less after a message was sent, without a click, is credited "
+        "to it (view-through; 0 turns view-through off).",
+    )
 
 
 def get_settings() -> Settings:

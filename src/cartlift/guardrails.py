@@ -105,13 +105,14 @@ def constant_scores(scores: np.ndarray, what: str, *, tolerance: float = 1e-6) -
     )
 
 
-def degenerate_bgnbd(params: dict[str, float], p_alive: np.ndarray) -> Guardrail | None:
+def degenerate_bgnbd(params: dict[str, float | None], p_alive: np.ndarray) -> Guardrail | None:
     """Warn when a BG/NBD fit sits on a boundary: ``a`` or ``b`` near 0, or everyone surely alive.
 
     With ``a -> 0`` the dropout probability vanishes and P(alive) is 1 for every customer: the fit
     found no sign of churn (too short a history, or too few repeat buyers), not that none churn.
     """
-    a, b = float(params.get("a", np.nan)), float(params.get("b", np.nan))
+    # a and b are None for one common drop-out probability (a, b -> inf): a fit, not this boundary
+    a, b = (np.inf if params.get(k, np.nan) is None else float(params.get(k, np.nan) or 0.0) for k in "ab")
     alive = np.asarray(p_alive, dtype=float)
     boundary = not (a > 1e-4 and b > 1e-4)
     all_alive = alive.size > 0 and float(np.nanmin(alive)) > 0.999

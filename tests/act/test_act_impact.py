@@ -101,6 +101,48 @@ def test_impact_equals_an_independent_pandas_computation(program: EventStore) ->
     assert any("held-out cart(s) got a message anyway" in n for n in doc["notes"])
 
 
+def test_impact_per_segment_is_the_welch_difference_within_each_segment(program: EventStore) -> None:
+    from scipy import stats
+
+    doc = impact(program)
+    ctx = cart_contexts(program).set_index("cart_id")
+    ev = program.query("SELECT session_id, user_id, ts, event_type, product_id, price, quantity FROM events")
+    lines = ev[ev.event_type == "cart_add"][["session_id", "product_id"]].drop_duplicates()
+    buys = ev[ev.event_type == "purchase"]
+    newest = ev["ts"].max()
+    carts = ctx[ctx["ts"] + pd.Timedelta(hours=168) <= newest].reset_index()
+    m = carts[["cart_id", "user_id", "ts"]].merge(lines, left_on="cart_id", right_on="session_id")
+    m = m.merge(buys, on=["user_id", "product_id"], suffixes=("", "_buy"))
+    m = m[(m["ts_buy"] > m["ts"]) & (m["ts_buy"] <= m["ts"] + pd.Timedelta(hours=168))]
+    revenue = m.assign(v=m["price"] * m["quantity"]).groupby("cart_id")["v"].sum()
+    carts["revenue"] = carts["cart_id"].map(revenue).fillna(0.0)
+    carts["held"] = Holdout().assign(carts["cart_id"])
+    carts["segment"] = np.where(carts["past_purchase_sessions"] > 0, "returning", "new")
+    rows = {r["segment"]: r for r in doc["by_segment"] if r["dimension"] == "customer"}
+    assert set(rows) == set(carts["segment"]) and all(r["randomised"] for r in rows.values())
+    for name, group in carts.groupby("segment"):
+        t, h = group.loc[~group["held"], "revenue"], group.loc[group["held"], "revenue"]
+        row = rows[name]
+        assert row["carts"] == {"holdout": len(h), "treated": len(t)}
+        got = row["incremental_revenue"]
+        if min(len(t), len(h)) < 10:  # too few carts for an interval: counts only
+            assert got["estimate"] is None and "no interval yet" in row["note"]
+            continue
+        assert got["per_cart"] == pytest.approx(t.mean() - h.mean())
+        assert got["estimate"] == pytest.approx(len(t) * (t.mean() - h.mean()))
+        ci = stats.ttest_ind(t, h, equal_var=False).confidence_interval(0.95)
+        assert (got["ci_low"], got["ci_high"]) == pytest.approx((len(t) * ci.low, len(t) * ci.high), rel=1e-3)
+    dims = {r["dimension"] for r in doc["by_segment"]}
+    assert dims == {"customer", "cart value", "device"}
+    values = [r["segment"] for r in doc["by_segment"] if r["dimension"] == "cart value"]
+    assert values[0].startswith("under ") and values[-1].endswith("and more")  # low to high
+    for dim in dims:  # each dimension splits the same carts
+        assert (
+            sum(r["carts"]["treated"] for r in doc["by_segment"] if r["dimension"] == dim)
+            == doc["carts"]["treated"]
+        )
+
+
 def test_held_out_carts_get_no_message_and_a_recorded_decision(program: EventStore) -> None:
     store = program
     train_from_log(store, policies=["explore"], random_state=0)

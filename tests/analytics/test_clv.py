@@ -279,9 +279,32 @@ def _bgnbd_story(
     return np.array(xs), np.array(txs), np.full(n, T)
 
 
-def test_homogeneous_drop_out_is_named_as_the_reason() -> None:
+def test_homogeneous_drop_out_is_fitted_as_the_limit_and_recovers_the_truth() -> None:
     # with every customer sharing one drop-out probability, the Beta(a, b) collapses: a, b -> infinity
-    # along a ridge of constant a / (a + b). This seed lands on that boundary; the error says so.
+    # along a ridge of constant a / (a + b). This seed lands on that ridge, so the fit is its limit,
+    # one p for all, and it recovers the simulated truth (r = 0.5, alpha = 5, p = 0.3)
     x, t_x, T = _bgnbd_story(3000, seed=2, p=0.3)
-    with pytest.raises(ConvergenceError, match=r"a and b grow together .* stays at 0\.3"):
-        BGNBD().fit(x, t_x, T)
+    m = BGNBD().fit(x, t_x, T)
+    assert m.common_dropout_ and m.params_["a"] is None and m.params_["b"] is None
+    assert m.p_ == pytest.approx(0.3, abs=0.05)
+    assert (m.r_, m.alpha_) == pytest.approx((0.5, 5.0), rel=0.2)
+    # the limit is BG/NBD's own likelihood and predictions at a = pK, b = (1 - p)K for a large K
+    from cartlift.analytics._clv_models import bgnbd_common_dropout_log_likelihood, bgnbd_log_likelihood
+
+    k = 1e7
+    near = np.array([m.r_, m.alpha_, m.p_ * k, (1 - m.p_) * k])
+    limit = bgnbd_common_dropout_log_likelihood(np.array([m.r_, m.alpha_, m.p_]), x, t_x, T)
+    assert limit == pytest.approx(bgnbd_log_likelihood(near, x, t_x, T), rel=1e-5)
+    big = BGNBD()
+    big.r_, big.alpha_, big.a_, big.b_ = (
+        float(v) for v in np.array([m.r_, m.alpha_, m.p_ * 1e4, (1 - m.p_) * 1e4])
+    )
+    big.common_dropout_, big.p_ = False, m.p_
+    some = slice(0, 200)
+    assert m.expected_purchases(30.0, x[some], t_x[some], T[some]) == pytest.approx(
+        big.expected_purchases(30.0, x[some], t_x[some], T[some]), rel=1e-2
+    )
+    assert m.expected_purchases_new(30.0) == pytest.approx(big.expected_purchases_new(30.0), rel=1e-2)
+    assert m.probability_alive(x, t_x, T) == pytest.approx(big.probability_alive(x, t_x, T), rel=1e-2)
+    doc = clv_from_summary(pd.DataFrame({"frequency": x, "recency": t_x, "T": T}), time_unit="days")
+    assert any("one drop-out probability" in n for n in doc.notes)

@@ -8,6 +8,7 @@ from pathlib import Path
 from typer.testing import CliRunner
 
 from cartlift.cli import app
+from cartlift.store import EventStore
 
 
 def test_demo_runs_every_step_and_writes_the_report(tmp_path: Path) -> None:
@@ -37,12 +38,23 @@ def test_demo_runs_every_step_and_writes_the_report(tmp_path: Path) -> None:
         sent["recovered_anyway"] <= sent["recovered"]
         and sent["clicked"] == sent["recovered"] - sent["recovered_anyway"]
     )
+    # every customer a message moved clicked and bought at once: each such order is credited to its click
+    # (their later orders within the click window are credited to the click too)
+    credited = out["attribution"]
+    assert credited["messages"]["sent"] == sent["sent"]
+    assert credited["attributed"]["click"]["orders"] >= sent["clicked"]
+    with EventStore(Path(out["store"]), read_only=True) as store:
+        recovered = store.query(
+            "SELECT touch, count(*) AS n FROM attributions WHERE credited AND order_key LIKE 'recovered-%' GROUP BY 1"
+        )
+    assert recovered.to_dict("records") == [{"touch": "click", "n": sent["clicked"]}]
     report = Path(out["analytics"]["report"])
     assert report.exists() and out["report"]["report"] == str(report)
     # written last, it holds every part of the loop, the summary first
     sections = out["report"]["sections"]
     assert sections[0] == "Summary"
-    for part in ("Recommendations", "Next best action", "Delivery", "Impact against the holdout"):
+    for part in ("Recommendations", "Next best action", "Delivery", "Attribution: orders after a message",
+                 "Impact against the holdout"):  # fmt: skip
         assert part in sections
     assert sections.index("Recommendations") < sections.index("Next best action") < sections.index("Delivery")
     html = report.read_text()

@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 from aiosmtpd.controller import Controller
 
-from cartlift.act import create_decision_tables
+from cartlift.act import create_decision_tables, set_holdout
 from cartlift.deliver import Db, DeliverSettings, load_contacts
 from cartlift.store import EventStore
 
@@ -65,7 +65,8 @@ def make_shop(path: Path, *, carts: int = 6, decided_ago: timedelta = timedelta(
     """A store with ``carts`` abandoned carts (users u0.., sessions s0..), contacts and e-mail decisions.
 
     Every customer consented to e-mail, u0 also to SMS; every cart has one ``reminder_email_1h``
-    decision (u1's is ``coupon_10`` with a code), decided ``decided_ago`` before now.
+    decision (u1's is ``coupon_10`` with a code), decided ``decided_ago`` before now. The global
+    holdout's share is 0 (no cart held out).
     """
     now = utcnow()
     events: list[dict[str, Any]] = []
@@ -96,6 +97,8 @@ def make_shop(path: Path, *, carts: int = 6, decided_ago: timedelta = timedelta(
         ]  # fmt: skip
         load_contacts(db, contacts, source="test")
         create_decision_tables(store)
+        # no global holdout here: these tests count every message (tests/deliver/test_holdout.py has one)
+        set_holdout(store, 0.0)
         rows = [
             [f"d{i}", now - decided_ago, f"u{i}", f"s{i}", "coupon_10" if i == 1 else "reminder_email_1h",
              "CODE-U1" if i == 1 else None, now + timedelta(hours=70) if i == 1 else None, 2.1 if i == 1 else 0.0]

@@ -213,3 +213,17 @@ def test_decisions_too_old_to_send_are_recorded_as_cancelled(tmp_path: Path, age
     with EventStore(shop) as store:
         rows = store.con.execute("SELECT DISTINCT status, last_error FROM messages").fetchall()
     assert rows == [("cancelled", "too late: due more than 72 h ago")]
+
+
+def test_the_frequency_cap_counts_messages_of_the_same_batch(shop: Path, smtp: SmtpServer) -> None:
+    # four messages to u0 (carts s0, s2, s3, s5), all in the one batch the worker claims
+    with EventStore(shop) as store:
+        store.con.execute("UPDATE decisions SET user_id = 'u0' WHERE cart_id IN ('s2', 's3', 's5')")
+    result = run(shop, smtp.url, max_per_week=2)
+    to_u0 = [r for r in smtp.sink.recipients if r == ["u0@example.com"]]
+    assert len(to_u0) == 2 and result["deferred"] == 2 and result["sent"] == 4
+    with EventStore(shop) as store:
+        held = store.con.execute(
+            "SELECT user_id, deferred_reason FROM messages WHERE status = 'scheduled'"
+        ).fetchall()
+    assert held == [("u0", "frequency cap: 2 messages in 7 days")] * 2

@@ -94,3 +94,12 @@ def test_degenerate_bayesian_results_are_neutral_with_a_message() -> None:
         assert result.error_code is not None
         assert result.chance_to_beat_control == 0.5
         assert result.error_message
+
+
+def test_relative_lift_of_a_control_mean_within_two_standard_errors_of_zero_has_no_interval() -> None:
+    # P(lift <= r) never passes Phi(m_a / sd_a) ~ 0.93 here, so the 97.5 % quantile does not exist:
+    # a valid result with an error code, not a failed root search
+    control, variant = ArmEstimate(1.5, 1.0, 40), ArmEstimate(3.0, 1.2, 40)
+    result = normal_model(control, variant, relative=True)
+    assert result.error_code == "uncertain_control_mean" and "too close to 0" in result.error_message
+    assert normal_model(control, variant, relative=False).error_code is None

@@ -161,6 +161,25 @@ def test_demo_step(shop: Path, tmp_path: Path) -> None:
     assert taste["users"] == 40 and 0 < taste["NDCG@10"] <= 1
 
 
+def test_demo_examples_feed_the_report_without_a_refit(shop: Path, tmp_path: Path) -> None:
+    """The leaderboard carries the best model's lists for a few held-out customers: none repeats
+    what the customer touched before the split, and the report shows them as they were written."""
+    from cartlift.recommend._workflows import demo_leaderboard
+    from cartlift.report._loop import recommendations_section
+
+    with EventStore(shop, read_only=True) as store:
+        result = demo_leaderboard(store, tmp_path, models=("popularity", "itemknn"), n_bootstrap=20)
+        examples = result["examples"]
+        assert 1 <= len(examples) <= 3
+        for e in examples:
+            assert len(e["before"]) >= 2 and len(e["recommended"]) == 5 and e["after"]
+            assert not set(e["recommended"]) & set(e["before"])  # seen items are never recommended
+        section = recommendations_section(store, artifacts=tmp_path)
+    shown = section.tables[-1]
+    assert shown.title.endswith("fitted on the training period)")
+    assert shown.frame["Customer"].tolist() == [e["user_id"] for e in examples]
+
+
 def test_event_weights_option(shop: Path, tmp_path: Path) -> None:
     doc = _json(
         [

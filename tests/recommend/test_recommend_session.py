@@ -104,3 +104,29 @@ def test_session_knn_beats_implicit_item_knn_and_popularity_on_yoochoose(shared_
         assert test.ci_low > 0 and test.p_value < 0.01, test
     assert board.info["queries"] == 10152
     assert np.isclose(rows["vsknn"]["HR@20"], 0.675, atol=0.01)
+
+
+def test_nearest_sessions_equals_a_loop_per_query() -> None:
+    """The vectorised neighbour lookup V-SKNN and STAN share keeps, per query, the sample_size most
+    recent overlapping sessions (never its own) and of those the n_neighbors most similar."""
+    import scipy.sparse as sp
+
+    from cartlift.recommend._session import nearest_sessions
+
+    rng = np.random.default_rng(0)
+    n, n_sessions = 40, 300
+    dots = sp.random(n, n_sessions, density=0.3, random_state=1, format="csr")
+    dots.data = np.round(dots.data * 5) / 5  # ties in the overlap
+    time = rng.permutation(n_sessions).astype(np.float64)  # distinct times: the sample is unambiguous
+    size = rng.integers(1, 9, n_sessions).astype(np.float64)
+    own = rng.integers(-1, n_sessions, n)
+    got = nearest_sessions(dots, own, time, 30, 7, lambda r, c, v: v / np.sqrt(size[c]) + 1e-9 * c).toarray()
+    for r in range(n):
+        row = dots.getrow(r)
+        pairs = [(c, v) for c, v in zip(row.indices, row.data, strict=True) if c != own[r] and v > 0]
+        pairs = sorted(pairs, key=lambda p: -time[p[0]])[:30]
+        sims = sorted(((v / math.sqrt(size[c]) + 1e-9 * c, c) for c, v in pairs), reverse=True)[:7]
+        expected = np.zeros(n_sessions)
+        for sim, c in sims:
+            expected[c] = sim
+        np.testing.assert_allclose(got[r], expected)

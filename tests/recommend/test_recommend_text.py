@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import tempfile
+
 import pandas as pd
 import pytest
 
 from cartlift.errors import InvalidParameterError
 from cartlift.recommend import ContentBased, Interactions
-from cartlift.recommend._text import SEGMENTER, tokenize
+from cartlift.recommend._content import _documents
+from cartlift.recommend._text import SEGMENTER, dictionary_words, tokenize
 
 
 def test_the_segmenter_is_rjieba_here() -> None:
@@ -56,6 +59,45 @@ def test_the_choice_is_per_document() -> None:
     assert "保护" in tokenize("透明保护壳")
     assert "明保" in tokenize("透明保护壳のケース")
     assert "明保" not in tokenize("透明保护壳")
+
+
+def test_a_catalogs_names_are_kept_whole_and_not_cut_into_shared_pieces() -> None:
+    # coined, transliterated brands: jieba's HMM cuts 卡诺维 into 卡 + 诺维 and 萨诺维 into 萨 + 诺维,
+    # so two brands share 诺维; given as the catalog's words each is one token, with no pieces
+    names = dictionary_words(["卡诺维", "萨诺维", "Apple 苹果", "ソニー", "x"])
+    assert names == {"卡诺维", "萨诺维", "苹果"}  # Han runs of two or more; Japanese is left to bigrams
+    assert "诺维" in tokenize("卡诺维防水运动鞋") and "诺维" in tokenize("萨诺维真皮靴子")
+    first, second = tokenize("卡诺维防水运动鞋", words=names), tokenize("萨诺维真皮靴子", words=names)
+    assert first[0] == "卡诺维" and second[0] == "萨诺维"
+    assert not set(first) & set(second)
+    # the rest of a title is segmented as without the names (search mode included)
+    assert tokenize("小米智能手机", words=names) == tokenize("小米智能手机")
+
+
+def test_content_reads_a_chinese_catalogs_brands_from_its_brand_column() -> None:
+    titles = ["卡诺维防水运动鞋", "萨诺维防水运动鞋", "卡诺维真皮靴子"]
+    catalog = pd.DataFrame(
+        {"product_id": ["a", "b", "c"], "title": titles, "brand": ["卡诺维", "萨诺维", "卡诺维"]}
+    )
+    events = pd.DataFrame({"user_id": ["u"], "item_id": ["a"], "ts": [1.0]})
+    shop = Interactions.from_frame(events, catalog=catalog, item_ids=catalog["product_id"])
+    docs = _documents(catalog, "auto")  # what `fit` vectorises
+    assert docs[0][0] == "卡诺维" and "诺维" not in {t for doc in docs for t in doc}
+    # the other product of the same brand comes first, not the same shoe of the other brand
+    model = ContentBased(embeddings="off").fit(shop)
+    assert model.similar_items("a", k=1).to_lists()[0] == ["c"]
+    # a feed of titles only: the shop names its brands with `words`, and they survive a save
+    titles_only = Interactions.from_frame(
+        events, catalog=catalog[["product_id", "title"]], item_ids=catalog["product_id"]
+    )
+    assert "诺维" in {t for doc in _documents(catalog[["product_id", "title"]], "auto") for t in doc}
+    named = ContentBased(embeddings="off", words=("卡诺维", "萨诺维")).fit(titles_only)
+    assert "诺维" not in {
+        t for doc in _documents(catalog[["product_id", "title"]], "auto", named.words) for t in doc
+    }
+    with tempfile.TemporaryDirectory() as folder:
+        loaded = ContentBased.load(named.save(f"{folder}/content"))
+        assert list(loaded.get_params()["words"]) == ["卡诺维", "萨诺维"]
 
 
 # Three groups of three products per script; within a group the titles share the product word

@@ -224,7 +224,7 @@ def test_the_demo_report_draws_every_section_in_headless_chromium(tmp_path: Path
     titles = [s["title"] for s in sections]
     assert titles[0] == "Summary"
     for part in ("Funnel", "Cart abandonment", "Recommendations", "Abandonment prediction", "Next best action",
-                 "Delivery", "Impact against the holdout"):  # fmt: skip
+                 "Delivery", "Attribution", "Impact against the holdout"):  # fmt: skip
         assert any(t.startswith(part) for t in titles), part
     for s in sections:
         # every section draws: each chart has traces, and a section without data says why in a line

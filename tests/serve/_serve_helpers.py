@@ -11,7 +11,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -229,3 +229,22 @@ def pg_schema() -> Iterator[str]:
     finally:
         admin.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
         admin.close()
+
+
+def copy_to_postgres(duck: Path, url: str, tables: Sequence[str]) -> None:
+    """Copy ``tables`` of the DuckDB store ``duck`` into the PostgreSQL store ``url`` (tables created by `connect`)."""
+    from cartlift.store import EventStore, connect
+
+    with EventStore(duck, read_only=True) as store:
+        present = {r[0] for r in store.con.execute("SELECT table_name FROM duckdb_tables()").fetchall()}
+        frames = {t: store.query(f"SELECT * FROM {t}") for t in tables if t in present}
+    pg = connect(url)
+    try:
+        for table, frame in frames.items():
+            cols = list(frame.columns)
+            clean = frame.astype(object).where(frame.notna(), None)
+            with pg.cursor() as cur, cur.copy(f"COPY {table} ({', '.join(cols)}) FROM STDIN") as copy:
+                for row in clean.itertuples(index=False):
+                    copy.write_row(list(row))
+    finally:
+        pg.close()

@@ -99,6 +99,7 @@ def _charts(page: Any) -> dict[str, Any]:
                     decisions: d("decisions") && shown("decisions")
                         ? {x: d("decisions")[0].x, n: d("decisions")[0].y, converted: d("decisions")[1].y} : null,
                     experiments: rows("experiments"),
+                    attribution: rows("attribution"),
                     models: rows("models"),
                     events: document.getElementById("kpi-events").textContent,
                     empty: Array.from(document.querySelectorAll(".empty:not(.hidden)")).map(p => p.parentElement.querySelector("h2").textContent + ": " + p.textContent),
@@ -129,6 +130,7 @@ def test_dashboard_panels_show_the_api_and_cli_numbers_and_update(
     summary = _cli(tmp_path / "cli.duckdb", "summary")
     cli_funnel = _cli(tmp_path / "cli.duckdb", "funnel")
     cli_impact = _cli(tmp_path / "cli.duckdb", "impact")
+    cli_attribution = _cli(tmp_path / "cli.duckdb", "attribution")
     page.goto(running.server.url + "/")
     page.fill("#key", running.keys["admin"])
     page.click("button[type=submit]")
@@ -138,7 +140,7 @@ def test_dashboard_panels_show_the_api_and_cli_numbers_and_update(
     # every panel draws: a chart or table, or its one-line note, never bare axes
     assert shown["panels"] == [
         "The store", "Funnel", "Carts at risk now", "Incremental profit against the holdout",
-        "Decisions and outcomes", "Messages", "Experiments", "Models",
+        "Decisions and outcomes", "Messages", "Orders after a message", "Experiments", "Models",
     ]  # fmt: skip
     # the funnel: the dashboard's = the API's = the CLI's
     assert shown["funnel"] == {
@@ -175,6 +177,16 @@ def test_dashboard_panels_show_the_api_and_cli_numbers_and_update(
         "n": [d["count"] for d in data["decisions"]],
         "converted": [d["converted"] for d in data["decisions"]],
     }
+    # attribution: the dashboard's = the API's = `cartlift attribution`'s (a store without an outbox says so)
+    if data["attribution"] is None or not data["attribution"]["messages"]["sent"]:
+        assert any(e.startswith("Orders after a message") for e in shown["empty"])
+        assert cli_attribution["attributed"]["orders"] == 0
+    else:
+        got, want = data["attribution"]["attributed"], cli_attribution["attributed"]
+        assert got["orders"] == want["orders"] and got["revenue"] == pytest.approx(want["revenue"])
+        assert [r[:3] for r in shown["attribution"]] == [
+            [r["action"], r["channel"], f"{r['sent']:,}"] for r in data["attribution"]["by_action"]
+        ]
     # experiments: one row per variant, with the lift's interval and a verdict
     expected = [(e["experiment"], v["name"]) for e in data["experiments"] for v in e["variants"]]
     assert [(r[0], r[1]) for r in shown["experiments"] if r[1] != "—"] == expected

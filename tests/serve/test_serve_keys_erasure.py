@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import subprocess
 import time
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -191,3 +192,50 @@ def test_the_schema_documents_400_and_numbers_are_never_booleans(tmp_path: Path)
         with pytest.raises(ValidationError):
             bad()
     assert EventCreate(**event, price=9.5).price == 9.5 and CartRecommendationCreate(items=["p1"], k=3).k == 3
+
+
+def test_a_key_revoked_by_the_cli_is_refused_at_once_by_running_services_on_postgres(tmp_path: Path) -> None:
+    """Two services on one PostgreSQL store have the key cached; `cartlift keys revoke` in another
+    process, and the very next request to either is refused (LISTEN/NOTIFY, not a cache timeout).
+    The same holds after the services' listening connection was cut and re-made."""
+    import psycopg
+    from _serve_helpers import CLI, PG_BASE, pg_schema
+
+    with pg_schema() as url:
+        read = [create_key_in_store(url, scope="read")[0] for _ in range(2)]
+        servers = [Server(url, tmp_path / f"pg{i}.log") for i in range(2)]
+        for s in servers:
+            s.start()
+        apis = [Api(s) for s in servers]
+        try:
+            for api in apis:  # cached in both services
+                assert api("GET", "/v1/users/u1/recommendations", key=read[0]).status_code == 200
+            done = subprocess.run(
+                [str(CLI), "keys", "revoke", read[0][3:11], "--db", url], capture_output=True, text=True
+            )
+            assert done.returncode == 0, done.stderr
+            for api in apis:
+                check_error(api("GET", "/v1/users/u1/recommendations", key=read[0]), 401)
+                assert api("GET", "/v1/users/u1/recommendations", key=read[1]).status_code == 200
+
+            # cut the services' listening connections: a revocation made meanwhile still counts
+            schema = url.rsplit("=", 1)[1]
+            with psycopg.connect(PG_BASE, autocommit=True) as admin:
+                cut = admin.execute(
+                    "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name = %s",
+                    [f"cartlift-key-watch:{schema}"],
+                ).fetchone()
+            assert cut is not None and cut[0] == 2
+            done = subprocess.run(
+                [str(CLI), "keys", "revoke", read[1][3:11], "--db", url], capture_output=True, text=True
+            )
+            assert done.returncode == 0, done.stderr
+            for api in apis:
+                check_error(api("GET", "/v1/users/u1/recommendations", key=read[1]), 401)
+            for s in servers:
+                assert "Not hearing key revocations" in s.log.read_text()
+        finally:
+            for api in apis:
+                api.close()
+            for s in servers:
+                s.stop()

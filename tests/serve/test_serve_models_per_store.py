@@ -9,7 +9,7 @@ from _serve_helpers import make_events
 from typer.testing import CliRunner
 
 from cartlift.cli import app
-from cartlift.recommend._workflows import evaluate_store
+from cartlift.recommend._workflows import SERVED_CANDIDATES, evaluate_store
 from cartlift.serve import LoadedModels, ModelRegistry, ServeSettings, train_all
 from cartlift.store import EventStore, store_identity
 
@@ -68,7 +68,7 @@ def test_train_all_serves_what_evaluated_best(tmp_path: Path) -> None:
     a, _ = two_stores(tmp_path)
     with EventStore(a, read_only=True) as store:
         trained = train_all(store, ModelRegistry(tmp_path / "reg", store=store_identity(a)))
-        reference = evaluate_store(store, ["itemknn", "als", "hybrid"], metrics=["NDCG@10"], n_bootstrap=0)
+        reference = evaluate_store(store, SERVED_CANDIDATES, metrics=["NDCG@10"], n_bootstrap=0)
     best = reference.rows[0]["model"]
     assert trained["recommender"]["name"] == best
     board = trained["recommender"]["chosen_by"]["leaderboard"]

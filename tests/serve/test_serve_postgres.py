@@ -93,6 +93,8 @@ def test_postgres_storage_validates_like_the_importers_and_is_idempotent(pg_url:
             "coupons": 0,
             "message_events": 0,
             "identities": 0,
+            "holdout_assignments": 0,
+            "attributions": 0,
         }
     finally:
         storage.close()
@@ -216,6 +218,8 @@ def test_postgres_working_copy_writes_back_what_the_packages_log_and_erasure_rem
                 "coupons": 0,
                 "message_events": 0,
                 "identities": 0,
+                "holdout_assignments": 0,
+                "attributions": 0,
             }
         finally:
             storage.close()

@@ -110,8 +110,9 @@ def test_visits_and_views_follow_the_configured_means(large: SimulatedStore) -> 
     organic = sessions[sessions["kind"] == "organic"]
     per_user = organic.groupby("user_id").size().reindex(users["user_id"], fill_value=0)
     assert (per_user >= 1).all()  # every customer visits at least once
-    # 1 + Poisson(rate x active days), active days from arrival to the end
-    expected = 1 + (users["visits_per_day"] * (cfg.n_days - users["arrival_day"])).to_numpy()
+    # 1 + Poisson(rate x active days), active days from arrival to the end or the drop-out
+    active = np.minimum(cfg.n_days - users["arrival_day"], users["lifetime_days"])
+    expected = 1 + (users["visits_per_day"] * active).to_numpy()
     sd = np.sqrt(expected.clip(min=1)).mean()
     assert abs(per_user.mean() - expected.mean()) < 4 * sd / math.sqrt(len(users))
     con = duckdb.connect()

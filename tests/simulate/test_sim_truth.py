@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 from sklearn.metrics import roc_auc_score
 
-from cartlift.simulate import ACTION_CHANNELS, ACTIONS, SimulatedStore
+from cartlift.simulate import ACTION_CHANNELS, ACTIONS, SimulatedStore, simulate
 
 CONTACTS = ACTIONS[1:]
 
@@ -170,3 +170,29 @@ def test_customers_add_their_top_ranked_products_far_more_than_chance(large: Sim
     ).fetchall()[0][0]
     chance = large.config.taste_top_k / large.config.n_products
     assert hit > 10 * chance
+
+
+def test_customers_drop_out_as_the_pareto_nbd_lifetimes_say() -> None:
+    """Lifetimes are exponential at a Gamma(s, beta) rate: a Lomax(s, scale beta) distribution
+    (scipy's), and no customer visits after dropping out."""
+    from scipy import stats
+
+    large = simulate(n_users=10_000, n_days=30, random_state=11, mean_lifetime_days=60.0)
+    cfg = large.config
+    users = large.truth["truth_users"].to_pandas()
+    beta = cfg.dropout_shape * cfg.mean_lifetime_days
+    for days in (7.0, 30.0, 90.0):
+        expected = stats.lomax.cdf(days, cfg.dropout_shape, scale=beta)
+        share = float((users["lifetime_days"] < days).mean())
+        se = math.sqrt(expected * (1 - expected) / len(users))
+        assert abs(share - expected) < 4 * se, (days, share, expected)
+    sessions = large.truth["truth_sessions"].to_pandas()
+    start = pd.Timestamp(cfg.start).tz_convert("UTC").tz_localize(None)
+    organic = sessions[sessions["kind"] == "organic"]
+    first_seen = (
+        organic["started_at"].dt.tz_convert("UTC").dt.tz_localize(None) - start
+    ).dt.total_seconds() / 86400
+    end = users.set_index("user_id")["arrival_day"] + users.set_index("user_id")["lifetime_days"]
+    # a session falls on a day the customer was still active (its hour is drawn within that day)
+    last_day = np.floor(end.reindex(organic["user_id"]).to_numpy())
+    assert (np.floor(first_seen.to_numpy()) <= last_day).all()

@@ -5,12 +5,15 @@
   coupon codes) and the `Ledger` that enforces them decision by decision.
 - Uplift models for several treatments at once: `SLearner`, `TLearner`, `XLearner` on LightGBM,
   with `qini_auc_score`, `auuc_score`, `uplift_at_k` and the curves.
-- `DefaultPolicy`: what a fresh store decides with (randomised hand-set rules, exact propensities)
+- `DefaultPolicy`: what a fresh store decides with (randomised hand-set rules, exact propensities);
+  `decide_with_holdout` decides a batch of carts with the global holdout first
   until `handover_status` says the log can train the profit policy.
 - `ProfitPolicy`: the allowed action with the highest ``P(buy | a) (margin - discount_a) - cost_a``,
   each decision with its reason and propensity.
 - Bandits that keep learning: `BetaBernoulliTS`, `LinearTS`, `LogisticTS`, `LinUCB`, `EpsilonGreedy`.
 - The decision log (``decisions``) with outcomes joined from later events (``decision_outcomes``).
+- Attribution (`attribute`): each order linked to the messages clicked or sent before it, within
+  click-through and view-through windows, and credited to one, so decisions carry revenue and profit.
 - Off-policy evaluation: replay, DM, IPS, SNIPS, DR, SNDR with bootstrap intervals.
 - The global holdout (`Holdout`, `set_holdout`, `is_held_out`: a share of carts never messaged)
   and `impact`: the program's incremental conversion, revenue and profit against it, with intervals.
@@ -19,6 +22,13 @@
 """
 
 from cartlift.act._actions import CHANNELS, DEFAULT_ACTIONS, KINDS, Action, ActionCatalog
+from cartlift.act._attribution import (
+    AttributionWindows,
+    attribute,
+    attribution_links_sql,
+    attribution_summary,
+    parse_window,
+)
 from cartlift.act._bandits import Bandit, BetaBernoulliTS, EpsilonGreedy
 from cartlift.act._context import CONTEXT_FEATURES, cart_contexts, cart_lines
 from cartlift.act._decide import decide_in_order, decide_record
@@ -28,6 +38,7 @@ from cartlift.act._default import (
     HANDOVER_MIN_DECISIONS,
     HANDOVER_MIN_PURCHASES,
     DefaultPolicy,
+    decide_with_holdout,
 )
 from cartlift.act._demo import public_result, run_demo
 from cartlift.act._holdout import (
@@ -113,6 +124,7 @@ __all__ = [
     "ZOZOTOWN_PRIOR_ALL",
     "Action",
     "ActionCatalog",
+    "AttributionWindows",
     "Bandit",
     "BanditLog",
     "BetaBernoulliTS",
@@ -130,6 +142,9 @@ __all__ = [
     "TLearner",
     "UpliftModel",
     "XLearner",
+    "attribute",
+    "attribution_links_sql",
+    "attribution_summary",
     "auuc_score",
     "bernoulli_ts_action_dist",
     "cart_contexts",
@@ -141,6 +156,7 @@ __all__ = [
     "decide_cart",
     "decide_in_order",
     "decide_record",
+    "decide_with_holdout",
     "decision_outcomes",
     "estimate_interval",
     "estimate_policy_value",
@@ -156,6 +172,7 @@ __all__ = [
     "load_policy",
     "log_decisions",
     "ope_from_log",
+    "parse_window",
     "perfect_qini_curve",
     "perfect_uplift_curve",
     "public_result",

@@ -10,12 +10,17 @@ the actions the rules allow. Every decision is logged with its exact propensity
 The hand-over (`handover_status`): once at least ``HANDOVER_MIN_DECISIONS`` decisions have a
 matured outcome (their window closed) and at least ``HANDOVER_MIN_PURCHASES`` of them ended in a
 purchase, `decide_cart` trains the profit policy on the log and decides with it from then on.
+
+Whichever policy decides, the global holdout comes first: `decide_with_holdout` does for a batch
+of carts what `decide_cart` does for one (held-out carts get "nothing", every cart's group is
+recorded with its decision), so the program's impact can be measured against the holdout.
 """
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Mapping
-from typing import Any, Final
+from typing import Any, Final, Protocol
 
 import numpy as np
 import pandas as pd
@@ -23,7 +28,10 @@ import pandas as pd
 from cartlift._random import check_random_state
 from cartlift.act._actions import ActionCatalog
 from cartlift.act._decide import decide_in_order
+from cartlift.act._holdout import HOLDOUT_POLICY, current_holdout, record_assignment
+from cartlift.act._log import log_decisions
 from cartlift.act._rules import Ledger, Rules
+from cartlift.store import EventStore
 
 __all__ = [
     "DEFAULT_POLICY",
@@ -31,6 +39,7 @@ __all__ = [
     "HANDOVER_MIN_DECISIONS",
     "HANDOVER_MIN_PURCHASES",
     "DefaultPolicy",
+    "decide_with_holdout",
 ]
 
 DEFAULT_POLICY: Final = "default"
@@ -126,3 +135,92 @@ class DefaultPolicy:
             n: {"p_buy": None, "expected_profit": None, "weight": float(w[j] / total)}
             for j, n in enumerate(self.catalog_.names)
         }
+
+
+class _Deciding(Protocol):
+    """What `decide_with_holdout` needs of a policy (`DefaultPolicy`, `ProfitPolicy`)."""
+
+    features_: list[str]
+
+    def decide(self, contexts: pd.DataFrame, ledger: Ledger | None = ...) -> pd.DataFrame: ...
+
+
+def decide_with_holdout(
+    store: EventStore,
+    policy: _Deciding,
+    contexts: pd.DataFrame,
+    ledger: Ledger | None = None,
+    *,
+    features: list[str] | None = None,
+) -> pd.DataFrame:
+    """Decide for a batch of abandoned carts with the global holdout first, and log it all.
+
+    A cart the holdout phase in force holds out (`cartlift.act.current_holdout`) gets "nothing"
+    (policy ``holdout``, channel ``none``, propensity 1: never messaged); the others are decided
+    by ``policy`` under ``ledger`` (held-out carts book nothing in it). Every decision is logged
+    with the context features it saw, and every cart's group is recorded with its decision
+    (``holdout_assignments``), as `decide_cart` does for one cart.
+
+    Parameters
+    ----------
+    contexts : DataFrame, n rows
+        `cart_contexts` of the carts.
+    features : list of str, optional
+        Context columns logged with each decision (default: the policy's ``features_``, else all).
+
+    Returns
+    -------
+    DataFrame, n rows
+        The decisions (columns of the ``decisions`` table), in the order of ``contexts``.
+    """
+    holdout = current_holdout(store)
+    held = holdout.assign(contexts["cart_id"])
+    treated = contexts[~held].reset_index(drop=True)
+    decided = policy.decide(treated, ledger) if len(treated) else pd.DataFrame()
+    out = contexts[held].reset_index(drop=True)
+    reason = (
+        f"global holdout ({holdout.share * 100:g} % of carts, phase {holdout.phase}): never messaged, "
+        "so the program's incremental profit can be measured"
+    )
+    held_rows = pd.DataFrame(
+        {
+            "decision_id": [str(uuid.uuid4()) for _ in range(len(out))],
+            "ts": pd.to_datetime(out["ts"]).to_numpy(),
+            "user_id": out["user_id"].astype(str).to_numpy(),
+            "cart_id": out["cart_id"].astype(str).to_numpy(),
+            "policy": HOLDOUT_POLICY,
+            "action": "nothing",
+            "channel": "none",
+            "propensity": 1.0,
+            "expected_profit": np.nan,
+            "cart_value": out["cart_value"].to_numpy(dtype=float),
+            "margin": out["margin"].to_numpy(dtype=float),
+            "discount_value": 0.0,
+            "cost": 0.0,
+            "coupon_code": None,
+            "coupon_expires_at": pd.NaT,
+            "window_hours": float(getattr(policy, "window_hours", 168.0)),
+            "reason": reason,
+            "run_id": None,
+        }
+    )
+    frames = [f for f in (decided, held_rows) if len(f)]
+    if not frames:
+        return held_rows
+    decisions = pd.concat(frames, ignore_index=True)
+    order = pd.Series(range(len(contexts)), index=contexts["cart_id"].astype(str).to_numpy())
+    decisions = decisions.iloc[np.argsort(order[decisions["cart_id"].astype(str)].to_numpy())]
+    decisions = decisions.reset_index(drop=True)
+    kept = [c for c in (features or policy.features_ or list(contexts.columns)) if c in contexts.columns]
+    log_decisions(store, decisions, context=contexts[kept].reset_index(drop=True))
+    store.con.execute("BEGIN TRANSACTION")  # one commit for the batch's assignments, not one per cart
+    try:
+        for cart, user, ts, decision in zip(
+            decisions["cart_id"], decisions["user_id"], decisions["ts"], decisions["decision_id"], strict=True
+        ):
+            record_assignment(store, holdout, cart_id=cart, user_id=user, ts=ts, decision_id=decision)
+    except BaseException:
+        store.con.execute("ROLLBACK")
+        raise
+    store.con.execute("COMMIT")
+    return decisions

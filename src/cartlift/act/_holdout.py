@@ -39,15 +39,6 @@ __all__ = [
 DEFAULT_HOLDOUT_SHARE = 0.10
 HOLDOUT_POLICY = "holdout"
 
-_DDL = (
-    """CREATE TABLE IF NOT EXISTS holdout_phases (
-        phase INTEGER PRIMARY KEY, share DOUBLE NOT NULL, salt VARCHAR NOT NULL,
-        started_at TIMESTAMP, created_at TIMESTAMP NOT NULL)""",
-    """CREATE TABLE IF NOT EXISTS holdout_assignments (
-        cart_id VARCHAR PRIMARY KEY, user_id VARCHAR, ts TIMESTAMP, phase INTEGER NOT NULL,
-        share DOUBLE NOT NULL, held_out BOOLEAN NOT NULL, decision_id VARCHAR, assigned_at TIMESTAMP NOT NULL)""",
-)
-
 
 @dataclass(frozen=True)
 class Holdout:
@@ -103,8 +94,8 @@ def _check_share(share: float) -> float:
 
 
 def _ensure(store: EventStore) -> None:
-    for ddl in _DDL:
-        store.con.execute(ddl)
+    # declared in `cartlift.store.TABLES`, so a PostgreSQL store has them too
+    store.create_tables(("holdout_phases", "holdout_assignments"))
 
 
 def holdout_phases(store: EventStore) -> pd.DataFrame:

@@ -22,6 +22,12 @@ is :math:`n_H (\\bar y_T - \\bar y_H)`: the profit the held-out carts would have
 been treated. Revenue and conversion are compared the same way. Per action, treated carts that got
 the action are compared with the whole holdout: actions are chosen by the policy, not at random,
 so these rows describe, they do not prove (``randomised: false``).
+
+Per segment the comparison stays causal: a segment is fixed before the decision (the customer
+new or returning, the cart's value in thirds, the device), and the holdout's hash splits every
+segment at random as it splits all carts, so within a segment treated and held-out carts are
+again two random samples (``randomised: true``). Each segment's incremental profit is its
+treated carts times the Welch difference of its mean profit per cart, as for the whole program.
 """
 
 from __future__ import annotations
@@ -40,7 +46,7 @@ from cartlift.errors import DataError
 from cartlift.experiments import SampleStats, difference_test, mean_estimate
 from cartlift.store import EventStore
 
-__all__ = ["impact", "impact_from_frame"]
+__all__ = ["SEGMENT_DIMENSIONS", "impact", "impact_from_frame", "segment_labels"]
 
 WINDOW_HOURS = 168.0
 
@@ -145,10 +151,95 @@ def impact_from_frame(
         },
         "holdout_cost": cost,
         "by_action": by_action,
+        "by_segment": _by_segment(carts, alpha, currency or get_settings().currency),
         "confidence": 1.0 - alpha,
         "currency": currency or get_settings().currency,
         "notes": notes,
     }
+
+
+SEGMENT_DIMENSIONS = ("customer", "cart value", "device")
+MIN_SEGMENT_CARTS = 10
+"""A segment with fewer held-out or treated carts than this gets no interval (only its counts)."""
+
+
+def segment_labels(carts: pd.DataFrame, currency: str) -> dict[str, pd.Series]:
+    """Each cart's segment per dimension, from what was known before the decision.
+
+    ``customer``: new (no purchase session before the cart) or returning, from
+    ``past_purchase_sessions``; ``cart value``: thirds of the carts' ``cart_value`` (the bounds in
+    the label); ``device``. A dimension whose column is absent is left out.
+    """
+    out: dict[str, pd.Series] = {}
+    if "past_purchase_sessions" in carts:
+        past = pd.to_numeric(carts["past_purchase_sessions"], errors="coerce").fillna(0)
+        out["customer"] = pd.Series(np.where(past > 0, "returning", "new"), index=carts.index)
+    if "cart_value" in carts and len(carts) >= 3:
+        value = pd.to_numeric(carts["cart_value"], errors="coerce")
+        lo, hi = (float(q) for q in value.quantile([1 / 3, 2 / 3]))
+        if lo < hi:
+            out["cart value"] = pd.Series(
+                pd.Categorical(
+                    np.select(
+                        [value < lo, value < hi],
+                        [f"under {lo:,.0f} {currency}", f"{lo:,.0f}-{hi:,.0f} {currency}"],
+                        f"{hi:,.0f} {currency} and more",
+                    ),
+                    # low to high, not alphabetical
+                    categories=[
+                        f"under {lo:,.0f} {currency}",
+                        f"{lo:,.0f}-{hi:,.0f} {currency}",
+                        f"{hi:,.0f} {currency} and more",
+                    ],
+                ),
+                index=carts.index,
+            )
+    if "device" in carts:
+        out["device"] = carts["device"].fillna("unknown").astype(str)
+    return out
+
+
+def _by_segment(carts: pd.DataFrame, alpha: float, currency: str) -> list[dict[str, Any]]:
+    """Treated against held-out carts within each segment (randomised: see the module docstring)."""
+    if carts.empty:
+        return []
+    held = carts["held_out"].to_numpy(dtype=bool)
+    profit = carts["profit"].to_numpy(dtype=float)
+    revenue = carts["revenue"].to_numpy(dtype=float)
+    bought = carts["purchased"].to_numpy(dtype=float)
+    rows: list[dict[str, Any]] = []
+    for dimension, labels in segment_labels(carts, currency).items():
+        present = set(labels.unique())
+        order = (
+            list(labels.cat.categories) if isinstance(labels.dtype, pd.CategoricalDtype) else sorted(present)
+        )
+        for segment in [g for g in order if g in present]:
+            inside = (labels == segment).to_numpy()
+            h, t = inside & held, inside & ~held
+            nt = int(t.sum())
+            diff, why = _interval(profit[h], profit[t], float(nt), alpha)
+            rev, _ = _interval(revenue[h], revenue[t], float(nt), alpha)
+            if min(int(h.sum()), nt) < MIN_SEGMENT_CARTS:
+                # a Welch interval on a handful of carts is not worth reading
+                why = f"fewer than {MIN_SEGMENT_CARTS} carts in a group: no interval yet"
+                diff = {k: None for k in diff}
+                rev = {k: None for k in rev}
+            rows.append(
+                {
+                    "dimension": dimension,
+                    "segment": str(segment),
+                    "carts": {"holdout": int(h.sum()), "treated": nt},
+                    "conversion": {
+                        "holdout": float(bought[h].mean()) if h.any() else None,
+                        "treated": float(bought[t].mean()) if t.any() else None,
+                    },
+                    "incremental_revenue": {k: rev[k] for k in ("estimate", "ci_low", "ci_high", "per_cart")},
+                    "incremental_profit": {k: diff[k] for k in ("estimate", "ci_low", "ci_high", "per_cart")},
+                    "randomised": True,
+                    "note": why,
+                }
+            )
+    return rows
 
 
 def _phase(store: EventStore, phase: int | None) -> tuple[Holdout, datetime | None]:
@@ -240,7 +331,8 @@ def impact(
     dict
         ``holdout_share``, ``phase``, ``carts`` {holdout, treated, open}, ``conversion``,
         ``incremental_revenue`` and ``incremental_profit`` {estimate, ci_low, ci_high, per_cart},
-        ``holdout_cost``, ``by_action``, ``currency``, ``notes`` (see the module docstring).
+        ``holdout_cost``, ``by_action``, ``by_segment`` (dimension, segment, carts, conversion,
+        incremental revenue and profit with intervals), ``currency``, ``notes`` (see the module docstring).
     """
     create_decision_tables(store)
     holdout, ends = _phase(store, phase)
@@ -261,6 +353,8 @@ def impact(
         frame = store.con.execute(_OUTCOMES, [round(float(window_hours) * 3.6e9)]).df()
     finally:
         store.con.unregister("_impact_carts")
+    segments = [c for c in ("past_purchase_sessions", "cart_value", "device") if c in contexts]
+    frame = frame.merge(contexts[["cart_id", *segments]], on="cart_id", how="left")
     matured = pd.to_datetime(frame["ts"]) + pd.Timedelta(hours=float(window_hours)) <= pd.Timestamp(newest)
     n_open = int((~matured).sum())
     frame = frame[matured.to_numpy()].reset_index(drop=True)

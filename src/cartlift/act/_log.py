@@ -9,6 +9,10 @@ customer's purchases of the cart's products after the decision and within its wi
     redeemed    = purchased, a coupon was issued, and the first purchase came before it expired
     profit      = purchased * (margin - redeemed * discount_value) - cost
 
+Beside that cart-window outcome, each decision carries what attribution credited to its message
+(`cartlift.act.attribute`, the ``attributions`` table): ``attributed_orders``,
+``attributed_revenue`` and ``attributed_profit`` (0 until `attribute` has run).
+
 A decision whose window has not closed yet (relative to the newest event in the store) is not
 ``matured`` and is left out of training until it is, even when it already has a purchase:
 keeping early buyers while dropping the still-undecided would bias the purchase rate upward.
@@ -23,6 +27,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from cartlift.act._attribution import decision_credit_sql
 from cartlift.errors import DataError
 from cartlift.store import DECISION_COLUMNS, EventStore
 
@@ -34,9 +39,12 @@ __all__ = [
     "log_decisions",
 ]
 
-_OUTCOMES_VIEW = """
+_CREDIT, _ATTRIBUTED_PROFIT = decision_credit_sql("attributions")
+
+_OUTCOMES_VIEW = f"""
 CREATE OR REPLACE VIEW decision_outcomes AS
-WITH lines AS (SELECT DISTINCT session_id, product_id FROM events
+WITH {_CREDIT},
+lines AS (SELECT DISTINCT session_id, product_id FROM events
                WHERE event_type = 'cart_add' AND product_id IS NOT NULL),
 bought AS (
     SELECT d.decision_id, min(p.ts) AS first_purchase_at, sum(p.price * p.quantity) AS revenue
@@ -56,14 +64,17 @@ SELECT d.*, b.first_purchase_at, coalesce(b.revenue, 0.0) AS revenue,
             THEN d.margin - CASE WHEN d.coupon_code IS NOT NULL AND b.first_purchase_at <= d.coupon_expires_at
                                  THEN d.discount_value ELSE 0 END
             ELSE 0 END - coalesce(d.cost, 0) AS profit,
-       d.ts + to_microseconds(CAST(d.window_hours * 3600000000 AS BIGINT)) <= latest.now AS matured
+       d.ts + to_microseconds(CAST(d.window_hours * 3600000000 AS BIGINT)) <= latest.now AS matured,
+       coalesce(cr.orders, 0) AS attributed_orders, coalesce(cr.revenue, 0.0) AS attributed_revenue,
+       {_ATTRIBUTED_PROFIT} AS attributed_profit
 FROM decisions d LEFT JOIN bought b USING (decision_id) CROSS JOIN latest
+LEFT JOIN credit cr ON cr.decision_id = d.decision_id
 """
 
 
 def create_decision_tables(store: EventStore) -> None:
     """Create ``decisions`` (if missing; declared in `cartlift.store.TABLES`) and (re)create the ``decision_outcomes`` view."""
-    store.create_tables(("decisions",))
+    store.create_tables(("decisions", "attributions"))
     store.con.execute(_OUTCOMES_VIEW)
 
 

@@ -22,6 +22,7 @@ from cartlift.analytics._clv_models import BGNBD, GammaGamma
 from cartlift.analytics._definitions import (
     CART_DEFINITIONS,
     METRIC_LABELS,
+    ORDER_KEY_SQL,
     StoreMetrics,
     format_money,
     session_carts_sql,
@@ -59,6 +60,7 @@ __all__ = [
     "FEATURE_WORDS",
     "METHODS",
     "METRIC_LABELS",
+    "ORDER_KEY_SQL",
     "SEGMENTS",
     "STABLE",
     "AbandonmentResult",

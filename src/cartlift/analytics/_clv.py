@@ -14,7 +14,7 @@ import pandas as pd
 from cartlift._params import Interval, Options, validate_params
 from cartlift.analytics._clv_models import BGNBD, GammaGamma
 from cartlift.analytics._steps import parse_bound
-from cartlift.errors import DataError, InvalidParameterError
+from cartlift.errors import ConvergenceError, DataError, InvalidParameterError
 from cartlift.guardrails import Guardrail, degenerate_bgnbd, short_history
 from cartlift.store import EventStore
 
@@ -222,7 +222,7 @@ class CLVResult:
     ``expected_purchases`` over the horizon, and with spend data ``expected_spend`` and ``clv``.
     """
 
-    bgnbd: dict[str, float]
+    bgnbd: dict[str, float | None]
     gamma_gamma: dict[str, float] | None
     time_unit: str
     horizon: float
@@ -364,10 +364,22 @@ def clv_from_summary(
             notes.append(
                 f"{int(unpaid.sum()):,} repeat customers with a mean spend <= 0 were left out of the Gamma-Gamma fit"
             )
-        gg = GammaGamma().fit(x[~unpaid], m[~unpaid])
-        gg_params = {**gg.params_, "log_likelihood": gg.log_likelihood_, "customers": gg.n_customers_}
         out["monetary_value"] = m
-        out["expected_spend"] = gg.expected_spend(x, m)
+        try:
+            gg = GammaGamma().fit(x[~unpaid], m[~unpaid])
+        except ConvergenceError as e:
+            # value in money still: every customer at the repeat customers' mean spend per order
+            paid = m[(x > 0) & ~unpaid]
+            if paid.size == 0:
+                raise
+            notes.append(
+                f"the spend model was not identified ({str(e).split(':')[0]}), so every customer is valued "
+                f"at the repeat customers' mean spend per order, {float(paid.mean()):,.2f}"
+            )
+            out["expected_spend"] = float(paid.mean())
+        else:
+            gg_params = {**gg.params_, "log_likelihood": gg.log_likelihood_, "customers": gg.n_customers_}
+            out["expected_spend"] = gg.expected_spend(x, m)
         per_step = np.diff(cumulative, axis=0)
         discount = (1 + discount_rate) ** grid[1:]
         out["clv"] = margin * out["expected_spend"].to_numpy() * (per_step / discount[:, None]).sum(axis=0)
@@ -379,6 +391,11 @@ def clv_from_summary(
             )
     else:
         notes.append("no spend column: only the BG/NBD purchase model was fitted (no CLV in money)")
+    if bg.common_dropout_:
+        notes.append(
+            f"drop-out does not vary detectably between customers: BG/NBD fitted with one drop-out "
+            f"probability after each purchase, p = {bg.p_:.3f} (its limit as a and b grow together)"
+        )
     unit_days = _UNIT_DAYS[time_unit]
     warnings = [
         w

@@ -85,6 +85,26 @@ def bgnbd_log_likelihood(params: np.ndarray, x: np.ndarray, t_x: np.ndarray, T: 
     return np.asarray(a1 + a2 + np.logaddexp(a3, a4))
 
 
+def bgnbd_common_dropout_log_likelihood(
+    params: np.ndarray, x: np.ndarray, t_x: np.ndarray, T: np.ndarray
+) -> np.ndarray:
+    r"""Per-customer log-likelihood of BG/NBD with one drop-out probability ``p`` for every customer.
+
+    The limit of `bgnbd_log_likelihood` as :math:`a, b \to \infty` with :math:`a / (a + b) = p`
+    (the Beta mixing distribution collapses onto ``p``):
+
+    .. math::
+
+        \ln L = \ln\Gamma(r+x) - \ln\Gamma(r) + r\ln\alpha + x\ln(1-p)
+                + \ln\Big[(\alpha+T)^{-(r+x)} + \delta_{x>0}\,\tfrac{p}{1-p}\,(\alpha+t_x)^{-(r+x)}\Big]
+    """
+    r, alpha, p = params
+    a1 = special.gammaln(r + x) - special.gammaln(r) + r * np.log(alpha) + x * np.log1p(-p)
+    a3 = -(r + x) * np.log(alpha + T)
+    a4 = np.where(x > 0, np.log(p) - np.log1p(-p) - (r + x) * np.log(alpha + t_x), -np.inf)
+    return np.asarray(a1 + np.logaddexp(a3, a4))
+
+
 def gamma_gamma_log_likelihood(params: np.ndarray, x: np.ndarray, m: np.ndarray) -> np.ndarray:
     r"""Per-customer Gamma-Gamma log-likelihood of the mean spend :math:`\bar z = m` over :math:`x` transactions.
 
@@ -103,6 +123,14 @@ def gamma_gamma_log_likelihood(params: np.ndarray, x: np.ndarray, m: np.ndarray)
         + p * x * np.log(x)
         - (p * x + q) * np.log(v + x * m)
     )
+
+
+class _Ridge(ConvergenceError):
+    """A fit that stalled on a flat ridge `explain` recognised (the parameters where it stopped)."""
+
+    def __init__(self, message: str, params: np.ndarray) -> None:
+        super().__init__(message)
+        self.params = params
 
 
 def _fit(
@@ -158,10 +186,11 @@ def _fit(
     grad = optimize.approx_fprime(best.x, nll, 1e-7)
     if not np.all(np.isfinite(grad)) or np.max(np.abs(grad)) > 1e-3:
         why = explain(np.exp(best.x)) if explain is not None else None
-        raise ConvergenceError(
+        message = (
             f"The {model} fit stopped away from an optimum (largest gradient {np.max(np.abs(grad)):.3g}): "
             + (why or "check the data for extreme values or try a different time unit.")
         )
+        raise _Ridge(message, np.exp(best.x)) if why else ConvergenceError(message)
     return np.exp(best.x), float(best.fun), int(best.nit)
 
 
@@ -173,6 +202,12 @@ def _bgnbd_ridge(params: np.ndarray) -> str | None:
             f"a and b grow together (a = {a:.3g}, b = {b:.3g}) while a / (a + b) stays at {a / (a + b):.3g}, "
             "so the data cannot tell how the drop-out probability varies between customers (too few "
             "repeat customers or too short a history). Use more customers or a longer observation period."
+        )
+    if b > 20 and a / (a + b) < 0.01:
+        return (
+            f"the drop-out probability after a purchase goes to 0 (a = {a:.3g}, b = {b:.3g}): the history "
+            "shows no customer dropping out, so drop-out cannot be estimated (too few repeat customers or "
+            "too short a history). Use more customers or a longer observation period."
         )
     return None
 
@@ -190,7 +225,15 @@ class BGNBD:
     Attributes
     ----------
     r_, alpha_, a_, b_ : float
-        The fitted parameters (purchase rate ~ Gamma(r, alpha); drop-out ~ Beta(a, b)).
+        The fitted parameters (purchase rate ~ Gamma(r, alpha); drop-out ~ Beta(a, b)). When the
+        likelihood rises without end along the ridge where ``a`` and ``b`` grow together (the data
+        show drop-out but not that it varies between customers), the fit is its limit: one
+        drop-out probability ``p_`` for everyone (`bgnbd_common_dropout_log_likelihood`), and
+        ``a_ = b_ = inf``.
+    p_ : float
+        The mean drop-out probability after a purchase, :math:`a / (a + b)`.
+    common_dropout_ : bool
+        True when the fit is that limit.
     log_likelihood_ : float
         Total log-likelihood at the optimum.
     n_customers_ : int
@@ -237,18 +280,46 @@ class BGNBD:
         # customers first seen at the very end (T = 0) say nothing about their rate
         rate = max(float((x[T_ > 0] / T_[T_ > 0]).mean()) if np.any(T_ > 0) else 1.0, 1e-6)
         starts = [np.log([1.0, 1.0 / rate, 1.0, 1.0]), np.zeros(4), np.log([0.5, 5.0, 0.5, 5.0])]
-        params, fun, nit = _fit(
-            nll,
-            starts,
-            ("r", "alpha", "a", "b"),
-            "BG/NBD",
-            self.tol,
-            self.max_iter,
-            hint="e.g. almost no repeat customers, or no sign of customers dropping out",
-            remedy="Use more customers or a longer observation period.",
-            explain=_bgnbd_ridge,
-        )
+        common = False
+        try:
+            params, fun, nit = _fit(
+                nll,
+                starts,
+                ("r", "alpha", "a", "b"),
+                "BG/NBD",
+                self.tol,
+                self.max_iter,
+                hint="e.g. almost no repeat customers, or no sign of customers dropping out",
+                remedy="Use more customers or a longer observation period.",
+                explain=_bgnbd_ridge,
+            )
+        except _Ridge as ridge:
+            # the supremum lies at a, b -> inf: fit that limit (r, alpha and the common p)
+            r0, alpha0, a0, b0 = ridge.params
+            if not (a0 > 20 and b0 > 20):  # drop-out going to 0 has no such limit to fit
+                raise
+
+            def nll_common(theta: np.ndarray) -> float:
+                r, alpha, odds = np.exp(theta)
+                ll = bgnbd_common_dropout_log_likelihood(np.array([r, alpha, odds / (1 + odds)]), gx, gt, gT)
+                return float(-(w * ll).sum() / total)
+
+            fitted, fun, nit = _fit(
+                nll_common,
+                [np.log([r0, alpha0, a0 / b0]), np.log([1.0, 1.0 / rate, 0.25])],
+                ("r", "alpha", "p / (1 - p)"),
+                "BG/NBD (one drop-out probability)",
+                self.tol,
+                self.max_iter,
+                hint="e.g. almost no repeat customers, or no sign of customers dropping out",
+                remedy="Use more customers or a longer observation period.",
+            )
+            params = np.array([fitted[0], fitted[1], np.inf, np.inf])
+            p_common = float(fitted[2] / (1 + fitted[2]))
+            common = True
         self.r_, self.alpha_, self.a_, self.b_ = (float(p) for p in params)
+        self.common_dropout_ = common
+        self.p_ = p_common if common else self.a_ / (self.a_ + self.b_)
         self.log_likelihood_ = -fun * total
         self.n_customers_ = int(x.size)
         self.n_iter_ = nit
@@ -260,10 +331,12 @@ class BGNBD:
         return self.r_, self.alpha_, self.a_, self.b_
 
     @property
-    def params_(self) -> dict[str, float]:
-        """``{"r", "alpha", "a", "b"}``."""
+    def params_(self) -> dict[str, float | None]:
+        """``{"r", "alpha", "a", "b", "p"}``; ``a`` and ``b`` are None for one common drop-out probability."""
         r, alpha, a, b = self._params()
-        return {"r": r, "alpha": alpha, "a": a, "b": b}
+        if self.common_dropout_:
+            return {"r": r, "alpha": alpha, "a": None, "b": None, "p": self.p_}
+        return {"r": r, "alpha": alpha, "a": a, "b": b, "p": self.p_}
 
     def expected_purchases_new(self, t: ArrayLike) -> np.ndarray:
         r"""Expected purchases of a new customer in ``(0, t]``.
@@ -273,6 +346,9 @@ class BGNBD:
         """
         r, alpha, a, b = self._params()
         t = np.asarray(t, dtype=float)
+        if self.common_dropout_:  # the limit a, b -> inf: (1 / p) [1 - (alpha / (alpha + p t))^r]
+            p = self.p_
+            return np.asarray((1 - (alpha / (alpha + p * t)) ** r) / p)
         return np.asarray(
             (a + b - 1)
             / (a - 1)
@@ -283,10 +359,10 @@ class BGNBD:
         r"""P(still a customer | x, t_x, T) :math:`= 1 / (1 + \delta_{x>0} \frac{a}{b+x-1} (\frac{\alpha+T}{\alpha+t_x})^{r+x})`."""
         r, alpha, a, b = self._params()
         x, t_x, T_ = _arrays(frequency, recency, T)
+        # a / (b + x - 1) tends to p / (1 - p) as a, b -> inf
+        ratio = self.p_ / (1 - self.p_) if self.common_dropout_ else a / np.maximum(b + x - 1, 1e-300)
         with np.errstate(divide="ignore"):
-            odds = np.where(
-                x > 0, a / np.maximum(b + x - 1, 1e-300) * ((alpha + T_) / (alpha + t_x)) ** (r + x), 0.0
-            )
+            odds = np.where(x > 0, ratio * ((alpha + T_) / (alpha + t_x)) ** (r + x), 0.0)
         return np.asarray(1 / (1 + odds))
 
     def expected_purchases(
@@ -303,11 +379,17 @@ class BGNBD:
         r, alpha, a, b = self._params()
         x, t_x, T_ = _arrays(frequency, recency, T)
         t = np.asarray(t, dtype=float)
-        head = (a + b + x - 1) / (a - 1)
-        z = t / (alpha + T_ + t)
-        body = 1 - ((alpha + T_) / (alpha + T_ + t)) ** (r + x) * special.hyp2f1(
-            r + x, b + x, a + b + x - 1, z
-        )
+        if self.common_dropout_:
+            # the limit a, b -> inf: head -> 1 / p, 2F1(r+x, b+x; a+b+x-1; z) -> (1 - (1 - p) z)^-(r+x)
+            p = self.p_
+            head = np.full_like(x, 1 / p)
+            body = 1 - ((alpha + T_) / (alpha + T_ + p * t)) ** (r + x)
+        else:
+            head = (a + b + x - 1) / (a - 1)
+            z = t / (alpha + T_ + t)
+            body = 1 - ((alpha + T_) / (alpha + T_ + t)) ** (r + x) * special.hyp2f1(
+                r + x, b + x, a + b + x - 1, z
+            )
         out = head * body * self.probability_alive(x, t_x, T_)
         if not np.all(np.isfinite(out)):
             raise ConvergenceError(

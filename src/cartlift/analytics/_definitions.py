@@ -44,6 +44,7 @@ from cartlift.store import EventStore
 __all__ = [
     "CART_DEFINITIONS",
     "METRIC_LABELS",
+    "ORDER_KEY_SQL",
     "StoreMetrics",
     "format_money",
     "session_carts_sql",
@@ -52,6 +53,9 @@ __all__ = [
 ]
 
 RECOVERY_HOURS = 168.0
+
+ORDER_KEY_SQL = "coalesce(order_id, session_id || '@' || CAST(ts AS VARCHAR))"
+"""A purchase event's order (the definition of an order above), on DuckDB and PostgreSQL alike."""
 
 CART_DEFINITIONS: dict[str, str] = {
     "cart": "a session's cart: the items it added since its last purchase before its last add",
@@ -127,7 +131,7 @@ bought AS (
 ),
 newest AS (SELECT max(ts) AS now FROM events),
 orders AS (
-    SELECT count(DISTINCT coalesce(order_id, session_id || '@' || CAST(ts AS VARCHAR))) AS orders,
+    SELECT count(DISTINCT {ORDER_KEY_SQL}) AS orders,
            coalesce(sum(price * quantity), 0) AS revenue
     FROM events WHERE event_type = 'purchase'
 )

@@ -128,8 +128,20 @@ def _recommendations(
     store: EventStore, ids: list[str], top: int, recommender: str, path: str | Path | None
 ) -> list[str]:
     model = load_or_train(store, recommender, path)
-    recs = model.recommend(ids, k=top)
-    return [";".join(row) for row in recs.to_lists()]
+    lists = model.recommend(ids, k=top).to_lists()
+    # a customer the model knows nothing useful about (one view of a product nobody else touched)
+    # gets the store's most popular products rather than an empty cell
+    empty = [i for i, row in zip(ids, lists, strict=True) if not row]
+    if empty:
+        fallback = dict(
+            zip(
+                empty,
+                load_or_train(store, "popularity", None).recommend(empty, k=top).to_lists(),
+                strict=True,
+            )
+        )
+        lists = [row or fallback[i] for i, row in zip(ids, lists, strict=True)]
+    return [";".join(row) for row in lists]
 
 
 def build_audience(

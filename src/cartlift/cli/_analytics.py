@@ -461,8 +461,13 @@ def register(app: typer.Typer) -> None:
             emit_json({"source": kind, **result.to_dict(top=top)})
             return
         bg = result.bgnbd
+        dropout = (
+            f"one drop-out probability p={bg['p']:.4f}"
+            if bg["a"] is None
+            else f"a={bg['a']:.4f} b={bg['b']:.4f}"
+        )
         out.print(
-            f"BG/NBD: r={bg['r']:.4f} alpha={bg['alpha']:.4f} a={bg['a']:.4f} b={bg['b']:.4f} "
+            f"BG/NBD: r={bg['r']:.4f} alpha={bg['alpha']:.4f} {dropout} "
             f"(log-likelihood {bg['log_likelihood']:,.2f}, {bg['customers']:,} customers)"
         )
         gg = result.gamma_gamma

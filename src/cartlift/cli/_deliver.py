@@ -15,7 +15,7 @@ from cartlift.store import EventStore
 
 
 def demo_step(store: EventStore, out_dir: Path) -> dict[str, Any]:
-    """The demo's deliver step: the last two simulated days' carts decided, sent as files, answered.
+    """The demo's deliver step: every abandoned cart decided (holdout first), sent as files, answered.
 
     See `cartlift.deliver.run_demo`.
     """

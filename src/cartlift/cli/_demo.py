@@ -34,9 +34,11 @@ def register(app: typer.Typer) -> None:
         json: JsonOption = False,
     ) -> None:
         """Simulate a store, load it, and run the loop: funnel and customers, recommendations,
-        abandonment prediction, next best action, experiments, and delivery (the last two days'
-        carts decided, sent as .eml files into outbox/, answered by the simulated customers);
-        write the report. Prints where everything went."""
+        abandonment prediction, next best action, experiments, and delivery (every abandoned
+        cart decided with the global holdout first, sent as .eml files into outbox/, answered by
+        the simulated customers), attribution of their orders to the messages; write the report.
+        Prints where everything went."""
+        from cartlift.act import attribute
         from cartlift.analytics import store_summary
         from cartlift.store import EventStore
 
@@ -55,6 +57,8 @@ def register(app: typer.Typer) -> None:
                 ("experiments", lambda: _experiments.demo_step(store, out_dir)),
                 # the simulated customers' answers add purchases to the store's events
                 ("deliver", lambda: _deliver.demo_step(store, out_dir)),
+                # the answered messages' orders, credited (so decision_outcomes carries their revenue)
+                ("attribution", lambda: attribute(store)),
                 ("report", lambda: _analytics.report_step(store, out_dir)),  # last: it shows every step
             ]
             for name, step in steps:
@@ -116,10 +120,17 @@ def highlights(results: dict[str, Any]) -> Table:
     if sent.get("carts"):
         table.add_row(
             "deliver",
-            f"{sent['scheduled']:,} messages scheduled for {sent['carts']:,} carts of the last 2 days "
-            f"({sent['policy']} policy): {sent['sent']:,} sent to {sent['outbox']}, {sent['cancelled']:,} cancelled, "
+            f"{sent['scheduled']:,} messages scheduled for {sent['carts']:,} abandoned carts "
+            f"({sent['policy']} policy; {sent.get('held_out_carts', 0):,} carts held out): {sent['sent']:,} sent to {sent['outbox']}, {sent['cancelled']:,} cancelled, "
             f"{sent['deferred']:,} deferrals; {sent['clicked']:,} clicked, {sent['recovered']:,} carts recovered "
             f"({sent['recovered_anyway']:,} would have come back without a message)",
+        )
+    credited = (results.get("attribution") or {}).get("attributed")
+    if credited and (results.get("attribution") or {}).get("messages", {}).get("sent"):
+        table.add_row(
+            "attribute",
+            f"{credited['orders']:,} orders ({credited['revenue']:,.2f}) came after a message: "
+            f"{credited['click']['orders']:,} after a click, {credited['view']['orders']:,} after an unclicked message",
         )
     experiment = results.get("experiments") or {}
     if "verdict" in experiment:

@@ -1,4 +1,5 @@
-"""`cartlift impact` and `cartlift holdout`: the program's incremental profit against the global holdout."""
+"""`cartlift impact`, `cartlift holdout` and `cartlift attribution`: what the program earned, measured
+against the global holdout, and which messages came before each order."""
 
 from __future__ import annotations
 
@@ -11,7 +12,55 @@ from cartlift.cli._common import DbOption, JsonOption, emit_json, guarded, open_
 
 
 def register(app: typer.Typer) -> None:
-    """Add `cartlift impact` and `cartlift holdout` to ``app``."""
+    """Add `cartlift impact`, `cartlift holdout` and `cartlift attribution` to ``app``."""
+
+    @app.command()
+    @guarded
+    def attribution(
+        click_window: Annotated[
+            str | None,
+            typer.Option(
+                "--click-window",
+                help="Credit an order to a message clicked this long before it, e.g. 7d, 48h "
+                "(default CARTLIFT_ATTRIBUTION_CLICK_HOURS, 168 hours).",
+            ),
+        ] = None,
+        view_window: Annotated[
+            str | None,
+            typer.Option(
+                "--view-window",
+                help="Else to a message sent this long before it, e.g. 1d, 0 for none "
+                "(default CARTLIFT_ATTRIBUTION_VIEW_HOURS, 24 hours).",
+            ),
+        ] = None,
+        db: DbOption = None,
+        json: JsonOption = False,
+    ) -> None:
+        """Link every order to the messages clicked or sent before it, and credit it to one.
+
+        An order is credited to the customer's last click on a message within the click window,
+        else to the last message sent within the view window. The links are stored in the
+        ``attributions`` table (rewritten each run), and each decision's credited revenue and
+        profit appear in ``decision_outcomes``. Attribution says which message came before a
+        purchase, not that it caused it: `cartlift impact` measures that against the holdout.
+        """
+        from cartlift.act import attribute
+        from cartlift.store import connect, parse_store_url
+
+        url = parse_store_url(db)
+        if url.is_postgres:  # the same SQL runs on PostgreSQL itself: no working copy needed
+            pg = connect(url)
+            try:
+                doc = attribute(pg, click=click_window, view=view_window)
+            finally:
+                pg.close()
+        else:
+            with open_store(db) as store:
+                doc = attribute(store, click=click_window, view=view_window)
+        if json:
+            emit_json(doc)
+            return
+        print_attribution(doc)
 
     @app.command()
     @guarded
@@ -136,5 +185,70 @@ def print_impact(doc: dict[str, Any]) -> None:
                 a["action"], f"{a['carts']:,}", pct(a["conversion"]), f"{a['profit_per_cart']:.2f} {cur}", vs
             )
         out.print(acts)
+    if doc.get("by_segment"):
+        segs = Table(
+            "segment",
+            "held out",
+            "treated",
+            "conversion held out / treated",
+            "incremental profit (95 % CI)",
+            title="by segment (randomised within each segment)",
+        )
+        for s in doc["by_segment"]:
+            p_seg, conv = s["incremental_profit"], s["conversion"]
+            segs.add_row(
+                f"{s['dimension']}: {s['segment']}",
+                f"{s['carts']['holdout']:,}",
+                f"{s['carts']['treated']:,}",
+                f"{pct(conv['holdout'])} / {pct(conv['treated'])}",
+                "—"
+                if p_seg["estimate"] is None
+                else f"{_money(p_seg['estimate'], cur)} ({_money(p_seg['ci_low'], cur)} to {_money(p_seg['ci_high'], cur)})",
+            )
+        out.print(segs)
     for note in doc.get("notes", []):
         out.print(f"note: {note}")
+
+
+def _hours(h: float) -> str:
+    return f"{h / 24:g} day{'s' if h != 24 else ''}" if h >= 24 and h % 24 == 0 else f"{h:g} hours"
+
+
+def print_attribution(doc: dict[str, Any]) -> None:
+    """The headline, then one row per action and channel."""
+    cur, a = doc["currency"], doc["attributed"]
+    share = a["share_of_revenue"]
+    out.print(
+        f"[bold]{a['orders']:,} of {doc['orders']:,} orders credited to messages[/]: "
+        f"{a['revenue']:,.2f} {cur}" + (f" ({share:.1%} of revenue)" if share is not None else "")
+    )
+    out.print(
+        f"  {a['click']['orders']:,} after a click (within {_hours(doc['click_window_hours'])}), "
+        f"{a['view']['orders']:,} after a message without a click (within {_hours(doc['view_window_hours'])}); "
+        f"{doc['messages']['sent']:,} messages sent, {doc['messages']['clicked']:,} clicked"
+    )
+    if doc["by_action"]:
+        table = Table(
+            "action",
+            "channel",
+            "sent",
+            "clicked",
+            "orders",
+            "revenue",
+            "profit",
+            title="by action (last touch)",
+        )
+        for r in doc["by_action"]:
+            table.add_row(
+                r["action"],
+                r["channel"],
+                f"{r['sent']:,}",
+                f"{r['clicked']:,}",
+                f"{r['orders']:,}",
+                f"{r['revenue']:,.2f} {cur}",
+                f"{r['profit']:,.2f} {cur}",
+            )
+        out.print(table)
+    out.print(
+        "note: credit says which message came before an order, not that it caused it (see `cartlift impact`)."
+    )

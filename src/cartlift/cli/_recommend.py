@@ -338,7 +338,9 @@ def _versus(comp: dict[str, Any] | None) -> str:
 
 def demo_step(store: EventStore, out_dir: Path) -> dict[str, Any]:
     """For `cartlift demo`: a temporal-split leaderboard of a few models on the store (and, with the
-    simulator's truth in the store, the best model's NDCG@10 against the true tastes)."""
+    simulator's truth in the store, each model's NDCG@10 against the true tastes), with a progress
+    bar per model (the ranker's fit is the long part)."""
     from cartlift.recommend._workflows import demo_leaderboard
 
-    return demo_leaderboard(store, out_dir)
+    with progress_bar() as bar:
+        return demo_leaderboard(store, out_dir, progress=bar)

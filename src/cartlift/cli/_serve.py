@@ -194,7 +194,7 @@ def register(app: typer.Typer) -> None:
         db: DbOption = None,
         json: JsonOption = False,
     ) -> None:
-        """Revoke a key: it stops working at once (a running service notices within 30 s)."""
+        """Revoke a key: it stops working at once, in running services too."""
         from cartlift.store import open_storage, parse_store_url
 
         storage = open_storage(db)
@@ -249,8 +249,8 @@ def register(app: typer.Typer) -> None:
             str | None,
             typer.Option(
                 help="The recommender to fit (see `cartlift recommend models`) [default: the one of "
-                "itemknn, als, hybrid that evaluates best on the store (NDCG@10); als, fitted "
-                "on Spark, with --engine spark]."
+                "ranker, hybrid, vstan, itemknn, als, popularity that evaluates best on the store "
+                "(NDCG@10; the ranker's fit takes minutes); als, fitted on Spark, with --engine spark]."
             ),
         ] = None,
         engine: EngineOption = "duckdb",

@@ -21,6 +21,8 @@ DEMO_USERS = 5_000
 """Customers of the demo store (about 120k events, simulated and loaded in seconds)."""
 DEMO_DAYS = 30
 DEMO_SEED = 42
+DEMO_LIFETIME_DAYS = 60.0
+"""The demo's customers drop out (1 / mean drop-out rate, in days): its CLV needs drop-out to fit."""
 
 
 def demo_step(
@@ -40,7 +42,13 @@ def demo_step(
     from cartlift.simulate import simulate_to
 
     result = simulate_to(
-        store, Path(out_dir) / "simulated", random_state=seed, progress=progress, n_users=users, n_days=days
+        store,
+        Path(out_dir) / "simulated",
+        random_state=seed,
+        progress=progress,
+        n_users=users,
+        n_days=days,
+        mean_lifetime_days=DEMO_LIFETIME_DAYS,
     )
     _load_contacts(store, result, seed)
     return result

@@ -13,13 +13,13 @@ import json
 import smtplib
 import ssl
 import time
-from email.message import EmailMessage
 from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import parse_qs, unquote, urlsplit
 
 import httpx
 
+from cartlift.deliver._mime import OutgoingMail
 from cartlift.deliver._render import Rendered
 from cartlift.errors import InvalidParameterError
 
@@ -45,7 +45,7 @@ class SendError(Exception):
 class Channel(Protocol):
     """What the worker needs of a channel."""
 
-    def send(self, rendered: Rendered, mail: EmailMessage | None) -> str:
+    def send(self, rendered: Rendered, mail: OutgoingMail | None) -> str:
         """Deliver one message; the provider's id for it."""
 
     def close(self) -> None:
@@ -87,14 +87,16 @@ class SmtpChannel:
             smtp.login(self.user, self.password or "")
         return smtp
 
-    def send(self, rendered: Rendered, mail: EmailMessage | None) -> str:
+    def send(self, rendered: Rendered, mail: OutgoingMail | None) -> str:
         """Send ``mail``; SMTP 4xx and lost connections are transient, 5xx permanent."""
         if mail is None or not rendered.to:
             raise SendError("no e-mail address", transient=False)
         try:
             if self._smtp is None:
                 self._smtp = self._connect()
-            refused = self._smtp.send_message(mail)
+            # SMTPUTF8 only when an address needs it (RFC 6531); the bytes are 7-bit clean otherwise
+            options = [] if (mail.sender + mail.to).isascii() else ["SMTPUTF8"]
+            refused = self._smtp.sendmail(mail.sender, [mail.to], mail.data, mail_options=options)
         except smtplib.SMTPRecipientsRefused as e:
             code, text = next(iter(e.recipients.values()))
             raise SendError(
@@ -113,7 +115,7 @@ class SmtpChannel:
             raise SendError(f"SMTP connection: {type(e).__name__}: {e}", transient=True) from None
         if refused:
             raise SendError(f"SMTP refused {', '.join(refused)}", transient=False)
-        return str(mail["Message-ID"])
+        return mail.message_id
 
     def close(self) -> None:
         """Say QUIT (or drop a broken connection)."""
@@ -131,13 +133,13 @@ class FolderChannel:
     def __init__(self, folder: Path) -> None:
         self.folder = Path(folder)
 
-    def send(self, rendered: Rendered, mail: EmailMessage | None) -> str:
+    def send(self, rendered: Rendered, mail: OutgoingMail | None) -> str:
         """Write the message (atomically: a crash leaves no half file)."""
         if not rendered.to:
             raise SendError(f"no {'e-mail address' if mail is not None else 'phone number'}", transient=False)
         self.folder.mkdir(parents=True, exist_ok=True)
         name = f"{rendered.message_id}.eml" if mail is not None else f"{rendered.message_id}.sms.txt"
-        body = mail.as_bytes() if mail is not None else f"To: {rendered.to}\n\n{rendered.text}\n".encode()
+        body = mail.data if mail is not None else f"To: {rendered.to}\n\n{rendered.text}\n".encode()
         tmp = self.folder / f".{name}.tmp"
         tmp.write_bytes(body)
         tmp.replace(self.folder / name)
@@ -175,7 +177,7 @@ class TwilioSms:
         self.endpoint = f"{base}/2010-04-01/Accounts/{self.sid}/Messages.json"
         self.client = httpx.Client(auth=(self.sid, token), timeout=timeout)
 
-    def send(self, rendered: Rendered, mail: EmailMessage | None) -> str:
+    def send(self, rendered: Rendered, mail: OutgoingMail | None) -> str:
         """Post the text; Twilio's message ``sid`` is the provider id."""
         if not rendered.to:
             raise SendError("no phone number", transient=False)
@@ -220,7 +222,7 @@ class Webhook:
         self.secret = secret.encode()
         self.client = httpx.Client(timeout=timeout)
 
-    def send(self, rendered: Rendered, mail: EmailMessage | None) -> str:
+    def send(self, rendered: Rendered, mail: OutgoingMail | None) -> str:
         """Post the message; the receiver's ``id`` (JSON) or the message id is the provider id."""
         payload: dict[str, Any] = {
             "message_id": rendered.message_id,

@@ -1,7 +1,11 @@
-"""The deliver step of `cartlift demo`: the last days' abandoned carts, decided, sent, and answered.
+"""The deliver step of `cartlift demo`: the simulated store's abandoned carts, decided, sent, and answered.
 
-On the simulated store: the store's policy (the saved profit policy, else the default) decides
-for every cart abandoned in the last ``days`` simulated days; the outbox worker runs hour by hour
+On the simulated store: every abandoned cart (or those of the last ``days`` simulated days) is
+decided as a live store decides (`cartlift.act.decide_with_holdout`): carts in the global
+holdout get nothing and the store's policy (the saved profit policy, else the default) decides
+for the rest. Every cart, because the report measures the program's impact against the holdout
+(`cartlift.act.impact`) on the carts whose 7-day outcome window has closed, by assignment: an
+undecided cart would count as treated without having been treated. The outbox worker runs hour by hour
 on the simulated clock, so delays, quiet hours in each customer's zone, caps and cancellations
 (the customer came back and bought first) happen as they would live; e-mails and SMS are written
 as files into ``out_dir/outbox`` (never to a real SMTP server, whatever the environment says).
@@ -31,8 +35,8 @@ from cartlift.act import (
     ProfitPolicy,
     cart_contexts,
     cart_lines,
+    decide_with_holdout,
     load_policy,
-    log_decisions,
 )
 from cartlift.deliver import _repo
 from cartlift.deliver._inbound import click
@@ -53,13 +57,16 @@ def _policy(store: EventStore, seed: int) -> ProfitPolicy | DefaultPolicy:
         return DefaultPolicy(random_state=seed)
 
 
-def run_demo(store: EventStore, out_dir: str | Path, *, days: float = 2.0, seed: int = 0) -> dict[str, Any]:
-    """Decide, schedule, send and answer the last ``days`` of abandoned carts of a simulated store.
+def run_demo(
+    store: EventStore, out_dir: str | Path, *, days: float | None = None, seed: int = 0
+) -> dict[str, Any]:
+    """Decide, schedule, send and answer the abandoned carts (of the last ``days``) of a simulated store.
 
     Returns
     -------
     dict
-        ``policy``, ``carts``, ``decided`` (messages decided), ``scheduled``, ``sent``,
+        ``policy``, ``days``, ``carts``, ``held_out_carts`` (carts in the global holdout,
+        decided "nothing"), ``decided`` (messages decided), ``scheduled``, ``sent``,
         ``cancelled``, ``deferred`` (deferral events), ``dead``, ``clicked``, ``recovered``
         (bought after a message), ``recovered_anyway`` (of them, would have bought without it)
         and ``outbox`` (the folder).
@@ -73,11 +80,11 @@ def run_demo(store: EventStore, out_dir: str | Path, *, days: float = 2.0, seed:
     if ctx.empty:
         return {"carts": 0}
     ts = pd.to_datetime(ctx["ts"])
-    ctx = ctx[ts >= ts.max() - pd.Timedelta(days=days)].reset_index(drop=True)
+    if days is not None:
+        ctx = ctx[ts >= ts.max() - pd.Timedelta(days=days)].reset_index(drop=True)
     policy = _policy(store, seed)
-    decisions = policy.decide(ctx, Ledger(rules=policy.rules_))
     features = [c for c in (policy.features_ or CONTEXT_FEATURES) if c in ctx.columns]
-    log_decisions(store, decisions, context=ctx[features])
+    decisions = decide_with_holdout(store, policy, ctx, Ledger(rules=policy.rules_), features=features)
     # files only: the demo's addresses are on example.com, and no relay should ever see them
     settings = DeliverSettings(smtp_url=None, sms_url=None, webhook_url=None, outbox_dir=folder)
     worker = Worker(db, settings, outbox_dir=folder)
@@ -92,7 +99,9 @@ def run_demo(store: EventStore, out_dir: str | Path, *, days: float = 2.0, seed:
     messages = decisions["channel"].isin(["email", "sms"])
     return {
         "policy": policy.name if isinstance(policy, DefaultPolicy) else "profit",
+        "days": None if days is None else float(days),
         "carts": len(ctx),
+        "held_out_carts": int((decisions["policy"] == "holdout").sum()),
         "decided": int(messages.sum()),
         **total.to_dict(),
         "clicked": clicked,

@@ -10,11 +10,10 @@ one-click unsubscribe (``List-Unsubscribe`` with an https/http URL and ``List-Un
 
 from __future__ import annotations
 
-import email.policy
+import email
 from dataclasses import dataclass
 from datetime import datetime
 from email.message import EmailMessage
-from email.utils import format_datetime, parseaddr
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -24,10 +23,18 @@ import jinja2
 from cartlift.deliver import _repo
 from cartlift.deliver._facts import Facts, gather, recommendations
 from cartlift.deliver._links import make_token
+from cartlift.deliver._mime import POLICY, OutgoingMail, mail_bytes, sender_parts
 from cartlift.deliver._settings import DeliverSettings
 from cartlift.deliver._tables import Db
 
-__all__ = ["Rendered", "TemplateFailure", "build_email", "render_message", "templates"]
+__all__ = [
+    "Rendered",
+    "TemplateFailure",
+    "build_email",
+    "outgoing_mail",
+    "render_message",
+    "templates",
+]
 
 
 class TemplateFailure(Exception):
@@ -67,7 +74,7 @@ def _money(value: float, currency: str = "") -> str:
 
 
 def _shop_name(settings: DeliverSettings) -> str:
-    name, address = parseaddr(settings.mail_from)
+    name, address = sender_parts(settings.mail_from)
     return name or address.split("@")[-1]
 
 
@@ -142,23 +149,25 @@ def render_message(
     )
 
 
-_POLICY = email.policy.SMTP.clone(max_line_length=998)
+def outgoing_mail(rendered: Rendered, *, settings: DeliverSettings, now: datetime) -> OutgoingMail:
+    """The e-mail's envelope and bytes (`cartlift.deliver._mime`): plain text and HTML alternatives,
+    stable Message-ID, RFC 8058 one-click unsubscribe headers."""
+    return mail_bytes(
+        mail_from=settings.mail_from,
+        to=rendered.to,
+        subject=rendered.subject,
+        message_id=rendered.message_id,
+        now=now,
+        text=rendered.text,
+        html=rendered.html,
+        headers=(
+            ("List-Unsubscribe", f"<{rendered.unsubscribe_url}>"),
+            ("List-Unsubscribe-Post", "List-Unsubscribe=One-Click"),
+        ),
+    )
 
 
 def build_email(rendered: Rendered, *, settings: DeliverSettings, now: datetime) -> EmailMessage:
-    """The MIME e-mail: plain text and HTML alternatives, stable Message-ID, RFC 8058 headers."""
-    # long URLs in List-Unsubscribe must stay plain: at the default 78 columns the email package
-    # would turn the header into RFC 2047 encoded words, which mail clients do not read as a URL
-    mail = EmailMessage(policy=_POLICY)
-    domain = parseaddr(settings.mail_from)[1].split("@")[-1] or "cartlift.invalid"
-    mail["From"] = settings.mail_from
-    mail["To"] = rendered.to
-    mail["Subject"] = rendered.subject
-    mail["Message-ID"] = f"<{rendered.message_id}@{domain}>"
-    mail["Date"] = format_datetime(now.replace(tzinfo=ZoneInfo("UTC")))
-    mail["List-Unsubscribe"] = f"<{rendered.unsubscribe_url}>"
-    mail["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
-    mail.set_content(rendered.text)
-    if rendered.html is not None:
-        mail.add_alternative(rendered.html, subtype="html")
-    return mail
+    """`outgoing_mail` as an `EmailMessage` (what previews show and write as ``.eml``)."""
+    data = outgoing_mail(rendered, settings=settings, now=now).data
+    return email.message_from_bytes(data, _class=EmailMessage, policy=POLICY)

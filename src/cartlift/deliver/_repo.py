@@ -6,45 +6,49 @@ where they differ (row locks), the function says so. Times are naive UTC.
 
 from __future__ import annotations
 
+import re
 import secrets
 import uuid
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Final
+
+import pyarrow as pa
 
 from cartlift.deliver._tables import CUSTOMERS, DELIVER_TABLES, MESSAGES, Db, create_tables
 
 __all__ = [
+    "OUTCOME_COLUMNS",
     "MessageRow",
     "best_sellers",
     "cart_contents",
     "cart_message",
     "claim_due",
+    "count_sent_since",
     "coupon_state",
     "coupons_by_code",
     "create",
     "customer",
     "customers_by_id",
-    "defer",
-    "finish",
+    "holdout_phase",
     "insert_coupons",
-    "insert_messages",
+    "issue_coupons",
     "last_purchases",
     "message",
     "new_id",
+    "pending_carts",
     "quarantine_contacts",
+    "recent_sends",
     "record_event",
+    "record_outcomes",
     "redeem_coupon",
     "release_stale",
-    "retry",
     "same_contact",
+    "schedule_decisions",
     "secret",
     "sent_messages",
-    "sent_since",
     "status_counts",
-    "time_zones",
     "truth_reactions",
-    "unscheduled_decisions",
     "unsubscribe",
     "upsert_customers",
     "utcnow",
@@ -153,47 +157,131 @@ def unsubscribe(db: Db, *, user_id: str, now: datetime) -> bool:
 
 
 # -- scheduling ------------------------------------------------------------------------------------
-def unscheduled_decisions(db: Db) -> list[dict[str, Any]]:
-    """Decisions that send a message (e-mail or SMS) and have no outbox row yet."""
-    if "decisions" not in db.tables():
+def pending_carts(db: Db) -> list[tuple[str, str, bool | None]]:
+    """``(decision_id, cart_id, recorded held_out or None)`` of decisions that send a message and have no outbox row."""
+    tables = db.tables()
+    if "decisions" not in tables:
         return []
-    cols = [
-        "decision_id",
-        "ts",
-        "user_id",
-        "cart_id",
-        "action",
-        "channel",
-        "coupon_code",
-        "coupon_expires_at",
-        "discount_value",
-        "cart_value",
-    ]
+    recorded = "holdout_assignments" in tables
     rows = db.rows(
-        f"SELECT {', '.join('d.' + c for c in cols)} FROM decisions d "
-        "WHERE d.channel IN ('email', 'sms') "
-        "AND NOT EXISTS (SELECT 1 FROM messages m WHERE m.decision_id = d.decision_id) ORDER BY d.ts",
+        f"SELECT d.decision_id, d.cart_id, {'a.held_out' if recorded else 'NULL'} FROM decisions d "
+        + ("LEFT JOIN holdout_assignments a ON a.cart_id = d.cart_id " if recorded else "")
+        + "WHERE d.channel IN ('email', 'sms') "
+        "AND NOT EXISTS (SELECT 1 FROM messages m WHERE m.decision_id = d.decision_id)",
     )
-    return [dict(zip(cols, r, strict=True)) for r in rows]
+    return [(str(d), str(c), None if h is None else bool(h)) for d, c, h in rows]
 
 
-def time_zones(db: Db, user_ids: Sequence[str]) -> dict[str, str | None]:
-    """Each customer's time zone (None when unknown)."""
-    return {uid: row["time_zone"] for uid, row in customers_by_id(db, user_ids).items()}
+def holdout_phase(db: Db) -> tuple[int, float, str] | None:
+    """The holdout phase in force ``(phase, share, salt)``, or None when the store never set one."""
+    if "holdout_phases" not in db.tables():
+        return None
+    rows = db.rows("SELECT phase, share, salt FROM holdout_phases ORDER BY phase DESC LIMIT 1")
+    return (int(rows[0][0]), float(rows[0][1]), str(rows[0][2])) if rows else None
 
 
-def insert_messages(db: Db, rows: Sequence[MessageRow]) -> int:
-    """Add outbox rows; a decision that already has one keeps it. Returns the rows added."""
-    if not rows:
-        return 0
-    before = int(db.rows("SELECT count(*) FROM messages")[0][0])
-    db.insert(
-        "messages",
-        _MESSAGE_COLUMNS,
-        [[r.get(c) for c in _MESSAGE_COLUMNS] for r in rows],
-        on_conflict="ON CONFLICT DO NOTHING",
+HELD_OUT_REASON: Final = "held out: the cart is in the global holdout, which is never messaged"
+TOO_LATE_REASON: Final = "too late: due more than {hours:g} h ago"
+
+
+def _quiet_due(quiet: tuple[int, int] | None) -> str:
+    """SQL for the due time: ``base`` (naive UTC) moved past the quiet hours of ``zone`` (see `after_quiet_hours`).
+
+    The same text runs on DuckDB (ICU) and PostgreSQL: ``(t AT TIME ZONE 'UTC') AT TIME ZONE z`` is
+    the local wall time in ``z``, ``(l AT TIME ZONE z) AT TIME ZONE 'UTC'`` takes it back to UTC.
+    """
+    if quiet is None or quiet[0] == quiet[1]:
+        return "base"
+    start, end = int(quiet[0]), int(quiet[1])  # validated hours 0..23, safe to write into the SQL
+    hour = "extract(hour FROM l)"
+    inside = (
+        f"({hour} >= {start} AND {hour} < {end})" if start < end else f"({hour} >= {start} OR {hour} < {end})"
     )
-    return int(db.rows("SELECT count(*) FROM messages")[0][0]) - before
+    next_day = "0" if start < end else f"(CASE WHEN {hour} < {end} THEN 0 ELSE 1 END)"
+    wake = (
+        f"((date_trunc('day', l) + {next_day} * INTERVAL '1 day' + {end} * INTERVAL '1 hour') "
+        "AT TIME ZONE zone) AT TIME ZONE 'UTC'"
+    )
+    return f"CASE WHEN {inside} THEN {wake} ELSE base END"
+
+
+def schedule_decisions(
+    db: Db,
+    *,
+    now: datetime,
+    delays: Sequence[tuple[str, float]],
+    quiet: tuple[int, int] | None,
+    max_age_hours: float,
+    held_out: Sequence[str],
+) -> dict[str, int]:
+    """One outbox row per decision that sends a message and has none yet, in one INSERT ... SELECT.
+
+    Due at the decision's time plus its action's delay (``delays``: action, hours; 1 h for an
+    action not listed), moved past the quiet hours of the customer's zone (UTC when unknown).
+    Stored as cancelled with the reason: decisions in ``held_out`` (their cart is in the global
+    holdout) and those whose send time is more than ``max_age_hours`` before ``now``.
+
+    Returns
+    -------
+    dict
+        ``scheduled``, ``too_late`` and ``held_out``: rows added by this call.
+    """
+    if "decisions" not in db.tables():
+        return {"scheduled": 0, "too_late": 0, "held_out": 0}
+    table = ", ".join("(?, ?)" for _ in delays) or "(NULL, NULL)"
+    late = TOO_LATE_REASON.format(hours=max_age_hours)
+    sql = f"""
+INSERT INTO messages (message_id, decision_id, cart_id, user_id, action, channel, coupon_code, decided_at,
+                      created_at, due_at, status, last_error, attempts, deferrals, deferred_reason)
+SELECT replace(CAST(gen_random_uuid() AS VARCHAR), '-', ''), decision_id, cart_id, user_id, action, channel,
+       coupon_code, ts, ?, due_at,
+       CASE WHEN held OR base < ? THEN 'cancelled' ELSE 'scheduled' END,
+       CASE WHEN held THEN ? WHEN base < ? THEN ? END,
+       0, CASE WHEN due_at > base THEN 1 ELSE 0 END, CASE WHEN due_at > base THEN 'quiet hours' END
+FROM (
+    SELECT *, {_quiet_due(quiet)} AS due_at
+    FROM (SELECT *, (base AT TIME ZONE 'UTC') AT TIME ZONE zone AS l FROM (
+        SELECT d.decision_id, d.cart_id, d.user_id, d.action, d.channel, d.coupon_code, d.ts,
+               coalesce(c.time_zone, 'UTC') AS zone,
+               d.decision_id IN (SELECT unnest(CAST(? AS VARCHAR[]))) AS held,
+               d.ts + CAST(round(coalesce(a.hours, 1.0) * 3600) AS INTEGER) * INTERVAL '1 second' AS base
+        FROM decisions d
+        LEFT JOIN customers c ON c.user_id = d.user_id
+        LEFT JOIN (VALUES {table}) AS a(action, hours) ON a.action = d.action
+        WHERE d.channel IN ('email', 'sms')
+          AND NOT EXISTS (SELECT 1 FROM messages m WHERE m.decision_id = d.decision_id)
+    ) p) q
+) r
+ON CONFLICT DO NOTHING RETURNING status, last_error"""
+    too_late = now - timedelta(hours=max_age_hours)
+    params = [now, too_late, HELD_OUT_REASON, too_late, late, list(held_out)]
+    params += [v for name, hours in delays for v in (name, float(hours))]
+    added = db.rows(sql, params)
+    return {
+        "scheduled": sum(s == "scheduled" for s, _ in added),
+        "too_late": sum(e == late for _, e in added),
+        "held_out": sum(e == HELD_OUT_REASON for _, e in added),
+    }
+
+
+def issue_coupons(db: Db, *, created_at: datetime, discounts: Sequence[tuple[str, float, float]]) -> int:
+    """Issue the coupon of every message added at ``created_at`` that will be sent (a code issued already stays).
+
+    ``discounts``: action, share, amount; an action not listed gives the decision's own discount value.
+    """
+    table = ", ".join("(?, ?, ?)" for _ in discounts) or "(NULL, NULL, NULL)"
+    rows = db.rows(
+        "INSERT INTO coupons (code, user_id, cart_id, decision_id, discount_share, discount_amount, created_at, "
+        "expires_at) SELECT d.coupon_code, d.user_id, d.cart_id, d.decision_id, coalesce(a.share, 0.0), "
+        "CASE WHEN a.action IS NULL THEN coalesce(d.discount_value, 0.0) ELSE a.amount END, d.ts, "
+        "coalesce(d.coupon_expires_at, d.ts + INTERVAL '72 hours') "
+        "FROM messages m JOIN decisions d ON d.decision_id = m.decision_id "
+        f"LEFT JOIN (VALUES {table}) AS a(action, share, amount) ON a.action = d.action "
+        "WHERE m.created_at = ? AND m.status = 'scheduled' AND d.coupon_code IS NOT NULL "
+        "ON CONFLICT DO NOTHING RETURNING code",
+        [*(v for row in discounts for v in row), created_at],
+    )
+    return len(rows)
 
 
 def insert_coupons(db: Db, rows: Sequence[dict[str, Any]]) -> None:
@@ -244,45 +332,87 @@ def message(db: Db, message_id: str) -> MessageRow | None:
     return dict(zip(_MESSAGE_COLUMNS, rows[0], strict=True)) if rows else None
 
 
-def sent_since(db: Db, *, since: datetime, user_id: str | None = None) -> list[datetime]:
-    """Send times of messages sent since ``since`` (of one customer, or all), oldest first."""
-    sql = "SELECT sent_at FROM messages WHERE status = 'sent' AND sent_at >= ?"
-    params: list[Any] = [since]
-    if user_id is not None:
-        sql += " AND user_id = ?"
-        params.append(user_id)
-    return [r[0] for r in db.rows(sql + " ORDER BY sent_at", params)]
+OUTCOME_COLUMNS: Final = {
+    "message_id": pa.string(),
+    "status": pa.string(),
+    "last_error": pa.string(),
+    "provider_id": pa.string(),
+    "recipient": pa.string(),
+    "sent_at": pa.timestamp("us"),
+    "attempts": pa.int32(),
+    "deferrals": pa.int32(),
+    "deferred_reason": pa.string(),
+    "due_at": pa.timestamp("us"),
+}
+"""One row per handled message: its new status, what to add to its counters, what to set (None keeps the old value)."""
+
+_OUTCOME_SET: Final = (
+    "status = {status}, last_error = coalesce({last_error}, messages.last_error), "
+    "provider_id = coalesce({provider_id}, messages.provider_id), "
+    "recipient = coalesce({recipient}, messages.recipient), sent_at = coalesce({sent_at}, messages.sent_at), "
+    "attempts = messages.attempts + {attempts}, deferrals = messages.deferrals + {deferrals}, "
+    "deferred_reason = coalesce({deferred_reason}, messages.deferred_reason), "
+    "due_at = coalesce({due_at}, messages.due_at), lease_until = NULL, "
+    "worker = CASE WHEN {status} = 'scheduled' THEN NULL ELSE messages.worker END"
+)
+_PG_TYPES: Final = {
+    "sent_at": "TIMESTAMP",
+    "due_at": "TIMESTAMP",
+    "attempts": "INTEGER",
+    "deferrals": "INTEGER",
+}
 
 
-def finish(
-    db: Db, message_id: str, *, status: str, now: datetime, error: str | None = None,
-    provider_id: str | None = None, recipient: str | None = None,
-) -> None:  # fmt: skip
-    """End a claimed message: ``sent`` (with the provider's id), ``cancelled`` or ``dead`` (with the reason)."""
-    sent = now if status == "sent" else None
-    db.execute(
-        "UPDATE messages SET status = ?, last_error = coalesce(?, last_error), provider_id = ?, recipient = ?, "
-        "sent_at = ?, lease_until = NULL, attempts = attempts + ? WHERE message_id = ?",
-        [status, error, provider_id, recipient, sent, 0 if status == "cancelled" else 1, message_id],
-    )
+def record_outcomes(db: Db, outcomes: Sequence[dict[str, Any]], *, worker: str) -> None:
+    """Write the outcomes of claimed messages (rows of `OUTCOME_COLUMNS`) in one statement.
+
+    Only rows still ``sending`` for ``worker`` change: a claim whose lease ran out and that
+    another worker took over is that worker's now. Call inside `Db.transaction` to commit them
+    together (with the next claim).
+    """
+    if not outcomes:
+        return
+    guard = "messages.status = 'sending' AND messages.worker = ?"
+    if db.postgres:  # one UPDATE per row, sent by psycopg in one pipeline
+        order = re.findall(r"\{(\w+)\}", _OUTCOME_SET)
+        sets = _OUTCOME_SET.format(
+            **{c: f"CAST(? AS {_PG_TYPES.get(c, 'VARCHAR')})" for c in OUTCOME_COLUMNS}
+        )
+        db.many(
+            f"UPDATE messages SET {sets} WHERE messages.message_id = ? AND {guard}",
+            [[o[c] for c in order] + [o["message_id"], worker] for o in outcomes],
+        )
+        return
+    batch = pa.table({c: pa.array([o[c] for o in outcomes], type=t) for c, t in OUTCOME_COLUMNS.items()})
+    db.con.register("_outcomes", batch)
+    try:
+        sets = _OUTCOME_SET.format(**{c: f"u.{c}" for c in OUTCOME_COLUMNS})
+        db.execute(
+            f"UPDATE messages SET {sets} FROM _outcomes u WHERE messages.message_id = u.message_id AND {guard}",
+            [worker],
+        )
+    finally:
+        db.con.unregister("_outcomes")
 
 
-def retry(db: Db, message_id: str, *, error: str, due_at: datetime) -> None:
-    """A failed attempt that will be retried at ``due_at``."""
-    db.execute(
-        "UPDATE messages SET status = 'scheduled', attempts = attempts + 1, last_error = ?, due_at = ?, "
-        "lease_until = NULL, worker = NULL WHERE message_id = ?",
-        [error, due_at, message_id],
-    )
+def recent_sends(db: Db, *, user_ids: Sequence[str], since: datetime) -> dict[str, list[datetime]]:
+    """Each customer's send times since ``since``, oldest first (what the frequency cap counts)."""
+    out: dict[str, list[datetime]] = {u: [] for u in user_ids}
+    for start in range(0, len(user_ids), 1000):
+        chunk = list(user_ids[start : start + 1000])
+        rows = db.rows(
+            f"SELECT user_id, sent_at FROM messages WHERE status = 'sent' AND sent_at >= ? AND user_id IN ({_in(chunk)}) "
+            "ORDER BY sent_at",
+            [since, *chunk],
+        )
+        for user, at in rows:
+            out[str(user)].append(at)
+    return out
 
 
-def defer(db: Db, message_id: str, *, reason: str, due_at: datetime) -> None:
-    """Move a message to the next allowed moment (caps, budget, quiet hours); the reason stays visible."""
-    db.execute(
-        "UPDATE messages SET status = 'scheduled', deferrals = deferrals + 1, deferred_reason = ?, due_at = ?, "
-        "lease_until = NULL, worker = NULL WHERE message_id = ?",
-        [reason, due_at, message_id],
-    )
+def count_sent_since(db: Db, *, since: datetime) -> int:
+    """Messages sent since ``since``, store-wide (what the daily budget counts)."""
+    return int(db.rows("SELECT count(*) FROM messages WHERE status = 'sent' AND sent_at >= ?", [since])[0][0])
 
 
 def status_counts(db: Db) -> dict[str, Any]:

@@ -7,6 +7,8 @@ from pathlib import Path
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from cartlift.config import Settings
+
 __all__ = ["DeliverSettings"]
 
 
@@ -35,7 +37,12 @@ class DeliverSettings(BaseSettings):
         default=None, description="Where .eml files go [default: outbox/ beside the store]."
     )
     mail_from: str = Field(default="Example Shop <shop@example.com>", description="The From of every e-mail.")
-    currency: str = Field(default="EUR", max_length=8, description="Written after every price in messages.")
+    # the store's own setting (CARTLIFT_CURRENCY, read by the report too), so mails and report agree
+    currency: str = Field(
+        default=Settings.model_fields["currency"].default,
+        max_length=8,
+        description="Written after every price in messages (the store's currency).",
+    )
     public_url: str = Field(
         default="http://127.0.0.1:8000", description="Where `cartlift serve` is reached: links point here."
     )
@@ -56,7 +63,17 @@ class DeliverSettings(BaseSettings):
     max_attempts: int = Field(default=5, ge=1, description="Attempts before a message is dead.")
     backoff_seconds: float = Field(default=60.0, gt=0, description="First retry delay; doubles per attempt.")
     send_timeout: float = Field(default=20.0, gt=0, description="Seconds to wait for a provider's answer.")
-    batch: int = Field(default=100, ge=1, description="Messages a worker claims at once.")
+    batch: int = Field(
+        default=200,
+        ge=1,
+        description="Messages a worker claims at once; their new states are committed together, so a worker "
+        "killed mid-batch sends at most this many again (same Message-ID).",
+    )
+    commit_seconds: float = Field(
+        default=2.0,
+        gt=0,
+        description="Commit the states of a batch's messages at least this often (bounds the crash window on a slow relay).",
+    )
     lease_seconds: float = Field(
         default=300.0, gt=0, description="How long a claim holds before others may take it."
     )

@@ -56,6 +56,9 @@ class Db:
         self.dialect: Literal["duckdb", "postgres"] = (
             "duckdb" if isinstance(con, duckdb.DuckDBPyConnection) else "postgres"
         )
+        self.created: set[str] = (
+            set()
+        )  # tables made through this adapter (a worker's pass needs not ask again)
 
     @property
     def postgres(self) -> bool:
@@ -136,6 +139,8 @@ class Db:
 
 def create_tables(db: Db, *, names: Sequence[str] = DELIVER_TABLES) -> None:
     """Create the tables ``names`` (default: the deliver tables) that are missing, with their indexes."""
+    if db.created.issuperset(names):
+        return
     statements = [sql for name in names for sql in TABLES[name].ddl(db.dialect)]
     if db.postgres:
         # creating tables concurrently from several processes can race on the catalog; one lock orders them
@@ -143,9 +148,10 @@ def create_tables(db: Db, *, names: Sequence[str] = DELIVER_TABLES) -> None:
             db.rows("SELECT pg_advisory_xact_lock(4243)")
             for sql in statements:
                 db.execute(sql)
-        return
-    for sql in statements:
-        db.execute(sql)
+    else:
+        for sql in statements:
+            db.execute(sql)
+    db.created.update(names)
 
 
 def is_postgres_url(db: str | None) -> bool:

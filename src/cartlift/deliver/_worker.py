@@ -1,17 +1,20 @@
-"""The outbox worker: schedule new decisions, then send what is due, one state change per message.
+"""The outbox worker: schedule new decisions, then send what is due, batch by batch.
 
 Each message goes ``scheduled -> sending (claimed, with a lease) -> sent | scheduled (retry or
 deferral) | cancelled | dead``. Before sending, a message is cancelled when its cart was bought or
 emptied or its customer's consent is gone; held back (deferred, never dropped) by quiet hours in
 the customer's zone, the per-customer frequency cap and the store's daily budget; then rendered
-and handed to its channel. A transient failure is retried with exponential backoff
-(``backoff * 2**(attempts-1)``) until ``max_attempts``; a permanent one, or the last attempt, makes
-the message ``dead`` with its reason.
+and handed to its channel (one SMTP connection for the whole run). A transient failure is
+retried with exponential backoff (``backoff * 2**(attempts-1)``) until ``max_attempts``; a
+permanent one, or the last attempt, makes the message ``dead`` with its reason.
 
-Exactly-once as far as the store can see: a message is marked ``sent`` right after its channel
-accepted it. A worker killed between the two (the window is one message per worker) leaves it
-``sending``; after the lease (at once on DuckDB, where only one process writes) it is sent again
-with the same ``Message-ID``, which receivers use to drop the repeat.
+The states of a claimed batch are committed together, in the transaction that claims the next
+batch (and at least every ``commit_seconds`` on a slow relay): one commit per message cost more
+than sending it. The price is the crash window: a worker killed after sending and before that
+commit leaves its batch ``sending``; after the lease (at once on DuckDB, where only one process
+writes) those messages are sent again, at most ``batch`` messages (default 200) and at most
+``commit_seconds`` of sending per kill, with the same ``Message-ID``, which receivers use to drop
+the repeat (most mailbox providers do; a webhook receiver gets the same ``Idempotency-Key``).
 """
 
 from __future__ import annotations
@@ -20,7 +23,8 @@ import logging
 import os
 import socket
 import threading
-from dataclasses import asdict, dataclass
+import time
+from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -28,7 +32,7 @@ from typing import Any
 from cartlift.deliver import _repo
 from cartlift.deliver._channels import Channel, FolderChannel, SendError, SmtpChannel, TwilioSms, Webhook
 from cartlift.deliver._facts import Facts, cancel_reason, gather
-from cartlift.deliver._render import TemplateFailure, build_email, render_message, templates
+from cartlift.deliver._render import TemplateFailure, outgoing_mail, render_message, templates
 from cartlift.deliver._schedule import after_quiet_hours, schedule
 from cartlift.deliver._settings import DeliverSettings
 from cartlift.deliver._tables import Db
@@ -40,7 +44,8 @@ _log = logging.getLogger(__name__)
 
 @dataclass
 class RunResult:
-    """What one pass of the worker did (``failed``: attempts that will be retried)."""
+    """What one pass of the worker did (``failed``: attempts that will be retried; ``too_late`` and
+    ``held_out``: decisions stored as cancelled when scheduled, see `schedule`)."""
 
     sent: int = 0
     failed: int = 0
@@ -49,6 +54,7 @@ class RunResult:
     dead: int = 0
     scheduled: int = 0
     too_late: int = 0
+    held_out: int = 0
 
     def add(self, other: RunResult) -> None:
         """Add another pass's counts."""
@@ -56,7 +62,7 @@ class RunResult:
             setattr(self, k, getattr(self, k) + v)
 
     def to_dict(self) -> dict[str, int]:
-        """``{"sent", "failed", "cancelled", "deferred", "dead", "scheduled", "too_late"}``."""
+        """``{"sent", "failed", "cancelled", "deferred", "dead", "scheduled", "too_late", "held_out"}``."""
         return asdict(self)
 
 
@@ -120,80 +126,85 @@ class Worker:
         result = RunResult()
         planned = schedule(self.db, settings=self.settings, now=now)
         result.scheduled, result.too_late = planned["scheduled"], planned["too_late"]
-        _repo.release_stale(self.db, now=now, everything=self.single_process and not self._started)
+        result.held_out = planned["held_out"]
+        if not (self.single_process and self._started):  # on DuckDB only this process claims: once is enough
+            _repo.release_stale(self.db, now=now, everything=self.single_process)
         self._started = True
         best: dict[str | None, list[dict[str, Any]]] | None = None
         secret = b""
-        while True:
-            claimed = _repo.claim_due(
-                self.db,
-                now=now,
-                limit=self.settings.batch,
-                worker=self.name,
-                lease_until=now + timedelta(seconds=self.settings.lease_seconds),
-            )
-            if not claimed:
-                return result
-            if best is None:
-                best, secret = _repo.best_sellers(self.db, k=6), _repo.secret(self.db)
-            facts = gather(self.db, claimed, now=now, best=best, secret=secret)
-            for msg in claimed:
-                self._handle(msg, now, result, facts)
+        outcomes: list[dict[str, Any]] = []
+        try:
+            while True:
+                # one transaction: the outcomes of the last batch, the claim of the next
+                claimed = self._commit(outcomes, claim_at=now)
+                if not claimed:
+                    return result
+                if best is None:  # read once per pass, and only when something is due
+                    best, secret = _repo.best_sellers(self.db, k=6), _repo.secret(self.db)
+                facts = gather(self.db, claimed, now=now, best=best, secret=secret)
+                hold = _Caps.read(self.db, self.settings, claimed, now)
+                committed = time.monotonic()
+                for msg in claimed:
+                    outcomes.append(self._handle(msg, now, result, facts, hold))
+                    if time.monotonic() - committed >= self.settings.commit_seconds:
+                        self._commit(outcomes)  # a slow relay: bound the crash window in time too
+                        committed = time.monotonic()
+        finally:
+            if outcomes:  # an error mid-batch: what went out is still recorded
+                self._commit(outcomes)
 
-    def _handle(self, msg: dict[str, Any], now: datetime, result: RunResult, facts: Facts) -> None:
-        db, s, mid = self.db, self.settings, str(msg["message_id"])
+    def _commit(
+        self, outcomes: list[dict[str, Any]], claim_at: datetime | None = None
+    ) -> list[dict[str, Any]]:
+        """Record ``outcomes`` (then empty it) and, with ``claim_at``, claim the next batch, in one transaction."""
+        with self.db.transaction():
+            _repo.record_outcomes(self.db, outcomes, worker=self.name)
+            claimed = (
+                _repo.claim_due(
+                    self.db,
+                    now=claim_at,
+                    limit=self.settings.batch,
+                    worker=self.name,
+                    lease_until=claim_at + timedelta(seconds=self.settings.lease_seconds),
+                )
+                if claim_at is not None
+                else []
+            )
+        outcomes.clear()
+        return claimed
+
+    def _handle(
+        self, msg: dict[str, Any], now: datetime, result: RunResult, facts: Facts, caps: _Caps
+    ) -> dict[str, Any]:
+        """Cancel, defer, send (or fail) one claimed message; its outcome (`_repo.OUTCOME_COLUMNS`)."""
+        s, mid = self.settings, str(msg["message_id"])
         why = cancel_reason(msg, facts)
         if why is not None:
-            _repo.finish(db, mid, status="cancelled", now=now, error=why)
             result.cancelled += 1
-            return
-        later, reason = self._hold(msg, now, facts.customers.get(str(msg["user_id"])) or {})
+            return _outcome(mid, "cancelled", last_error=why, attempts=0)
+        later, reason = caps.hold(msg, now, facts.customers.get(str(msg["user_id"])) or {})
         if later is not None:
-            _repo.defer(db, mid, reason=reason, due_at=later)
             result.deferred += 1
-            return
+            return _outcome(mid, "scheduled", attempts=0, deferrals=1, deferred_reason=reason, due_at=later)
         try:
-            rendered = render_message(db, msg, settings=s, env=self.env, facts=facts)
-            mail = build_email(rendered, settings=s, now=now) if msg["channel"] == "email" else None
+            rendered = render_message(self.db, msg, settings=s, env=self.env, facts=facts)
+            mail = outgoing_mail(rendered, settings=s, now=now) if msg["channel"] == "email" else None
             provider_id = self.channel(str(msg["channel"])).send(rendered, mail)
         except TemplateFailure as e:
-            _repo.finish(db, mid, status="dead", now=now, error=str(e))
             result.dead += 1
-            return
+            return _outcome(mid, "dead", last_error=str(e))
         except SendError as e:
             attempts = int(msg["attempts"]) + 1
             if e.transient and attempts < s.max_attempts:
-                wait = timedelta(seconds=s.backoff_seconds * 2 ** (attempts - 1))
-                _repo.retry(db, mid, error=str(e), due_at=now + wait)
                 result.failed += 1
-            else:
-                final = str(e) if not e.transient else f"{e} (gave up after {attempts} attempts)"
-                _repo.finish(db, mid, status="dead", now=now, error=final)
-                result.dead += 1
-            return
-        _repo.finish(db, mid, status="sent", now=now, provider_id=provider_id, recipient=rendered.to)
+                wait = timedelta(seconds=s.backoff_seconds * 2 ** (attempts - 1))
+                return _outcome(mid, "scheduled", last_error=str(e), due_at=now + wait)
+            result.dead += 1
+            final = str(e) if not e.transient else f"{e} (gave up after {attempts} attempts)"
+            return _outcome(mid, "dead", last_error=final)
+        caps.sent(str(msg["user_id"]), now)
         result.sent += 1
-
-    def _hold(
-        self, msg: dict[str, Any], now: datetime, customer: dict[str, Any]
-    ) -> tuple[datetime | None, str]:
-        """The next allowed moment when quiet hours, the frequency cap or the budget hold a message back."""
-        s = self.settings
-        wake = after_quiet_hours(now, customer.get("time_zone"), s.quiet_hours)
-        if wake > now:
-            return wake, "quiet hours"
-        if s.max_per_week is not None:
-            recent = _repo.sent_since(self.db, since=now - timedelta(days=7), user_id=str(msg["user_id"]))
-            if len(recent) >= s.max_per_week:
-                free = recent[len(recent) - s.max_per_week] + timedelta(days=7)
-                return max(
-                    free, now + timedelta(minutes=1)
-                ), f"frequency cap: {len(recent)} messages in 7 days"
-        if s.daily_budget is not None:
-            day = now.replace(hour=0, minute=0, second=0, microsecond=0)
-            if len(_repo.sent_since(self.db, since=day)) >= s.daily_budget:
-                return day + timedelta(days=1), f"daily budget of {s.daily_budget} messages reached"
-        return None, ""
+        return _outcome(mid, "sent", provider_id=provider_id, recipient=rendered.to, sent_at=now)
 
     # -- a long-running worker -------------------------------------------------------------------------
     def run_forever(self, stop: threading.Event, *, interval: float = 5.0) -> RunResult:
@@ -206,6 +217,68 @@ class Worker:
                 _log.exception("outbox pass failed; retrying in %.0f s", interval)
             stop.wait(interval)
         return total
+
+
+def _outcome(
+    message_id: str, status: str, *, attempts: int = 1, deferrals: int = 0, **values: Any
+) -> dict[str, Any]:
+    """A row of `_repo.OUTCOME_COLUMNS`: counters to add, values to set (None keeps the old one)."""
+    row = dict.fromkeys(_repo.OUTCOME_COLUMNS)
+    row.update(message_id=message_id, status=status, attempts=attempts, deferrals=deferrals, **values)
+    return row
+
+
+@dataclass
+class _Caps:
+    """The frequency cap and the daily budget for one claimed batch: read once, counted on as messages go.
+
+    Sends of this batch count at once, before their state is committed. Several workers on one
+    PostgreSQL outbox each count their own batch on top of what was committed when they claimed
+    it, so together they can overshoot a cap by what they send concurrently.
+    """
+
+    settings: DeliverSettings
+    recent: dict[str, list[datetime]] = field(default_factory=dict)
+    today: int = 0
+
+    @classmethod
+    def read(cls, db: Db, settings: DeliverSettings, msgs: list[dict[str, Any]], now: datetime) -> _Caps:
+        """What was sent in the last 7 days by the batch's customers, and today store-wide."""
+        caps = cls(settings)
+        if settings.max_per_week is not None:
+            users = sorted({str(m["user_id"]) for m in msgs})
+            caps.recent = _repo.recent_sends(db, user_ids=users, since=now - timedelta(days=7))
+        if settings.daily_budget is not None:
+            caps.today = _repo.count_sent_since(db, since=_day(now))
+        return caps
+
+    def sent(self, user_id: str, now: datetime) -> None:
+        """Count a message that just went out."""
+        self.recent.setdefault(user_id, []).append(now)
+        self.today += 1
+
+    def hold(
+        self, msg: dict[str, Any], now: datetime, customer: dict[str, Any]
+    ) -> tuple[datetime | None, str]:
+        """The next allowed moment when quiet hours, the frequency cap or the budget hold a message back."""
+        s = self.settings
+        wake = after_quiet_hours(now, customer.get("time_zone"), s.quiet_hours)
+        if wake > now:
+            return wake, "quiet hours"
+        if s.max_per_week is not None:
+            recent = [t for t in self.recent.get(str(msg["user_id"]), []) if t >= now - timedelta(days=7)]
+            if len(recent) >= s.max_per_week:
+                free = recent[len(recent) - s.max_per_week] + timedelta(days=7)
+                return max(
+                    free, now + timedelta(minutes=1)
+                ), f"frequency cap: {len(recent)} messages in 7 days"
+        if s.daily_budget is not None and self.today >= s.daily_budget:
+            return _day(now) + timedelta(days=1), f"daily budget of {s.daily_budget} messages reached"
+        return None, ""
+
+
+def _day(now: datetime) -> datetime:
+    return now.replace(hour=0, minute=0, second=0, microsecond=0)
 
 
 def outbox_folder(db_path: str | Path | None, settings: DeliverSettings) -> Path:

@@ -1,6 +1,13 @@
 """Events: the data model, validation and the importers (the store lives in `cartlift.store`)."""
 
-from cartlift.events._check import STORED_COLUMNS, CheckedRecords, check_records, quarantine_id
+from cartlift.events._check import (
+    STORED_COLUMNS,
+    CheckedRecords,
+    accept_typed,
+    check_records,
+    quarantine_id,
+    records_table,
+)
 from cartlift.events._formats import CARTLIFT_COLUMNS, FORMATS, Format, detect_format, get_format
 from cartlift.events._ingest import (
     CONFLICT_REASON,
@@ -34,6 +41,7 @@ __all__ = [
     "ColumnMapping",
     "Format",
     "LoadResult",
+    "accept_typed",
     "check_readable",
     "check_records",
     "derive_event_ids",
@@ -42,5 +50,6 @@ __all__ = [
     "parse_pairs",
     "quarantine_id",
     "read_mapping",
+    "records_table",
     "snapshot",
 ]

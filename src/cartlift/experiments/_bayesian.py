@@ -239,6 +239,10 @@ def normal_model(
     loss_control = float(sigma * stats.norm.pdf(z) + delta * stats.norm.cdf(z))
     if relative:
         ma, va, mb, vb = control.mean, control.variance, variant.mean, variant.variance
+        # P(lift <= r) tends to Phi(ma / sd_a) < 1 as r grows: the upper quantile exists only
+        # when the control's mean is clearly above 0
+        if va > 0 and float(stats.norm.cdf(ma / np.sqrt(va))) <= 1 - alpha / 2:
+            return _neutral("normal", relative, alpha, msg.UNCERTAIN_CONTROL_MEAN)
 
         def cdf(r: float) -> float:
             return float(stats.norm.cdf(((1 + r) * ma - mb) / np.sqrt(vb + (1 + r) ** 2 * va)))

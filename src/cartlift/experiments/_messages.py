@@ -17,6 +17,7 @@ __all__ = ["MESSAGES", "SampleRatioMismatchWarning", "message"]
 TOO_FEW_UNITS: Final = "too_few_units"
 ZERO_VARIANCE: Final = "zero_variance"
 ZERO_CONTROL_MEAN: Final = "zero_control_mean"
+UNCERTAIN_CONTROL_MEAN: Final = "uncertain_control_mean"
 ZERO_DENOMINATOR: Final = "zero_denominator"
 COVARIATE_CONSTANT: Final = "covariate_constant"
 NOT_BINARY: Final = "not_binary"
@@ -33,6 +34,11 @@ MESSAGES: Final[dict[str, str]] = {
     ZERO_CONTROL_MEAN: (
         "The control's mean is 0, so a relative lift is undefined; analyse the absolute difference "
         "(`--absolute` on the command line, relative=False in Python) or wait for conversions in the control."
+    ),
+    UNCERTAIN_CONTROL_MEAN: (
+        "The control's mean is too close to 0 for its uncertainty (under 2 standard errors), so the "
+        "relative lift has no finite interval; analyse the absolute difference (`--absolute`, "
+        "relative=False) or wait for more data in the control."
     ),
     ZERO_DENOMINATOR: (
         "The ratio's denominator sums to 0 in one arm, so the ratio is undefined; check the "

@@ -3,18 +3,27 @@
 Medians and product snapshots are one SQL template each, used unchanged by the batch feature
 table (for every session at once) and by `FeatureContext` (for one day). Customer features are
 computed twice, like the session features: `customer_sql` for the batch table, and
-`customer_features` in Python from the customer's earlier events for the live state, which costs
-one cheap query per new session; the tests compare the two value by value.
+`customer_features` in Python for the live state; the tests compare the two value by value.
+
+The live state asks for a customer's history at each new session's first event. Reading it
+from the events is a scan of the whole table (DuckDB keeps no index on ``user_id``: it would
+slow every bulk load), so a DuckDB context keeps every customer's history as per-session sums
+(`CustomerHistory`): built by one aggregate query at the first look-up, kept current by the
+service's writer (`FeatureContext.take` with each committed group's rows). A session's sums are
+the same integers `customer_features` adds up from its events, so the features are the same.
 """
 
 from __future__ import annotations
 
+import gc
 import math
-from collections.abc import Callable, Sequence
+import threading
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import date, datetime, timedelta
 from typing import Any, Final
 
 import duckdb
+import pyarrow as pa
 
 from cartlift.predict._spec import RFM_FREQUENCY, RFM_MONETARY, RFM_RECENCY_DAYS
 from cartlift.store import EventStore
@@ -22,6 +31,7 @@ from cartlift.store import EventStore
 __all__ = [
     "CUSTOMER_FEATURES",
     "FIRST_VISIT",
+    "CustomerHistory",
     "FeatureContext",
     "ProductStats",
     "carted_sql",
@@ -210,18 +220,30 @@ class FeatureContext:
         The store's connection (``store.con``). None gives an empty context: no catalog, no
         product history, every customer on a first visit (useful for benchmarks and demos).
 
+    index_customers : bool
+        Keep every customer's history as per-session sums (`CustomerHistory`: built by one
+        aggregate query by `customer_history` or the writer's first `take`, then kept current by
+        `take`), so a new session's look-up reads no events. Only with a DuckDB connection:
+        PostgreSQL has an index on ``events.user_id``, and several processes write to it.
+
     Notes
     -----
     Medians are read once; product snapshots once per day (a nightly job's output); customer
-    history once per session, at its first event (one query for the customer's earlier events).
-    The snapshot and customer queries are written in SQL that PostgreSQL runs too: a subclass
-    that overrides `_fetch` (and `_median_rows`, whose ``median`` is DuckDB's) reads another store.
+    history once per session, at its first event. The snapshot and customer queries are written
+    in SQL that PostgreSQL runs too: a subclass that overrides `_fetch` (and `_median_rows`, whose
+    ``median`` is DuckDB's) reads another store.
     """
 
-    def __init__(self, con: duckdb.DuckDBPyConnection | None = None) -> None:
+    def __init__(self, con: duckdb.DuckDBPyConnection | None = None, *, index_customers: bool = True) -> None:
         self.con = con
         self._medians: dict[str, tuple[float, int]] | None = None
         self._snapshots: dict[date, dict[str, ProductStats]] = {}
+        self._index = index_customers and con is not None
+        self._history: CustomerHistory | None = None
+        self._reread: set[str] = set()
+        self.events_read = 0
+        """Customer look-ups that read the customer's events (no history kept, or a session straddled the start)."""
+        self._lock = threading.RLock()  # the writer adds events while a request looks a customer up
 
     @classmethod
     def from_store(cls, store: EventStore) -> FeatureContext:
@@ -253,21 +275,72 @@ class FeatureContext:
             self._snapshots[day] = snap
         return snap
 
+    def customer_history(self) -> CustomerHistory | None:
+        """Every customer's history, built now if it is not yet (None without ``index_customers``).
+
+        Call it where no events are stored meanwhile (before scoring a store, or from the writer:
+        `take` does); until it is built, look-ups read the customer's events.
+        """
+        with self._lock:
+            if self._history is None and self._index and self.con is not None:
+                self.median("")  # the sums use the medians this context answers with
+                assert self._medians is not None
+                self._history = CustomerHistory.from_events(self.con, self._medians, self.median)
+                self._reread.clear()
+                # a store's history is millions of small lists that live as long as the process: kept
+                # out of the collector's full passes, which would otherwise stall look-ups for ms
+                gc.freeze()
+            return self._history
+
+    def take(self, events: Iterable[Mapping[str, Any]]) -> None:
+        """Events just committed, from the writer's thread (after each group): the history takes them in.
+
+        The first call builds the history from the store, which holds these events already; the
+        customers `forget` named are read again from the store, which holds theirs too.
+        """
+        with self._lock:
+            if self._history is None:
+                self.customer_history()
+                return
+            reread, self._reread = self._reread, set()
+            for user in reread:
+                self._history.replace(user, self._customer_rows(user, None))
+            self._history.add(e for e in events if str(e["user_id"]) not in reread)
+
+    def forget(self, user_ids: Iterable[str]) -> None:
+        """These customers' events changed other than by new events (erased, moved to another id):
+        their history is read from the store again (at the writer's next `take`; until then their
+        look-ups read their events)."""
+        with self._lock:
+            if self._history is not None:
+                for user in user_ids:
+                    self._history.forget(user)
+                    self._reread.add(user)
+
+    def _customer_rows(self, user_id: str, before: datetime | None) -> list[tuple[Any, ...]]:
+        sql = "SELECT session_id, ts, event_type, product_id, quantity, price FROM events WHERE user_id = ?"
+        fetched = self._fetch(
+            sql + " AND ts < ?" if before else sql, [user_id, before] if before else [user_id]
+        )
+        # microseconds since the epoch in Python: the same integers as DuckDB's epoch_us, on any store
+        return [(s, (ts - _EPOCH) // _US, k, p, q, pr) for s, ts, k, p, q, pr in fetched]
+
     def customer(self, user_id: str, start: datetime) -> tuple[tuple[float, ...], frozenset[str]]:
         """The `CUSTOMER_FEATURES` of a session that starts at ``start`` (naive UTC), and the
         products the customer put in a cart before it.
 
-        One query fetches the customer's earlier events; `customer_features` aggregates them in
-        Python with exactly the rules of `customer_sql` (the tests compare the two).
+        From the customer history where the context keeps one; else (and for a customer with a
+        session still going on at ``start``) one query fetches the customer's earlier events and
+        `customer_features` aggregates them with exactly the rules of `customer_sql`.
         """
-        fetched = self._fetch(
-            "SELECT session_id, ts, event_type, product_id, quantity, price FROM events"
-            " WHERE user_id = ? AND ts < ?",
-            [user_id, start],
-        )
-        # microseconds since the epoch in Python: the same integers as DuckDB's epoch_us, on any store
-        rows = [(s, (ts - _EPOCH) // _US, k, p, q, pr) for s, ts, k, p, q, pr in fetched]
         start_us = (start - _EPOCH) // _US
+        with self._lock:
+            if self._history is not None and user_id not in self._reread:
+                found = self._history.features(user_id, start_us)
+                if found is not None:
+                    return found
+        self.events_read += 1
+        rows = self._customer_rows(user_id, start)
         carted = frozenset(str(r[3]) for r in rows if r[2] == "cart_add" and r[3] is not None)
         return customer_features(rows, start_us, self.median), carted
 
@@ -279,47 +352,64 @@ def _rfm(days_buy: float, buys: int, value: float) -> float:
     return float(r + f + m)
 
 
-def customer_features(
-    rows: list[tuple[Any, ...]], start_us: int, median: Callable[[str], tuple[float, int] | None]
-) -> tuple[float, ...]:
-    """`CUSTOMER_FEATURES` from a customer's earlier events, the rules of `customer_sql` in Python.
+# a customer's earlier session as sums: first and last event, bought, carted, last purchase,
+# purchases, views, cart adds, purchase value in cents, price index numerator and count
+_FIRST, _LAST, _BOUGHT, _CARTED, _BUY_US, _BUYS, _VIEWS, _ADDS, _CENTS, _PM_SUM, _PM_N = range(11)
 
-    ``rows`` are ``(session_id, epoch microseconds, event_type, product_id, quantity, price)``
-    of the customer's events before the session; ``median`` gives a product's category median.
-    """
-    if not rows:
+
+def _new_session(us: int) -> list[Any]:
+    return [us, us, False, False, None, 0, 0, 0, 0, 0, 0]
+
+
+def _add_event(
+    s: list[Any],
+    us: int,
+    kind: str,
+    product: Any,
+    quantity: Any,
+    price: Any,
+    median: Callable[[str], tuple[float, int] | None],
+) -> None:
+    """Add one event to its session's sums (the rules of `customer_sql`)."""
+    if us < s[_FIRST]:
+        s[_FIRST] = us
+    if us > s[_LAST]:
+        s[_LAST] = us
+    if kind == "purchase":
+        s[_BOUGHT] = True
+        s[_BUY_US] = us if s[_BUY_US] is None or us > s[_BUY_US] else s[_BUY_US]
+        s[_BUYS] += 1
+        if price is not None:
+            s[_CENTS] += int(quantity) * math.floor(price * 100 + 0.5)
+    elif kind == "cart_add":
+        s[_CARTED] = True
+        s[_ADDS] += 1
+    elif kind == "view":
+        s[_VIEWS] += 1
+        m = None if product is None or price is None else median(str(product))
+        if m is not None:
+            s[_PM_SUM] += math.floor(price / m[0] * 1000 + 0.5)
+            s[_PM_N] += 1
+
+
+def _features(sessions: Sequence[Sequence[Any]], start_us: int) -> tuple[float, ...]:
+    """`CUSTOMER_FEATURES` from the sums of the customer's sessions before ``start_us``."""
+    if not sessions:
         return FIRST_VISIT
-    # per earlier session: bought, carted, last event, last purchase
-    sessions: dict[Any, list[Any]] = {}
-    buys = views = adds = buy_cents = pm_sum = pm_n = 0
-    for session_id, us, kind, product, quantity, price in rows:
-        s = sessions.setdefault(session_id, [False, False, us, None])
-        if us > s[2]:
-            s[2] = us
-        if kind == "purchase":
-            s[0] = True
-            s[3] = us if s[3] is None or us > s[3] else s[3]
-            buys += 1
-            if price is not None:
-                buy_cents += int(quantity) * math.floor(price * 100 + 0.5)
-        elif kind == "cart_add":
-            s[1] = True
-            adds += 1
-        elif kind == "view":
-            views += 1
-            m = None if product is None or price is None else median(str(product))
-            if m is not None:
-                pm_sum += math.floor(price / m[0] * 1000 + 0.5)
-                pm_n += 1
     n = len(sessions)
-    bought = sum(1 for s in sessions.values() if s[0])
-    carted = sum(1 for s in sessions.values() if s[1])
-    carted_bought = sum(1 for s in sessions.values() if s[0] and s[1])
-    last = max(s[2] for s in sessions.values())
-    left = [s[2] for s in sessions.values() if s[1] and not s[0]]
-    last_buy = max((s[3] for s in sessions.values() if s[3] is not None), default=None)
+    bought = sum(1 for s in sessions if s[_BOUGHT])
+    carted = sum(1 for s in sessions if s[_CARTED])
+    carted_bought = sum(1 for s in sessions if s[_BOUGHT] and s[_CARTED])
+    last = max(s[_LAST] for s in sessions)
+    left = [s[_LAST] for s in sessions if s[_CARTED] and not s[_BOUGHT]]
+    last_buy = max((s[_BUY_US] for s in sessions if s[_BUY_US] is not None), default=None)
+    buys = sum(s[_BUYS] for s in sessions)
+    views = sum(s[_VIEWS] for s in sessions)
+    adds = sum(s[_ADDS] for s in sessions)
+    pm_sum = sum(s[_PM_SUM] for s in sessions)
+    pm_n = sum(s[_PM_N] for s in sessions)
     days_buy = _NAN if last_buy is None else (start_us - last_buy) / _DAY_US
-    value = buy_cents / 100
+    value = sum(s[_CENTS] for s in sessions) / 100
     return (
         float(n),
         float(bought),
@@ -335,3 +425,143 @@ def customer_features(
         _rfm(days_buy, buys, value) if buys else 0.0,
         pm_sum / (pm_n * 1000) if pm_n else _NAN,
     )
+
+
+def customer_features(
+    rows: list[tuple[Any, ...]], start_us: int, median: Callable[[str], tuple[float, int] | None]
+) -> tuple[float, ...]:
+    """`CUSTOMER_FEATURES` from a customer's earlier events, the rules of `customer_sql` in Python.
+
+    ``rows`` are ``(session_id, epoch microseconds, event_type, product_id, quantity, price)``
+    of the customer's events before the session; ``median`` gives a product's category median.
+    """
+    sessions: dict[Any, list[Any]] = {}
+    for session_id, us, kind, product, quantity, price in rows:
+        s = sessions.get(session_id)
+        if s is None:
+            s = sessions[session_id] = _new_session(us)
+        _add_event(s, us, kind, product, quantity, price, median)
+    return _features(list(sessions.values()), start_us)
+
+
+class CustomerHistory:
+    """Every customer's sessions as sums, and the first time they put each product in a cart.
+
+    What `customer_features` needs of a customer's earlier events, kept per session so that a new
+    session's look-up reads a few sums instead of the events: a session that ended before the
+    new one began counts whole, one that began at or after it not at all. A session that was
+    still going on when the new one began (two devices at once) cannot be cut from its sums:
+    `features` then answers None and the caller reads the events.
+
+    Parameters
+    ----------
+    median : callable
+        A product's category median (the context's own, so price indices match a scan's).
+    """
+
+    def __init__(self, median: Callable[[str], tuple[float, int] | None]) -> None:
+        self._median = median
+        self._sessions: dict[str, dict[str, list[Any]]] = {}
+        self._carted: dict[str, dict[str, int]] = {}
+
+    def __len__(self) -> int:
+        """Customers held."""
+        return len(self._sessions)
+
+    @classmethod
+    def from_events(
+        cls,
+        con: duckdb.DuckDBPyConnection,
+        medians: Mapping[str, tuple[float, int]],
+        median: Callable[[str], tuple[float, int] | None],
+        events: str = "events",
+    ) -> CustomerHistory:
+        """Every customer's history from ``events`` on ``con``: one aggregate query per table.
+
+        ``medians`` are the category medians the sums use (the context's, registered as a table).
+        """
+        history = cls(median)
+        ids = list(medians)
+        con.register(
+            "_history_medians",
+            pa.table(
+                {
+                    "product_id": pa.array(ids, pa.string()),
+                    "median_price": pa.array([medians[p][0] for p in ids], pa.float64()),
+                }
+            ),
+        )
+        try:
+            rows = con.execute(
+                f"""SELECT e.user_id, e.session_id, epoch_us(min(e.ts)), epoch_us(max(e.ts)),
+                           bool_or(e.event_type = 'purchase'), bool_or(e.event_type = 'cart_add'),
+                           epoch_us(max(e.ts) FILTER (WHERE e.event_type = 'purchase')),
+                           count(*) FILTER (WHERE e.event_type = 'purchase'),
+                           count(*) FILTER (WHERE e.event_type = 'view'),
+                           count(*) FILTER (WHERE e.event_type = 'cart_add'),
+                           coalesce(CAST(sum(CAST(e.quantity AS BIGINT) * {cents_sql("e.price")})
+                                         FILTER (WHERE e.event_type = 'purchase') AS BIGINT), 0),
+                           coalesce(CAST(sum(CAST(floor(e.price / m.median_price * 1000 + 0.5) AS BIGINT))
+                                         FILTER (WHERE e.event_type = 'view' AND e.price IS NOT NULL) AS BIGINT), 0),
+                           count(*) FILTER (WHERE e.event_type = 'view' AND e.price IS NOT NULL
+                                            AND m.median_price IS NOT NULL)
+                    FROM {events} e LEFT JOIN _history_medians m ON m.product_id = e.product_id
+                    GROUP BY e.user_id, e.session_id"""
+            ).fetchall()
+            carted = con.execute(
+                f"""SELECT user_id, product_id, epoch_us(min(ts)) FROM {events}
+                    WHERE event_type = 'cart_add' AND product_id IS NOT NULL GROUP BY 1, 2"""
+            ).fetchall()
+        finally:
+            con.unregister("_history_medians")
+        sessions = history._sessions
+        for user, session, *sums in rows:
+            sessions.setdefault(str(user), {})[str(session)] = sums
+        for user, product, us in carted:
+            history._carted.setdefault(str(user), {})[str(product)] = int(us)
+        return history
+
+    def add(self, events: Iterable[Mapping[str, Any]]) -> None:
+        """Take stored events (``ts`` naive UTC, ``user_id``, ``session_id``, ``event_type``, ...) in."""
+        for e in events:
+            user, session, kind, product = (
+                str(e["user_id"]),
+                str(e["session_id"]),
+                e["event_type"],
+                e.get("product_id"),
+            )
+            us = (e["ts"] - _EPOCH) // _US
+            sums = self._sessions.setdefault(user, {})
+            s = sums.get(session)
+            if s is None:
+                s = sums[session] = _new_session(us)
+            _add_event(s, us, kind, product, e.get("quantity") or 1, e.get("price"), self._median)
+            if kind == "cart_add" and product is not None:
+                first = self._carted.setdefault(user, {})
+                if us < first.get(str(product), us + 1):
+                    first[str(product)] = us
+
+    def replace(self, user_id: str, rows: list[tuple[Any, ...]]) -> None:
+        """Set a customer's history from all of their events (``customer_features`` rows)."""
+        self.forget(user_id)
+        self.add(
+            {"user_id": user_id, "session_id": s, "ts": _EPOCH + us * _US, "event_type": k, "product_id": p,
+             "quantity": q, "price": pr}
+            for s, us, k, p, q, pr in rows
+        )  # fmt: skip
+
+    def forget(self, user_id: str) -> None:
+        """Drop a customer's history (erased, or their events moved to another id)."""
+        self._sessions.pop(user_id, None)
+        self._carted.pop(user_id, None)
+
+    def features(self, user_id: str, start_us: int) -> tuple[tuple[float, ...], frozenset[str]] | None:
+        """`CUSTOMER_FEATURES` and carted products before ``start_us``; None when a session straddles it."""
+        before = []
+        for s in self._sessions.get(user_id, {}).values():
+            if s[_LAST] < start_us:
+                before.append(s)
+            elif s[_FIRST] < start_us:
+                return None
+        carted = frozenset(p for p, us in self._carted.get(user_id, {}).items() if us < start_us)
+        return _features(before, start_us), carted

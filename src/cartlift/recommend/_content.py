@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from typing import ClassVar
 
 import numpy as np
@@ -22,7 +23,7 @@ from cartlift.recommend._embed import (
 from cartlift.recommend._interactions import Interactions
 from cartlift.recommend._knn import _evidence
 from cartlift.recommend._query import Query
-from cartlift.recommend._text import TOKENIZERS, tokenize
+from cartlift.recommend._text import TOKENIZERS, dictionary_words, tokenize
 
 __all__ = ["ContentBased"]
 
@@ -62,6 +63,10 @@ class ContentBased(Recommender):
         ``w`` above, in [0, 1].
     embedding_cache : str, optional
         Directory that keeps product vectors between runs (keyed by product id and text).
+    words : tuple of str
+        Names the shop uses that a Chinese dictionary cannot know (brands, product lines), kept
+        whole by the segmenter, in addition to the values of the catalog's brand and category
+        columns (which are always used): for a feed with titles only.
 
     Attributes
     ----------
@@ -83,6 +88,7 @@ class ContentBased(Recommender):
         "embeddings": [Options(("auto", "on", "off"))],
         "embedding_weight": [Interval(float, 0, 1)],
         "embedding_cache": [str, None],
+        "words": [tuple, list],
     }
 
     def __init__(
@@ -93,6 +99,7 @@ class ContentBased(Recommender):
         embeddings: str = "auto",
         embedding_weight: float = 0.5,
         embedding_cache: str | None = None,
+        words: Sequence[str] = (),
     ) -> None:
         self.max_features = max_features
         self.min_df = min_df
@@ -100,6 +107,7 @@ class ContentBased(Recommender):
         self.embeddings = embeddings
         self.embedding_weight = embedding_weight
         self.embedding_cache = embedding_cache
+        self.words = words
 
     def _fit(self, interactions: Interactions) -> None:
         from sklearn.feature_extraction.text import TfidfVectorizer
@@ -110,7 +118,7 @@ class ContentBased(Recommender):
                 "ContentBased needs product attributes (title, description, category, brand): "
                 "load a catalog into the store's products table first."
             )
-        docs = _documents(catalog, self.tokenizer)
+        docs = _documents(catalog, self.tokenizer, self.words)
         if not any(docs):
             raise DataError("Every product's title, description, category and brand is empty.")
         vectorizer = TfidfVectorizer(
@@ -167,16 +175,23 @@ def _column(catalog: pd.DataFrame, field: str) -> pd.Series:
     return catalog[field].fillna("").astype(str)
 
 
-def _documents(catalog: pd.DataFrame, tokenizer: str) -> list[list[str]]:
+def _documents(catalog: pd.DataFrame, tokenizer: str, words: Sequence[str] = ()) -> list[list[str]]:
     """Each product's tokens: its text by script, plus category and brand as whole values."""
     docs: list[list[str]] = [[] for _ in range(len(catalog))]
+    # the catalog's own names (brands, categories) are words of its language, kept whole
+    names = dictionary_words(
+        [
+            *words,
+            *(v for f in ("brand", "category") if f in catalog.columns for v in _column(catalog, f).unique()),
+        ]
+    )
     for field in FIELDS:
         if field not in catalog.columns:
             continue
         for doc, value in zip(docs, _column(catalog, field), strict=True):
             if not value:
                 continue
-            doc.extend(tokenize(value, tokenizer))
+            doc.extend(tokenize(value, tokenizer, words=names))
             if field in ("category", "brand"):
                 # the whole value as one token too: brand "North Face" should not match "face cream"
                 doc.append(f"{field}={value.strip().lower()}")

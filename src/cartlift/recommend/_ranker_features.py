@@ -21,7 +21,7 @@ from cartlift.recommend._query import Query
 __all__ = ["STAT_FIELDS", "Candidates", "ItemStats", "candidates", "feature_names", "values_at"]
 
 _DAY = 86_400.0
-QUERY_FEATURES = ("session_length", "session_distinct", "history_size", "session_value")
+QUERY_FEATURES = ("returning", "session_length", "session_distinct", "history_size", "session_value")
 PAIR_FEATURES = (
     "in_session",
     "clicks_ago",
@@ -186,9 +186,15 @@ def candidates(
     generators: Sequence[tuple[str, Recommender]],
     stats: ItemStats,
     per_generator: int,
+    returning: np.ndarray | None = None,
 ) -> Candidates:
     """The union of each generator's top ``per_generator`` items, the session's own items and the
-    items that most often followed its last click, with one feature row per pair."""
+    items that most often followed its last click, with one feature row per pair.
+
+    ``returning`` (per row) marks the question "what will this known user touch later" (a home
+    page, an e-mail) apart from "what comes next in this session or cart"; default: rows with a
+    known user (``query.rows >= 0``) are returning users, as `Recommender.recommend` asks.
+    """
     n, n_items = len(query.rows), stats.sessions.shape[1]
     keys_s, last_pos, count, lengths = _session_positions(query, n_items)
     last_item = np.full(n, -1, np.int64)
@@ -229,7 +235,14 @@ def candidates(
     seq_value = np.zeros(n)
     if len(keys_s):
         np.add.at(seq_value, keys_s // n_items, np.nan_to_num(stats.price[keys_s % n_items]))
-    cols += [lengths[rows], _distinct(keys_s, n_items, n)[rows], history_size[rows], seq_value[rows]]
+    back = (query.rows >= 0) if returning is None else np.asarray(returning, bool)
+    cols += [
+        back[rows].astype(np.float64),
+        lengths[rows],
+        _distinct(keys_s, n_items, n)[rows],
+        history_size[rows],
+        seq_value[rows],
+    ]
     # the pair
     last = _lookup(keys_s, last_pos, keys, np.nan)
     in_session = np.isfinite(last)

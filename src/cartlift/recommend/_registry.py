@@ -36,7 +36,7 @@ MODELS: Final[dict[str, tuple[Callable[..., Recommender], dict[str, Any], str]]]
     "vstan": (VSTAN, {}, "STAN + V-SKNN's vote weights (Ludewig et al. 2021)"),
     "rules": (AssociationRules, {}, "frequently bought together (FP-growth rules)"),
     "hybrid": (Hybrid, {}, "RRF of item-kNN, V-SKNN, content, popularity"),
-    "ranker": (Ranker, {}, "LightGBM LambdaRank over VSTAN, STAN, V-SKNN, item-kNN, ALS, popularity"),
+    "ranker": (Ranker, {}, "LightGBM LambdaRank over VSTAN, STAN, V-SKNN, item-kNN, ALS, hybrid ..."),
 }
 """Name -> (class, default arguments, one-line description)."""
 

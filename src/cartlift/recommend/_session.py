@@ -9,6 +9,7 @@ STAMP on HR@20 / MRR@20.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import ClassVar
 
 import numpy as np
@@ -21,7 +22,51 @@ from cartlift.recommend._interactions import Interactions
 from cartlift.recommend._knn import _evidence
 from cartlift.recommend._query import Query
 
-__all__ = ["SessionKNN"]
+__all__ = ["SessionKNN", "nearest_sessions"]
+
+
+def _rank_within_rows(rows: np.ndarray, *keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Order of the entries by row then by ``keys`` (last key first, as ``np.lexsort``), and each
+    entry's 0-based rank inside its row in that order."""
+    order = np.lexsort((*keys, rows))
+    sorted_rows = rows[order]
+    rank = np.arange(len(order)) - np.searchsorted(sorted_rows, sorted_rows, side="left")
+    return order, rank
+
+
+def nearest_sessions(
+    dots: sp.csr_matrix,
+    own: np.ndarray,
+    session_time: np.ndarray,
+    sample_size: int,
+    n_neighbors: int,
+    similarity: Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray],
+) -> sp.csr_matrix:
+    """The neighbour sessions of each query row, as a (queries x sessions) matrix of similarities.
+
+    The session-kNN lookup that SKNN, V-SKNN, STAN and VSTAN share: among the past sessions with a
+    positive overlap ``dots[r, s]`` with row ``r`` (its own latest session ``own[r]`` excluded),
+    keep the ``sample_size`` most recent, score them with ``similarity(rows, sessions, overlaps)``
+    and keep the ``n_neighbors`` most similar. Vectorised over all rows at once (no Python loop
+    per query); ties go to the lower session index.
+    """
+    dots = sp.csr_matrix(dots)
+    n, n_sessions = dots.shape
+    rows = np.repeat(np.arange(n, dtype=np.int64), np.diff(dots.indptr))
+    cols = dots.indices.astype(np.int64)
+    vals = dots.data.astype(np.float64)
+    keep = (cols != own[rows]) & (vals > 0)
+    rows, cols, vals = rows[keep], cols[keep], vals[keep]
+    if len(rows) and np.bincount(rows, minlength=n).max() > sample_size:
+        order, rank = _rank_within_rows(rows, cols, -session_time[cols])  # newest first
+        pick = order[rank < sample_size]
+        rows, cols, vals = rows[pick], cols[pick], vals[pick]
+    sims = similarity(rows, cols, vals)
+    if len(rows) and np.bincount(rows, minlength=n).max() > n_neighbors:
+        order, rank = _rank_within_rows(rows, cols, -sims)  # most similar first
+        pick = order[rank < n_neighbors]
+        rows, cols, sims = rows[pick], cols[pick], sims[pick]
+    return sp.csr_matrix((sims, (rows, cols)), shape=(n, n_sessions))
 
 
 class SessionKNN(Recommender):
@@ -77,8 +122,14 @@ class SessionKNN(Recommender):
         self._set_idf()
 
     def _set_idf(self) -> None:
-        df = np.diff(self.sessions_.tocsc().indptr).astype(np.float64)
+        # the item -> sessions index, built once (transposing on every query cost a millisecond)
+        self.__dict__["_sessions_t_cache"] = self.sessions_.T.tocsr()
+        df = np.diff(self.__dict__["_sessions_t_cache"].indptr).astype(np.float64)
         self.idf_ = np.log(max(self.sessions_.shape[0], 1) / np.maximum(df, 1.0))
+
+    def _set_state(self, scalars: dict[str, object], arrays: dict[str, np.ndarray]) -> None:
+        super()._set_state(scalars, arrays)
+        self.__dict__["_sessions_t_cache"] = self.sessions_.T.tocsr()
 
     def _partial_fit(
         self, interactions: Interactions, item_map: np.ndarray, added: sp.csr_matrix, users: np.ndarray
@@ -132,30 +183,16 @@ class SessionKNN(Recommender):
 
     def _score(self, query: Query) -> sp.csr_matrix:
         q = self._queries(query)
-        dots = (q @ self.sessions_.T).tocsr()
+        dots = (q @ self.__dict__["_sessions_t_cache"]).tocsr()
         q_norm = np.sqrt(np.asarray(q.multiply(q).sum(axis=1)).ravel())
         s_len = np.sqrt(np.diff(self.sessions_.indptr).astype(np.float64))
         own = np.where(query.rows >= 0, self.user_session_[np.maximum(query.rows, 0)], -1)
-        w_rows, w_cols, w_vals = [], [], []
-        for r in range(dots.shape[0]):
-            cols = dots.indices[dots.indptr[r] : dots.indptr[r + 1]]
-            vals = dots.data[dots.indptr[r] : dots.indptr[r + 1]]
-            keep = (cols != own[r]) & (vals > 0)
-            cols, vals = cols[keep], vals[keep]
-            if len(cols) > self.sample_size:
-                recent = np.argpartition(-self.session_time_[cols], self.sample_size - 1)[: self.sample_size]
-                cols, vals = cols[recent], vals[recent]
-            sims = vals / (q_norm[r] * s_len[cols])
-            if len(cols) > self.n_neighbors:
-                best = np.argpartition(-sims, self.n_neighbors - 1)[: self.n_neighbors]
-                cols, sims = cols[best], sims[best]
-            w_rows.append(np.full(len(cols), r))
-            w_cols.append(cols)
-            w_vals.append(sims)
-        if not w_rows:
-            return sp.csr_matrix((dots.shape[0], len(self.item_ids_)))
-        weights = sp.csr_matrix(
-            (np.concatenate(w_vals), (np.concatenate(w_rows), np.concatenate(w_cols))),
-            shape=(dots.shape[0], self.sessions_.shape[0]),
+        weights = nearest_sessions(
+            dots,
+            own,
+            self.session_time_,
+            self.sample_size,
+            self.n_neighbors,
+            lambda rows, cols, vals: vals / (q_norm[rows] * s_len[cols]),
         )
         return _evidence(weights @ self.sessions_)

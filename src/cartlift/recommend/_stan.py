@@ -40,6 +40,7 @@ from cartlift.recommend._base import Recommender, take_rows
 from cartlift.recommend._interactions import Interactions
 from cartlift.recommend._knn import _evidence
 from cartlift.recommend._query import Query
+from cartlift.recommend._session import nearest_sessions
 
 __all__ = ["STAN", "VSTAN"]
 
@@ -209,31 +210,14 @@ class STAN(Recommender):
         dots = (weights @ self.__dict__["_sessions_t_cache"]).tocsr()
         norm = np.sqrt(np.asarray(weights.multiply(weights).sum(axis=1)).ravel())
         newest = float(self.session_time_.max()) if len(self.session_time_) else 0.0
-        w_rows, w_cols, w_vals = [], [], []
-        for r in range(dots.shape[0]):
-            cols = dots.indices[dots.indptr[r] : dots.indptr[r + 1]]
-            vals = dots.data[dots.indptr[r] : dots.indptr[r + 1]]
-            keep = (cols != own[r]) & (vals > 0)
-            cols, vals = cols[keep], vals[keep]
-            if len(cols) > self.sample_size:
-                recent = np.argpartition(-self.session_time_[cols], self.sample_size - 1)[: self.sample_size]
-                cols, vals = cols[recent], vals[recent]
-            sims = vals / (norm[r] * np.sqrt(self.n_distinct_[cols]))
+
+        def similarity(rows: np.ndarray, cols: np.ndarray, vals: np.ndarray) -> np.ndarray:
+            sims = vals / (norm[rows] * np.sqrt(self.n_distinct_[cols]))
             if self.lambda_snh is not None:
                 sims = sims * np.exp(-(newest - self.session_time_[cols]) / (self.lambda_snh * _DAY))
-            if len(cols) > self.n_neighbors:
-                best = np.argpartition(-sims, self.n_neighbors - 1)[: self.n_neighbors]
-                cols, sims = cols[best], sims[best]
-            w_rows.append(np.full(len(cols), r))
-            w_cols.append(cols)
-            w_vals.append(sims)
-        n_sessions = self.positions_.shape[0]
-        if not w_rows:
-            return sp.csr_matrix((dots.shape[0], n_sessions))
-        return sp.csr_matrix(
-            (np.concatenate(w_vals), (np.concatenate(w_rows), np.concatenate(w_cols))),
-            shape=(dots.shape[0], n_sessions),
-        )
+            return sims
+
+        return nearest_sessions(dots, own, self.session_time_, self.sample_size, self.n_neighbors, similarity)
 
     def _score(self, query: Query) -> sp.csr_matrix:
         current, lengths = self._current(query)

@@ -15,16 +15,24 @@ document is cut into runs of one script:
 
 So ``Apple iPhone 15 手机壳`` gives ``apple, iphone, 15, 手机, 壳``. Text is NFKC-normalised first,
 so full-width letters and digits (``ｉＰｈｏｎｅ１５``) read as their ASCII forms.
+
+Names a dictionary cannot know: a shop's brand names (often coined, or transliterated syllable by
+syllable: ``卡诺维``) are cut by jieba's HMM into pieces that unrelated brands share (``卡`` +
+``诺维``), which makes products of different brands look alike. The catalog says which strings are
+names, in its brand (and category) column, so ``ContentBased`` gives those values to the segmenter
+as extra dictionary words (``words=``): a brand is then one token in every title that contains it.
+This is what jieba's user dictionaries are for; nothing is learned from the evaluation.
 """
 
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Final
 
-__all__ = ["SEGMENTER", "TOKENIZERS", "tokenize"]
+__all__ = ["SEGMENTER", "TOKENIZERS", "dictionary_words", "discover_words", "tokenize"]
 
 # Han (unified ideographs, extensions A-F, compatibility), kana (with the prolonged sound mark)
 _HAN: Final = "\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0002ebef"
@@ -52,13 +60,105 @@ SEGMENTER: Final = "rjieba" if _SEGMENT is not None else "bigrams"
 """What ``auto`` segments Chinese with on this installation."""
 
 
+@functools.lru_cache(maxsize=4)
+def _segmenter_with(words: frozenset[str]) -> Callable[[str], list[str]] | None:
+    """A segmenter whose dictionary also holds ``words`` (its own instance: the default one is shared).
+
+    Loading jieba's dictionary takes about a second, so the few most recent vocabularies are kept.
+    """
+    if _SEGMENT is None or not words:
+        return _SEGMENT
+    import rjieba
+
+    jieba = rjieba.Jieba()
+    for word in sorted(words):
+        jieba.add_word(word, None, None)  # no frequency given: jieba picks one that keeps it whole
+
+    def segment(run: str) -> list[str]:
+        # search mode, except that a name is not also cut into the dictionary words inside it
+        # (``卡诺维`` -> ``诺维``): pieces of a name are what unrelated names share
+        tokens: list[str] = []
+        for token in jieba.cut(run):
+            tokens.extend([token] if token in words else jieba.cut_for_search(token))
+        return tokens
+
+    return segment
+
+
+def dictionary_words(values: Iterable[str]) -> frozenset[str]:
+    """The Chinese names among ``values`` (e.g. a catalog's brands) as segmenter words.
+
+    Each value's runs of Han characters of two or more, NFKC-normalised and lower-cased as
+    `tokenize` sees them; ``Apple 苹果`` gives ``苹果``. Runs with kana are left out (Japanese
+    text is read as bigrams).
+    """
+    runs: set[str] = set()
+    for value in values:
+        text = unicodedata.normalize("NFKC", value).lower()
+        if _HAS_KANA.search(text):
+            continue
+        runs.update(run for run, _ in _RUNS.findall(text) if len(run) > 1)
+    return frozenset(runs)
+
+
 def _bigrams(run: str) -> list[str]:
     if len(run) == 1:
         return [run]
     return [run[i : i + 2] for i in range(len(run) - 1)]
 
 
-def tokenize(text: str, tokenizer: str = "auto") -> list[str]:
+def discover_words(
+    texts: Iterable[str], *, min_count: int = 5, max_length: int = 5, min_entropy: float = 1.0
+) -> frozenset[str]:
+    """Chinese words a collection of texts uses that the segmenter's dictionary does not know.
+
+    The classic test for a new word in a corpus (Sproat and Shih 1990; used for jieba user
+    dictionaries): a string of 2 to ``max_length`` Han characters that occurs ``min_count`` times
+    or more and whose neighbours vary on both sides (entropy of the character before it and of the
+    one after it, in nats, at least ``min_entropy``; the start or end of a run counts as a new
+    neighbour each time). A piece of a longer word fails this, as the same characters always
+    surround it. Only strings the segmenter would cut with a single character among the pieces are
+    kept (``卡诺维`` -> ``卡 诺维``): strings it already reads as dictionary words need no help.
+    """
+    if _SEGMENT is None:
+        return frozenset()
+    import math
+    from collections import Counter, defaultdict
+
+    import rjieba
+
+    counts: Counter[str] = Counter()
+    left: defaultdict[str, Counter[str]] = defaultdict(Counter)
+    right: defaultdict[str, Counter[str]] = defaultdict(Counter)
+    for text in texts:
+        text = unicodedata.normalize("NFKC", text).lower()
+        if _HAS_KANA.search(text):
+            continue
+        for run, _ in _RUNS.findall(text):
+            for n in range(2, min(max_length, len(run)) + 1):
+                for i in range(len(run) - n + 1):
+                    gram = run[i : i + n]
+                    counts[gram] += 1
+                    # a run boundary is a different neighbour every time: "" is counted apart
+                    left[gram][run[i - 1] if i else ""] += 1
+                    right[gram][run[i + n] if i + n < len(run) else ""] += 1
+
+    def entropy(neighbours: Counter[str]) -> float:
+        total = sum(neighbours.values())
+        outcomes = [c for k, c in neighbours.items() if k] + [1] * neighbours[""]
+        return -sum(c / total * math.log(c / total) for c in outcomes)
+
+    found = set()
+    for gram, n in counts.items():
+        if n < min_count or min(entropy(left[gram]), entropy(right[gram])) < min_entropy:
+            continue
+        pieces = rjieba.cut(gram)
+        if len(pieces) > 1 and any(len(p) == 1 for p in pieces):
+            found.add(gram)
+    return frozenset(found)
+
+
+def tokenize(text: str, tokenizer: str = "auto", *, words: frozenset[str] = frozenset()) -> list[str]:
     """The tokens of one document.
 
     Parameters
@@ -66,6 +166,9 @@ def tokenize(text: str, tokenizer: str = "auto") -> list[str]:
     text : str
     tokenizer : {"auto", "bigrams", "words"}
         See :data:`TOKENIZERS`.
+    words : frozenset of str
+        Extra dictionary words for Chinese (``auto`` with rjieba), e.g. `dictionary_words` of the
+        catalog's brands: each is kept whole where it occurs.
 
     Returns
     -------
@@ -82,7 +185,7 @@ def tokenize(text: str, tokenizer: str = "auto") -> list[str]:
     if tokenizer == "words":
         return _WORDS.findall(text.lower())
     text = unicodedata.normalize("NFKC", text).lower()
-    segment = _SEGMENT if tokenizer == "auto" and not _HAS_KANA.search(text) else None
+    segment = _segmenter_with(words) if tokenizer == "auto" and not _HAS_KANA.search(text) else None
     tokens: list[str] = []
     for cjk, word in _RUNS.findall(text):
         if word:

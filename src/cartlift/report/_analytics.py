@@ -314,7 +314,12 @@ def _stability_text(st: dict[str, Any] | None) -> str:
 
 def clv_section(result: CLVResult) -> Section:
     """CLV parameters and the distribution of predicted value."""
-    params = {f"BG/NBD {k}": v for k, v in result.bgnbd.items() if k in ("r", "alpha", "a", "b")}
+    # a and b are None when one drop-out probability p fits (their limit): show p instead
+    params = {
+        f"BG/NBD {k}": v
+        for k, v in result.bgnbd.items()
+        if k in ("r", "alpha", "a", "b", "p") and v is not None
+    }
     if result.gamma_gamma:
         params |= {f"Gamma-Gamma {k}": v for k, v in result.gamma_gamma.items() if k in ("p", "q", "v")}
     d = result.to_dict(top=10)

@@ -12,6 +12,7 @@ from cartlift.errors import CartliftError, CartliftWarning
 from cartlift.report._analytics import analytics_sections
 from cartlift.report._experiments import experiments_sections
 from cartlift.report._loop import (
+    attribution_section,
     delivery_section,
     impact_section,
     next_best_action_section,
@@ -41,8 +42,8 @@ def collect_sections(
     artifacts: str | Path | None = None,
 ) -> list[Section]:
     """The sections of every part of the report for ``store``, in order: the summary, funnel and
-    customers, recommendations, abandonment prediction, next best action, delivery, impact against
-    the holdout, experiments.
+    customers, recommendations, abandonment prediction, next best action, delivery, attribution,
+    impact against the holdout, experiments.
 
     ``parts`` are (name, builder) pairs, default every part; ``unit`` (session or user) is passed
     to the analytics sections; ``artifacts`` is a folder where the demo's steps wrote their results
@@ -59,6 +60,7 @@ def collect_sections(
         ("abandonment prediction", lambda s: _prediction(s, folder)),
         ("next best action", lambda s: [next_best_action_section(s, artifacts=folder)]),
         ("delivery", lambda s: [delivery_section(s)]),
+        ("attribution", lambda s: [attribution_section(s)]),
         ("impact", lambda s: [impact_section(s)]),
         ("experiments", experiments_sections),
     )

@@ -1,5 +1,5 @@
 """The report's money sections: the summary on top, recommendations, next best action, delivery,
-impact against the holdout.
+attribution of orders to messages, impact against the holdout.
 
 Each reads what the store holds, or what the demo's steps wrote beside it (``artifacts``: the
 recommendation leaderboard and the policy simulation, as JSON). A section without data says why
@@ -14,13 +14,14 @@ from typing import Any
 
 import pandas as pd
 
-from cartlift.act import impact
+from cartlift.act import attribution_summary, impact
 from cartlift.analytics import METRIC_LABELS, format_money, store_metrics
 from cartlift.errors import CartliftError
 from cartlift.report._section import Section, Table
 from cartlift.store import EventStore
 
 __all__ = [
+    "attribution_section",
     "delivery_section",
     "impact_section",
     "next_best_action_section",
@@ -75,6 +76,16 @@ def summary_section(store: EventStore, *, artifacts: Path | None = None) -> Sect
         (METRIC_LABELS["average_order_value"], format_money(m.average_order_value, cur)),
         ("Incremental profit vs the holdout", why or _program_line(doc, cur)),
     ]
+    credited = attribution_summary(store)
+    if credited is not None and credited["messages"]["sent"]:
+        a = credited["attributed"]
+        rows.append(
+            (
+                "Orders after a message (attribution)",
+                f"{a['orders']:,} orders, {format_money(a['revenue'], cur)} "
+                f"({a['click']['orders']:,} after a click, {a['view']['orders']:,} after an unclicked message)",
+            )
+        )
     evaluation = _read(artifacts, "abandonment-evaluation.json")
     if evaluation:
         rows.append(
@@ -164,6 +175,21 @@ def impact_section(store: EventStore) -> Section:
             for a in doc["by_action"]
         ]
     )
+    segments = pd.DataFrame(
+        [
+            {
+                "Segment": f"{r['dimension']}: {r['segment']}",
+                "Held out": r["carts"]["holdout"],
+                "Treated": r["carts"]["treated"],
+                "Conversion held out": r["conversion"]["holdout"],
+                "Conversion treated": r["conversion"]["treated"],
+                f"Incremental profit ({cur}, 95 % CI)": _interval(r["incremental_profit"], cur)
+                if r["incremental_profit"]["estimate"] is not None
+                else (r.get("note") or "not measurable yet"),
+            }
+            for r in doc.get("by_segment", [])
+        ]
+    )
     per_cart = doc["incremental_profit"]
     figs = []
     if not any(a["action"] != "(not decided)" for a in doc["by_action"]):
@@ -213,6 +239,17 @@ def impact_section(store: EventStore) -> Section:
                     f"Profit per cart ({cur})": ",.2f",
                     f"vs holdout per cart ({cur})": "+,.2f",
                 },
+            ),
+            *(
+                [
+                    Table(
+                        segments,
+                        title="By segment (fixed before the decision, so randomised within each)",
+                        formats={"Conversion held out": ".2%", "Conversion treated": ".2%"},
+                    )
+                ]
+                if len(segments)
+                else []
             ),
         ],
         notes=notes,
@@ -276,7 +313,7 @@ def recommendations_section(store: EventStore, *, artifacts: Path | None = None)
             caption="Intervals are bootstrap 95 % intervals over users; higher is better.",
         )
     ]
-    examples = _examples(store, rows[0]["model"])
+    examples = _stored_examples(board) or _examples(store, rows[0]["model"])
     if examples is not None:
         tables.append(examples)
     return Section(title, figures=[fig], tables=tables, notes=[f"Best model: {rows[0]['model']}."])
@@ -284,6 +321,25 @@ def recommendations_section(store: EventStore, *, artifacts: Path | None = None)
 
 def _ci(pair: Any) -> str:
     return "" if not pair else f"{pair[0]:.4f} to {pair[1]:.4f}"
+
+
+def _stored_examples(board: dict[str, Any]) -> Table | None:
+    """The lists the leaderboard's best model gave a few held-out customers (written by the demo)."""
+    examples = board.get("examples") or []
+    if not examples:
+        return None
+    model = board["leaderboard"][0]["model"]
+    frame = pd.DataFrame(
+        {
+            "Customer": [e["user_id"] for e in examples],
+            "Before the split": [", ".join(e["before"]) for e in examples],
+            "Recommended (* taken later)": [
+                ", ".join(f"{r}*" if r in set(e["after"]) else r for r in e["recommended"]) for e in examples
+            ],
+            "Carted or bought later": [", ".join(e["after"][:5]) for e in examples],
+        }
+    )
+    return Table(frame, title=f"Example lists ({model}, fitted on the training period)")
 
 
 def _examples(store: EventStore, model_name: str, n: int = 3) -> Table | None:
@@ -435,4 +491,60 @@ def delivery_section(store: EventStore) -> Section:
         notes=[
             "A message recovered its cart when the customer bought one of the cart's products within the decision's window."
         ],
+    )
+
+
+def _window(hours: float) -> str:
+    return (
+        f"{hours / 24:g} day{'s' if hours != 24 else ''}"
+        if hours >= 24 and hours % 24 == 0
+        else f"{hours:g} hours"
+    )
+
+
+def attribution_section(store: EventStore) -> Section:
+    """Orders credited to the messages before them (last click, else last message), by action and channel."""
+    title = "Attribution: orders after a message"
+    doc = attribution_summary(store)
+    if doc is None:
+        return Section(
+            title, notes=["No messages yet: this store has no outbox, so no order follows a message."]
+        )
+    if not doc["messages"]["sent"]:
+        return Section(title, notes=["No message has been sent yet, so no order can follow one."])
+    cur, a = doc["currency"], doc["attributed"]
+    share = "" if a["share_of_revenue"] is None else f" ({a['share_of_revenue']:.1%} of the store's revenue)"
+    notes = [
+        f"{a['orders']:,} of {doc['orders']:,} orders came after a message: {format_money(a['revenue'], cur)}{share}. "
+        f"{a['click']['orders']:,} followed a click within {_window(doc['click_window_hours'])}, "
+        f"{a['view']['orders']:,} an unclicked message sent within {_window(doc['view_window_hours'])} "
+        "(CARTLIFT_ATTRIBUTION_CLICK_HOURS / _VIEW_HOURS). Each order is credited once: to the last click, "
+        "else to the last message.",
+        "Credit says which message came before an order, not that it caused it: some of these customers "
+        "would have bought anyway. The impact section measures that against the holdout.",
+    ]
+    frame = pd.DataFrame(
+        [
+            {
+                "Action": r["action"],
+                "Channel": r["channel"],
+                "Sent": r["sent"],
+                "Clicked": r["clicked"],
+                "Orders credited": r["orders"],
+                f"Revenue ({cur})": r["revenue"],
+                f"Profit ({cur})": r["profit"],
+            }
+            for r in doc["by_action"]
+        ]
+    )
+    return Section(
+        title,
+        tables=[
+            Table(
+                frame,
+                title="Credited orders by action and channel (profit: the carts' margin on them, less coupons and sending)",
+                formats={f"Revenue ({cur})": ",.2f", f"Profit ({cur})": ",.2f"},
+            )
+        ],
+        notes=notes,
     )

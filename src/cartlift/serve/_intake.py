@@ -36,33 +36,34 @@ class Intake:
         self.storage = storage
 
     async def _run(self, fn: Callable[[Any], T]) -> T:
-        return await self.storage.writer.call(fn)
+        return await self.storage.run(fn)
 
     # -- webhooks -------------------------------------------------------------------------------
     async def seen_webhook(self, *, source: str, webhook_id: str) -> bool:
         """True when this webhook id was stored before."""
         sql = "SELECT 1 FROM webhook_receipts WHERE receipt_id = ?"
-        return bool(await self._run(lambda ctx: self.storage._rows(ctx, sql, [f"{source}:{webhook_id}"])))
+        return bool(await self._run(lambda ctx: self.storage.rows(ctx, sql, [f"{source}:{webhook_id}"])))
 
     async def record_webhook(self, *, source: str, webhook_id: str, topic: str | None) -> None:
         """Remember a webhook id once its content is stored."""
         sql = "INSERT INTO webhook_receipts VALUES (?, ?, ?) ON CONFLICT DO NOTHING"
-        await self._run(lambda ctx: self.storage._rows(ctx, sql, [f"{source}:{webhook_id}", topic, _now()]))
+        await self._run(lambda ctx: self.storage.rows(ctx, sql, [f"{source}:{webhook_id}", topic, _now()]))
 
     # -- identities -----------------------------------------------------------------------------
     def _store(self, ctx: Any, identities: Sequence[Identity], user: Callable[[str], str]) -> dict[str, int]:
         stored = moved = 0
+        changed: list[str] = []
         s = self.storage
-        with s._transaction(ctx):
+        with s.transaction(ctx):
             for ident in identities:
                 uid = user(ident.user_id)
                 anon = user(ident.anonymous_id) if ident.anonymous_id else None
                 before = int(
-                    s._rows(
-                        ctx, "SELECT count(*) FROM identities WHERE identity_id = ?", [ident.identity_id]
-                    )[0][0]
+                    s.rows(ctx, "SELECT count(*) FROM identities WHERE identity_id = ?", [ident.identity_id])[
+                        0
+                    ][0]
                 )
-                s._rows(
+                s.rows(
                     ctx,
                     "INSERT INTO identities VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
                     [
@@ -80,8 +81,10 @@ class Intake:
                 )
                 stored += 1 - before
                 if anon is not None and anon != uid:
-                    moved += int(s._rows(ctx, "SELECT count(*) FROM events WHERE user_id = ?", [anon])[0][0])
-                    s._rows(ctx, "UPDATE events SET user_id = ? WHERE user_id = ?", [uid, anon])
+                    moved += int(s.rows(ctx, "SELECT count(*) FROM events WHERE user_id = ?", [anon])[0][0])
+                    s.rows(ctx, "UPDATE events SET user_id = ? WHERE user_id = ?", [uid, anon])
+                    changed += [anon, uid]
+        s.users_changed(changed)
         return {"identities": stored, "events_joined": moved}
 
     async def store_identities(
@@ -107,18 +110,19 @@ class Intake:
 
     def _rejoin(self, ctx: Any, anonymous_ids: Sequence[str]) -> int:
         marks = ", ".join("?" for _ in anonymous_ids)
-        joined = self.storage._rows(
+        joined = self.storage.rows(
             ctx,
             f"SELECT anonymous_id, max(user_id) FROM identities WHERE anonymous_id IN ({marks}) GROUP BY 1",
             list(anonymous_ids),
         )
         moved = 0
-        with self.storage._transaction(ctx):
+        with self.storage.transaction(ctx):
             for anon, uid in joined:
                 moved += int(
-                    self.storage._rows(ctx, "SELECT count(*) FROM events WHERE user_id = ?", [anon])[0][0]
+                    self.storage.rows(ctx, "SELECT count(*) FROM events WHERE user_id = ?", [anon])[0][0]
                 )
-                self.storage._rows(ctx, "UPDATE events SET user_id = ? WHERE user_id = ?", [uid, anon])
+                self.storage.rows(ctx, "UPDATE events SET user_id = ? WHERE user_id = ?", [uid, anon])
+        self.storage.users_changed([str(u) for pair in joined for u in pair])
         return moved
 
     async def rejoin(self, *, anonymous_ids: Sequence[str]) -> int:
@@ -138,7 +142,7 @@ class Intake:
                  GROUP BY product_id
                  HAVING sum(CASE WHEN event_type = 'cart_add' THEN quantity ELSE -quantity END) > 0
                  ORDER BY product_id"""
-        rows = await self._run(lambda ctx: self.storage._rows(ctx, sql, [session_id]))
+        rows = await self._run(lambda ctx: self.storage.rows(ctx, sql, [session_id]))
         return [
             {"product_id": str(p), "quantity": int(q), "price": None if price is None else float(price)}
             for p, q, price in rows

@@ -6,7 +6,9 @@ on the store; on PostgreSQL on a slice of it (`cartlift.store.fill`): the experi
 definitions for an assignment, whose exposure is merged back into PostgreSQL's ``exposures``;
 the definitions, the current phase's exposures and the exposed units' events since exposure for
 the results. Those results copy every exposed unit's later events, so on PostgreSQL they are
-kept for `_RESULTS_SECONDS` (the dashboard polls them).
+kept for `_RESULTS_SECONDS` (the dashboard polls them). The program's impact reads every cart and
+its customer's history, so on PostgreSQL its slice holds the events, the catalog, the consents,
+the decisions and the holdout's tables, and the answer is kept for `_IMPACT_SECONDS`.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from datetime import datetime
 from typing import Any, TypeVar
 
 from cartlift._jsonable import jsonable
-from cartlift.errors import DataError
+from cartlift.errors import DataError, InvalidParameterError
 from cartlift.experiments import (
     STORE_METRICS,
     analyze_store,
@@ -30,9 +32,15 @@ from cartlift.guardrails import Guardrail, too_few
 from cartlift.serve._errors import ApiError
 from cartlift.serve._overview import overview as store_overview
 from cartlift.serve._service import Service
-from cartlift.store import EventStore, PostgresStorage, fill_experiments, fill_outcomes, write_back
+from cartlift.store import EventStore, PostgresStorage, fill, fill_experiments, fill_outcomes, write_back
 
-__all__ = ["dashboard", "experiment_assignment", "experiment_results", "program_impact"]
+__all__ = [
+    "attribution",
+    "dashboard",
+    "experiment_assignment",
+    "experiment_results",
+    "program_impact",
+]
 
 T = TypeVar("T")
 
@@ -40,6 +48,9 @@ _DEFINITION_SECONDS = 10.0
 _RESULTS_SECONDS = 10.0
 _definitions: dict[tuple[int, str], tuple[float, Any]] = {}
 _results: dict[tuple[int, str, str], tuple[float, dict[str, Any]]] = {}
+_IMPACT_SECONDS = 30.0
+_IMPACT_TABLES = ("events", "products", "consents", "decisions", "holdout_phases", "holdout_assignments")
+_impacts: dict[tuple[int, str | None, str | None, int | None], tuple[float, dict[str, Any]]] = {}
 
 
 async def _on_store(service: Service, fn: Callable[[Any], T], *, outcomes: str | None = None) -> T:
@@ -203,16 +214,54 @@ async def program_impact(
     """`cartlift.act.impact`: the program's incremental profit against the global holdout."""
     from cartlift.act import impact
 
-    if not service.storage.supports_store_jobs:
-        raise ApiError(
-            409,
-            "The impact is computed on the DuckDB store; on PostgreSQL run `cartlift impact --db postgresql://...`.",
-        )
+    storage = service.storage
+    key = (id(service), start, end, phase)
+    hit = _impacts.get(key)
+    if not storage.supports_store_jobs and hit is not None and time.monotonic() - hit[0] < _IMPACT_SECONDS:
+        return hit[1]
+
+    def run(store: EventStore) -> dict[str, Any]:
+        return impact(store, start=start, end=end, phase=phase)
+
+    def on_slice(pg: Any, store: EventStore) -> dict[str, Any]:
+        for table in _IMPACT_TABLES:
+            fill(pg, store, table)
+        return run(store)
+
     try:
-        doc = await service.storage.with_store(lambda store: impact(store, start=start, end=end, phase=phase))
+        if storage.supports_store_jobs:
+            doc = await storage.with_store(run)
+        elif isinstance(storage, PostgresStorage):
+            doc = await storage.with_slice(on_slice)
+        else:
+            raise ApiError(501, f"The impact is not computed on a {storage.kind} store.")
     except DataError as e:
         raise ApiError(422, str(e)) from None
-    return dict(jsonable(doc))
+    answer = dict(jsonable(doc))
+    if not storage.supports_store_jobs:
+        _impacts[key] = (time.monotonic(), answer)
+    return answer
+
+
+async def attribution(
+    service: Service, *, click: str | None = None, view: str | None = None
+) -> dict[str, Any] | None:
+    """`cartlift.act.attribution_summary`, linked live on either backend (None: no outbox yet)."""
+    from cartlift.act import AttributionWindows, attribution_summary
+
+    try:
+        windows = AttributionWindows.resolve(click, view)
+    except InvalidParameterError as e:
+        raise ApiError(422, str(e)) from None
+    storage = service.storage
+
+    def job(ctx: Any) -> dict[str, Any] | None:
+        if isinstance(ctx, EventStore):
+            return attribution_summary(ctx, windows)
+        return attribution_summary(lambda sql: storage._rows(ctx, sql), windows)
+
+    result: dict[str, Any] | None = await storage.writer.call(job)
+    return None if result is None else dict(jsonable(result))
 
 
 async def _impact_panel(service: Service) -> dict[str, Any]:
@@ -234,6 +283,7 @@ async def dashboard(service: Service) -> dict[str, Any]:
             "live_sessions": len(service.live) if service.live is not None else 0,
             "experiments": await _experiments_overview(service),
             "impact": await _impact_panel(service),
+            "attribution": await attribution(service),
             "models": service.models.versions,
             "model_errors": service.models.errors,
             "warnings": [

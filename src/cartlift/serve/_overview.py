@@ -24,7 +24,7 @@ def _funnel(storage: Storage, ctx: Any) -> list[dict[str, Any]]:
             return []
         return [{"step": s.name, "sessions": int(s.count), "ordered": True} for s in funnel(ctx).steps]
     counts = ", ".join(f"count(DISTINCT session_id) FILTER (WHERE event_type = '{t}')" for t in DEFAULT_STEPS)
-    row = storage._rows(ctx, f"SELECT {counts} FROM events")[0]
+    row = storage.rows(ctx, f"SELECT {counts} FROM events")[0]
     return [
         {"step": t, "sessions": int(n), "ordered": False} for t, n in zip(DEFAULT_STEPS, row, strict=True)
     ]
@@ -32,14 +32,14 @@ def _funnel(storage: Storage, ctx: Any) -> list[dict[str, Any]]:
 
 def _messages(storage: Storage, ctx: Any) -> dict[str, int] | None:
     """The outbox's counts (due, sent, failed, deferred), or None when the store has no outbox yet."""
-    exists = storage._rows(
+    exists = storage.rows(
         ctx,
         "SELECT count(*) FROM information_schema.tables"
         " WHERE table_name = 'messages' AND table_schema = current_schema()",
     )
     if not exists[0][0]:
         return None
-    due, sent, failed, deferred = storage._rows(
+    due, sent, failed, deferred = storage.rows(
         ctx,
         """SELECT count(*) FILTER (WHERE status = 'scheduled' AND due_at <= CURRENT_TIMESTAMP),
                   count(*) FILTER (WHERE status = 'sent'), count(*) FILTER (WHERE status = 'dead'),
@@ -50,9 +50,9 @@ def _messages(storage: Storage, ctx: Any) -> dict[str, int] | None:
 
 
 def _overview(storage: Storage, ctx: Any) -> dict[str, Any]:
-    metrics = store_metrics(lambda sql: storage._rows(ctx, sql))
-    events, sessions = storage._rows(ctx, "SELECT count(*), count(DISTINCT session_id) FROM events")[0]
-    decisions = storage._rows(
+    metrics = store_metrics(lambda sql: storage.rows(ctx, sql))
+    events, sessions = storage.rows(ctx, "SELECT count(*), count(DISTINCT session_id) FROM events")[0]
+    decisions = storage.rows(
         ctx,
         """SELECT action, count(*), avg(propensity),
                   count(*) FILTER (WHERE EXISTS (SELECT 1 FROM events e WHERE e.session_id = d.cart_id
@@ -81,5 +81,5 @@ def _overview(storage: Storage, ctx: Any) -> dict[str, Any]:
 
 async def overview(storage: Storage) -> dict[str, Any]:
     """Funnel, carts, abandonment, orders and revenue, the outbox, decisions and their outcomes."""
-    result: dict[str, Any] = await storage.writer.call(lambda ctx: _overview(storage, ctx))
+    result: dict[str, Any] = await storage.run(lambda ctx: _overview(storage, ctx))
     return result

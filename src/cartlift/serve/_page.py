@@ -68,6 +68,9 @@ td.num, th.num { text-align: right; font-variant-numeric: tabular-nums; }
     <div id="decisions" class="chart"></div><p id="decisions-empty" class="empty hidden"></p></section>
   <section><h2>Messages</h2><p class="sub">the outbox: due, sent, failed and deferred</p>
     <table id="messages"><tbody></tbody></table><p id="messages-empty" class="empty hidden"></p></section>
+  <section><h2>Orders after a message</h2><p class="sub" id="attribution-sub">orders credited to the last click, else the last message sent (<code>cartlift attribution</code>)</p>
+    <table id="attribution"><thead><tr><th>action</th><th>channel</th><th class="num">sent</th><th class="num">clicked</th><th class="num">orders</th><th class="num">revenue</th><th class="num">profit</th></tr></thead><tbody></tbody></table>
+    <p id="attribution-empty" class="empty hidden"></p></section>
   <section><h2>Experiments</h2><p class="sub">lift against the control with its 95 % interval, and the verdict</p>
     <table id="experiments"><thead><tr><th>experiment</th><th>variant</th><th class="num">units</th><th class="num">mean</th><th class="num">lift (95 % CI)</th><th>verdict</th></tr></thead><tbody></tbody></table>
     <p id="experiments-empty" class="empty hidden"></p></section>
@@ -182,6 +185,16 @@ function draw(d) {
   if (panel("messages", anyMessage, "No messages yet: they appear here once the delivery step schedules them.")) {
     rows("messages", [["due", [fmt(m.due, 0), "num"]], ["sent", [fmt(m.sent, 0), "num"]],
       ["failed", [fmt(m.failed, 0), "num"]], ["deferred", [fmt(m.deferred, 0), "num"]]]);
+  }
+  const at = d.attribution;
+  const hours = (h) => h >= 24 && h % 24 === 0 ? (h / 24) + (h === 24 ? " day" : " days") : h + " hours";
+  if (panel("attribution", !!at && at.messages.sent > 0, "No messages sent yet: orders are credited to messages once some go out.")) {
+    text("attribution-sub", fmt(at.attributed.orders, 0) + " of " + fmt(at.orders, 0) + " orders (" + money(at.attributed.revenue)
+      + ") came after a message: " + fmt(at.attributed.click.orders, 0) + " after a click within " + hours(at.click_window_hours)
+      + ", " + fmt(at.attributed.view.orders, 0) + " after an unclicked message within " + hours(at.view_window_hours)
+      + ". Credit, not cause: the holdout measures that.");
+    rows("attribution", at.by_action.map(r => [r.action, r.channel, [fmt(r.sent, 0), "num"], [fmt(r.clicked, 0), "num"],
+      [fmt(r.orders, 0), "num"], [money(r.revenue), "num"], [money(r.profit), "num"]]));
   }
   const ex = [];
   for (const e of d.experiments) {

@@ -8,13 +8,14 @@ live session state (`_live`, the predict package's `SessionState`), models from 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import json
 import logging
 import math
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -108,6 +109,11 @@ class Service:
         self.live: LiveSessions | None = None
         self.limiter: RateLimiter = MemoryRateLimiter()
         self._keys: dict[str, tuple[float, ApiKey | None]] = {}
+        # bumped whenever a key may have been revoked: a look-up that began before is not cached
+        self._keys_generation = 0
+        # False while revocations by other processes cannot be heard: every request looks its key up
+        self._keys_trusted = True
+        self._stop_watching: Callable[[], None] = lambda: None
         self._key_lookups: dict[str, asyncio.Future[ApiKey | None]] = {}
         self._popular: list[tuple[str, float]] = []
         self._secret = settings.pseudonymise_key.get_secret_value() if settings.pseudonymise_key else None
@@ -121,9 +127,20 @@ class Service:
         """Open the store, the live state and the models; raises when the store cannot be opened."""
         s = self.settings
         await asyncio.to_thread(self.storage.start)
+        loop = asyncio.get_running_loop()
+
+        def heard(trusted: bool) -> None:  # on the store's watching thread
+            with contextlib.suppress(RuntimeError):  # the loop has closed: the service is gone
+                loop.call_soon_threadsafe(self._keys_changed, trusted)
+
+        # trusted once the watch listens (PostgreSQL); until then every request looks its key up
+        self._keys_trusted = not self.storage.supports_key_watch
+        self._stop_watching = self.storage.watch_keys(heard)
         for subject, at in await self.storage.erased_subjects():
             self.erased.add(subject, at)
         context = await feature_context(self.storage)
+        # every customer's history, before any event is stored (then the writer keeps it current)
+        await asyncio.to_thread(context.customer_history)
         self.live = open_sessions(
             context,
             redis_url=s.redis,
@@ -133,7 +150,8 @@ class Service:
         )
         # the writer hands each committed group's rows to the live sessions before it answers the
         # group's requests: off the request path, once per group, and a client reads its own writes
-        self.storage.on_stored = self.live.record
+        self.storage.on_stored = self._stored
+        self.storage.on_users_changed = context.forget
         if s.redis:
             self.limiter = RedisRateLimiter(s.redis, s.redis_prefix)
         # the carts open before a restart: the most recent sessions now, any other on its first request
@@ -148,6 +166,7 @@ class Service:
     async def stop(self) -> None:
         """Commit what is queued and close everything."""
         self.started = False
+        await asyncio.to_thread(self._stop_watching)
         await asyncio.to_thread(self.storage.close)
         if self.live is not None:
             self.live.close()
@@ -163,7 +182,7 @@ class Service:
                 headers={"WWW-Authenticate": "Bearer"},
             )
         digest = hash_key(token)
-        cached = self._keys.get(digest)
+        cached = self._keys.get(digest) if self._keys_trusted else None
         if cached is None:
             # shielded: a client that hangs up must not cancel the look-up others wait on
             key = await asyncio.shield(self._lookup_key(digest))
@@ -206,12 +225,20 @@ class Service:
         return running
 
     async def _fetch_key(self, digest: str) -> ApiKey | None:
+        generation = self._keys_generation
         found = await self.storage.find_key(key_hash=digest)
         key = None if found is None else ApiKey(*found)
         if len(self._keys) > 10_000:  # unknown tokens must not grow the cache without bound
             self._keys.clear()
-        self._keys[digest] = (time.monotonic(), key)
+        if generation == self._keys_generation:  # else it may predate a revocation: not cached
+            self._keys[digest] = (time.monotonic(), key)
         return key
+
+    def _keys_changed(self, trusted: bool) -> None:
+        """A key may have been revoked (`Storage.watch_keys`): forget every cached key."""
+        self._keys_generation += 1
+        self._keys.clear()
+        self._keys_trusted = trusted
 
     async def create_key(
         self,
@@ -244,7 +271,7 @@ class Service:
         n = await self.storage.revoke_key(key_id=key_id)
         if not n:
             raise ApiError(404, f"No active key with id {key_id!r}; see GET /v1/admin/keys.")
-        self._keys.clear()
+        self._keys_changed(self._keys_trusted)
         return n
 
     def user(self, user_id: str) -> str:
@@ -252,6 +279,13 @@ class Service:
         return pseudonymise(user_id, self._secret)
 
     # -- events ---------------------------------------------------------------------------------
+    def _stored(self, rows: list[dict[str, Any]]) -> None:
+        """A committed group's new rows (on the writer's thread): the customer history, then the sessions."""
+        assert self.live is not None
+        with self.live.lock:  # the context's connection serves one thread at a time
+            self.live.context.take(rows)
+            self.live.record(rows)
+
     async def ingest_events(self, *, events: list[dict[str, Any]]) -> IngestOutcome:
         """Store a batch (validated by the events package) once it is durable; live sessions take in what was new.
 

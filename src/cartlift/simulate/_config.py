@@ -355,6 +355,14 @@ class SimulationConfig:
         Share of persuadables, sure things, lost causes and sleeping dogs.
     outcome_window_days : float
         An abandoned cart counts as recovered when it is bought within this many days.
+    mean_lifetime_days : float
+        One over the customers' mean drop-out rate: a customer with the mean rate keeps visiting
+        this many days on average after arriving (or after ``start`` for an existing customer),
+        then never again. ``inf`` (the default, so stores simulated before drop-out existed stay
+        the same): nobody drops out. The demo uses 60.
+    dropout_shape : float
+        Shape of the gamma distribution of drop-out rates across customers (small: very
+        unequal lifetimes).
     taste_top_k : int
         Products per customer in the ``truth_user_taste`` table.
     locale : {"en", "zh"}
@@ -391,6 +399,8 @@ class SimulationConfig:
         }
     )
     outcome_window_days: float = 7.0
+    mean_lifetime_days: float = float("inf")
+    dropout_shape: float = 1.0
     taste_top_k: int = 20
     locale: str = "en"
 
@@ -415,6 +425,8 @@ class SimulationConfig:
         "device_mix": [_device_mix],
         "response_mix": [_response_mix],
         "outcome_window_days": [Interval(float, 0.25, 365)],
+        "mean_lifetime_days": [Interval(float, 0, None, closed="neither")],
+        "dropout_shape": [Interval(float, 0, 100, closed="right")],
         "taste_top_k": [Interval(int, 1, None)],
         "locale": [Options(("en", "zh"))],
     }

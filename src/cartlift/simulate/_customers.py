@@ -8,7 +8,7 @@ import numpy as np
 
 from cartlift.simulate._config import DEVICES, RESPONSE_TYPES, SimulationConfig
 
-__all__ = ["Customers", "make_customers"]
+__all__ = ["Customers", "draw_lifetimes", "make_customers"]
 
 _MAX_RATE = 4.0  # visits a day; keeps the heaviest gamma draws plausible
 
@@ -47,6 +47,9 @@ class Customers:
         Response type, an index into ``RESPONSE_TYPES``.
     harm : ndarray of float
         For sleeping dogs, how much (logit) being contacted lowers the chance to buy.
+    lifetime : ndarray of float
+        Days from ``arrival`` until the customer drops out and never visits again
+        (exponential, at a gamma-distributed rate per customer: the Pareto/NBD drop-out).
     """
 
     ids: np.ndarray
@@ -64,6 +67,7 @@ class Customers:
     urgency: np.ndarray
     response: np.ndarray
     harm: np.ndarray
+    lifetime: np.ndarray
 
     @property
     def n(self) -> int:
@@ -103,4 +107,21 @@ def make_customers(config: SimulationConfig, rng: np.random.Generator) -> Custom
         urgency=rng.beta(2.0, 2.0, n),
         response=rng.choice(len(RESPONSE_TYPES), n, p=response_p / response_p.sum()),
         harm=rng.uniform(0.4, 1.2, n),
+        # drawn last, so every trait above keeps its draws from the seed
+        lifetime=draw_lifetimes(config, n, rng),
     )
+
+
+def draw_lifetimes(config: SimulationConfig, n: int, rng: np.random.Generator) -> np.ndarray:
+    """Each customer's days until drop-out: exponential at rate ``mu ~ Gamma(s, beta)``.
+
+    With ``s = config.dropout_shape`` and mean rate ``1 / config.mean_lifetime_days`` (so
+    ``beta = s * mean_lifetime_days``), lifetimes follow the Pareto/NBD model's drop-out (Schmittlein,
+    Morrison and Colombo 1987), a Lomax(s, beta) distribution: a few customers leave within days,
+    many stay for months.
+    ``mean_lifetime_days = inf`` keeps everyone (no drop-out).
+    """
+    if not np.isfinite(config.mean_lifetime_days):
+        return np.full(n, np.inf)
+    mu = rng.gamma(config.dropout_shape, 1.0 / (config.dropout_shape * config.mean_lifetime_days), n)
+    return rng.exponential(1.0, n) / mu

@@ -108,14 +108,15 @@ def _categorical_rows(rng: np.random.Generator, probs: np.ndarray) -> np.ndarray
 def make_schedule(config: SimulationConfig, customers: Customers, rng: np.random.Generator) -> Schedule:
     """Draw every organic session: its customer, start, channel, device and purchase intent."""
     days = config.n_days
-    active = days - customers.arrival
+    # visits stop when the customer drops out (or when the period ends)
+    active = np.minimum(days - customers.arrival, customers.lifetime)
     n_sess = 1 + rng.poisson(customers.rate * active)
     user = np.repeat(np.arange(customers.n), n_sess)
     first = np.zeros(len(user), dtype=bool)
     first[np.concatenate([[0], np.cumsum(n_sess)[:-1]])] = True
     arrival = customers.arrival[user]
     # a new customer's first visit is on the day they arrive; later ones anywhere after that
-    day_float = np.where(first, arrival, arrival + rng.random(len(user)) * (days - arrival))
+    day_float = np.where(first, arrival, arrival + rng.random(len(user)) * active[user])
     day = np.minimum(np.floor(day_float), days - 1).astype(np.int64)
     slot_of_day = np.searchsorted(np.cumsum(_DIURNAL) / _DIURNAL.sum(), rng.random(len(user)), side="right")
     slot = resolve_slots(user, day * 12 + np.minimum(slot_of_day, 11), np.ones(len(user), dtype=bool))

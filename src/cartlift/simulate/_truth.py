@@ -171,6 +171,8 @@ def user_truth(customers: Customers, catalog: Catalog, sessions: np.ndarray) -> 
             "urgency": pa.array(customers.urgency),
             "response_type": strings(customers.response, RESPONSE_TYPES),
             "contact_harm": pa.array(np.where(is_dog, customers.harm, 0.0)),
+            # days from arrival to drop-out (inf: never within any horizon); visits stop there
+            "lifetime_days": pa.array(customers.lifetime),
         }
     )
 

@@ -32,6 +32,7 @@ from cartlift.store._storage import (
     utc,
 )
 from cartlift.store._tables import (
+    ATTRIBUTION_COLUMNS,
     CONSENT_COLUMNS,
     CONTACT_QUARANTINE_COLUMNS,
     CORE_TABLES,
@@ -39,6 +40,8 @@ from cartlift.store._tables import (
     CUSTOMER_COLUMNS,
     DECISION_COLUMNS,
     DELIVER_KEY_COLUMNS,
+    HOLDOUT_ASSIGNMENT_COLUMNS,
+    HOLDOUT_PHASE_COLUMNS,
     IDENTITY_COLUMNS,
     MESSAGE_COLUMNS,
     MESSAGE_EVENT_COLUMNS,
@@ -54,6 +57,7 @@ from cartlift.store._workcopy import postgres_store
 from cartlift.store._writer import Records, Writer
 
 __all__ = [
+    "ATTRIBUTION_COLUMNS",
     "CONSENT_COLUMNS",
     "CONTACT_QUARANTINE_COLUMNS",
     "CORE_TABLES",
@@ -61,6 +65,8 @@ __all__ = [
     "CUSTOMER_COLUMNS",
     "DECISION_COLUMNS",
     "DELIVER_KEY_COLUMNS",
+    "HOLDOUT_ASSIGNMENT_COLUMNS",
+    "HOLDOUT_PHASE_COLUMNS",
     "IDENTITY_COLUMNS",
     "LIVE_COLUMNS",
     "MESSAGE_COLUMNS",

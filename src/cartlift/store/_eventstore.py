@@ -7,7 +7,6 @@ interface as a working copy (`cartlift.store.open_store`).
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -21,6 +20,7 @@ import pyarrow as pa
 from cartlift.config import get_settings
 from cartlift.errors import CartliftError, DataError, StoreError, UnknownTableError
 from cartlift.events import EVENT_TYPES
+from cartlift.events._check import records_table
 from cartlift.events._formats import CARTLIFT, PRODUCTS, detect_format, get_format, read_header
 from cartlift.events._ingest import LoadResult, ProgressCallback, load
 from cartlift.events._mapping import ColumnMapping
@@ -244,35 +244,3 @@ class EventStore:
             "first_event": None if first is None else first.isoformat(),
             "last_event": None if last is None else last.isoformat(),
         }
-
-
-def records_table(records: pa.Table | pd.DataFrame | Iterable[Mapping[str, Any]]) -> pa.Table:
-    """Records as an Arrow table; Python records become text columns (the importers parse text)."""
-    if isinstance(records, pa.Table):
-        return records
-    if isinstance(records, pd.DataFrame):
-        return pa.Table.from_pandas(records, preserve_index=False)
-    rows = list(records)
-    if not rows:
-        raise DataError("No records given: pass at least one row.")
-    columns = sorted({k for r in rows for k in r})
-    # most values are text or missing already: only the others go through `_text`
-    return pa.table(
-        {
-            c: pa.array(
-                [v if v is None or type(v) is str else _text(v) for v in (r.get(c) for r in rows)],
-                pa.string(),
-            )
-            for c in columns
-        }
-    )
-
-
-def _text(value: Any) -> str | None:
-    if value is None:
-        return None
-    if isinstance(value, bool):  # as JSON spells it, which no number parser takes
-        return "true" if value else "false"
-    if isinstance(value, dict | list):
-        return json.dumps(value)
-    return value.isoformat() if hasattr(value, "isoformat") else str(value)

@@ -10,6 +10,8 @@ unique index lets exactly one of them store it.
 from __future__ import annotations
 
 import json
+import logging
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -29,8 +31,12 @@ from cartlift.store._url import StoreURL, parse_store_url
 __all__ = ["PostgresStorage", "connect"]
 
 T = TypeVar("T")
+logger = logging.getLogger("cartlift.store")
 
 _EVENT_COLUMNS: Final = CARTLIFT_COLUMNS
+# the NOTIFY channel of key revocations: one per database (services of another schema on it only
+# re-read their keys, which is harmless)
+_KEYS_CHANNEL: Final = "cartlift_keys"
 # the PostgreSQL types of the same columns, from the one data model
 _PG_TYPES: Final = {"VARCHAR": "text", "TIMESTAMP": "timestamp", "INTEGER": "int", "DOUBLE": "float8"}
 _EVENT_TYPES: Final = tuple(_PG_TYPES[EVENT_COLUMNS[c].split()[0]] for c in _EVENT_COLUMNS)
@@ -86,6 +92,7 @@ class PostgresStorage(Storage):
     """
 
     kind = "postgres"
+    supports_key_watch = True
 
     def __init__(self, url: str | StoreURL, *, max_batch_events: int = 5_000) -> None:
         self.url = parse_store_url(url).url
@@ -125,6 +132,51 @@ class PostgresStorage(Storage):
     def _transaction(self, ctx: _Context) -> Iterator[None]:
         with ctx.con.transaction():
             yield
+
+    def _keys_changed(self, ctx: _Context) -> None:
+        # delivered when the revoking transaction commits, to every service listening on the database
+        self._rows(ctx, "SELECT pg_notify(?, '')", [_KEYS_CHANNEL])
+
+    def watch_keys(self, changed: Callable[[bool], None]) -> Callable[[], None]:
+        """Listen for revocations (PostgreSQL ``LISTEN``/``NOTIFY``) on a connection of its own.
+
+        A thread holds the listening connection and reconnects when it is lost (after
+        ``changed(False)``; ``changed(True)`` again once listening, as revocations may have been
+        missed in between). Returns the function that stops it.
+        """
+        stop = threading.Event()
+        store = parse_store_url(self.url)
+        conninfo = store.conninfo or ""
+        # named in pg_stat_activity, so an operator (or a test) can tell which store it listens for
+        name = f"cartlift-key-watch:{store.schema or 'public'}"[:63]
+
+        def listen() -> None:
+            pause = 0.5
+            while not stop.is_set():
+                try:
+                    with psycopg.connect(
+                        conninfo, autocommit=True, connect_timeout=10, application_name=name
+                    ) as con:
+                        con.execute(f"LISTEN {_KEYS_CHANNEL}")
+                        changed(True)
+                        pause = 0.5
+                        while not stop.is_set():
+                            for _ in con.notifies(timeout=1.0):
+                                changed(True)
+                except psycopg.Error as e:
+                    changed(False)
+                    logger.warning("Not hearing key revocations (%s); retrying in %.1f s.", e, pause)
+                    stop.wait(pause)
+                    pause = min(pause * 2, 10.0)
+
+        thread = threading.Thread(target=listen, name="cartlift-key-watch", daemon=True)
+        thread.start()
+
+        def stop_watching() -> None:
+            stop.set()
+            thread.join(5)
+
+        return stop_watching
 
     def _tables(self, ctx: _Context) -> set[str]:
         rows = self._rows(

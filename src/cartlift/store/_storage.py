@@ -26,18 +26,21 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, ClassVar, Final
+from typing import Any, ClassVar, Final, TypeVar
 
 import duckdb
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from cartlift.events import STORED_COLUMNS, CheckedRecords, check_records, quarantine_id
-from cartlift.store._eventstore import EventStore, records_table
+from cartlift.store._eventstore import EventStore
 from cartlift.store._tables import TABLES
 from cartlift.store._url import StoreURL, parse_store_url
 from cartlift.store._writer import Records, Writer
 
 log = logging.getLogger("cartlift.store")
+
+T = TypeVar("T")
 
 __all__ = [
     "LIVE_COLUMNS",
@@ -198,12 +201,17 @@ class Storage(ABC):
 
     kind: ClassVar[str]
     supports_store_jobs: ClassVar[bool] = False
+    supports_key_watch: ClassVar[bool] = False
+    """True when other processes can revoke keys while a service runs, heard through `watch_keys`."""
     """True when package functions that take an `EventStore` run on the whole store (`with_store`)."""
 
     def __init__(self, *, max_batch_events: int = 5_000) -> None:
         self.on_stored: Callable[[list[dict[str, Any]]], None] | None = None
         """Called on the writer thread with the rows of each group newly stored, before its callers
         are answered (the live sessions take them in: a client reads its own writes)."""
+        self.on_users_changed: Callable[[list[str]], None] | None = None
+        """Called on the writer thread after a commit that deleted or moved users' events (erasure,
+        identity joins): what keeps per-customer state (the live customer history) must read them again."""
         self._checker: duckdb.DuckDBPyConnection | None = None
         self.writer: Writer[Any] = Writer(
             f"cartlift-{self.kind}-writer",
@@ -261,8 +269,39 @@ class Storage(ABC):
 
     async def ping(self) -> bool:
         """True when the store answers."""
-        rows = await self.writer.call(lambda ctx: self._rows(ctx, "SELECT 1"))
+        rows = await self.sql("SELECT 1")
         return bool(rows and rows[0][0] == 1)
+
+    # -- SQL of other packages' tables ----------------------------------------------------------
+    async def run(self, fn: Callable[[Any], T]) -> T:
+        """Await ``fn(ctx)`` run on the writer thread; ``fn`` uses `rows` and `transaction` on ``ctx``."""
+        return await self.writer.call(fn)
+
+    async def sql(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        """The rows of one statement (``?`` placeholders, SQL both backends speak), run on the writer thread."""
+        return await self.writer.call(lambda ctx: self._rows(ctx, sql, params))
+
+    def rows(self, ctx: Any, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        """The rows of one statement on an open context (inside `run` or `run_now`); empty for statements."""
+        return self._rows(ctx, sql, params)
+
+    @contextmanager
+    def transaction(self, ctx: Any) -> Iterator[None]:
+        """Everything inside commits together or not at all (inside `run` or `run_now`)."""
+        with self._transaction(ctx):
+            yield
+
+    def users_changed(self, users: Sequence[str]) -> None:
+        """Tell `on_users_changed` (from a job, after its commit) that these users' events changed."""
+        if users and self.on_users_changed is not None:
+            try:
+                self.on_users_changed(list(users))
+            except Exception:  # the change is committed; per-customer state reads the store when asked
+                log.exception("telling per-customer state that users changed failed")
+
+    def ingest_now(self, ctx: Any, records: Records) -> IngestOutcome:
+        """`ingest` on an open context, without the writer thread (`run_now`: loading a store to serve)."""
+        return self._ingest_batches(ctx, [records])[0]
 
     # -- events ---------------------------------------------------------------------------------
     async def ingest(self, *, records: Records) -> IngestOutcome:
@@ -274,7 +313,7 @@ class Storage(ABC):
         """Check ``batches`` and store them in one transaction (on the writer thread); one outcome per batch."""
         if self._checker is None:
             self._checker = duckdb.connect(config={"threads": 1})
-        checked = check_records(self._checker, records_table([r for b in batches for r in b]))
+        checked = check_records(self._checker, [r for b in batches for r in b])
         load_id = uuid.uuid4().hex
         source = f"api:{load_id}"
         started = now_utc()
@@ -312,13 +351,13 @@ class Storage(ABC):
 
     async def event_count(self) -> int:
         """Events stored."""
-        rows = await self.writer.call(lambda ctx: self._rows(ctx, "SELECT count(*) FROM events"))
+        rows = await self.sql("SELECT count(*) FROM events")
         return int(rows[0][0])
 
     async def session_events(self, *, session_id: str) -> list[dict[str, Any]]:
         """A session's stored events in time order (to rebuild live state)."""
         sql = f"SELECT {', '.join(LIVE_COLUMNS)} FROM events WHERE session_id = ? ORDER BY ts, event_id"
-        rows = await self.writer.call(lambda ctx: self._rows(ctx, sql, [session_id]))
+        rows = await self.sql(sql, [session_id])
         return [dict(zip(LIVE_COLUMNS, r, strict=True)) for r in rows]
 
     async def recent_session_events(self, *, sessions: int, within_seconds: int) -> list[dict[str, Any]]:
@@ -329,7 +368,7 @@ class Storage(ABC):
                       HAVING max(ts) >= (SELECT max(ts) FROM events) - INTERVAL '{int(within_seconds)} seconds'
                       ORDER BY max(ts) DESC LIMIT ?)
                   ORDER BY session_id, ts, event_id"""
-        rows = await self.writer.call(lambda ctx: self._rows(ctx, sql, [int(sessions)]))
+        rows = await self.sql(sql, [int(sessions)])
         return [dict(zip(LIVE_COLUMNS, r, strict=True)) for r in rows]
 
     async def popular_items(self, *, limit: int = 200) -> list[tuple[str, float]]:
@@ -339,7 +378,7 @@ class Storage(ABC):
             "SELECT product_id, count(DISTINCT user_id) AS n FROM events WHERE product_id IS NOT NULL"
             " GROUP BY product_id ORDER BY n DESC, product_id LIMIT ?"
         )
-        rows = await self.writer.call(lambda ctx: self._rows(ctx, sql, [int(limit)]))
+        rows = await self.sql(sql, [int(limit)])
         return [(str(r[0]), float(r[1])) for r in rows]
 
     # -- keys ---------------------------------------------------------------------------------
@@ -393,7 +432,7 @@ class Storage(ABC):
     async def find_key(self, *, key_hash: str) -> KeyRecord | None:
         """The key with this hash unless it is revoked (expiry is the caller's check), or None."""
         sql = f"SELECT {_KEY_COLUMNS} FROM api_keys WHERE key_hash = ? AND revoked_at IS NULL"
-        rows = await self.writer.call(lambda ctx: self._rows(ctx, sql, [key_hash]))
+        rows = await self.sql(sql, [key_hash])
         return key_of(rows[0]) if rows else None
 
     def list_keys_now(self, ctx: Any) -> list[dict[str, Any]]:
@@ -402,15 +441,40 @@ class Storage(ABC):
         return [key_row(r) for r in rows]
 
     def revoke_key_now(self, ctx: Any, key_id: str) -> int:
-        """Revoke the live keys with public id ``key_id``; returns how many."""
+        """Revoke the live keys with public id ``key_id``; returns how many.
+
+        Running services hear of it when it commits (`watch_keys`), so the key stops working there
+        at once, whichever process revoked it.
+        """
         sql = "SELECT count(*) FROM api_keys WHERE key_id = ? AND revoked_at IS NULL"
-        n = int(self._rows(ctx, sql, [key_id])[0][0])
-        self._rows(
-            ctx,
-            "UPDATE api_keys SET revoked_at = ? WHERE key_id = ? AND revoked_at IS NULL",
-            [now_utc(), key_id],
-        )
+        with self._transaction(ctx):
+            n = int(self._rows(ctx, sql, [key_id])[0][0])
+            self._rows(
+                ctx,
+                "UPDATE api_keys SET revoked_at = ? WHERE key_id = ? AND revoked_at IS NULL",
+                [now_utc(), key_id],
+            )
+            if n:
+                self._keys_changed(ctx)
         return n
+
+    def _keys_changed(self, ctx: Any) -> None:
+        """Tell the services on this store that a key was revoked (inside the revoking transaction).
+
+        Nothing to tell on DuckDB: the file has one writer process, and a service that holds it
+        revokes keys itself (``DELETE /v1/admin/keys/{id}``) and drops its own cache.
+        """
+        return None
+
+    def watch_keys(self, changed: Callable[[bool], None]) -> Callable[[], None]:
+        """Call ``changed(trusted)`` whenever another process may have revoked a key; returns ``stop``.
+
+        ``changed(True)``: a key may have been revoked, drop what is cached, caching stays safe.
+        ``changed(False)``: revocations can no longer be heard (connection lost), so cached keys
+        must not be trusted until the next ``changed(True)``. On DuckDB no other process can
+        revoke while the service holds the file: nothing to watch, caching is always safe.
+        """
+        return lambda: None
 
     async def list_keys(self) -> list[dict[str, Any]]:
         """`list_keys_now` on the writer thread."""
@@ -430,6 +494,12 @@ class Storage(ABC):
 
     # -- erasure --------------------------------------------------------------------------------
     def _erase(self, ctx: Any, user_id: str, actor: str | None, subject: str) -> dict[str, int] | None:
+        counts = self._erase_rows(ctx, user_id, actor, subject)
+        if counts:
+            self.users_changed([user_id])
+        return counts
+
+    def _erase_rows(self, ctx: Any, user_id: str, actor: str | None, subject: str) -> dict[str, int] | None:
         tables = self._tables(ctx)
         present = [(t, col) for t, col in _PERSONAL if t in tables]
         with self._transaction(ctx):
@@ -472,12 +542,12 @@ class Storage(ABC):
     async def erased_subjects(self) -> list[tuple[str, datetime]]:
         """``(subject, ts)`` of every erasure in the audit log."""
         sql = "SELECT subject, ts FROM audit_log WHERE action = 'erase_user'"
-        return [(str(s), t) for s, t in await self.writer.call(lambda ctx: self._rows(ctx, sql))]
+        return [(str(s), t) for s, t in await self.sql(sql)]
 
     async def audit_log(self, *, limit: int = 100) -> list[dict[str, Any]]:
         """The latest audit records, newest first."""
         sql = "SELECT audit_id, ts, action, subject, actor, details FROM audit_log ORDER BY ts DESC LIMIT ?"
-        rows = await self.writer.call(lambda ctx: self._rows(ctx, sql, [int(limit)]))
+        rows = await self.sql(sql, [int(limit)])
         return [
             {"audit_id": a, "ts": t, "action": ac, "subject": s, "actor": actor, "details": json.loads(d)}
             for a, t, ac, s, actor, d in rows
@@ -494,7 +564,7 @@ class Storage(ABC):
             + ", ".join("?" for _ in ids)
             + ") GROUP BY cart_id"
         )
-        rows = await self.writer.call(lambda ctx: self._rows(ctx, sql, ids))
+        rows = await self.sql(sql, ids)
         return {str(c): str(a) for c, a in rows}
 
     # -- package functions that take an EventStore ----------------------------------------------
@@ -520,6 +590,11 @@ class DuckDBStorage(Storage):
     def __init__(self, path: str | Path | StoreURL, *, max_batch_events: int = 5_000) -> None:
         self.path = parse_store_url(path).duckdb_path()
         super().__init__(max_batch_events=max_batch_events)
+        # product -> (title, category, brand, price) as stored after this writer's last merge
+        # (`_merge_products`); valid while only event batches ran since
+        self._catalog: dict[str, tuple[Any, ...]] = {}
+        self._catalog_merged: dict[str, tuple[Any, ...]] = {}
+        self._catalog_jobs = 0
 
     def _open(self) -> EventStore:
         store = EventStore(self.path)
@@ -542,8 +617,12 @@ class DuckDBStorage(Storage):
             yield
         except BaseException:
             ctx.con.execute("ROLLBACK")
+            self._catalog.clear()
+            self._catalog_merged.clear()
             raise
         ctx.con.execute("COMMIT")
+        self._catalog.update(self._catalog_merged)
+        self._catalog_merged.clear()
 
     def _tables(self, ctx: EventStore) -> set[str]:
         return set(ctx.tables())
@@ -569,11 +648,42 @@ class DuckDBStorage(Storage):
         # the key holds the load's own id: a new load's rows never meet stored ones
         ctx.con.executemany("INSERT INTO quarantine VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows)
 
+    def _catalog_changes(self, rows: pa.Table) -> pa.Table | None:
+        """The checked rows that may change the catalog, None when none may.
+
+        Planning the merge costs DuckDB a few milliseconds per group, and most events repeat
+        what the catalog holds (a view carries the product's current price). This process is
+        the only writer of a DuckDB file and every write runs on its writer thread, so the
+        products this writer merged keep the values it read back, until another job runs.
+        """
+        if self._catalog_jobs != self.writer.jobs_done or len(self._catalog) > _CATALOG_CACHE:
+            self._catalog.clear()
+            self._catalog_jobs = self.writer.jobs_done
+        known = self._catalog
+        changed = set()
+        columns = ("product_id", "title", "category", "brand", "price")
+        for product, *values in zip(*(rows.column(c).to_pylist() for c in columns), strict=True):
+            if product is None or product in changed:
+                continue
+            held = known.get(product)
+            # the merge keeps a stored value where the rows have none (or no positive price)
+            if held is None or any(
+                v is not None and v != h and (i < 3 or v > 0)
+                for i, (v, h) in enumerate(zip(values, held, strict=True))
+            ):
+                changed.add(product)
+        if not changed:
+            return None
+        return rows.filter(pc.is_in(rows.column("product_id"), pa.array(sorted(changed), pa.string())))
+
     def _merge_products(self, ctx: EventStore, rows: pa.Table) -> None:
+        changes = self._catalog_changes(rows)
+        if changes is None:
+            return
         # the importers' rule: latest attributes win, gaps keep stored values
-        ctx.con.register("_checked", rows)
+        ctx.con.register("_checked", changes)
         try:
-            ctx.con.execute(
+            merged = ctx.con.execute(
                 """INSERT INTO products (product_id, title, category, brand, price)
                    SELECT product_id, max_by(title, ts) FILTER (WHERE title IS NOT NULL),
                           max_by(category, ts) FILTER (WHERE category IS NOT NULL),
@@ -584,10 +694,12 @@ class DuckDBStorage(Storage):
                        title = coalesce(excluded.title, title),
                        category = coalesce(excluded.category, category),
                        brand = coalesce(excluded.brand, brand),
-                       price = coalesce(excluded.price, price)"""
+                       price = coalesce(excluded.price, price)
+                   RETURNING product_id, title, category, brand, price"""
             ).fetchall()
         finally:
             ctx.con.unregister("_checked")
+        self._catalog_merged.update((str(r[0]), tuple(r[1:])) for r in merged)  # known once committed
 
     def _quarantine_count(self, ctx: EventStore, user_id: str) -> int:
         return int(
@@ -605,6 +717,9 @@ class DuckDBStorage(Storage):
         """A second connection to the same database, for readers on other threads (live look-ups)."""
         return await self.with_store(lambda store: store.con.cursor())
 
+
+_CATALOG_CACHE: Final = 200_000
+"""Most products whose stored attributes the DuckDB writer remembers."""
 
 # quarantined API records are JSON objects; file lines may not be, and are matched as text
 _QUARANTINE_USER: Final = (

@@ -26,6 +26,7 @@ from cartlift.events import EVENT_COLUMNS, PRODUCT_COLUMNS
 from cartlift.events._schema import LOAD_COLUMNS, QUARANTINE_COLUMNS
 
 __all__ = [
+    "ATTRIBUTION_COLUMNS",
     "CONSENT_COLUMNS",
     "CONTACT_QUARANTINE_COLUMNS",
     "CORE_TABLES",
@@ -33,6 +34,8 @@ __all__ = [
     "CUSTOMER_COLUMNS",
     "DECISION_COLUMNS",
     "DELIVER_KEY_COLUMNS",
+    "HOLDOUT_ASSIGNMENT_COLUMNS",
+    "HOLDOUT_PHASE_COLUMNS",
     "IDENTITY_COLUMNS",
     "MESSAGE_COLUMNS",
     "MESSAGE_EVENT_COLUMNS",
@@ -246,6 +249,44 @@ DECISION_COLUMNS: Final[dict[str, str]] = {
 }
 """The decision log (the act package writes it, the service and the report read it)."""
 
+ATTRIBUTION_COLUMNS: Final[dict[str, str]] = {
+    "user_id": "VARCHAR NOT NULL",
+    "order_key": "VARCHAR NOT NULL",  # the order's id (the definitions' order: order_id, else session@instant)
+    "ordered_at": "TIMESTAMP NOT NULL",  # the order's first purchase event
+    "revenue": "DOUBLE NOT NULL",  # the order's price x quantity
+    "message_id": "VARCHAR NOT NULL",  # a message sent to the customer before the order
+    "decision_id": "VARCHAR NOT NULL",  # the decision behind the message
+    "cart_id": "VARCHAR NOT NULL",
+    "action": "VARCHAR NOT NULL",
+    "channel": "VARCHAR NOT NULL",
+    "touch": "VARCHAR NOT NULL",  # click (within the click window) or view (sent within the view window)
+    "touched_at": "TIMESTAMP NOT NULL",
+    "credited": "BOOLEAN NOT NULL",  # the one touch the order is credited to (last click, else last view)
+    "click_window_hours": "DOUBLE NOT NULL",
+    "view_window_hours": "DOUBLE NOT NULL",
+    "computed_at": "TIMESTAMP NOT NULL",
+}
+"""Purchases linked to the messages before them (the act package's `attribute` writes it)."""
+
+HOLDOUT_PHASE_COLUMNS: Final[dict[str, str]] = {
+    "phase": "INTEGER PRIMARY KEY",
+    "share": "DOUBLE NOT NULL",
+    "salt": "VARCHAR NOT NULL",
+    "started_at": "TIMESTAMP",
+    "created_at": "TIMESTAMP NOT NULL",
+}
+HOLDOUT_ASSIGNMENT_COLUMNS: Final[dict[str, str]] = {
+    "cart_id": "VARCHAR PRIMARY KEY",
+    "user_id": "VARCHAR",
+    "ts": "TIMESTAMP",
+    "phase": "INTEGER NOT NULL",
+    "share": "DOUBLE NOT NULL",
+    "held_out": "BOOLEAN NOT NULL",
+    "decision_id": "VARCHAR",
+    "assigned_at": "TIMESTAMP NOT NULL",
+}
+"""The global holdout's phases and each decided cart's group (the act package's `cartlift.act.set_holdout`)."""
+
 CONSENT_COLUMNS: Final[dict[str, str]] = {"user_id": "VARCHAR NOT NULL", "email": "BOOLEAN", "sms": "BOOLEAN"}
 """The ``consents`` table the act package reads (exported from the e-mail tool; absent rows: no consent)."""
 
@@ -376,6 +417,22 @@ _DECLARED: Final = (
         merge="DO NOTHING",
     ),
     Table(MODEL_TABLE, MODEL_COLUMNS, merge="(name) DO UPDATE SET {all}"),
+    Table("holdout_phases", HOLDOUT_PHASE_COLUMNS, merge="DO NOTHING"),
+    Table(
+        "holdout_assignments",
+        HOLDOUT_ASSIGNMENT_COLUMNS,
+        indexes=(("ts",),),
+        personal="user_id",
+        merge="DO NOTHING",
+    ),
+    # rewritten whole by `cartlift attribution` on either backend (so working copies read it, never merge it)
+    Table(
+        "attributions",
+        ATTRIBUTION_COLUMNS,
+        key=("user_id", "order_key", "message_id"),
+        indexes=(("decision_id",),),
+        personal="user_id",
+    ),
     # the experiments package's
     Table("experiments", _EXPERIMENT_COLUMNS, merge="(name) DO UPDATE SET {all}"),
     Table("experiment_phases", _PHASE_COLUMNS, key=("name", "phase"), merge="DO NOTHING"),

@@ -101,6 +101,7 @@ class Writer(Generic[C]):
         self._inbox_lock = threading.Lock()
         self._ready = threading.Event()
         self._error: BaseException | None = None
+        self._jobs_done = 0
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
 
     # -- life cycle -----------------------------------------------------------------------------
@@ -121,6 +122,11 @@ class Writer(Generic[C]):
     def alive(self) -> bool:
         """True while the thread runs."""
         return self._thread.is_alive()
+
+    @property
+    def jobs_done(self) -> int:
+        """Jobs run so far, event batches not counted (a cache of what only batches change compares it)."""
+        return self._jobs_done
 
     @property
     def backlog(self) -> int:
@@ -203,6 +209,7 @@ class Writer(Generic[C]):
 
     def _run_call(self, context: C, job: _Job) -> None:
         assert job.fn is not None and job.future is not None
+        self._jobs_done += 1
         try:
             value = job.fn(context)
         except BaseException as e:

@@ -1,4 +1,5 @@
-"""The dashboard (``/``), its data (``/v1/dashboard``), the program's impact (``/v1/impact``), and the static files it and ``/docs`` need.
+"""The dashboard (``/``), its data (``/v1/dashboard``), the program's impact (``/v1/impact``), the
+attribution of orders to messages (``/v1/attribution``), and the static files it and ``/docs`` need.
 
 plotly.js comes from the installed plotly package and Swagger UI from fastapi-offline, so
 nothing is fetched from a CDN at run time.
@@ -16,6 +17,7 @@ from fastapi.responses import FileResponse, HTMLResponse
 
 from cartlift.serve._deps import AdminKey, ServiceDep
 from cartlift.serve._errors import ApiError
+from cartlift.serve._ops import attribution as attribution_summary
 from cartlift.serve._ops import dashboard as dashboard_data
 from cartlift.serve._ops import program_impact
 from cartlift.serve._page import DASHBOARD_HTML
@@ -82,7 +84,29 @@ async def dashboard(service: ServiceDep, key: AdminKey) -> dict[str, object]:
 
 
 @router.get(
-    "/v1/impact", responses=errors(401, 403, 409, 422, 429), tags=["dashboard"], summary="Program impact"
+    "/v1/attribution", responses=errors(401, 403, 422, 429), tags=["dashboard"], summary="Attribution"
+)
+async def attribution(
+    service: ServiceDep,
+    key: AdminKey,
+    click_window: Annotated[
+        str | None,
+        Query(max_length=20, description="Click-through window, e.g. 7d or 48h (default: the setting)."),
+    ] = None,
+    view_window: Annotated[
+        str | None,
+        Query(max_length=20, description="View-through window, e.g. 1d, 0 for none (default: the setting)."),
+    ] = None,
+) -> dict[str, object]:
+    """Orders credited to the messages clicked or sent before them, by action and channel (what
+    ``cartlift attribution --json`` prints; linked live, nothing is written). ``{"attribution": null}``
+    when the store has no outbox yet."""
+    doc = await attribution_summary(service, click=click_window, view=view_window)
+    return {"attribution": None} if doc is None else doc
+
+
+@router.get(
+    "/v1/impact", responses=errors(401, 403, 422, 429, 501), tags=["dashboard"], summary="Program impact"
 )
 async def impact(
     service: ServiceDep,
@@ -100,5 +124,5 @@ async def impact(
     ] = None,
 ) -> dict[str, object]:
     """Incremental conversion, revenue and profit of the program against the global holdout, with
-    95 % intervals, by action (what ``cartlift impact --json`` prints)."""
+    95 % intervals, by action and by segment (what ``cartlift impact --json`` prints), on either backend."""
     return await program_impact(service, start=start, end=end, phase=phase)
