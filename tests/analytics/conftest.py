@@ -6,6 +6,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -87,3 +88,23 @@ def make_store(rows: Sequence[dict[str, Any]], products: Sequence[dict[str, Any]
         store.con.execute("INSERT INTO products SELECT * FROM _products")
         store.con.unregister("_products")
     return store
+
+
+def planted_customers(seed: int, outliers: int = 0) -> tuple[pd.DataFrame, np.ndarray]:
+    """Three kinds of customers (browsers, buyers, lapsed big spenders), plus scattered oddballs."""
+    rng = np.random.default_rng(seed)
+    kinds = np.repeat([0, 1, 2], [300, 120, 60])
+    means = {
+        "sessions": (2, 8, 5),
+        "views_per_session": (12, 5, 4),
+        "cart_adds": (0.2, 6, 4),
+        "orders": (0.05, 5, 3),
+        "spend": (2, 400, 3000),
+        "days_since_last_visit": (10, 3, 120),
+    }
+    frame = pd.DataFrame({f: rng.gamma(20, np.array(m)[kinds] / 20) for f, m in means.items()})
+    if outliers:
+        odd = pd.DataFrame({f: np.exp(rng.uniform(-1, 9, outliers)) for f in means})
+        frame = pd.concat([frame, odd], ignore_index=True)
+        kinds = np.concatenate([kinds, np.full(outliers, -1)])
+    return frame, kinds

@@ -92,6 +92,13 @@ def test_analytics_sections_on_rees46(rees: EventStore) -> None:
     by = dict(zip(titles, sections, strict=True))
     steps = by["Funnel"].tables[0].frame
     assert steps["sessions"].tolist() == [s.count for s in funnel(rees).steps]
+    # the segments in words with their value, and every clustering method compared
+    segs, methods = (t.frame for t in by["Customer clusters"].tables)
+    assert segs["description"].str.contains("% of customers: ").all() and segs[
+        "revenue"
+    ].sum() == pytest.approx(1)
+    assert {m.removesuffix(" (kept)") for m in methods["method"]} == {"kmeans", "hdbscan", "som"}
+    assert methods["method"].str.endswith("(kept)").sum() == 1
     # a 3-hour sample has no repeat buyers: CLV says why instead of failing the report
     assert not by["Customer lifetime value"].figures
     assert "no customer bought twice" in by["Customer lifetime value"].notes[0]

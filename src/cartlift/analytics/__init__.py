@@ -10,7 +10,7 @@ from cartlift.analytics._abandonment import (
     LevelRate,
     abandoned_carts,
 )
-from cartlift.analytics._clusters import FEATURE_WORDS, CustomerClusters, customer_features
+from cartlift.analytics._clusters import FEATURE_WORDS, METHODS, STABLE, CustomerClusters, customer_features
 from cartlift.analytics._clv import (
     CLVResult,
     clv_from_summary,
@@ -58,9 +58,11 @@ __all__ = [
     "DEFAULT_STEPS",
     "DERIVED_BREAKDOWNS",
     "FEATURE_WORDS",
+    "METHODS",
     "METRIC_LABELS",
     "ORDER_KEY_SQL",
     "SEGMENTS",
+    "STABLE",
     "AbandonmentResult",
     "Breakdown",
     "BreakdownGroup",

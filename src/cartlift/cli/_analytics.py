@@ -21,9 +21,11 @@ from cartlift.cli._common import (
     open_store,
     out,
     print_warnings,
+    progress_bar,
 )
 
 if TYPE_CHECKING:
+    from cartlift.analytics import SegmentsResult
     from cartlift.store import EventStore
 
 UnitOption = Annotated[str, typer.Option("--unit", "-u", help="Who goes through: session or user.")]
@@ -43,6 +45,37 @@ ToOption = Annotated[
 
 def _pct(x: float | None) -> str:
     return "" if x is None else f"{x:.2%}"
+
+
+def _print_clusters(result: SegmentsResult) -> None:
+    """The methods compared, then each segment of the one kept with its value and description."""
+    doc = result.to_dict()["clusters"]
+    methods = Table(
+        "method", "setting", "segments", "noise", "silhouette", "stability (ARI) [95 % interval]",
+        title="Clustering methods",
+    )  # fmt: skip
+    for m in doc["methods"]:
+        st = m["stability"]
+        methods.add_row(
+            m["method"] + (" (kept)" if m["method"] == doc["method"] else ""),
+            m["setting"],
+            str(m["segments"]),
+            _pct(m["noise_share"]),
+            f"{m['silhouette']:.3f}",
+            "" if st is None else f"{st['mean_ari']:.3f} [{st['interval'][0]:.3f}, {st['interval'][1]:.3f}]",
+        )
+    out.print(methods)
+    table = Table(
+        "#", "customers", "share", "revenue share", "mean CLV", "description",
+        title=f"{doc['k']} segments ({doc['method']}, {doc['setting']})",
+    )  # fmt: skip
+    for c in doc["clusters"]:
+        clv = "" if c["mean_clv"] is None else f"{c['mean_clv']:,.2f}"
+        table.add_row(
+            str(c["cluster"]), f"{c['customers']:,}", _pct(c["share"]), _pct(c["revenue_share"]), clv,
+            c["description"],
+        )  # fmt: skip
+    out.print(table)
 
 
 def register(app: typer.Typer) -> None:
@@ -209,9 +242,20 @@ def register(app: typer.Typer) -> None:
         as_of: Annotated[
             str | None, typer.Option("--as-of", help="Day recency is measured to [default: last order].")
         ] = None,
-        k_min: Annotated[int, typer.Option(help="Fewest clusters tried.")] = 2,
-        k_max: Annotated[int, typer.Option(help="Most clusters tried.")] = 8,
-        seed: Annotated[int, typer.Option(help="Random seed of k-means.")] = 0,
+        method: Annotated[
+            str,
+            typer.Option(
+                "--method",
+                help="Clustering: kmeans, hdbscan (density), som (self-organising map) or auto "
+                "(all three; the best silhouette among those stable across bootstrap samples).",
+            ),
+        ] = "auto",
+        k_min: Annotated[int, typer.Option(help="Fewest clusters tried (k-means, SOM nodes).")] = 2,
+        k_max: Annotated[int, typer.Option(help="Most clusters tried (k-means, SOM nodes).")] = 8,
+        boot: Annotated[
+            int, typer.Option("--boot", help="Bootstrap refits for the stability (ARI); 0 skips it.")
+        ] = 10,
+        seed: Annotated[int, typer.Option(help="Random seed of the clustering.")] = 0,
         include_anonymous: Annotated[
             bool,
             typer.Option(
@@ -230,7 +274,12 @@ def register(app: typer.Typer) -> None:
         spark_master: SparkMasterOption = None,
         json: JsonOption = False,
     ) -> None:
-        """Customer segments: RFM scores and named segments, k-means clusters in plain words, price sensitivity."""
+        """Customer segments: RFM scores and named segments, behavioural clusters in plain words (size, revenue
+        share, CLV), price sensitivity.
+
+        Clusters come from k-means, HDBSCAN or a self-organising map, compared by silhouette and by
+        stability (mean adjusted Rand index between refits on bootstrap samples).
+        """
         from dataclasses import replace
 
         from cartlift.analytics import segments as compute
@@ -240,14 +289,17 @@ def register(app: typer.Typer) -> None:
             name = check_engine(engine)
         except SparkUnavailableError as e:
             raise fail(str(e)) from None
-        with open_store(db, read_only=True) as store:
+        with open_store(db, read_only=True) as store, progress_bar() as bar:
             result = compute(
                 store,
                 as_of=as_of,
+                method=method,
                 k_min=k_min,
                 k_max=k_max,
+                n_boot=boot,
                 random_state=seed,
                 include_anonymous=include_anonymous,
+                progress=None if json else bar,
             )
             if name == "spark" and result.rfm is not None:
                 import tempfile
@@ -277,9 +329,7 @@ def register(app: typer.Typer) -> None:
                 )
             out.print(table)
         if result.clusters is not None:
-            out.print(f"[bold]{result.clusters.k_} clusters[/] (best silhouette):")
-            for i, text in enumerate(result.clusters.descriptions_, start=1):
-                out.print(f"  {i}. {text}")
+            _print_clusters(result)
         out.print(
             "price sensitivity: "
             + ", ".join(f"{k} {v:,}" for k, v in result.to_dict()["price_sensitivity"].items())
@@ -502,5 +552,5 @@ def demo_step(store: EventStore, out_dir: Path) -> dict[str, Any]:
         "rfm_segments": {}
         if seg.rfm is None
         else dict(zip(seg.rfm.segments["segment"], seg.rfm.segments["customers"].astype(int), strict=True)),
-        "clusters": [] if seg.clusters is None else list(seg.clusters.descriptions_),
+        "clusters": list(seg.descriptions),
     }

@@ -15,7 +15,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from cartlift._params import Constraint, Interval
-from cartlift.predict._models import LightGBMModel, LogisticModel, _BinaryModel
+from cartlift.predict._models import LIGHTGBM_PARAMETERS, LightGBMModel, LogisticModel, _BinaryModel
 
 __all__ = ["BlendModel"]
 
@@ -46,15 +46,8 @@ class BlendModel(_BinaryModel):
     kind = "blend"
     _parameter_constraints: ClassVar[dict[str, list[Constraint]]] = {
         "lightgbm_weight": [Interval(float, 0, 1)],
-        "n_estimators": [Interval(int, 1, None)],
-        "learning_rate": [Interval(float, 0, 1, closed="right")],
-        "num_leaves": [Interval(int, 2, 131072)],
-        "min_child_samples": [Interval(int, 1, None)],
-        "colsample_bytree": [Interval(float, 0, 1, closed="right")],
-        "subsample": [Interval(float, 0, 1, closed="right")],
-        "reg_lambda": [Interval(float, 0, None)],
-        "C": [Interval(float, 0, None, closed="neither")],
-        "n_jobs": [None, Interval(int, 1, None)],
+        **LIGHTGBM_PARAMETERS,
+        "C": LogisticModel._parameter_constraints["C"],
     }
 
     def __init__(
@@ -92,18 +85,8 @@ class BlendModel(_BinaryModel):
         self.random_state = random_state
 
     def _parts(self) -> None:
-        self.lightgbm_ = LightGBMModel(
-            n_estimators=self.n_estimators,
-            learning_rate=self.learning_rate,
-            num_leaves=self.num_leaves,
-            min_child_samples=self.min_child_samples,
-            colsample_bytree=self.colsample_bytree,
-            subsample=self.subsample,
-            reg_lambda=self.reg_lambda,
-            early_stopping_rounds=None,
-            calibration=None,
-            n_jobs=self.n_jobs,
-        )
+        trees = {name: getattr(self, name) for name in LIGHTGBM_PARAMETERS}
+        self.lightgbm_ = LightGBMModel(**trees, early_stopping_rounds=None, calibration=None)
         self.logistic_ = LogisticModel(C=self.C)
         self.lightgbm_.encoder_ = self.logistic_.encoder_ = self.encoder_
 

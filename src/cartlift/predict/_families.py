@@ -19,6 +19,10 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
+from sklearn.ensemble import RandomForestClassifier
+from sklearn.neural_network import MLPClassifier
+from sklearn.svm import SVC
+from sklearn.tree import DecisionTreeClassifier
 
 from cartlift._params import Constraint, Interval, Options
 from cartlift.errors import DataError
@@ -125,8 +129,6 @@ class TreeModel(_SklearnModel):
         self.random_state = random_state
 
     def _estimator(self, seed: int) -> Any:
-        from sklearn.tree import DecisionTreeClassifier
-
         return DecisionTreeClassifier(
             max_depth=self.max_depth, min_samples_leaf=self.min_samples_leaf, random_state=seed
         )
@@ -180,8 +182,6 @@ class ForestModel(_SklearnModel):
         self.random_state = random_state
 
     def _estimator(self, seed: int) -> Any:
-        from sklearn.ensemble import RandomForestClassifier
-
         return RandomForestClassifier(
             n_estimators=self.n_estimators,
             min_samples_leaf=self.min_samples_leaf,
@@ -233,8 +233,6 @@ class SVMModel(_SklearnModel):
         self.random_state = random_state
 
     def _estimator(self, seed: int) -> Any:
-        from sklearn.svm import SVC
-
         return SVC(C=self.C, gamma=self.gamma, kernel="rbf", cache_size=500, random_state=seed)
 
     def _raw(self, codes: np.ndarray) -> np.ndarray:
@@ -287,8 +285,6 @@ class MLPModel(_SklearnModel):
         self.random_state = random_state
 
     def _estimator(self, seed: int) -> Any:
-        from sklearn.neural_network import MLPClassifier
-
         return MLPClassifier(
             hidden_layer_sizes=self.hidden_layer_sizes,
             alpha=self.alpha,

@@ -16,9 +16,11 @@ import math
 from pathlib import Path
 from typing import Any, ClassVar, Self
 
+import lightgbm as lgb
 import numpy as np
 import pandas as pd
 from sklearn.base import BaseEstimator, ClassifierMixin
+from sklearn.linear_model import LogisticRegression
 
 from cartlift._params import Constraint, Interval, Options, validate_params
 from cartlift._random import check_random_state
@@ -263,6 +265,20 @@ class _BinaryModel(ClassifierMixin, BaseEstimator):
         self._core_from_dict(data["core"], folder)
 
 
+LIGHTGBM_PARAMETERS: dict[str, list[Constraint]] = {
+    "n_estimators": [Interval(int, 1, None)],
+    "learning_rate": [Interval(float, 0, 1, closed="right")],
+    "num_leaves": [Interval(int, 2, 131072)],
+    "min_child_samples": [Interval(int, 1, None)],
+    "reg_lambda": [Interval(float, 0, None)],
+    "subsample": [Interval(float, 0, 1, closed="right")],
+    "colsample_bytree": [Interval(float, 0, 1, closed="right")],
+    "n_jobs": [None, Interval(int, 1, None)],
+}
+"""The tree parameters of `LightGBMModel` and their constraints; `BlendModel` takes the same and
+hands them to its LightGBM part by name."""
+
+
 class LightGBMModel(_BinaryModel):
     """Gradient-boosted trees (LightGBM) with early stopping, class weights and calibration.
 
@@ -314,15 +330,8 @@ class LightGBMModel(_BinaryModel):
 
     kind = "lightgbm"
     _parameter_constraints: ClassVar[dict[str, list[Constraint]]] = {
-        "n_estimators": [Interval(int, 1, None)],
-        "learning_rate": [Interval(float, 0, 1, closed="right")],
-        "num_leaves": [Interval(int, 2, 131072)],
-        "min_child_samples": [Interval(int, 1, None)],
-        "reg_lambda": [Interval(float, 0, None)],
-        "subsample": [Interval(float, 0, 1, closed="right")],
-        "colsample_bytree": [Interval(float, 0, 1, closed="right")],
+        **LIGHTGBM_PARAMETERS,
         "early_stopping_rounds": [None, Interval(int, 1, None)],
-        "n_jobs": [None, Interval(int, 1, None)],
     }
 
     def __init__(
@@ -389,8 +398,6 @@ class LightGBMModel(_BinaryModel):
         w_val: np.ndarray | None,
         rng: np.random.Generator,
     ) -> None:
-        import lightgbm as lgb
-
         cats = self.encoder_.categorical_indices
         params = self.lgb_params(int(rng.integers(2**31 - 1)), X.shape[0])
         train = lgb.Dataset(X, y, weight=w, categorical_feature=cats, free_raw_data=True)
@@ -424,8 +431,6 @@ class LightGBMModel(_BinaryModel):
         return {"booster": "model.txt", "best_iteration": self.best_iteration_}
 
     def _core_from_dict(self, data: dict[str, Any], folder: Path) -> None:
-        import lightgbm as lgb
-
         self.booster_ = lgb.Booster(model_file=str(folder / data["booster"]))
         self.best_iteration_ = int(data["best_iteration"])
 
@@ -487,8 +492,6 @@ class LogisticModel(_BinaryModel):
         w_val: np.ndarray | None,
         rng: np.random.Generator,
     ) -> None:
-        from sklearn.linear_model import LogisticRegression
-
         self.design_ = LinearDesign().fit(X, self.encoder_)
         lr = LogisticRegression(C=self.C, max_iter=self.max_iter)
         lr.fit(self.design_.transform(X), y, sample_weight=w)

@@ -3,30 +3,33 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
 import pandas as pd
 
 from cartlift.analytics import (
+    STABLE,
     AbandonmentResult,
     CartAbandonment,
     CLVResult,
-    CustomerClusters,
     Funnel,
     FunnelResult,
     RFMResult,
+    SegmentsResult,
     clv_from_summary,
-    customer_features,
     format_money,
     rfm,
+    segments,
     summary_from_store,
 )
-from cartlift.errors import CartliftError
+from cartlift.errors import CartliftError, DataError
 from cartlift.report._charts import (
     abandonment_figure,
     breakdown_figure,
     clv_figure,
     funnel_figure,
     rfm_figure,
+    share_figure,
     time_to_convert_figure,
     trend_figure,
 )
@@ -240,26 +243,73 @@ def rfm_section(result: RFMResult) -> Section:
     )
 
 
-def clusters_section(model: CustomerClusters) -> Section:
-    """The k-means clusters in plain words."""
+def clusters_section(result: SegmentsResult) -> Section:
+    """Behavioural segments in plain words with their size and value, and the methods compared."""
+    if result.clusters is None:
+        raise DataError("; ".join(n for n in result.notes if n.startswith("no clusters")) or "no clusters")
+    doc = result.to_dict()["clusters"]
+    rows = pd.DataFrame(doc["clusters"])
+    names = [
+        f"segment {c}" + (" (no clear group)" if noise else "")
+        for c, noise in zip(rows["cluster"], rows["noise"], strict=True)
+    ]
     words = pd.DataFrame(
         {
-            "cluster": range(1, model.k_ + 1),
-            "customers": model.profiles_["customers"],
-            "description": model.descriptions_,
+            # few, short columns: the description needs the width
+            "#": rows["cluster"],
+            "customers": [f"{n:,} ({s:.0%})" for n, s in zip(rows["customers"], rows["share"], strict=True)],
+            "revenue": rows["revenue_share"],
+            "CLV": rows["mean_clv"],
+            "description": rows["description"],
         }
     )
-    sil = pd.DataFrame(
-        {"k": list(model.silhouette_scores_), "silhouette": list(model.silhouette_scores_.values())}
+    methods = pd.DataFrame(
+        {
+            "method": [
+                m["method"] + (" (kept)" if m["method"] == doc["method"] else "") for m in doc["methods"]
+            ],
+            "setting": [m["setting"] for m in doc["methods"]],
+            "segments": [m["segments"] for m in doc["methods"]],
+            "noise": [m["noise_share"] for m in doc["methods"]],
+            "silhouette": [m["silhouette"] for m in doc["methods"]],
+            "stability (ARI)": [_stability_text(m["stability"]) for m in doc["methods"]],
+        }
     )
     return Section(
         "Customer clusters",
-        tables=[
-            Table(words, title=f"{model.k_} clusters"),
-            Table(sil, title="Silhouette by k", formats={"silhouette": ".3f"}),
+        figures=[
+            share_figure(
+                names,
+                rows["share"],
+                rows["revenue_share"],
+                rows["customers"],
+                "Behavioural segments: share of customers and of revenue",
+            )
         ],
-        notes=[f"k-means on log-scaled behaviour; k = {model.k_} has the best silhouette."],
+        tables=[
+            Table(
+                words,
+                title=f"{doc['k']} segments{' and customers in no clear group' if doc['noise'] else ''} "
+                f"({doc['method']}, setting {doc['setting']})",
+                formats={"revenue": _PCT, "CLV": ",.0f"},
+            ),
+            Table(methods, title="Clustering methods compared", formats={"noise": _PCT, "silhouette": ".3f"}),
+        ],
+        notes=[
+            "k-means, HDBSCAN and a self-organising map on log-scaled behaviour, each with the setting of "
+            "best silhouette; stability is the mean adjusted Rand index between refits on bootstrap samples "
+            f"(1 = the same segments every time). The method kept has the best silhouette among those with "
+            f"stability of at least {STABLE}. Revenue is the segment's share of all spend; CLV the mean "
+            "predicted value of its buyers over 52 weeks.",
+            *[n for n in result.notes if not n.startswith("no RFM")],
+        ],
     )
+
+
+def _stability_text(st: dict[str, Any] | None) -> str:
+    if st is None:
+        return "not measured"
+    return f"{st['mean_ari']:.3f} [{st['interval'][0]:.3f}, {st['interval'][1]:.3f}]"
 
 
 def clv_section(result: CLVResult) -> Section:
@@ -309,7 +359,7 @@ def analytics_sections(
         ("RFM segments", lambda: rfm_section(rfm(store))),
         (
             "Customer clusters",
-            lambda: clusters_section(CustomerClusters(random_state=0).fit(customer_features(store))),
+            lambda: clusters_section(segments(store, random_state=0)),
         ),
         (
             "Customer lifetime value",

@@ -15,6 +15,7 @@ __all__ = [
     "clv_figure",
     "funnel_figure",
     "rfm_figure",
+    "share_figure",
     "time_to_convert_figure",
     "trend_figure",
 ]
@@ -174,19 +175,27 @@ def abandonment_figure(result: AbandonmentResult) -> go.Figure:
 def rfm_figure(result: RFMResult) -> go.Figure:
     """Customers and revenue share per RFM segment."""
     seg = result.segments
+    return share_figure(
+        seg["segment"], seg["share"], seg["revenue_share"], seg["customers"],
+        "RFM segments: share of customers and of revenue",
+    )  # fmt: skip
+
+
+def share_figure(names: Any, share: Any, revenue_share: Any, customers: Any, title: str) -> go.Figure:
+    """Share of customers beside share of revenue, one pair of bars per segment (top to bottom)."""
     fig = go.Figure()
     fig.add_bar(
-        y=seg["segment"],
-        x=seg["share"],
+        y=names,
+        x=share,
         orientation="h",
         name="customers",
         marker_color=BLUE,
-        customdata=seg["customers"],
+        customdata=customers,
         hovertemplate="%{y}: %{customdata:,} customers (%{x:.1%})<extra></extra>",
     )
     fig.add_bar(
-        y=seg["segment"],
-        x=seg["revenue_share"],
+        y=names,
+        x=revenue_share,
         orientation="h",
         name="revenue",
         marker_color=GREY,
@@ -194,7 +203,7 @@ def rfm_figure(result: RFMResult) -> go.Figure:
     )
     return _layout(
         fig,
-        "RFM segments: share of customers and of revenue",
+        title,
         barmode="group",
         xaxis={"tickformat": ".0%"},
         yaxis={"autorange": "reversed"},

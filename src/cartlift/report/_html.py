@@ -47,10 +47,11 @@ section h2 { margin: 0 0 12px; font-size: 21px; }
 .tables { overflow-x: auto; }
 table { border-collapse: collapse; font-size: 13px; margin-bottom: 8px; width: 100%; }
 th, td { overflow-wrap: anywhere; vertical-align: top; }
-th { font-weight: 600; }
+/* a heading word or a number is never split: beside a long text column they were cut into "Custo|mers" */
+th { font-weight: 600; overflow-wrap: break-word; }
 caption { text-align: left; font-weight: 600; padding-bottom: 4px; }
 th, td { padding: 3px 8px; border-bottom: 1px solid var(--line); text-align: left; }
-td.num { text-align: right; font-variant-numeric: tabular-nums; }
+td.num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
 th { background: #f5f7fa; }
 p.caption, p.more { color: var(--muted); font-size: 13px; margin: 0 0 16px; }
 .notes p { margin: 4px 0; color: var(--fg); }
