@@ -73,3 +73,24 @@ def test_demo_runs_every_step_and_writes_the_report(tmp_path: Path) -> None:
         k: sent[k] for k in ("scheduled", "sent", "clicked", "recovered")
     }
     assert len(list(Path(sent["outbox"]).iterdir())) == sent["sent"]  # the outbox starts empty too
+
+
+def test_highlights_show_money_with_its_currency() -> None:
+    """The summary table's amounts carry the store's currency, as the report's do."""
+    from rich.console import Console
+
+    from cartlift.cli._demo import highlights
+
+    results = {
+        "summary": {"sessions_with_cart": 10, "cart_abandonment_rate": 0.5, "abandoned_cart_value": 1234.5},
+        "attribution": {
+            "attributed": {"orders": 3, "revenue": 99.5, "click": {"orders": 1}, "view": {"orders": 2}},
+            "messages": {"sent": 4},
+            "currency": "EUR",
+        },
+    }
+    console = Console(width=200, record=True)
+    console.print(highlights(results))
+    text = console.export_text()
+    assert "(1,234 USD of value)" in text  # no currency in the summary: the setting's default
+    assert "3 orders (99.50 EUR) came after a message" in text

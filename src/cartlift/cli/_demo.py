@@ -14,6 +14,7 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
+from cartlift.analytics import format_money
 from cartlift.cli import _act, _analytics, _deliver, _experiments, _predict, _recommend, _simulate
 from cartlift.cli._common import JsonOption, console, emit_json, guarded, out
 from cartlift.cli._events import print_summary
@@ -89,7 +90,7 @@ def highlights(results: dict[str, Any]) -> Table:
         table.add_row(
             "carts",
             f"{summary['sessions_with_cart']:,} sessions with a cart, {summary['cart_abandonment_rate']:.1%} abandoned "
-            f"({summary['abandoned_cart_value']:,.0f} of value)",
+            f"({format_money(summary['abandoned_cart_value'], summary.get('currency'), decimals=0)} of value)",
         )
     board = (results.get("recommend") or {}).get("leaderboard") or []
     if board:
@@ -129,7 +130,8 @@ def highlights(results: dict[str, Any]) -> Table:
     if credited and (results.get("attribution") or {}).get("messages", {}).get("sent"):
         table.add_row(
             "attribute",
-            f"{credited['orders']:,} orders ({credited['revenue']:,.2f}) came after a message: "
+            f"{credited['orders']:,} orders ({format_money(credited['revenue'], results['attribution'].get('currency'))}) "
+            "came after a message: "
             f"{credited['click']['orders']:,} after a click, {credited['view']['orders']:,} after an unclicked message",
         )
     experiment = results.get("experiments") or {}
