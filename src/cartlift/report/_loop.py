@@ -532,7 +532,7 @@ def attribution_section(store: EventStore) -> Section:
                 "Clicked": r["clicked"],
                 "Orders credited": r["orders"],
                 f"Revenue ({cur})": r["revenue"],
-                f"Profit ({cur})": r["profit"],
+                f"Profit ({cur})": round(r["profit"], 2) + 0.0,  # a cost of 0.001 reads 0.00, not -0.00
             }
             for r in doc["by_action"]
         ]
