@@ -48,10 +48,11 @@ def test_tokenize(text: str, tokenizer: str, expected: list[str]) -> None:
     assert tokenize(text, tokenizer) == expected
 
 
-def test_long_chinese_words_also_give_the_words_inside_them() -> None:
-    # search mode: a phone-case title shares 手机 with a phone, and 智能手机 stays one token too
-    tokens = tokenize("小米智能手机")
-    assert {"智能", "手机", "智能手机"} <= set(tokens)
+def test_a_long_chinese_word_is_one_token_without_pieces() -> None:
+    # accurate mode: 智能手机 is one word; search mode's pieces (能手 is no word of the title)
+    # would tie it to unrelated products
+    assert tokenize("小米智能手机") == ["小米", "智能手机"]
+    assert tokenize("卡诺维防水运动鞋", words=frozenset({"卡诺维"})) == ["卡诺维", "防水", "运动鞋"]
 
 
 def test_the_choice_is_per_document() -> None:
@@ -70,7 +71,7 @@ def test_a_catalogs_names_are_kept_whole_and_not_cut_into_shared_pieces() -> Non
     first, second = tokenize("卡诺维防水运动鞋", words=names), tokenize("萨诺维真皮靴子", words=names)
     assert first[0] == "卡诺维" and second[0] == "萨诺维"
     assert not set(first) & set(second)
-    # the rest of a title is segmented as without the names (search mode included)
+    # the rest of a title is segmented as without the names
     assert tokenize("小米智能手机", words=names) == tokenize("小米智能手机")
 
 

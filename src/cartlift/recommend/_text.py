@@ -7,8 +7,12 @@ document is cut into runs of one script:
 - runs of other scripts (Latin, Cyrillic, Greek, Hangul, digits, ...) give lower-cased word
   tokens, as before (Korean is written with spaces between words);
 - runs of CJK characters (Han, kana) are segmented: in a document without kana (Chinese) by the
-  jieba dictionary and HMM segmenter through its Rust binding ``rjieba``, in search mode so a
-  long word also yields the dictionary words inside it (``保护壳`` -> ``保护``, ``保护壳``);
+  jieba dictionary and HMM segmenter through its Rust binding ``rjieba``, in jieba's accurate
+  mode (the one its own keyword extraction uses). Search mode, which also yields the words inside
+  a long word (``智能手机`` -> ``智能``, ``能手``, ``手机``, ``智能手机``), is made for query recall in
+  a search index; for product-to-product similarity its pieces tie unrelated products together
+  (``能手`` is no word of the title) and it measured worse (README, "Product text in any
+  language");
   in a document with kana (Japanese, which jieba's Chinese dictionary does not know), and
   wherever ``rjieba`` is not installed, by overlapping character bigrams, the standard
   dictionary-free fallback for CJK retrieval (Lucene's ``CJKBigramFilter``).
@@ -32,7 +36,7 @@ import unicodedata
 from collections.abc import Callable, Iterable
 from typing import Final
 
-__all__ = ["SEGMENTER", "TOKENIZERS", "dictionary_words", "discover_words", "tokenize"]
+__all__ = ["SEGMENTER", "TOKENIZERS", "dictionary_words", "tokenize"]
 
 # Han (unified ideographs, extensions A-F, compatibility), kana (with the prolonged sound mark)
 _HAN: Final = "\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0002ebef"
@@ -52,7 +56,7 @@ def _load_segmenter() -> Callable[[str], list[str]] | None:
         import rjieba
     except ImportError:  # a platform without a wheel: bigrams still read CJK
         return None
-    return rjieba.cut_for_search
+    return rjieba.cut
 
 
 _SEGMENT: Final = _load_segmenter()
@@ -74,15 +78,7 @@ def _segmenter_with(words: frozenset[str]) -> Callable[[str], list[str]] | None:
     for word in sorted(words):
         jieba.add_word(word, None, None)  # no frequency given: jieba picks one that keeps it whole
 
-    def segment(run: str) -> list[str]:
-        # search mode, except that a name is not also cut into the dictionary words inside it
-        # (``卡诺维`` -> ``诺维``): pieces of a name are what unrelated names share
-        tokens: list[str] = []
-        for token in jieba.cut(run):
-            tokens.extend([token] if token in words else jieba.cut_for_search(token))
-        return tokens
-
-    return segment
+    return jieba.cut
 
 
 def dictionary_words(values: Iterable[str]) -> frozenset[str]:
@@ -105,57 +101,6 @@ def _bigrams(run: str) -> list[str]:
     if len(run) == 1:
         return [run]
     return [run[i : i + 2] for i in range(len(run) - 1)]
-
-
-def discover_words(
-    texts: Iterable[str], *, min_count: int = 5, max_length: int = 5, min_entropy: float = 1.0
-) -> frozenset[str]:
-    """Chinese words a collection of texts uses that the segmenter's dictionary does not know.
-
-    The classic test for a new word in a corpus (Sproat and Shih 1990; used for jieba user
-    dictionaries): a string of 2 to ``max_length`` Han characters that occurs ``min_count`` times
-    or more and whose neighbours vary on both sides (entropy of the character before it and of the
-    one after it, in nats, at least ``min_entropy``; the start or end of a run counts as a new
-    neighbour each time). A piece of a longer word fails this, as the same characters always
-    surround it. Only strings the segmenter would cut with a single character among the pieces are
-    kept (``卡诺维`` -> ``卡 诺维``): strings it already reads as dictionary words need no help.
-    """
-    if _SEGMENT is None:
-        return frozenset()
-    import math
-    from collections import Counter, defaultdict
-
-    import rjieba
-
-    counts: Counter[str] = Counter()
-    left: defaultdict[str, Counter[str]] = defaultdict(Counter)
-    right: defaultdict[str, Counter[str]] = defaultdict(Counter)
-    for text in texts:
-        text = unicodedata.normalize("NFKC", text).lower()
-        if _HAS_KANA.search(text):
-            continue
-        for run, _ in _RUNS.findall(text):
-            for n in range(2, min(max_length, len(run)) + 1):
-                for i in range(len(run) - n + 1):
-                    gram = run[i : i + n]
-                    counts[gram] += 1
-                    # a run boundary is a different neighbour every time: "" is counted apart
-                    left[gram][run[i - 1] if i else ""] += 1
-                    right[gram][run[i + n] if i + n < len(run) else ""] += 1
-
-    def entropy(neighbours: Counter[str]) -> float:
-        total = sum(neighbours.values())
-        outcomes = [c for k, c in neighbours.items() if k] + [1] * neighbours[""]
-        return -sum(c / total * math.log(c / total) for c in outcomes)
-
-    found = set()
-    for gram, n in counts.items():
-        if n < min_count or min(entropy(left[gram]), entropy(right[gram])) < min_entropy:
-            continue
-        pieces = rjieba.cut(gram)
-        if len(pieces) > 1 and any(len(p) == 1 for p in pieces):
-            found.add(gram)
-    return frozenset(found)
 
 
 def tokenize(text: str, tokenizer: str = "auto", *, words: frozenset[str] = frozenset()) -> list[str]:
