@@ -52,11 +52,17 @@ def _messages(storage: Storage, ctx: Any) -> dict[str, int] | None:
 def _overview(storage: Storage, ctx: Any) -> dict[str, Any]:
     metrics = store_metrics(lambda sql: storage.rows(ctx, sql))
     events, sessions = storage.rows(ctx, "SELECT count(*), count(DISTINCT session_id) FROM events")[0]
+    # bought as the definitions' recovered cart is: by the same customer (or in the cart's own
+    # session) within the recovery window after the decision; an abandoned cart is mostly bought
+    # in a later session, which a same-session count never sees
+    window = f"INTERVAL '{round(metrics.recovery_hours * 3600)} seconds'"
     decisions = storage.rows(
         ctx,
-        """SELECT action, count(*), avg(propensity),
-                  count(*) FILTER (WHERE EXISTS (SELECT 1 FROM events e WHERE e.session_id = d.cart_id
-                                                 AND e.event_type = 'purchase' AND e.ts >= d.ts))
+        f"""SELECT action, count(*), avg(propensity),
+                  count(*) FILTER (WHERE EXISTS (
+                      SELECT 1 FROM events e
+                      WHERE e.event_type = 'purchase' AND e.ts >= d.ts AND e.ts < d.ts + {window}
+                        AND (e.session_id = d.cart_id OR e.user_id = d.user_id)))
            FROM decisions d GROUP BY action ORDER BY action""",
     )
     return {

@@ -64,7 +64,7 @@ td.num, th.num { text-align: right; font-variant-numeric: tabular-nums; }
     <p id="risk-empty" class="empty hidden"></p></section>
   <section><h2>Incremental profit against the holdout</h2><p class="sub">treated carts vs carts never messaged, 95 % interval</p>
     <div id="impact" class="chart"></div><p id="impact-empty" class="empty hidden"></p><p id="impact-note" class="sub"></p></section>
-  <section><h2>Decisions and outcomes</h2><p class="sub">logged decisions per action and how many carts were bought</p>
+  <section><h2>Decisions and outcomes</h2><p class="sub">logged decisions per action and how many carts their customers bought within the recovery window</p>
     <div id="decisions" class="chart"></div><p id="decisions-empty" class="empty hidden"></p></section>
   <section><h2>Messages</h2><p class="sub">the outbox: due, sent, failed and deferred</p>
     <table id="messages"><tbody></tbody></table><p id="messages-empty" class="empty hidden"></p></section>

@@ -186,6 +186,10 @@ class PostgresStorage(Storage):
 
     def _insert_events(self, ctx: _Context, rows: pa.Table, load_id: str) -> set[str]:
         unnest = ", ".join(f"%s::{t}[]" for t in _EVENT_TYPES)
+        # in event-id order: two processes inserting overlapping ids in different orders wait on
+        # each other's index entries and PostgreSQL kills one as a deadlock (a 500); in one order
+        # the second simply waits for the first and finds its rows there
+        rows = rows.sort_by("event_id")
         with ctx.con.cursor() as cur:
             cur.execute(
                 f"""INSERT INTO events ({", ".join(_EVENT_COLUMNS)}, load_id)
@@ -203,7 +207,7 @@ class PostgresStorage(Storage):
         with ctx.con.cursor() as cur:
             cur.executemany(
                 "INSERT INTO quarantine VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING",
-                [(*r, _user_of(r[5])) for r in rows],
+                [(*r, _user_of(r[5])) for r in sorted(rows, key=lambda r: str(r[0]))],  # one order, as events
             )
 
     def _quarantine_count(self, ctx: _Context, user_id: str) -> int:
