@@ -28,7 +28,7 @@ import pandas as pd
 from cartlift._random import check_random_state
 from cartlift.act._actions import ActionCatalog
 from cartlift.act._decide import decide_in_order
-from cartlift.act._holdout import HOLDOUT_POLICY, current_holdout, record_assignment
+from cartlift.act._holdout import current_holdout, held_out_decision, record_assignment
 from cartlift.act._log import log_decisions
 from cartlift.act._rules import Ledger, Rules
 from cartlift.store import EventStore
@@ -178,31 +178,18 @@ def decide_with_holdout(
     treated = contexts[~held].reset_index(drop=True)
     decided = policy.decide(treated, ledger) if len(treated) else pd.DataFrame()
     out = contexts[held].reset_index(drop=True)
-    reason = (
-        f"global holdout ({holdout.share * 100:g} % of carts, phase {holdout.phase}): never messaged, "
-        "so the program's incremental profit can be measured"
-    )
     held_rows = pd.DataFrame(
-        {
-            "decision_id": [str(uuid.uuid4()) for _ in range(len(out))],
-            "ts": pd.to_datetime(out["ts"]).to_numpy(),
-            "user_id": out["user_id"].astype(str).to_numpy(),
-            "cart_id": out["cart_id"].astype(str).to_numpy(),
-            "policy": HOLDOUT_POLICY,
-            "action": "nothing",
-            "channel": "none",
-            "propensity": 1.0,
-            "expected_profit": np.nan,
-            "cart_value": out["cart_value"].to_numpy(dtype=float),
-            "margin": out["margin"].to_numpy(dtype=float),
-            "discount_value": 0.0,
-            "cost": 0.0,
-            "coupon_code": None,
-            "coupon_expires_at": pd.NaT,
-            "window_hours": float(getattr(policy, "window_hours", 168.0)),
-            "reason": reason,
-            "run_id": None,
-        }
+        held_out_decision(
+            holdout,
+            decision_id=[str(uuid.uuid4()) for _ in range(len(out))],
+            ts=pd.to_datetime(out["ts"]).to_numpy(),
+            user_id=out["user_id"].astype(str).to_numpy(),
+            cart_id=out["cart_id"].astype(str).to_numpy(),
+            cart_value=out["cart_value"].to_numpy(dtype=float),
+            margin=out["margin"].to_numpy(dtype=float),
+            coupon_expires_at=pd.NaT,
+            window_hours=float(getattr(policy, "window_hours", 168.0)),
+        )
     )
     frames = [f for f in (decided, held_rows) if len(f)]
     if not frames:

@@ -184,6 +184,46 @@ def record_assignment(
     return held
 
 
+def held_out_decision(
+    holdout: Holdout,
+    *,
+    decision_id: Any,
+    ts: Any,
+    user_id: Any,
+    cart_id: Any,
+    cart_value: Any,
+    margin: Any,
+    coupon_expires_at: Any,
+    window_hours: float,
+) -> dict[str, Any]:
+    """The ``decisions`` row of a held-out cart ("nothing", never messaged, propensity 1), in the
+    table's column order; scalars for one cart, or arrays of one length for a batch (a DataFrame's
+    columns, the scalars broadcast)."""
+    return {
+        "decision_id": decision_id,
+        "ts": ts,
+        "user_id": user_id,
+        "cart_id": cart_id,
+        "policy": HOLDOUT_POLICY,
+        "action": "nothing",
+        "channel": "none",
+        "propensity": 1.0,
+        "expected_profit": float("nan"),
+        "cart_value": cart_value,
+        "margin": margin,
+        "discount_value": 0.0,
+        "cost": 0.0,
+        "coupon_code": None,
+        "coupon_expires_at": coupon_expires_at,
+        "window_hours": float(window_hours),
+        "reason": (
+            f"global holdout ({holdout.share * 100:g} % of carts, phase {holdout.phase}): never messaged, "
+            "so the program's incremental profit can be measured"
+        ),
+        "run_id": None,
+    }
+
+
 def holdout_decision(
     store: EventStore, cart_id: str, *, window_hours: float, log: bool
 ) -> dict[str, Any] | None:
@@ -208,29 +248,17 @@ def holdout_decision(
         return None  # not an abandoned cart: the policy's path says so
     cart = ctx.iloc[0]
     decision_id = str(uuid.uuid4())
-    row = {
-        "decision_id": decision_id,
-        "ts": pd.Timestamp(cart["ts"]),
-        "user_id": str(cart["user_id"]),
-        "cart_id": str(cart_id),
-        "policy": HOLDOUT_POLICY,
-        "action": "nothing",
-        "channel": "none",
-        "propensity": 1.0,
-        "expected_profit": float("nan"),
-        "cart_value": float(cart["cart_value"]),
-        "margin": float(cart["margin"]),
-        "discount_value": 0.0,
-        "cost": 0.0,
-        "coupon_code": None,
-        "coupon_expires_at": None,
-        "window_hours": float(window_hours),
-        "reason": (
-            f"global holdout ({holdout.share * 100:g} % of carts, phase {holdout.phase}): never messaged, "
-            "so the program's incremental profit can be measured"
-        ),
-        "run_id": None,
-    }
+    row = held_out_decision(
+        holdout,
+        decision_id=decision_id,
+        ts=pd.Timestamp(cart["ts"]),
+        user_id=str(cart["user_id"]),
+        cart_id=str(cart_id),
+        cart_value=float(cart["cart_value"]),
+        margin=float(cart["margin"]),
+        coupon_expires_at=None,
+        window_hours=float(window_hours),
+    )
     if log:
         log_decisions(store, pd.DataFrame([row]))
         record_assignment(
