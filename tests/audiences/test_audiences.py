@@ -12,6 +12,7 @@ from typer.testing import CliRunner
 
 from cartlift.audiences import COLUMNS, build_audience
 from cartlift.cli import app
+from cartlift.errors import DataError
 from cartlift.simulate import simulate_to
 from cartlift.store import EventStore
 
@@ -137,3 +138,13 @@ def test_a_customer_erased_under_the_services_keyed_hash_never_appears(
         )
         kept = set(build_audience(store, audit_key="the-audit-secret").rows["customer_id"])
     assert kept == everyone - {gone}
+
+
+def test_a_name_no_store_can_have_is_refused_before_any_model_is_fitted(tmp_path: Path) -> None:
+    # an empty store cannot fit clusters, CLV or the abandonment model: reaching "No segment"
+    # there shows the name was refused first (the service answered such a 404 after a full build)
+    with (
+        EventStore(tmp_path / "empty.duckdb") as store,
+        pytest.raises(DataError, match=r"No segment 'Nobody'.*Champions.*'cluster N', or all"),
+    ):
+        build_audience(store, segment="Nobody")

@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from cartlift.analytics import (
+    SEGMENTS,
     CustomerClusters,
     clv_from_summary,
     customer_features,
@@ -182,6 +183,7 @@ def build_audience(
     Audience
         ``rows`` with `COLUMNS`; customers the audit log says were erased never appear.
     """
+    _check_segment_name(segment)
     notes: list[str] = []
     features = customer_features(store)
     ids = [str(i) for i in features.index]
@@ -225,6 +227,22 @@ def build_audience(
     )
     name = segment or "all"
     return Audience(name, rows[list(COLUMNS)].reset_index(drop=True), tuple(notes))
+
+
+def _check_segment_name(segment: str | None) -> None:
+    """Refuse a name no store can have before fitting anything (a build takes seconds to minutes).
+
+    Whether ``cluster N`` exists depends on the fitted clustering, so `_select` checks that later.
+    """
+    if segment is None:
+        return
+    wanted = segment.strip().lower()
+    words = wanted.split()
+    is_cluster = len(words) == 2 and words[0] == "cluster" and words[1].isdigit()
+    if wanted != "all" and not is_cluster and wanted not in {s.lower() for s in SEGMENTS}:
+        raise DataError(
+            f"No segment {segment!r}. Segments: an RFM segment ({', '.join(SEGMENTS)}), 'cluster N', or all."
+        )
 
 
 def _select(rows: pd.DataFrame, segment: str | None, min_clv: float | None) -> pd.DataFrame:
