@@ -67,17 +67,21 @@ def main() -> None:
             ):
                 p = impact_from_frame(data, holdout_share=0.1)["incremental_profit"]
                 hits[method].append((truth < p["ci_low"], truth > p["ci_high"], p["ci_high"] - p["ci_low"]))
-        print(f"{name}: {len(seeds)} seeds from {args.start}, {np.mean(held):.0f} held-out carts per seed")
+        print(
+            f"{name}: {len(seeds)} seeds from {args.start}, {np.mean(held):.0f} held-out carts per seed",
+            flush=True,
+        )
         for method, rows in hits.items():
             low = sum(r[0] for r in rows)
             high = sum(r[1] for r in rows)
-            first = sum(not (r[0] or r[1]) for r in rows[:50])
+            head = rows[:50]
+            first = sum(not (r[0] or r[1]) for r in head)
             print(
                 f"  {method:8s} covered {len(rows) - low - high}/{len(rows)} "
-                f"(first 50: {first}/50), truth below the interval {low}, above {high}, "
+                f"(first {len(head)}: {first}/{len(head)}), truth below the interval {low}, above {high}, "
                 f"median width {np.median([r[2] for r in rows]):,.0f} USD"
             )
-        print(f"  ({time.perf_counter() - began:.0f} s)")
+        print(f"  ({time.perf_counter() - began:.0f} s)", flush=True)
 
 
 if __name__ == "__main__":
