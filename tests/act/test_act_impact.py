@@ -101,9 +101,21 @@ def test_impact_equals_an_independent_pandas_computation(program: EventStore) ->
     assert any("held-out cart(s) got a message anyway" in n for n in doc["notes"])
 
 
-def test_impact_per_segment_is_the_welch_difference_within_each_segment(program: EventStore) -> None:
+def _mover_reference(treated: np.ndarray, bought: np.ndarray, worth: np.ndarray) -> tuple[float, float]:
+    """The rare-event interval of mean(treated) - mean(held out), from scipy's gamma and t quantiles."""
     from scipy import stats
 
+    w, x = worth / len(worth), bought.astype(float)
+    y, v = (w * x).sum(), (w * w * x).sum()
+    low_h = stats.gamma.ppf(0.025, y * y / v, scale=v / y) if y > 0 else 0.0
+    y_up, v_up = y + w.mean(), v + (w * w).mean()
+    high_h = stats.gamma.ppf(0.975, y_up * y_up / v_up, scale=v_up / y_up)
+    half = stats.t.ppf(0.975, len(treated) - 1) * treated.std(ddof=1) / np.sqrt(len(treated))
+    diff = treated.mean() - y
+    return diff - float(np.hypot(half, high_h - y)), diff + float(np.hypot(half, y - low_h))
+
+
+def test_impact_per_segment_is_the_difference_within_each_segment(program: EventStore) -> None:
     doc = impact(program)
     ctx = cart_contexts(program).set_index("cart_id")
     ev = program.query("SELECT session_id, user_id, ts, event_type, product_id, price, quantity FROM events")
@@ -130,8 +142,11 @@ def test_impact_per_segment_is_the_welch_difference_within_each_segment(program:
             continue
         assert got["per_cart"] == pytest.approx(t.mean() - h.mean())
         assert got["estimate"] == pytest.approx(len(t) * (t.mean() - h.mean()))
-        ci = stats.ttest_ind(t, h, equal_var=False).confidence_interval(0.95)
-        assert (got["ci_low"], got["ci_high"]) == pytest.approx((len(t) * ci.low, len(t) * ci.high), rel=1e-3)
+        # a held-out cart is worth its revenue if bought, its value otherwise
+        held_group = group[group["held"]]
+        worth = np.where(held_group["revenue"] > 0, held_group["revenue"], held_group["cart_value"])
+        low, high = _mover_reference(t.to_numpy(float), (held_group["revenue"] > 0).to_numpy(), worth)
+        assert (got["ci_low"], got["ci_high"]) == pytest.approx((len(t) * low, len(t) * high), rel=1e-6)
     dims = {r["dimension"] for r in doc["by_segment"]}
     assert dims == {"customer", "cart value", "device"}
     values = [r["segment"] for r in doc["by_segment"] if r["dimension"] == "cart value"]
@@ -170,9 +185,18 @@ def test_held_out_carts_get_no_message_and_a_recorded_decision(program: EventSto
     assert current_holdout(store).phase == 2
 
 
-def _one_program(seed: int, share: float = 0.1) -> tuple[dict, float]:
-    """Simulate carts, hold out a share, apply a fixed rule to the rest, draw outcomes from the truth."""
-    sim = simulate(n_users=6000, n_days=14, random_state=seed)
+def _one_program(seed: int, share: float = 0.1, **store: float) -> tuple[dict, float]:
+    """The impact document of `_program_frame` and the true incremental profit."""
+    frame, truth = _program_frame(seed, share, **store)
+    return impact_from_frame(frame, holdout_share=share), truth
+
+
+def _program_frame(seed: int, share: float = 0.1, **store: float) -> tuple[pd.DataFrame, float]:
+    """Simulate carts, hold out a share, apply a fixed rule to the rest, draw outcomes from the truth.
+
+    ``store`` overrides the simulated store (default: 6,000 customers, 14 days, no drop-out).
+    """
+    sim = simulate(random_state=seed, **{"n_users": 6000, "n_days": 14, **store})
     carts = sim.truth["truth_carts"].to_pandas()
     catalog = ActionCatalog(DEFAULT_ACTIONS)
     names = catalog.names
@@ -193,10 +217,11 @@ def _one_program(seed: int, share: float = 0.1) -> tuple[dict, float]:
     profit = np.where(held, bought * margin, bought * (margin - discount) - cost)
     frame = pd.DataFrame(
         {"held_out": held, "purchased": bought, "revenue": bought * value, "profit": profit,
-         "action": np.where(held, None, action)}
+         "action": np.where(held, None, action), "margin": margin, "cart_value": value,
+         "cost": np.where(held, 0.0, cost)}
     )  # fmt: skip
     truth = float(np.sum((p_treated * (margin - discount) - cost - p_nothing * margin)[~held]))
-    return impact_from_frame(frame, holdout_share=share), truth
+    return frame, truth
 
 
 def test_one_simulated_program_has_a_sensible_interval() -> None:
@@ -207,11 +232,47 @@ def test_one_simulated_program_has_a_sensible_interval() -> None:
     assert abs(p["estimate"] - truth) < 3 * (p["ci_high"] - p["ci_low"])
 
 
+def test_the_profit_interval_counts_what_unbought_held_out_carts_were_worth() -> None:
+    """The program's profit interval, computed independently from the held-out margins (gamma
+    limits of the weighted purchases, Tiwari-Clegg-Zou upper limit), the treated carts' Student
+    interval and the MOVER; without margins it is Welch's, as before."""
+    from scipy import stats
+
+    frame, _ = _program_frame(0)
+    doc = impact_from_frame(frame, holdout_share=0.1)
+    held = frame["held_out"].to_numpy(bool)
+    nt = int((~held).sum())
+    t = frame["profit"].to_numpy(float)[~held]
+    low, high = _mover_reference(
+        t, frame["purchased"].to_numpy(bool)[held], frame["margin"].to_numpy(float)[held]
+    )
+    p = doc["incremental_profit"]
+    assert p["per_cart"] == pytest.approx(t.mean() - frame["profit"].to_numpy(float)[held].mean())
+    assert (p["ci_low"], p["ci_high"]) == pytest.approx((nt * low, nt * high), rel=1e-9)
+    # longer below the estimate than above: the big held-out carts that did not buy could have
+    assert p["estimate"] - p["ci_low"] > p["ci_high"] - p["estimate"]
+    welch = impact_from_frame(frame.drop(columns=["margin", "cart_value"]), holdout_share=0.1)
+    ci = stats.ttest_ind(t, frame["profit"].to_numpy(float)[held], equal_var=False).confidence_interval(0.95)
+    got = welch["incremental_profit"]
+    assert (got["ci_low"], got["ci_high"]) == pytest.approx((nt * ci.low, nt * ci.high), rel=1e-6)
+    negative = frame.assign(margin=np.where(held, -1.0, frame["margin"]))  # a loss-making cart: Welch
+    assert impact_from_frame(negative, holdout_share=0.1)["incremental_profit"]["ci_low"] == pytest.approx(
+        got["ci_low"]
+    )
+
+
 @pytest.mark.slow
 def test_the_95_interval_covers_the_true_incremental_profit_in_90_percent_of_50_seeds() -> None:
+    """The demo's store (its customers, days and drop-out), 50 seeds: the interval covers the truth.
+
+    Measured: 46 of 50 (191 of 200 seeds); Welch's interval covered 46 of 50 (183 of 200).
+    """
+    from cartlift.cli._simulate import DEMO_DAYS, DEMO_LIFETIME_DAYS, DEMO_USERS
+
+    demo = {"n_users": DEMO_USERS, "n_days": DEMO_DAYS, "mean_lifetime_days": DEMO_LIFETIME_DAYS}
     covered = []
     for seed in range(50):
-        doc, truth = _one_program(seed)
+        doc, truth = _one_program(seed, **demo)
         p = doc["incremental_profit"]
         covered.append(p["ci_low"] <= truth <= p["ci_high"])
-    assert np.mean(covered) >= 0.90, f"covered in {np.mean(covered):.0%} of 50 seeds"
+    assert sum(covered) >= 45, f"covered in {sum(covered)} of 50 seeds"

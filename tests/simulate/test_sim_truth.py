@@ -196,3 +196,23 @@ def test_customers_drop_out_as_the_pareto_nbd_lifetimes_say() -> None:
     # a session falls on a day the customer was still active (its hour is drawn within that day)
     last_day = np.floor(end.reindex(organic["user_id"]).to_numpy())
     assert (np.floor(first_seen.to_numpy()) <= last_day).all()
+
+
+def test_spend_spread_makes_some_customers_spend_more_and_is_off_by_default() -> None:
+    plain = simulate(n_users=3000, n_days=20, random_state=5)
+    spread = simulate(n_users=3000, n_days=20, random_state=5, spend_spread=0.8)
+    users = plain.truth["truth_users"].to_pandas()
+    assert (users["spend_shift"] == 0).all()
+    shifted = spread.truth["truth_users"].to_pandas().set_index("user_id")
+    # every other trait keeps its draws from the seed (the shift is drawn after them)
+    for trait in ("price_sensitivity", "intent", "lifetime_days", "response_type"):
+        assert users.set_index("user_id")[trait].equals(shifted[trait])
+    assert shifted["spend_shift"].std() == pytest.approx(0.8, rel=0.1)
+    ev = spread.events.to_pandas()
+    adds = ev[ev["event_type"] == "cart_add"].assign(v=lambda d: d["price"] * d["quantity"])
+    value = adds.groupby(["user_id", "session_id"])["v"].sum().groupby("user_id").mean()
+    per_user = value.to_frame("value").join(shifted["spend_shift"])
+    quartile = pd.qcut(per_user["spend_shift"], 4, labels=False)
+    means = per_user.groupby(quartile)["value"].mean()
+    assert means.iloc[-1] > 1.5 * means.iloc[0]  # the top quarter's carts are worth far more
+    assert np.corrcoef(np.log(per_user["value"]), per_user["spend_shift"])[0, 1] > 0.15

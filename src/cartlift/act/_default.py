@@ -28,7 +28,7 @@ import pandas as pd
 from cartlift._random import check_random_state
 from cartlift.act._actions import ActionCatalog
 from cartlift.act._decide import decide_in_order
-from cartlift.act._holdout import current_holdout, held_out_decision, record_assignment
+from cartlift.act._holdout import current_holdout, held_out_decision, record_assignments
 from cartlift.act._log import log_decisions
 from cartlift.act._rules import Ledger, Rules
 from cartlift.store import EventStore
@@ -200,14 +200,5 @@ def decide_with_holdout(
     decisions = decisions.reset_index(drop=True)
     kept = [c for c in (features or policy.features_ or list(contexts.columns)) if c in contexts.columns]
     log_decisions(store, decisions, context=contexts[kept].reset_index(drop=True))
-    store.con.execute("BEGIN TRANSACTION")  # one commit for the batch's assignments, not one per cart
-    try:
-        for cart, user, ts, decision in zip(
-            decisions["cart_id"], decisions["user_id"], decisions["ts"], decisions["decision_id"], strict=True
-        ):
-            record_assignment(store, holdout, cart_id=cart, user_id=user, ts=ts, decision_id=decision)
-    except BaseException:
-        store.con.execute("ROLLBACK")
-        raise
-    store.con.execute("COMMIT")
+    record_assignments(store, holdout, decisions)  # one statement for the batch, not one per cart
     return decisions

@@ -33,6 +33,7 @@ __all__ = [
     "holdout_phases",
     "is_held_out",
     "record_assignment",
+    "record_assignments",
     "set_holdout",
 ]
 
@@ -182,6 +183,37 @@ def record_assignment(
         ],
     )
     return held
+
+
+def record_assignments(store: EventStore, holdout: Holdout, carts: pd.DataFrame) -> np.ndarray:
+    """`record_assignment` for a batch, in one statement (first record of a cart wins).
+
+    ``carts`` has ``cart_id``, ``user_id``, ``ts`` and ``decision_id``; returns each cart's
+    held-out flag. One set-based insert, where one insert per cart re-ran the tables' DDL and a
+    statement per cart.
+    """
+    _ensure(store)
+    rows = pd.DataFrame(
+        {
+            "cart_id": carts["cart_id"].astype(str).to_numpy(),
+            "user_id": carts["user_id"].astype("string").to_numpy(),
+            "ts": pd.to_datetime(carts["ts"]).to_numpy(),
+            "phase": holdout.phase,
+            "share": holdout.share,
+            "held_out": holdout.assign(carts["cart_id"].astype(str)),
+            "decision_id": carts["decision_id"].astype("string").to_numpy(),
+        }
+    )
+    fresh = rows.drop_duplicates("cart_id")  # one row per cart in one statement
+    store.con.register("_holdout_batch", fresh)
+    try:
+        store.con.execute(
+            "INSERT INTO holdout_assignments SELECT cart_id, user_id, ts, phase, share, held_out, decision_id, "
+            "now() FROM _holdout_batch ON CONFLICT DO NOTHING"
+        )
+    finally:
+        store.con.unregister("_holdout_batch")
+    return rows["held_out"].to_numpy(dtype=bool)
 
 
 def held_out_decision(

@@ -16,8 +16,16 @@ With :math:`\\bar y_T, \\bar y_H` the mean per-cart profit of treated and held-o
 
 .. math:: \\widehat{\\Delta} = n_T (\\bar y_T - \\bar y_H)
 
-is the program's incremental profit on the treated carts; its interval is ``n_T`` times the Welch
-interval of the difference of means (`cartlift.experiments.difference_test`). The holdout's cost
+is the program's incremental profit on the treated carts; its interval is ``n_T`` times an interval
+of the difference of means that knows what each held-out cart was worth had it been bought (its
+margin): the held-out mean is a weighted sum of a few large purchases, so it gets the gamma interval
+of Fay and Feuer with Tiwari, Clegg and Zou's upper limit, combined with the treated mean's
+Student interval by the MOVER (`cartlift.experiments.rare_event_difference`, whose docstring has
+the formulas). Welch's interval (`cartlift.experiments.difference_test`), used before, covered the
+simulator's true incremental profit in 88 % of 200 seeds: with ~100 held-out carts it ran short
+whenever chance left the big held-out carts unbought. Revenue gets the same with the cart's value;
+conversion stays Welch's. Without a ``margin`` (``cart_value``) column, or with a negative one,
+profit (revenue) falls back to Welch's interval. The holdout's cost
 is :math:`n_H (\\bar y_T - \\bar y_H)`: the profit the held-out carts would have brought had they
 been treated. Revenue and conversion are compared the same way. Per action, treated carts that got
 the action are compared with the whole holdout: actions are chosen by the policy, not at random,
@@ -43,7 +51,7 @@ from cartlift.act._holdout import Holdout, current_holdout, holdout_phases
 from cartlift.act._log import create_decision_tables
 from cartlift.config import get_settings
 from cartlift.errors import DataError
-from cartlift.experiments import SampleStats, difference_test, mean_estimate
+from cartlift.experiments import SampleStats, difference_test, mean_estimate, rare_event_difference
 from cartlift.store import EventStore
 
 __all__ = ["SEGMENT_DIMENSIONS", "impact", "impact_from_frame", "segment_labels"]
@@ -51,13 +59,29 @@ __all__ = ["SEGMENT_DIMENSIONS", "impact", "impact_from_frame", "segment_labels"
 WINDOW_HOURS = 168.0
 
 
-def _interval(h: np.ndarray, t: np.ndarray, scale: float, alpha: float) -> tuple[dict[str, Any], str | None]:
-    test = difference_test(
-        mean_estimate(SampleStats.from_values(h)),
-        mean_estimate(SampleStats.from_values(t)),
-        relative=False,
-        alpha=alpha,
-    )
+def _interval(
+    h: np.ndarray,
+    t: np.ndarray,
+    scale: float,
+    alpha: float,
+    if_bought: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
+) -> tuple[dict[str, Any], str | None]:
+    """Treated minus held-out mean, times ``scale``.
+
+    ``if_bought`` (bought, value if bought, fixed part) of the held-out carts selects the gamma /
+    MOVER interval (`cartlift.experiments.rare_event_difference`, which knows what the unbought
+    held-out carts were worth); without it, or with a negative value, Welch's interval.
+    """
+    if if_bought is not None and len(if_bought[1]) and bool((if_bought[1] >= 0).all()):
+        bought, worth, fixed = if_bought
+        test = rare_event_difference(t, bought, worth, control_offset=fixed, alpha=alpha)
+    else:
+        test = difference_test(
+            mean_estimate(SampleStats.from_values(h)),
+            mean_estimate(SampleStats.from_values(t)),
+            relative=False,
+            alpha=alpha,
+        )
     if test.error_code is not None:
         return {
             "estimate": None,
@@ -75,6 +99,37 @@ def _interval(h: np.ndarray, t: np.ndarray, scale: float, alpha: float) -> tuple
     }, None
 
 
+def _worth_if_bought(carts: pd.DataFrame) -> dict[str, tuple[np.ndarray, np.ndarray, np.ndarray] | None]:
+    """Per cart: bought, what it brings if bought, and the fixed part, for profit and revenue.
+
+    Profit: a bought cart's profit plus its message cost, an unbought one's ``margin``; the fixed
+    part is minus the message cost. Revenue: a bought cart's revenue, an unbought one's
+    ``cart_value``. None where the frame lacks the column (Welch's interval then).
+    """
+    bought = carts["purchased"].to_numpy(dtype=bool)
+    cost = carts["cost"].to_numpy(dtype=float) if "cost" in carts else np.zeros(len(carts))
+    out: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray] | None] = {"profit": None, "revenue": None}
+    if "margin" in carts:
+        worth = np.where(
+            bought, carts["profit"].to_numpy(dtype=float) + cost, carts["margin"].to_numpy(dtype=float)
+        )
+        out["profit"] = (bought, worth, -cost)
+    if "cart_value" in carts:
+        value = pd.to_numeric(carts["cart_value"], errors="coerce").to_numpy(dtype=float)
+        worth = np.where(bought, carts["revenue"].to_numpy(dtype=float), value)
+        out["revenue"] = (bought, worth, np.zeros(len(carts)))
+    for key, got in out.items():
+        if got is not None and not np.isfinite(got[1]).all():
+            out[key] = None
+    return out
+
+
+def _subset(
+    got: tuple[np.ndarray, np.ndarray, np.ndarray] | None, mask: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    return None if got is None else (got[0][mask], got[1][mask], got[2][mask])
+
+
 def impact_from_frame(
     carts: pd.DataFrame, *, holdout_share: float, currency: str | None = None, alpha: float = 0.05
 ) -> dict[str, Any]:
@@ -84,7 +139,9 @@ def impact_from_frame(
     ----------
     carts : DataFrame
         ``held_out`` (bool), ``purchased`` (bool), ``revenue``, ``profit`` and ``action`` (the
-        decision's action, None for a cart nobody decided for).
+        decision's action, None for a cart nobody decided for); optionally ``margin`` (the cart's
+        profit if bought without a message), ``cart_value`` and ``cost`` (the message's cost, paid
+        bought or not), which select the rare-event interval (see the module docstring).
     holdout_share : float
         The phase's share, reported as is.
     currency : str, optional
@@ -108,8 +165,13 @@ def impact_from_frame(
         "p_value": conv["p_value"],
         "relative_lift": (rate_t / rate_h - 1.0) if rate_h and rate_t is not None else None,
     }
-    revenue, _ = _interval(y["revenue"][held], y["revenue"][~held], float(nt), alpha)
-    profit, _ = _interval(y["profit"][held], y["profit"][~held], float(nt), alpha)
+    worth = _worth_if_bought(carts)
+    revenue, _ = _interval(
+        y["revenue"][held], y["revenue"][~held], float(nt), alpha, _subset(worth["revenue"], held)
+    )
+    profit, _ = _interval(
+        y["profit"][held], y["profit"][~held], float(nt), alpha, _subset(worth["profit"], held)
+    )
     if why:
         notes.append(why)
     per_cart = profit["per_cart"]
@@ -125,7 +187,7 @@ def impact_from_frame(
     for action, idx in actions.groupby(actions).groups.items():
         rows = carts.loc[idx]
         p = rows["profit"].to_numpy(dtype=float)
-        diff, _ = _interval(y["profit"][held], p, 1.0, alpha)
+        diff, _ = _interval(y["profit"][held], p, 1.0, alpha, _subset(worth["profit"], held))
         by_action.append(
             {
                 "action": str(action),
@@ -207,6 +269,7 @@ def _by_segment(carts: pd.DataFrame, alpha: float, currency: str) -> list[dict[s
     profit = carts["profit"].to_numpy(dtype=float)
     revenue = carts["revenue"].to_numpy(dtype=float)
     bought = carts["purchased"].to_numpy(dtype=float)
+    worth = _worth_if_bought(carts)
     rows: list[dict[str, Any]] = []
     for dimension, labels in segment_labels(carts, currency).items():
         present = set(labels.unique())
@@ -217,8 +280,8 @@ def _by_segment(carts: pd.DataFrame, alpha: float, currency: str) -> list[dict[s
             inside = (labels == segment).to_numpy()
             h, t = inside & held, inside & ~held
             nt = int(t.sum())
-            diff, why = _interval(profit[h], profit[t], float(nt), alpha)
-            rev, _ = _interval(revenue[h], revenue[t], float(nt), alpha)
+            diff, why = _interval(profit[h], profit[t], float(nt), alpha, _subset(worth["profit"], h))
+            rev, _ = _interval(revenue[h], revenue[t], float(nt), alpha, _subset(worth["revenue"], h))
             if min(int(h.sum()), nt) < MIN_SEGMENT_CARTS:
                 # a Welch interval on a handful of carts is not worth reading
                 why = f"fewer than {MIN_SEGMENT_CARTS} carts in a group: no interval yet"

@@ -4,7 +4,7 @@ Assignment is a pure hash of (salt, unit id) (GrowthBook's FNV-1a scheme), so ev
 analyses start from per-variant sufficient statistics computed in SQL and are pure functions:
 SRM check, Welch / z / chi-square / Fisher tests, Wilson and Newcombe intervals, relative lift by the
 delta method, ratio metrics, CUPED, bootstrap, Bayesian Beta-Binomial and normal models, always-valid
-sequential tests, group-sequential alpha spending, Holm and Benjamini-Hochberg corrections, power.
+sequential tests, group-sequential alpha spending, a gamma/MOVER interval for rare large purchases, Holm and Benjamini-Hochberg corrections, power.
 """
 
 from cartlift.experiments._analysis import analyze
@@ -32,6 +32,7 @@ from cartlift.experiments._power import (
     power,
     sample_size,
 )
+from cartlift.experiments._rare_events import rare_event_difference, weighted_poisson_interval
 from cartlift.experiments._registry import (
     EXPERIMENT_TABLES,
     expose_event_users,
@@ -132,6 +133,7 @@ __all__ = [
     "normal_model",
     "plan",
     "power",
+    "rare_event_difference",
     "ratio_estimate",
     "sample_size",
     "save_experiment",
@@ -142,5 +144,6 @@ __all__ = [
     "sufficient_stats",
     "two_proportion_ztest",
     "verdicts",
+    "weighted_poisson_interval",
     "wilson_interval",
 ]

@@ -50,6 +50,11 @@ class Customers:
     lifetime : ndarray of float
         Days from ``arrival`` until the customer drops out and never visits again
         (exponential, at a gamma-distributed rate per customer: the Pareto/NBD drop-out).
+    spend : ndarray of float
+        The customer's spend shift ``s``, normal with sd ``spend_spread`` (zeros by default): a
+        viewed product is added with ``s (0.5 + lp)`` more log-odds, so a customer with ``s > 0``
+        adds more and dearer products (``lp`` its log price relative to its category's median)
+        and spends more per order.
     """
 
     ids: np.ndarray
@@ -68,6 +73,7 @@ class Customers:
     response: np.ndarray
     harm: np.ndarray
     lifetime: np.ndarray
+    spend: np.ndarray
 
     @property
     def n(self) -> int:
@@ -109,6 +115,8 @@ def make_customers(config: SimulationConfig, rng: np.random.Generator) -> Custom
         harm=rng.uniform(0.4, 1.2, n),
         # drawn last, so every trait above keeps its draws from the seed
         lifetime=draw_lifetimes(config, n, rng),
+        # after the lifetimes and only when asked for, so a store without it keeps every draw
+        spend=rng.normal(0.0, config.spend_spread, n) if config.spend_spread > 0 else np.zeros(n),
     )
 
 

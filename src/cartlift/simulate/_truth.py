@@ -173,6 +173,8 @@ def user_truth(customers: Customers, catalog: Catalog, sessions: np.ndarray) -> 
             "contact_harm": pa.array(np.where(is_dog, customers.harm, 0.0)),
             # days from arrival to drop-out (inf: never within any horizon); visits stop there
             "lifetime_days": pa.array(customers.lifetime),
+            # the spend shift: dearer and more products in the cart (`add_logits`); 0 without spend_spread
+            "spend_shift": pa.array(customers.spend),
         }
     )
 

@@ -4,7 +4,8 @@ With ``iota`` the session's purchase intent (logit), ``beta`` the customer's pri
 ``lp`` a product's log price relative to its category's median and ``lv`` the log cart value
 relative to a typical product's price:
 
-- each viewed product is added with ``sigmoid(a0 + iota + 0.7 affinity + quality - beta lp)``;
+- each viewed product is added with ``sigmoid(a0 + iota + 0.7 affinity + quality - beta lp + s (0.5 + lp))``,
+  ``s`` the customer's spend shift (0 unless ``spend_spread`` is set: dearer and more products);
 - with two or more products in the cart, each is removed again with
   ``sigmoid(-2 + 0.6 beta lp)`` (a session never removes its whole cart);
 - the session checks out with ``sigmoid(c0 + iota - 0.6 beta lv - (forget - 0.4) + device)``
@@ -94,6 +95,9 @@ def add_logits(views: Views, schedule: Schedule, customers: Customers, catalog: 
         customers.price_sensitivity.astype(np.float32)[user]
         * catalog.log_price_ratio.astype(np.float32)[views.item]
     )
+    if customers.spend.any():  # customers who buy dearer and more (`spend_spread`)
+        shift = customers.spend.astype(np.float32)[user]
+        x += shift * (np.float32(0.5) + catalog.log_price_ratio.astype(np.float32)[views.item])
     return x
 
 
