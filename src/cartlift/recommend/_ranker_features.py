@@ -180,6 +180,25 @@ def _lookup(sorted_keys: np.ndarray, values: np.ndarray, keys: np.ndarray, defau
     return out
 
 
+class _Places:
+    """Where each of some distinct ``keys`` sits in the sorted candidate ``target`` keys: the
+    inverse of `_lookup`, a search of the few proposals instead of a sort of them per feature."""
+
+    def __init__(self, target: np.ndarray, keys: np.ndarray) -> None:
+        self.n = len(target)
+        pos = np.searchsorted(target, keys)
+        safe = np.minimum(pos, max(self.n - 1, 0))
+        found = (pos < self.n) & (target[safe] == keys) if self.n else np.zeros(len(keys), bool)
+        self.found = found
+        self.pos = pos[found]
+
+    def put(self, values: np.ndarray, default: float) -> np.ndarray:
+        """``values`` at their keys' places, ``default`` elsewhere."""
+        out = np.full(self.n, default, np.float64)
+        out[self.pos] = values[self.found]
+        return out
+
+
 def values_at(m: sp.csr_matrix, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
     """``m[rows[p], cols[p]]`` for every pair p (0 where not stored)."""
     m = m if sp.isspmatrix_csr(m) else sp.csr_matrix(m)
@@ -262,10 +281,9 @@ def candidates(
     cols: list[np.ndarray] = []
     for _, idx, vals in ranked:
         r, c = np.nonzero(idx >= 0)
-        gkeys = r * n_items + idx[r, c]
-        order = np.argsort(gkeys)
-        score = _lookup(gkeys[order], vals[r, c][order], keys, np.nan)
-        rank = _lookup(gkeys[order], (c + 1.0)[order], keys, per_generator + 1.0)
+        at = _Places(keys, r * n_items + idx[r, c])  # where each proposal sits among the candidates
+        score = at.put(vals[r, c], np.nan)
+        rank = at.put(c + 1.0, per_generator + 1.0)
         top = np.where(idx[:, 0] >= 0, vals[:, 0], np.nan)
         with np.errstate(invalid="ignore", divide="ignore"):
             relative = score / top[rows]
