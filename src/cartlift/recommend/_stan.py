@@ -145,6 +145,7 @@ class STAN(Recommender):
         binary.data = np.ones_like(binary.data)
         self.__dict__["_sessions_t_cache"] = binary.T.tocsr()
         self.__dict__["_size_sqrt_cache"] = np.sqrt(self.n_distinct_)
+        self.__dict__["_newest_cache"] = float(self.session_time_.max()) if len(self.session_time_) else 0.0
 
     def _partial_fit(
         self, interactions: Interactions, item_map: np.ndarray, added: sp.csr_matrix, users: np.ndarray
@@ -239,14 +240,13 @@ class STAN(Recommender):
         row_len = np.repeat(lengths, np.diff(indptr))
         weight = np.exp((last - row_len) / self.lambda_spw) if self.lambda_spw is not None else np.ones(len(last))
         own = np.where(query.rows >= 0, self.user_session_[np.maximum(query.rows, 0)], -1)
-        newest = float(self.session_time_.max()) if len(self.session_time_) else 0.0
         t_index = self.__dict__["_sessions_t_cache"]
         pool = (
             t_index.indptr,
             t_index.indices,
             self.__dict__["_size_sqrt_cache"],
             self.session_time_,
-            newest,
+            self.__dict__["_newest_cache"],
             self.lambda_snh * _DAY if self.lambda_snh is not None else 0.0,
             self.sample_size,
             self.n_neighbors,
