@@ -133,8 +133,12 @@ def main() -> None:
         f"\nsingle query, {len(picks)} prefixes, k=20, {args.candidates} per generator: "
         f"median {np.median(sizes):.0f} candidates scored (load average {os.getloadavg()[0]:.1f})"
     )
-    print(f"  implicit   wall p50 {r50:7.3f} ms  p99 {r99:7.3f} ms   CPU p50 {rc50:7.3f} ms  p99 {rc99:7.3f} ms")
-    print(f"  ranker     wall p50 {p50:7.3f} ms  p99 {p99:7.3f} ms   CPU p50 {c50:7.3f} ms  p99 {c99:7.3f} ms")
+    print(
+        f"  implicit   wall p50 {r50:7.3f} ms  p99 {r99:7.3f} ms   CPU p50 {rc50:7.3f} ms  p99 {rc99:7.3f} ms"
+    )
+    print(
+        f"  ranker     wall p50 {p50:7.3f} ms  p99 {p99:7.3f} ms   CPU p50 {c50:7.3f} ms  p99 {c99:7.3f} ms"
+    )
     print("\ngoal: single-query p99 <= 5 ms")
     print(f"  wall   {'met' if p99 <= 5 else 'MISSED'} ({p99:.1f} ms)")
     print(f"  CPU    {'met' if c99 <= 5 else 'MISSED'} ({c99:.1f} ms)")

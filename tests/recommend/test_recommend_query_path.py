@@ -7,6 +7,10 @@ row lookups must equal their SciPy definitions.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from functools import partial
+from typing import Any
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -21,6 +25,7 @@ from cartlift.recommend import (
     Popularity,
     Query,
     Ranker,
+    Recommendations,
     Recommender,
     SessionKNN,
 )
@@ -38,7 +43,9 @@ def _walks(n_sessions: int, seed: int) -> pd.DataFrame:
     for s in range(n_sessions):
         item = int(rng.integers(60))
         for step in range(int(rng.integers(2, 9))):
-            rows.append((f"u{s % (n_sessions // 5) if s % 5 == 0 else s}", f"s{s}", f"i{item}", s * 600.0 + step))
+            rows.append(
+                (f"u{s % (n_sessions // 5) if s % 5 == 0 else s}", f"s{s}", f"i{item}", s * 600.0 + step)
+            )
             item = (item + 1) % 60 if rng.random() < 0.7 else int(rng.integers(60))
     return pd.DataFrame(rows, columns=["user_id", "session_id", "item_id", "ts"])
 
@@ -56,7 +63,10 @@ def _queries(data: Interactions, n: int, seed: int, *, exclude: bool, allowed: b
     seqs = [rng.integers(n_items, size=int(rng.integers(0, 7))) for _ in range(n)]
     rows = np.where(rng.random(n) < 0.3, rng.integers(data.n_users, size=n), -1).astype(np.int64)
     history = sp.csr_matrix(
-        (np.ones(sum(len(s) for s in seqs)), (np.repeat(np.arange(n), [len(s) for s in seqs]), np.concatenate(seqs))),
+        (
+            np.ones(sum(len(s) for s in seqs)),
+            (np.repeat(np.arange(n), [len(s) for s in seqs]), np.concatenate(seqs)),
+        ),
         shape=(n, n_items),
     )
     history.sum_duplicates()
@@ -130,35 +140,38 @@ def _generators() -> list[tuple[str, Recommender]]:
 
 @pytest.fixture(scope="module")
 def ranker(interactions: Interactions) -> Ranker:
-    return Ranker(models=_generators(), candidates=20, n_estimators=20, min_data_in_leaf=5, random_state=0).fit(
-        interactions
-    )
+    return Ranker(
+        models=_generators(), candidates=20, n_estimators=20, min_data_in_leaf=5, random_state=0
+    ).fit(interactions)
+
+
+def _assert_each_alone_as_in_batch(ask: Callable[[list[Any]], Recommendations], queries: list[Any]) -> None:
+    batch = ask(queries)
+    for i, one_query in enumerate(queries):
+        one = ask([one_query])
+        np.testing.assert_array_equal(one.indices[0], batch.indices[i])
+        np.testing.assert_array_equal(one.scores[0], batch.scores[i])
+    assert (batch.indices >= 0).all()
 
 
 def test_a_single_user_gets_the_list_of_the_batch(ranker: Ranker) -> None:
     users = [*ranker.user_ids_[:25].tolist(), "nobody"]
     for exclude_seen in (True, False):
-        batch = ranker.recommend(users, k=8, exclude_seen=exclude_seen)
-        for i, user in enumerate(users):
-            one = ranker.recommend([user], k=8, exclude_seen=exclude_seen)
-            np.testing.assert_array_equal(one.indices[0], batch.indices[i])
-            np.testing.assert_array_equal(one.scores[0], batch.scores[i])
-    assert (batch.indices >= 0).all()
+        _assert_each_alone_as_in_batch(partial(ranker.recommend, k=8, exclude_seen=exclude_seen), users)
 
 
 def test_a_single_cart_gets_the_list_of_the_batch(ranker: Ranker) -> None:
     rng = np.random.default_rng(5)
-    items = ranker.item_ids_
-    carts = [list(rng.choice(items, size=int(rng.integers(1, 6)))) for _ in range(25)]
+    carts = [list(rng.choice(ranker.item_ids_, size=int(rng.integers(1, 6)))) for _ in range(25)]
     for exclude_given in (True, False):
-        batch = ranker.recommend_for_items(carts, k=8, exclude_given=exclude_given)
-        for i, cart in enumerate(carts):
-            one = ranker.recommend_for_items([cart], k=8, exclude_given=exclude_given)
-            np.testing.assert_array_equal(one.indices[0], batch.indices[i])
-            np.testing.assert_array_equal(one.scores[0], batch.scores[i])
+        _assert_each_alone_as_in_batch(
+            partial(ranker.recommend_for_items, k=8, exclude_given=exclude_given), carts
+        )
 
 
-def test_the_ranked_list_is_the_order_of_the_sparse_scores(ranker: Ranker, interactions: Interactions) -> None:
+def test_the_ranked_list_is_the_order_of_the_sparse_scores(
+    ranker: Ranker, interactions: Interactions
+) -> None:
     """`Ranker._ranked` orders its candidates directly; it must agree with its own `_score`."""
     query = ranker._user_queries(ranker._user_rows(ranker.user_ids_[:30]))
     query = Query(query.rows, query.history, query.sequences, exclude=query.history)

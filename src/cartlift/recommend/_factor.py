@@ -93,7 +93,12 @@ class ALS(Recommender):
         cached = self.__dict__.get("_gram_cache")
         if cached is None or cached[0] is not self.item_factors_ or cached[1] != self.regularization:
             Y = self.item_factors_.astype(np.float64)
-            cached = (self.item_factors_, self.regularization, Y, Y.T @ Y + self.regularization * np.eye(Y.shape[1]))
+            cached = (
+                self.item_factors_,
+                self.regularization,
+                Y,
+                Y.T @ Y + self.regularization * np.eye(Y.shape[1]),
+            )
             self.__dict__["_gram_cache"] = cached
         return cached[2], cached[3]
 

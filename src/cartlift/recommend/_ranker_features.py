@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from cartlift.recommend._base import Recommender
+from cartlift.recommend._base import Recommender, row_entries
 from cartlift.recommend._interactions import Interactions
 from cartlift.recommend._query import Query
 
@@ -211,15 +211,8 @@ def values_at(m: sp.csr_matrix, rows: np.ndarray, cols: np.ndarray) -> np.ndarra
 def _gather_rows(m: sp.csr_matrix, of_row: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The entries of rows ``of_row`` of ``m`` (-1: none) as (position in ``of_row``, column,
     value) arrays: `take_rows` without the matrix (a SciPy constructor costs tens of microseconds)."""
-    of_row = np.asarray(of_row, np.int64)
-    known = of_row >= 0
-    safe = np.where(known, of_row, 0)
-    starts = np.where(known, m.indptr[safe], 0)
-    lengths = np.where(known, m.indptr[safe + 1] - starts, 0)
-    offsets = np.zeros(len(of_row) + 1, np.int64)
-    np.cumsum(lengths, out=offsets[1:])
-    gather = np.arange(offsets[-1]) + np.repeat(starts - offsets[:-1], lengths)
-    owner = np.repeat(np.arange(len(of_row), dtype=np.int64), lengths)
+    indptr, gather = row_entries(m, of_row)
+    owner = np.repeat(np.arange(len(indptr) - 1, dtype=np.int64), np.diff(indptr))
     return owner, m.indices[gather].astype(np.int64), m.data[gather].astype(np.float64)
 
 
@@ -375,9 +368,7 @@ def _follows_session(
     clicked = np.concatenate(i_list)
     # (weights @ transitions)[r, j] = sum over the row's clicks i of weight_i * transitions[i, j]
     owner, col, val = _gather_rows(transitions, clicked)
-    keys, sums = _summed(
-        np.concatenate(r_list)[owner] * n_items + col, np.concatenate(w_list)[owner] * val
-    )
+    keys, sums = _summed(np.concatenate(r_list)[owner] * n_items + col, np.concatenate(w_list)[owner] * val)
     return _lookup(keys, sums, rows * n_items + items, 0.0)
 
 

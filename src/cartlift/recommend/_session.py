@@ -22,7 +22,7 @@ from cartlift.recommend._interactions import Interactions
 from cartlift.recommend._kernels import HAS_NUMBA
 from cartlift.recommend._knn import _evidence
 from cartlift.recommend._query import Query
-from cartlift.recommend._session_kernels import row_filters, session_knn_topk
+from cartlift.recommend._session_kernels import neighbour_pool, query_filters, session_knn_topk
 
 __all__ = ["SessionKNN", "nearest_sessions"]
 
@@ -194,22 +194,14 @@ class SessionKNN(Recommender):
         indptr, items, weights = self._query_arrays(query)
         ones = np.ones(len(items))
         own = np.where(query.rows >= 0, self.user_session_[np.maximum(query.rows, 0)], -1)
-        t_index = self.__dict__["_sessions_t_cache"]
-        pool = (
-            t_index.indptr,
-            t_index.indices,
-            self.__dict__["_size_sqrt_cache"],
-            self.session_time_,
-            0.0,
-            0.0,
-            self.sample_size,
-            self.n_neighbors,
-        )
+        pool = neighbour_pool(self, 0.0, 0.0)
         m = self.sessions_
         votes = (m.indptr, m.indices, m.data, 0.0, np.zeros(0), 0.0, True)
-        exclude, allowed = row_filters(query, len(self.item_ids_))
+        exclude, allowed = query_filters(query, len(self.item_ids_))
         lengths = np.ones(len(query.sequences))
-        return session_knn_topk((indptr, items, weights, ones, lengths, own), pool, votes, k, exclude, allowed)
+        return session_knn_topk(
+            (indptr, items, weights, ones, lengths, own), pool, votes, k, exclude, allowed
+        )
 
     def _score(self, query: Query) -> sp.csr_matrix:
         q = self._queries(query)

@@ -16,25 +16,33 @@ from typing import Any
 
 import numpy as np
 
-from cartlift.recommend._kernels import HAS_NUMBA, numba
+from cartlift.recommend._kernels import HAS_NUMBA, numba, row_filters
 
-__all__ = ["row_filters", "session_knn_topk"]
+__all__ = ["neighbour_pool", "query_filters", "session_knn_topk"]
 
 
-def row_filters(query: Any, n_items: int) -> tuple[tuple[np.ndarray, np.ndarray], np.ndarray]:
-    """A `Query`'s exclusions (CSR arrays) and business filter (shape (1 or n, n_items)) as the
-    kernel reads them, built without SciPy constructors (each costs tens of microseconds)."""
-    n = len(query.rows)
-    if query.exclude is not None and query.exclude.nnz:
-        ex = query.exclude.tocsr()
-        exclude = (ex.indptr, ex.indices)
-    else:
-        exclude = (np.zeros(n + 1, np.int64), np.zeros(0, np.int64))
-    if query.allowed is None:
-        allowed = np.ones((1, n_items), np.bool_)
-    else:
-        allowed = np.atleast_2d(np.asarray(query.allowed, np.bool_))
-    return exclude, allowed
+def neighbour_pool(
+    model: Any, newest: float, snh_seconds: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, float, float, int, int]:
+    """The ``pool`` argument of :func:`session_knn_topk` for a fitted SessionKNN or STAN (their
+    item -> sessions index and session sizes are cached under the same names)."""
+    t_index = model.__dict__["_sessions_t_cache"]
+    return (
+        t_index.indptr,
+        t_index.indices,
+        model.__dict__["_size_sqrt_cache"],
+        model.session_time_,
+        newest,
+        snh_seconds,
+        model.sample_size,
+        model.n_neighbors,
+    )
+
+
+def query_filters(query: Any, n_items: int) -> tuple[tuple[np.ndarray, np.ndarray], np.ndarray]:
+    """A `Query`'s exclusions and business filter as the kernel reads them."""
+    ex_indptr, ex_indices, allowed = row_filters(query.exclude, query.allowed, len(query.rows), n_items)
+    return (ex_indptr, ex_indices), allowed
 
 
 def session_knn_topk(
@@ -69,10 +77,9 @@ def session_knn_topk(
 
     Returns
     -------
-    idx : ndarray of int64, shape (n, k)
-        Best first, -1 padding; ties by lower column.
-    vals : ndarray of float64, shape (n, k)
-        NaN padding.
+    (idx, vals)
+        As :func:`~cartlift.recommend._kernels.sparse_topk_rows`: the columns (int64, -1
+        padding, ties by lower column) and their scores (NaN padding), shape (n, k) each.
     """
     n = len(query[0]) - 1
     idx = np.full((n, k), -1, np.int64)

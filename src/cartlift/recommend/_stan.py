@@ -42,7 +42,7 @@ from cartlift.recommend._kernels import HAS_NUMBA
 from cartlift.recommend._knn import _evidence
 from cartlift.recommend._query import Query
 from cartlift.recommend._session import nearest_sessions
-from cartlift.recommend._session_kernels import row_filters, session_knn_topk
+from cartlift.recommend._session_kernels import neighbour_pool, query_filters, session_knn_topk
 
 __all__ = ["STAN", "VSTAN"]
 
@@ -238,23 +238,27 @@ class STAN(Recommender):
         # the same scores as _score, one row at a time without SciPy (a single query: ~0.1 ms)
         indptr, items, last, lengths = self._current_arrays(query)
         row_len = np.repeat(lengths, np.diff(indptr))
-        weight = np.exp((last - row_len) / self.lambda_spw) if self.lambda_spw is not None else np.ones(len(last))
+        weight = (
+            np.exp((last - row_len) / self.lambda_spw) if self.lambda_spw is not None else np.ones(len(last))
+        )
         own = np.where(query.rows >= 0, self.user_session_[np.maximum(query.rows, 0)], -1)
-        t_index = self.__dict__["_sessions_t_cache"]
-        pool = (
-            t_index.indptr,
-            t_index.indices,
-            self.__dict__["_size_sqrt_cache"],
-            self.session_time_,
+        pool = neighbour_pool(
+            self,
             self.__dict__["_newest_cache"],
             self.lambda_snh * _DAY if self.lambda_snh is not None else 0.0,
-            self.sample_size,
-            self.n_neighbors,
         )
         boost = 1.0 + self.lambda_idf * self.idf_ if self.lambda_idf is not None else np.zeros(0)
         p = self.positions_
-        votes = (p.indptr, p.indices, p.data, self.lambda_inh or 0.0, boost, self.lambda_ipw or 0.0, self.remind)
-        exclude, allowed = row_filters(query, len(self.item_ids_))
+        votes = (
+            p.indptr,
+            p.indices,
+            p.data,
+            self.lambda_inh or 0.0,
+            boost,
+            self.lambda_ipw or 0.0,
+            self.remind,
+        )
+        exclude, allowed = query_filters(query, len(self.item_ids_))
         return session_knn_topk((indptr, items, weight, last, lengths, own), pool, votes, k, exclude, allowed)
 
     def _score(self, query: Query) -> sp.csr_matrix:
