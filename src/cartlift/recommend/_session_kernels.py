@@ -130,6 +130,10 @@ def _kernel_body(
     banned = np.zeros(n_items, np.bool_)
     hv = np.empty(max(k, 1), np.float64)
     hi = np.empty(max(k, 1), np.int64)
+    nv = np.empty(max(n_neighbors, 1), np.float64)
+    ni = np.empty(max(n_neighbors, 1), np.int64)
+    sims_out = np.empty((1, max(n_neighbors, 1)), np.float64)
+    cand_out = np.empty((1, max(n_neighbors, 1)), np.int64)
     for r in range(n):
         # overlap of the row with every past session sharing an item, and the row's norm
         n_s = 0
@@ -157,27 +161,26 @@ def _kernel_body(
                 m += 1
             acc_s[s] = 0.0
             seen_s[s] = False
-        # ascending sessions, then stable sorts: ties always go to the lower session
-        order = np.argsort(cand[:m], kind="mergesort")
-        cand = cand[:m][order]
-        dots = dots[:m][order]
-        if m > sample_size:  # the most recent ones
-            newest_first = np.argsort(-stime[cand], kind="mergesort")[:sample_size]
-            keep = np.sort(newest_first)
-            cand = cand[keep]
-            dots = dots[keep]
-            m = sample_size
-        sims = np.empty(m, np.float64)
+        if m > sample_size:  # the most recent ones (equal times: the lower sessions)
+            times = stime[cand[:m]]
+            kth = np.partition(times, m - sample_size)[m - sample_size]
+            newer = np.flatnonzero(times > kth)
+            tied = np.flatnonzero(times == kth)
+            tied = tied[np.argsort(cand[tied], kind="mergesort")][: sample_size - len(newer)]
+            kept = np.concatenate((newer, tied))
+            cand, dots, m = cand[kept], dots[kept], len(kept)
+        # the nearest ones, by a bounded heap: most similar first, ties to the lower session
+        size = 0
         for t in range(m):
             s = cand[t]
-            sims[t] = dots[t] / (norm * size_sqrt[s])
+            sim = dots[t] / (norm * size_sqrt[s])
             if snh > 0:
-                sims[t] = sims[t] * np.exp(-(newest - stime[s]) / snh)
-        if m > n_neighbors:
-            nearest = np.argsort(-sims, kind="mergesort")[:n_neighbors]
-            cand = cand[nearest]
-            sims = sims[nearest]
-            m = n_neighbors
+                sim = sim * np.exp(-(newest - stime[s]) / snh)
+            size = heap_offer(nv, ni, size, n_neighbors, sim, s)
+        m = size
+        heap_drain(nv, ni, size, sims_out, cand_out, 0)
+        cand = cand_out[0, :m].copy()
+        sims = sims_out[0, :m].copy()
         # the neighbours vote for their items
         for p in range(q_indptr[r], q_indptr[r + 1]):
             cur[q_items[p]] = q_pos[p]
