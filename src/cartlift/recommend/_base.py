@@ -238,11 +238,18 @@ class Recommender(ABC):
 
     def _user_rows(self, users: np.ndarray) -> np.ndarray:
         """Row of each user id (-1: unknown), by a dict: pandas indexing costs ~0.3 ms a call."""
-        lookup = self.__dict__.get("_user_lookup_cache")
-        if lookup is None or len(lookup) != len(self.user_ids_):
-            lookup = {u: i for i, u in enumerate(self.user_ids_.tolist())}
-            self.__dict__["_user_lookup_cache"] = lookup
-        return np.fromiter((lookup.get(u, -1) for u in users), np.int64, count=len(users))
+        return self._positions("_user_lookup_cache", self.user_ids_, users)
+
+    def _item_rows(self, items: np.ndarray) -> np.ndarray:
+        """Column of each item id (-1: unknown), by a dict, as :meth:`_user_rows`."""
+        return self._positions("_item_lookup_cache", self.item_ids_, items)
+
+    def _positions(self, cache: str, known: np.ndarray, ids: np.ndarray) -> np.ndarray:
+        lookup = self.__dict__.get(cache)
+        if lookup is None or len(lookup) != len(known):
+            lookup = {u: i for i, u in enumerate(known.tolist())}
+            self.__dict__[cache] = lookup
+        return np.fromiter((lookup.get(u, -1) for u in ids), np.int64, count=len(ids))
 
     @property
     def _user_index(self) -> pd.Index:
@@ -261,7 +268,7 @@ class Recommender(ABC):
         return cached
 
     def _drop_caches(self) -> None:
-        for name in ("_user_index_cache", "_item_index_cache", "_user_lookup_cache"):
+        for name in ("_user_index_cache", "_item_index_cache", "_user_lookup_cache", "_item_lookup_cache"):
             self.__dict__.pop(name, None)
 
     def _allowed(self, filter: ItemFilter | None, row_ids: np.ndarray | None) -> np.ndarray | None:
@@ -376,8 +383,7 @@ class Recommender(ABC):
         self._check_fitted()
         k = _check_k(k, "recommend_for_items")
         contexts = _contexts(item_ids)
-        index = self._item_index
-        mapped = [index.get_indexer(pd.Index(c)) for c in contexts]
+        mapped = [self._item_rows(c) for c in contexts]
         seqs = [m[m >= 0].astype(np.int32) for m in mapped]
         idx = np.empty((len(seqs), k), np.int64)
         vals = np.empty((len(seqs), k))
@@ -472,6 +478,13 @@ class Recommender(ABC):
 def take_rows(m: sp.csr_matrix, rows: np.ndarray) -> sp.csr_matrix:
     """Rows of a CSR matrix (an empty row for ``-1``), gathered directly: SciPy's fancy indexing
     costs ~0.1 ms a call, most of a single-user recommendation."""
+    indptr, gather = row_entries(m, rows)
+    return sp.csr_matrix((m.data[gather], m.indices[gather], indptr), shape=(len(rows), m.shape[1]))
+
+
+def row_entries(m: sp.csr_matrix, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The ``indptr`` of rows ``rows`` of a CSR matrix (-1: an empty row) and the positions of
+    their entries in ``m.data`` / ``m.indices``."""
     rows = np.asarray(rows, np.int64)
     known = rows >= 0
     safe = np.where(known, rows, 0)
@@ -479,8 +492,7 @@ def take_rows(m: sp.csr_matrix, rows: np.ndarray) -> sp.csr_matrix:
     lengths = np.where(known, m.indptr[safe + 1] - starts, 0)
     indptr = np.zeros(len(rows) + 1, np.int64)
     np.cumsum(lengths, out=indptr[1:])
-    gather = np.arange(indptr[-1]) + np.repeat(starts - indptr[:-1], lengths)
-    return sp.csr_matrix((m.data[gather], m.indices[gather], indptr), shape=(len(rows), m.shape[1]))
+    return indptr, np.arange(indptr[-1]) + np.repeat(starts - indptr[:-1], lengths)
 
 
 def _contexts(item_ids: Any) -> list[np.ndarray]:

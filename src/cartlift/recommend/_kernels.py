@@ -32,7 +32,7 @@ except ImportError:  # pragma: no cover - depends on the environment
     numba = None  # type: ignore[assignment]
     HAS_NUMBA = False
 
-__all__ = ["HAS_NUMBA", "knn_all_pairs", "similarity_topk", "sparse_topk_rows"]
+__all__ = ["HAS_NUMBA", "knn_all_pairs", "row_filters", "similarity_topk", "sparse_topk_rows"]
 
 BACKENDS = ("auto", "numba", "scipy")
 
@@ -122,6 +122,22 @@ def _knn_scipy(
     return sp.csr_matrix((data, indices, indptr), shape=(n, n))
 
 
+def row_filters(
+    exclude: sp.csr_matrix | None, allowed: np.ndarray | None, n: int, m: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The exclusions of ``n`` rows as CSR ``indptr`` and ``indices`` (sorted within each row) and
+    the business filter as booleans of shape (1 or n, m), as the kernels read them; nothing is
+    built through SciPy when nothing is excluded (a constructor costs tens of microseconds)."""
+    if exclude is not None and exclude.nnz:
+        ex = sp.csr_matrix(exclude)
+        ex.sort_indices()
+        ex_indptr, ex_indices = ex.indptr, ex.indices
+    else:
+        ex_indptr, ex_indices = np.zeros(n + 1, np.int32), np.zeros(0, np.int32)
+    ok = np.ones((1, m), bool) if allowed is None else np.atleast_2d(np.asarray(allowed, bool))
+    return ex_indptr, ex_indices, ok
+
+
 def sparse_topk_rows(
     scores: sp.csr_matrix, k: int, exclude: sp.csr_matrix | None, allowed: np.ndarray | None
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -145,9 +161,7 @@ def sparse_topk_rows(
     """
     n, m = scores.shape
     scores = sp.csr_matrix(scores)
-    ex = sp.csr_matrix(exclude) if exclude is not None else sp.csr_matrix((n, m))
-    ex.sort_indices()
-    ok = np.ones((1, m), bool) if allowed is None else np.atleast_2d(np.asarray(allowed, bool))
+    ex_indptr, ex_indices, ok = row_filters(exclude, allowed, n, m)
     idx = np.full((n, k), -1, np.int64)
     vals = np.full((n, k), np.nan)
     if HAS_NUMBA:
@@ -158,8 +172,8 @@ def sparse_topk_rows(
             scores.indices.astype(np.int64),
             scores.data.astype(np.float64),
             int(k),
-            ex.indptr.astype(np.int64),
-            ex.indices.astype(np.int64),
+            ex_indptr.astype(np.int64),
+            ex_indices.astype(np.int64),
             ok,
             idx,
             vals,
@@ -169,7 +183,7 @@ def sparse_topk_rows(
         cols = scores.indices[scores.indptr[r] : scores.indptr[r + 1]].astype(np.int64)
         v = scores.data[scores.indptr[r] : scores.indptr[r + 1]].astype(np.float64)
         keep = np.isfinite(v) & ok[r if ok.shape[0] > 1 else 0, cols]
-        keep &= ~np.isin(cols, ex.indices[ex.indptr[r] : ex.indptr[r + 1]])
+        keep &= ~np.isin(cols, ex_indices[ex_indptr[r] : ex_indptr[r + 1]])
         cols, v = cols[keep], v[keep]
         order = np.lexsort((cols, -v))[:k]
         idx[r, : len(order)], vals[r, : len(order)] = cols[order], v[order]
@@ -202,9 +216,7 @@ def similarity_topk(
     if not HAS_NUMBA:
         return None
     n, m = history.shape
-    ex = sp.csr_matrix(exclude) if exclude is not None else sp.csr_matrix((n, m))
-    ex.sort_indices()
-    ok = np.ones((1, m), bool) if allowed is None else np.atleast_2d(np.asarray(allowed, bool))
+    ex_indptr, ex_indices, ok = row_filters(exclude, allowed, n, m)
     idx = np.full((n, k), -1, np.int64)
     vals = np.full((n, k), np.nan)
     # no dtype conversion: copying a 2M-entry similarity matrix per call would cost milliseconds;
@@ -217,8 +229,8 @@ def similarity_topk(
         similarity.indices,
         similarity.data,
         int(k),
-        ex.indptr,
-        ex.indices,
+        ex_indptr,
+        ex_indices,
         ok,
         idx,
         vals,

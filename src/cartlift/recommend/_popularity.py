@@ -94,6 +94,40 @@ class Popularity(Recommender):
             cols[known], weights=self._decay(interactions.ts[known]), minlength=len(self.item_ids_)
         )
 
+    def _order(self) -> np.ndarray:
+        """Every item, best first (ties: lower column, as `top_k`), kept while the scores stay the same."""
+        cached = self.__dict__.get("_order_cache")
+        if cached is None or cached[0] is not self.popularity_:
+            cached = (self.popularity_, np.lexsort((np.arange(len(self.popularity_)), -self.popularity_)))
+            self.__dict__["_order_cache"] = cached
+        order: np.ndarray = cached[1]
+        return order
+
+    def _ranked(self, query: Query, k: int) -> tuple[np.ndarray, np.ndarray]:
+        if self.mode == "category":
+            return super()._ranked(query, k)
+        # the same list for everyone: walk the ranking made once, skipping each row's exclusions,
+        # instead of selecting from a dense row of every item per query
+        order = self._order()
+        n = len(query.rows)
+        idx = np.full((n, k), -1, np.int64)
+        vals = np.full((n, k), np.nan)
+        ex = query.exclude.tocsr() if query.exclude is not None and query.exclude.nnz else None
+        allowed = None if query.allowed is None else np.atleast_2d(np.asarray(query.allowed, bool))
+        banned = np.zeros(len(order), bool)  # np.isin per row cost ~1 ms on a long history
+        for r in range(n):
+            ranked = order if allowed is None else order[allowed[r if allowed.shape[0] > 1 else 0][order]]
+            if ex is not None:
+                gone = ex.indices[ex.indptr[r] : ex.indptr[r + 1]]
+                banned[gone] = True
+                head = ranked[: k + len(gone)]
+                ranked = head[~banned[head]]
+                banned[gone] = False
+            top = ranked[:k]
+            idx[r, : len(top)] = top
+            vals[r, : len(top)] = self.popularity_[top]
+        return idx, vals
+
     def _score(self, query: Query) -> np.ndarray:
         n = query.history.shape[0]
         base = np.broadcast_to(self.popularity_, (n, len(self.popularity_))).astype(np.float64)

@@ -389,10 +389,33 @@ class Ranker(Hybrid):
         cand = candidates(query, self._generators(), self._item_stats(), self.candidates)
         return self._to_scores(cand, len(query.rows))
 
+    def _ranked(self, query: Query, k: int) -> tuple[np.ndarray, np.ndarray]:
+        # the candidates already left out excluded and filtered items: order them directly,
+        # without the sparse score matrix (its constructors cost more than the sort of a row)
+        cand = candidates(query, self._generators(), self._item_stats(), self.candidates)
+        n = len(query.rows)
+        idx = np.full((n, k), -1, np.int64)
+        vals = np.full((n, k), np.nan)
+        if not len(cand.rows):
+            return idx, vals
+        prob = self._probabilities(cand, n)
+        order = np.lexsort((cand.items, -prob, cand.rows))  # best first, ties by lower column
+        rows = cand.rows[order]
+        rank = np.arange(len(order)) - np.searchsorted(rows, rows, side="left")
+        top = rank < k
+        idx[rows[top], rank[top]] = cand.items[order][top]
+        vals[rows[top], rank[top]] = prob[order][top]
+        return idx, vals
+
     def _to_scores(self, cand: Candidates, n: int) -> sp.csr_matrix:
         shape = (n, len(self.item_ids_))
         if not len(cand.rows):
             return sp.csr_matrix(shape)
+        return sp.csr_matrix((self._probabilities(cand, n), (cand.rows, cand.items)), shape=shape)
+
+    def _probabilities(self, cand: Candidates, n: int) -> np.ndarray:
+        """The score of each candidate pair: the ranker's, as a softmax per row (times the margin
+        for ``objective="margin"``), always positive."""
         raw = self._booster().predict(cand.features, num_threads=1)
         # per-row softmax: positive scores (so none is mistaken for "no evidence") and, for the
         # margin objective, probabilities to weigh
@@ -403,7 +426,7 @@ class Ranker(Hybrid):
         if self.objective == "margin":
             margin = self._item_stats().margin[cand.items]
             prob = prob * np.maximum(np.nan_to_num(margin, nan=0.0), 0.0) + 1e-12 * prob
-        return sp.csr_matrix((prob + 1e-300, (cand.rows, cand.items)), shape=shape)
+        return prob + 1e-300
 
     def _similar(self, items: np.ndarray) -> sp.csr_matrix:
         history = sp.csr_matrix(

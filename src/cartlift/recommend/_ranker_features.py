@@ -7,6 +7,7 @@ later than the cut (tested).
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -14,7 +15,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from cartlift.recommend._base import Recommender, take_rows
+from cartlift.recommend._base import Recommender, row_entries
 from cartlift.recommend._interactions import Interactions
 from cartlift.recommend._query import Query
 
@@ -77,6 +78,12 @@ class ItemStats:
     price: np.ndarray
     margin: np.ndarray
     category: np.ndarray
+
+    @functools.cached_property
+    def cooccurrence(self) -> sp.csr_matrix:
+        """``[i, j]``: sessions holding both ``i`` and ``j``. Built once, on first use, where a
+        query's lookups would multiply the sessions of its last click by the session matrix."""
+        return (self.sessions_t @ self.sessions).tocsr()
 
     @classmethod
     def of(cls, data: Interactions) -> ItemStats:
@@ -173,12 +180,58 @@ def _lookup(sorted_keys: np.ndarray, values: np.ndarray, keys: np.ndarray, defau
     return out
 
 
+class _Places:
+    """Where each of some distinct ``keys`` sits in the sorted candidate ``target`` keys: the
+    inverse of `_lookup`, a search of the few proposals instead of a sort of them per feature."""
+
+    def __init__(self, target: np.ndarray, keys: np.ndarray) -> None:
+        self.n = len(target)
+        pos = np.searchsorted(target, keys)
+        safe = np.minimum(pos, max(self.n - 1, 0))
+        found = (pos < self.n) & (target[safe] == keys) if self.n else np.zeros(len(keys), bool)
+        self.found = found
+        self.pos = pos[found]
+
+    def put(self, values: np.ndarray, default: float) -> np.ndarray:
+        """``values`` at their keys' places, ``default`` elsewhere."""
+        out = np.full(self.n, default, np.float64)
+        out[self.pos] = values[self.found]
+        return out
+
+
 def values_at(m: sp.csr_matrix, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
     """``m[rows[p], cols[p]]`` for every pair p (0 where not stored)."""
-    coo = m.tocoo()
-    keys = coo.row.astype(np.int64) * m.shape[1] + coo.col
-    order = np.argsort(keys)
-    return _lookup(keys[order], coo.data[order].astype(np.float64), rows * m.shape[1] + cols, 0.0)
+    m = m if sp.isspmatrix_csr(m) else sp.csr_matrix(m)
+    entry_rows = np.repeat(np.arange(m.shape[0], dtype=np.int64), np.diff(m.indptr))
+    keys = entry_rows * m.shape[1] + m.indices
+    order = np.argsort(keys, kind="stable")
+    return _lookup(keys[order], m.data[order].astype(np.float64), rows * m.shape[1] + cols, 0.0)
+
+
+def _gather_rows(m: sp.csr_matrix, of_row: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The entries of rows ``of_row`` of ``m`` (-1: none) as (position in ``of_row``, column,
+    value) arrays: `take_rows` without the matrix (a SciPy constructor costs tens of microseconds)."""
+    indptr, gather = row_entries(m, of_row)
+    owner = np.repeat(np.arange(len(indptr) - 1, dtype=np.int64), np.diff(indptr))
+    return owner, m.indices[gather].astype(np.int64), m.data[gather].astype(np.float64)
+
+
+def _summed(keys: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Sorted distinct ``keys`` and the sum of ``values`` under each."""
+    order = np.argsort(keys, kind="stable")
+    keys, values = keys[order], values[order]
+    if not len(keys):
+        return keys, values
+    first = np.flatnonzero(np.concatenate([[True], keys[1:] != keys[:-1]]))
+    return keys[first], np.add.reduceat(values, first)
+
+
+def row_values(m: sp.csr_matrix, of_row: np.ndarray, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+    """``m[of_row[rows[p]], cols[p]]`` for every pair p (0 where not stored or ``of_row`` is -1),
+    reading only the rows asked for."""
+    owner, col, val = _gather_rows(m, of_row)
+    keys, vals = _summed(owner * m.shape[1] + col, val)
+    return _lookup(keys, vals, rows * m.shape[1] + cols, 0.0)
 
 
 def candidates(
@@ -202,15 +255,16 @@ def candidates(
         if len(seq):
             last_item[row] = int(seq[-1])
     ranked = [(name, *g._ranked(query, per_generator)) for name, g in generators]
-    follows = take_rows(stats.transitions, last_item)
+    f_row, f_item, _ = _gather_rows(stats.transitions, last_item)
     parts = [keys_s]
     for _, idx, _ in ranked:
         r, c = np.nonzero(idx >= 0)
         parts.append(r * n_items + idx[r, c])
     # the items that followed the last click: sequential evidence no neighbourhood model ranks first
-    fr = np.repeat(np.arange(n), np.diff(follows.indptr))
-    parts.append(fr * n_items + follows.indices.astype(np.int64))
-    keys = np.unique(np.concatenate(parts))
+    parts.append(f_row * n_items + f_item)
+    # sorted distinct keys (np.unique hashes first: seconds on the millions of keys of a batch)
+    keys = np.sort(np.concatenate(parts))
+    keys = keys[np.concatenate([[True], keys[1:] != keys[:-1]])] if len(keys) else keys
     rows, items = keys // n_items, keys % n_items
     if query.exclude is not None and query.exclude.nnz:
         gone = values_at(query.exclude.tocsr(), rows, items) != 0
@@ -222,10 +276,9 @@ def candidates(
     cols: list[np.ndarray] = []
     for _, idx, vals in ranked:
         r, c = np.nonzero(idx >= 0)
-        gkeys = r * n_items + idx[r, c]
-        order = np.argsort(gkeys)
-        score = _lookup(gkeys[order], vals[r, c][order], keys, np.nan)
-        rank = _lookup(gkeys[order], (c + 1.0)[order], keys, per_generator + 1.0)
+        at = _Places(keys, r * n_items + idx[r, c])  # where each proposal sits among the candidates
+        score = at.put(vals[r, c], np.nan)
+        rank = at.put(c + 1.0, per_generator + 1.0)
         top = np.where(idx[:, 0] >= 0, vals[:, 0], np.nan)
         with np.errstate(invalid="ignore", divide="ignore"):
             relative = score / top[rows]
@@ -257,7 +310,7 @@ def candidates(
         lengths[rows] - last,
         _lookup(keys_s, count, keys, 0.0),
         (items == last_item[rows]).astype(np.float64),
-        values_at(follows, rows, items),
+        row_values(stats.transitions, last_item, rows, items),
         follows_session,
         cooc,
         stats.popularity[items],
@@ -293,12 +346,9 @@ def _category_share(
     n_cat = int(category.max()) + 1
     sc = category[keys_s % n_items]
     ok = sc >= 0
-    counts = sp.csr_matrix(
-        (np.ones(int(ok.sum())), (keys_s[ok] // n_items, sc[ok])), shape=(n, n_cat)
-    ).tocsr()
-    counts.sum_duplicates()
+    keys, counts = _summed((keys_s[ok] // n_items) * n_cat + sc[ok], np.ones(int(ok.sum())))
     total = np.maximum(np.bincount(keys_s // n_items, minlength=n), 1)
-    share = values_at(counts, rows, np.maximum(cat, 0)) / total[rows]
+    share = _lookup(keys, counts, rows * n_cat + np.maximum(cat, 0), 0.0) / total[rows]
     return np.where(cat >= 0, share, np.nan)
 
 
@@ -306,7 +356,7 @@ def _follows_session(
     query: Query, transitions: sp.csr_matrix, rows: np.ndarray, items: np.ndarray
 ) -> np.ndarray:
     """Transition evidence from every click of the session, the latest weighing most (1/2 per step back)."""
-    n, n_items = len(query.rows), transitions.shape[0]
+    n_items = transitions.shape[0]
     r_list, i_list, w_list = [], [], []
     for r, seq in enumerate(query.sequences):
         seq = np.asarray(seq, np.int64)[-10:]
@@ -315,15 +365,16 @@ def _follows_session(
         w_list.append(0.5 ** np.arange(len(seq) - 1, -1, -1, dtype=np.float64))
     if not r_list:
         return np.zeros(len(rows))
-    weights = sp.csr_matrix(
-        (np.concatenate(w_list), (np.concatenate(r_list), np.concatenate(i_list))), shape=(n, n_items)
-    )
-    return values_at((weights @ transitions).tocsr(), rows, items)
+    clicked = np.concatenate(i_list)
+    # (weights @ transitions)[r, j] = sum over the row's clicks i of weight_i * transitions[i, j]
+    owner, col, val = _gather_rows(transitions, clicked)
+    keys, sums = _summed(np.concatenate(r_list)[owner] * n_items + col, np.concatenate(w_list)[owner] * val)
+    return _lookup(keys, sums, rows * n_items + items, 0.0)
 
 
 def _cooccurs(stats: ItemStats, last_item: np.ndarray, rows: np.ndarray, items: np.ndarray) -> np.ndarray:
     """Share of the past sessions with the last clicked item that also hold the candidate."""
-    holding = take_rows(stats.sessions_t, last_item)
-    together = (holding @ stats.sessions).tocsr()
-    n_last = np.maximum(np.diff(holding.indptr), 1).astype(np.float64)
-    return values_at(together, rows, items) / n_last[rows]
+    holding = np.where(last_item >= 0, np.diff(stats.sessions_t.indptr)[np.maximum(last_item, 0)], 0)
+    n_last = np.maximum(holding, 1).astype(np.float64)
+    together = row_values(stats.cooccurrence, last_item, rows, items)
+    return together / n_last[rows]

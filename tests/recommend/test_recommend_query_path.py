@@ -1,0 +1,211 @@
+"""The fast query path of the two-stage ranker and of its generators.
+
+A single query must get the list it gets inside a batch; the session-kNN kernel and the
+popularity ranking must score like the SciPy / dense path they replace; the candidate features'
+row lookups must equal their SciPy definitions.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import partial
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+import scipy.sparse as sp
+
+from cartlift.recommend import (
+    ALS,
+    STAN,
+    VSTAN,
+    Interactions,
+    ItemKNN,
+    Popularity,
+    Query,
+    Ranker,
+    Recommendations,
+    Recommender,
+    SessionKNN,
+)
+from cartlift.recommend._base import take_rows
+from cartlift.recommend._kernels import HAS_NUMBA
+from cartlift.recommend._ranker_features import ItemStats, candidates, feature_names, values_at
+from cartlift.recommend._topk import densify
+
+
+def _walks(n_sessions: int, seed: int) -> pd.DataFrame:
+    """Sessions over 60 items, mostly stepping to the next item, each its own user but every
+    fifth user coming back (so some queries have a known user and an own past session)."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for s in range(n_sessions):
+        item = int(rng.integers(60))
+        for step in range(int(rng.integers(2, 9))):
+            rows.append(
+                (f"u{s % (n_sessions // 5) if s % 5 == 0 else s}", f"s{s}", f"i{item}", s * 600.0 + step)
+            )
+            item = (item + 1) % 60 if rng.random() < 0.7 else int(rng.integers(60))
+    return pd.DataFrame(rows, columns=["user_id", "session_id", "item_id", "ts"])
+
+
+@pytest.fixture(scope="module")
+def walks() -> Interactions:
+    return Interactions.from_frame(_walks(800, seed=3))
+
+
+def _queries(data: Interactions, n: int, seed: int, *, exclude: bool, allowed: bool) -> Query:
+    """Anonymous sessions (prefixes of random lengths), some rows a known user, with the row's
+    own items excluded and a random business filter when asked."""
+    rng = np.random.default_rng(seed)
+    n_items = data.n_items
+    seqs = [rng.integers(n_items, size=int(rng.integers(0, 7))) for _ in range(n)]
+    rows = np.where(rng.random(n) < 0.3, rng.integers(data.n_users, size=n), -1).astype(np.int64)
+    history = sp.csr_matrix(
+        (
+            np.ones(sum(len(s) for s in seqs)),
+            (np.repeat(np.arange(n), [len(s) for s in seqs]), np.concatenate(seqs)),
+        ),
+        shape=(n, n_items),
+    )
+    history.sum_duplicates()
+    history.data[:] = 1.0
+    # a row without a session falls back on its user's history
+    history = (history + take_rows(data.matrix.tocsr(), rows)).tocsr()
+    history.data[:] = 1.0
+    return Query(
+        rows,
+        history,
+        [s.astype(np.int64) for s in seqs],
+        exclude=history if exclude else None,
+        allowed=rng.random(n_items) < 0.8 if allowed else None,
+    )
+
+
+SESSION_MODELS = {
+    "sknn": lambda: SessionKNN(n_neighbors=10, sample_size=40, variant="sknn"),
+    "vsknn": lambda: SessionKNN(n_neighbors=10, sample_size=40),
+    "vsknn-no-idf": lambda: SessionKNN(n_neighbors=15, sample_size=60, idf=False),
+    "stan": lambda: STAN(n_neighbors=10, sample_size=40),
+    "vstan": lambda: VSTAN(n_neighbors=10, sample_size=40),
+    "stan-no-remind": lambda: STAN(n_neighbors=10, sample_size=40, remind=False, lambda_snh=None),
+    "vstan-defaults": lambda: VSTAN(),
+}
+
+
+@pytest.mark.skipif(not HAS_NUMBA, reason="the kernel needs Numba")
+@pytest.mark.parametrize("name", list(SESSION_MODELS))
+@pytest.mark.parametrize(("exclude", "allowed"), [(False, False), (True, True)])
+def test_session_kernel_scores_like_the_scipy_path(
+    walks: Interactions, name: str, exclude: bool, allowed: bool
+) -> None:
+    model = SESSION_MODELS[name]().fit(walks)
+    query = _queries(walks, 80, seed=7, exclude=exclude, allowed=allowed)
+    k = 12
+    idx, vals = model._ranked(query, k)
+    ref_idx, ref_vals = Recommender._ranked(model, query, k)  # the SciPy path
+    dense = query.mask(densify(model._score(query)))
+    assert (idx >= 0).sum() == (ref_idx >= 0).sum() > 0
+    for r in range(len(query.rows)):
+        got = idx[r] >= 0
+        # each returned item carries its SciPy score, and the list's scores are the best ones
+        # (equal scores may come in another order: sums are added in another order)
+        np.testing.assert_allclose(vals[r, got], dense[r, idx[r, got]], rtol=1e-9)
+        np.testing.assert_allclose(vals[r, got], ref_vals[r, ref_idx[r] >= 0], rtol=1e-9)
+        assert np.isfinite(dense[r, idx[r, got]]).all()
+
+
+@pytest.mark.parametrize("mode", ["global", "trending"])
+def test_popularity_ranking_equals_the_dense_selection(walks: Interactions, mode: str) -> None:
+    model = Popularity(mode=mode).fit(walks)
+    for exclude, allowed in [(False, False), (True, False), (True, True)]:
+        query = _queries(walks, 30, seed=1, exclude=exclude, allowed=allowed)
+        got = model._ranked(query, 20)
+        ref = Recommender._ranked(model, query, 20)
+        np.testing.assert_array_equal(got[0], ref[0])
+        np.testing.assert_array_equal(got[1], ref[1])
+
+
+def _generators() -> list[tuple[str, Recommender]]:
+    return [
+        ("vstan", VSTAN(n_neighbors=20, sample_size=100)),
+        ("vsknn", SessionKNN(n_neighbors=20, sample_size=100)),
+        ("itemknn", ItemKNN(n_neighbors=10, include_self=True)),
+        ("als", ALS(factors=8, iterations=3, random_state=0)),
+        ("popularity", Popularity()),
+        ("trending", Popularity(mode="trending")),
+    ]
+
+
+@pytest.fixture(scope="module")
+def ranker(interactions: Interactions) -> Ranker:
+    return Ranker(
+        models=_generators(), candidates=20, n_estimators=20, min_data_in_leaf=5, random_state=0
+    ).fit(interactions)
+
+
+def _assert_each_alone_as_in_batch(ask: Callable[[list[Any]], Recommendations], queries: list[Any]) -> None:
+    batch = ask(queries)
+    for i, one_query in enumerate(queries):
+        one = ask([one_query])
+        np.testing.assert_array_equal(one.indices[0], batch.indices[i])
+        np.testing.assert_array_equal(one.scores[0], batch.scores[i])
+    assert (batch.indices >= 0).all()
+
+
+def test_a_single_user_gets_the_list_of_the_batch(ranker: Ranker) -> None:
+    users = [*ranker.user_ids_[:25].tolist(), "nobody"]
+    for exclude_seen in (True, False):
+        _assert_each_alone_as_in_batch(partial(ranker.recommend, k=8, exclude_seen=exclude_seen), users)
+
+
+def test_a_single_cart_gets_the_list_of_the_batch(ranker: Ranker) -> None:
+    rng = np.random.default_rng(5)
+    carts = [list(rng.choice(ranker.item_ids_, size=int(rng.integers(1, 6)))) for _ in range(25)]
+    for exclude_given in (True, False):
+        _assert_each_alone_as_in_batch(
+            partial(ranker.recommend_for_items, k=8, exclude_given=exclude_given), carts
+        )
+
+
+def test_the_ranked_list_is_the_order_of_the_sparse_scores(
+    ranker: Ranker, interactions: Interactions
+) -> None:
+    """`Ranker._ranked` orders its candidates directly; it must agree with its own `_score`."""
+    query = ranker._user_queries(ranker._user_rows(ranker.user_ids_[:30]))
+    query = Query(query.rows, query.history, query.sequences, exclude=query.history)
+    idx, vals = ranker._ranked(query, 10)
+    ref_idx, ref_vals = Recommender._ranked(ranker, query, 10)
+    np.testing.assert_array_equal(idx, ref_idx)
+    np.testing.assert_allclose(vals, ref_vals, rtol=1e-12)
+
+
+def test_pair_features_equal_their_scipy_definitions(interactions: Interactions) -> None:
+    gens = [(n, m.fit(interactions)) for n, m in _generators()[2:]]
+    stats = ItemStats.of(interactions)
+    query = _queries(interactions, 40, seed=11, exclude=False, allowed=False)
+    cand = candidates(query, gens, stats, 10)
+    col = {name: cand.features[:, j] for j, name in enumerate(feature_names([n for n, _ in gens]))}
+    n, n_items = len(query.rows), interactions.n_items
+    last = np.array([s[-1] if len(s) else -1 for s in query.sequences], np.int64)
+    rows, items = cand.rows, cand.items
+    follows = values_at(take_rows(stats.transitions, last), rows, items)
+    np.testing.assert_allclose(col["follows_last"], follows, rtol=1e-6)
+    holding = take_rows(stats.sessions_t, last)
+    together = values_at((holding @ stats.sessions).tocsr(), rows, items)
+    n_last = np.maximum(np.diff(holding.indptr), 1)[rows]
+    np.testing.assert_allclose(col["cooccurs_last"], together / n_last, rtol=1e-6)
+    weights = sp.lil_matrix((n, n_items))
+    for r, seq in enumerate(query.sequences):
+        for back, item in enumerate(np.asarray(seq)[::-1][:10]):
+            weights[r, item] += 0.5**back
+    session = values_at((weights.tocsr() @ stats.transitions).tocsr(), rows, items)
+    np.testing.assert_allclose(col["follows_session"], session, rtol=1e-6)
+    share = np.full(len(rows), np.nan)
+    for p, (r, item) in enumerate(zip(rows, items, strict=True)):
+        seq_items = np.unique(query.sequences[r])
+        if stats.category[item] >= 0:
+            share[p] = np.mean(stats.category[seq_items] == stats.category[item]) if len(seq_items) else 0.0
+    np.testing.assert_allclose(col["category_share"], share, rtol=1e-6)
+    assert np.count_nonzero(col["follows_session"]) and np.count_nonzero(col["cooccurs_last"])
