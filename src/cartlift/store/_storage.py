@@ -93,7 +93,7 @@ class _Posted:
 
 
 @dataclass
-class _Load:
+class GroupLoad:
     """The `loads` row of a group, once its counts are known."""
 
     load_id: str
@@ -393,7 +393,7 @@ class Storage(ABC):
                 (quarantine_id(source, row, safe), load_id, source, row, None, safe, reason, started)
             )
         inserted = self._write_group(
-            ctx, checked, quarantined, _Load(load_id, source, started, checked.rows_read)
+            ctx, checked, quarantined, GroupLoad(load_id, source, started, checked.rows_read)
         )
         stored = _live_rows(checked, inserted) if inserted else {}
         if stored and self.on_stored is not None:
@@ -404,7 +404,7 @@ class Storage(ABC):
         return split_outcomes([b.records for b in batches], checked, stored)
 
     def _write_group(
-        self, ctx: Any, checked: CheckedRecords, quarantined: list[tuple[Any, ...]], load: _Load
+        self, ctx: Any, checked: CheckedRecords, quarantined: list[tuple[Any, ...]], load: GroupLoad
     ) -> set[str]:
         """Store a checked group, its quarantined records, products and `loads` row in one
         transaction; returns the ids inserted (the others were stored already)."""
@@ -708,7 +708,7 @@ class DuckDBStorage(Storage):
         self._catalog_merged.clear()
 
     def _write_group(
-        self, ctx: EventStore, checked: CheckedRecords, quarantined: list[tuple[Any, ...]], load: _Load
+        self, ctx: EventStore, checked: CheckedRecords, quarantined: list[tuple[Any, ...]], load: GroupLoad
     ) -> set[str]:
         """The generic transaction in two calls to DuckDB instead of five.
 
