@@ -3,10 +3,13 @@
 The service's routes call the keyword-only coroutines of `Storage`; the SQL lives here and in
 `_postgres.py`, written once in the dialect both databases share. Every job runs on the backend's
 single writer thread (`Writer`), so a DuckDB file has exactly one writer and a PostgreSQL process
-one connection. A group of posted batches is validated by the events package's `check_records`
-(the importers' rules, computed on an in-memory DuckDB connection), its typed rows are stored by
-the backend in one transaction with their quarantined records, products and `loads` row, and
-every caller is answered only after that commit. The same typed rows go to the live sessions
+one connection. Each posted batch is typed by the events package's shortcut (`typed_rows`) on the
+caller's thread while the writer commits earlier groups; the writer merges a group's typed rows
+(`accept_rows`), or checks the group with `check_records` (the importers' SQL, on an in-memory
+DuckDB connection) when the shortcut gave up on a batch. The typed rows are stored by the backend
+in one transaction with their quarantined records, products and `loads` row, in as few calls to
+the database as it allows (each call gives up the GIL and waits to win it back from the event
+loop), and every caller is answered only after that commit. The same typed rows go to the live sessions
 (`Storage.on_stored`), so nothing is parsed twice or read back. Package
 functions that take an `EventStore` (decide, experiments) run on the DuckDB store itself
 (`DuckDBStorage.with_store`) and, on PostgreSQL, on an in-memory slice of it
