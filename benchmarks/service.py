@@ -251,7 +251,8 @@ def main() -> None:
         bare = f"http://127.0.0.1:{bare_port}"
         serve = f"http://127.0.0.1:{serve_port}"
         wait_up(bare + "/constant", procs[0])
-        wait_up(serve + "/healthz", procs[1])
+        # two workers each build their customer history and live state: minutes on a busy machine
+        wait_up(serve + "/healthz", procs[1], timeout=600)
 
         users = [f"u{i}" for i in random.Random(1).sample(range(args.sessions // 4), 900)] + [
             f"new{i}" for i in range(100)

@@ -3,10 +3,12 @@
 from cartlift.events._check import (
     STORED_COLUMNS,
     CheckedRecords,
+    accept_rows,
     accept_typed,
     check_records,
     quarantine_id,
     records_table,
+    typed_rows,
 )
 from cartlift.events._formats import CARTLIFT_COLUMNS, FORMATS, Format, detect_format, get_format
 from cartlift.events._ingest import (
@@ -41,6 +43,7 @@ __all__ = [
     "ColumnMapping",
     "Format",
     "LoadResult",
+    "accept_rows",
     "accept_typed",
     "check_readable",
     "check_records",
@@ -52,4 +55,5 @@ __all__ = [
     "read_mapping",
     "records_table",
     "snapshot",
+    "typed_rows",
 ]

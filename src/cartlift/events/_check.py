@@ -24,7 +24,7 @@ import json
 import math
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 
@@ -51,10 +51,12 @@ from cartlift.events._schema import EVENT_COLUMNS, EVENT_TYPES, PRODUCT_EVENT_TY
 __all__ = [
     "STORED_COLUMNS",
     "CheckedRecords",
+    "accept_rows",
     "accept_typed",
     "check_records",
     "quarantine_id",
     "records_table",
+    "typed_rows",
 ]
 
 STORED_COLUMNS: Final = tuple(c for c in EVENT_COLUMNS if c != "load_id")
@@ -79,11 +81,16 @@ class CheckedRecords:
     rejected : list of (int, str, str, str)
         ``(record number, raw record as JSON, reason, event id)`` (the id its own or derived); a
         later record with an id met earlier in the batch and other content is rejected as a conflict.
+    rows : list of tuples, optional
+        ``accepted`` as Python tuples of `STORED_COLUMNS`, when `accept_rows` built it.
     """
 
     accepted: pa.Table
     repeated: list[tuple[int, str]]
     rejected: list[tuple[int, str, str, str]]
+    rows: list[tuple[Any, ...]] | None = field(default=None, compare=False)
+    """The accepted rows as Python tuples (`STORED_COLUMNS` order) when the shortcut typed them:
+    what live state takes in without reading the Arrow table back."""
 
     @property
     def rows_read(self) -> int:
@@ -331,6 +338,52 @@ def _typed_row(record: Mapping[str, Any], future: datetime) -> tuple[Any, ...]:
     return (event_id, ts, user, session, kind, product, quantity, price, order, channel, device, properties)
 
 
+def typed_rows(
+    records: Sequence[Mapping[str, Any]], *, now: datetime | None = None
+) -> list[tuple[Any, ...]] | None:
+    """The row the importers' SQL makes of each record (`STORED_COLUMNS` order), or None when unsure of one.
+
+    The first half of `accept_typed`, record by record: a caller may type each posted batch as it
+    arrives (the service does, on its event loop, while the writer commits earlier batches) and
+    decide on duplicates for a whole group of batches at once (`accept_rows`).
+    """
+    now = now or datetime.now(UTC)
+    # the SQL compares with the clock's next day to the second (`_checked_sql`)
+    future = (now + timedelta(days=1)).replace(microsecond=0, tzinfo=None)
+    try:
+        return [_typed_row(record, future) for record in records]
+    except _Unsure:
+        return None
+
+
+def accept_rows(rows: Sequence[tuple[Any, ...]]) -> CheckedRecords | None:
+    """`CheckedRecords` of typed rows (`typed_rows`, one per record in order), or None on a conflict.
+
+    A later row with an id met earlier and the same content is a duplicate (a retry); with other
+    content it is a conflict, which only the SQL can quarantine (with its raw record): None.
+    """
+    kept: list[tuple[Any, ...]] = []
+    first: dict[str, tuple[Any, ...]] = {}
+    repeated: list[tuple[int, str]] = []
+    for n, row in enumerate(rows, 1):
+        content = row[1:]
+        earlier = first.setdefault(row[0], content)
+        if earlier is content:
+            kept.append((*row, n))
+        elif earlier == content:  # the SQL compares a hash of these values: a retry
+            repeated.append((n, row[0]))
+        else:  # a conflict: the SQL quarantines it with its raw record
+            return None
+    if not kept:
+        return None  # no records: the SQL path says which columns are missing
+    columns = list(zip(*kept, strict=True))
+    n = len(kept)
+    arrays = [pa.array(c, t) for c, t in zip(columns[:12], ACCEPTED_SCHEMA.types[:12], strict=True)]
+    arrays += [pa.nulls(n, pa.string())] * 3 + [pa.array(columns[12], pa.int64())]
+    table = pa.Table.from_arrays(arrays, schema=ACCEPTED_SCHEMA)
+    return CheckedRecords(table, repeated, [], rows=[r[:12] for r in kept])
+
+
 def accept_typed(
     records: Sequence[Mapping[str, Any]], *, now: datetime | None = None
 ) -> CheckedRecords | None:
@@ -347,32 +400,8 @@ def accept_typed(
     now : datetime, optional
         The check's clock; default now.
     """
-    now = now or datetime.now(UTC)
-    # the SQL compares with the clock's next day to the second (`_checked_sql`)
-    future = (now + timedelta(days=1)).replace(microsecond=0, tzinfo=None)
-    rows: list[tuple[Any, ...]] = []
-    first: dict[str, tuple[Any, ...]] = {}
-    repeated: list[tuple[int, str]] = []
-    try:
-        for n, record in enumerate(records, 1):
-            row = _typed_row(record, future)
-            content = row[1:]
-            earlier = first.setdefault(row[0], content)
-            if earlier is content:
-                rows.append((*row, n))
-            elif earlier == content:  # the SQL compares a hash of these values: a retry
-                repeated.append((n, row[0]))
-            else:  # a conflict: the SQL quarantines it with its raw record
-                return None
-    except _Unsure:
-        return None
-    if not rows:
-        return None  # no records: the SQL path says which columns are missing
-    columns = list(zip(*rows, strict=True))
-    n = len(rows)
-    arrays = [pa.array(c, t) for c, t in zip(columns[:12], ACCEPTED_SCHEMA.types[:12], strict=True)]
-    arrays += [pa.nulls(n, pa.string())] * 3 + [pa.array(columns[12], pa.int64())]
-    return CheckedRecords(pa.Table.from_arrays(arrays, schema=ACCEPTED_SCHEMA), repeated, [])
+    rows = typed_rows(records, now=now)
+    return None if rows is None else accept_rows(rows)
 
 
 def records_table(records: pa.Table | pd.DataFrame | Iterable[Mapping[str, Any]]) -> pa.Table:

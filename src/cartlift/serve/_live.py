@@ -57,11 +57,11 @@ def _order(event: Mapping[str, Any]) -> tuple[str, str]:
 
 
 def _by_session(events: Iterable[Mapping[str, Any]]) -> dict[str, list[Event]]:
+    """The events of each session, in the order given (each session's state sorts only when it
+    must: events of a session mostly arrive in time order)."""
     groups: dict[str, list[Event]] = {}
     for e in events:
-        groups.setdefault(str(e["session_id"]), []).append(dict(e))
-    for evs in groups.values():
-        evs.sort(key=_order)
+        groups.setdefault(str(e["session_id"]), []).append(e)  # type: ignore[arg-type]
     return groups
 
 
@@ -130,10 +130,12 @@ class LiveSessions(ABC):
 
 
 class _Session:
-    __slots__ = ("events", "seen", "state", "user_id")
+    __slots__ = ("events", "last", "seen", "state", "user_id")
 
     def __init__(self, user_id: str) -> None:
         self.events: list[Event] = []
+        self.last: tuple[str, str] | None = None
+        """`_order` of the latest event: a new event compares with it, not with a recomputed key."""
         self.state: SessionState | None = None
         self.user_id = user_id
         self.seen = time.monotonic()
@@ -166,9 +168,10 @@ class MemorySessions(LiveSessions):
     def record(self, events: Iterable[Mapping[str, Any]]) -> None:
         """Add events to their sessions; a session whose state was read is updated incrementally.
 
-        The writer calls this with every committed group, so it stays cheap: a new session's state
-        (whose first event looks up the customer's history) is built when it is first read, and
-        updated event by event after that; an event older than the session's latest rebuilds it.
+        The writer calls this with every committed group, so it stays cheap: events are appended
+        (taken over, not copied); a new session's state (whose first event looks up the customer's
+        history) is built when it is first read, and updated event by event after that; an event
+        older than the session's latest sorts the session once and rebuilds its state when read.
         """
         with self.lock:
             now = time.monotonic()
@@ -178,14 +181,19 @@ class MemorySessions(LiveSessions):
                     session = self._sessions[sid] = _Session(str(evs[0]["user_id"]))
                 self._sessions.move_to_end(sid)
                 session.seen = now
+                unsorted = False
                 for e in evs:
-                    in_order = not session.events or _order(session.events[-1]) <= _order(e)
+                    key = _order(e)
                     session.events.append(e)
-                    if not in_order:
-                        session.events.sort(key=_order)
-                        session.state = None  # rebuilt in order when next asked
-                    elif session.state is not None:
-                        session.state.update(e)
+                    if session.last is not None and key < session.last:
+                        unsorted = True
+                    else:
+                        session.last = key
+                        if session.state is not None and not unsorted:
+                            session.state.update(e)
+                if unsorted:
+                    session.events.sort(key=_order)
+                    session.state = None  # rebuilt in order when next asked
             self._evict(now)
 
     def _evict(self, now: float) -> None:

@@ -3,10 +3,13 @@
 The service's routes call the keyword-only coroutines of `Storage`; the SQL lives here and in
 `_postgres.py`, written once in the dialect both databases share. Every job runs on the backend's
 single writer thread (`Writer`), so a DuckDB file has exactly one writer and a PostgreSQL process
-one connection. A group of posted batches is validated by the events package's `check_records`
-(the importers' rules, computed on an in-memory DuckDB connection), its typed rows are stored by
-the backend in one transaction with their quarantined records, products and `loads` row, and
-every caller is answered only after that commit. The same typed rows go to the live sessions
+one connection. Each posted batch is typed by the events package's shortcut (`typed_rows`) on the
+caller's thread while the writer commits earlier groups; the writer merges a group's typed rows
+(`accept_rows`), or checks the group with `check_records` (the importers' SQL, on an in-memory
+DuckDB connection) when the shortcut gave up on a batch. The typed rows are stored by the backend
+in one transaction with their quarantined records, products and `loads` row, in as few calls to
+the database as it allows (each call gives up the GIL and waits to win it back from the event
+loop), and every caller is answered only after that commit. The same typed rows go to the live sessions
 (`Storage.on_stored`), so nothing is parsed twice or read back. Package
 functions that take an `EventStore` (decide, experiments) run on the DuckDB store itself
 (`DuckDBStorage.with_store`) and, on PostgreSQL, on an in-memory slice of it
@@ -15,6 +18,7 @@ functions that take an `EventStore` (decide, experiments) run on the DuckDB stor
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
 import json
@@ -32,7 +36,14 @@ import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from cartlift.events import STORED_COLUMNS, CheckedRecords, check_records, quarantine_id
+from cartlift.events import (
+    STORED_COLUMNS,
+    CheckedRecords,
+    accept_rows,
+    check_records,
+    quarantine_id,
+    typed_rows,
+)
 from cartlift.store._eventstore import EventStore
 from cartlift.store._tables import TABLES
 from cartlift.store._url import StoreURL, parse_store_url
@@ -68,8 +79,49 @@ LIVE_COLUMNS: Final = (
 )
 """The columns of an accepted event that live session state needs."""
 
+_TYPED_ON_CALLER: Final = 200
+"""Largest batch typed on the event loop (about 5 us an event: 200 hold the loop for a millisecond)."""
+
+_LIVE_AT: Final = tuple(STORED_COLUMNS.index(c) for c in LIVE_COLUMNS)
+"""Where each of `LIVE_COLUMNS` sits in a typed row (`STORED_COLUMNS` order)."""
+
 SERVICE_TABLES: Final = ("api_keys", "audit_log", "decisions", "identities", "webhook_receipts")
 """The tables a DuckDB store gains when a service opens it (PostgreSQL stores have every table)."""
+
+
+@dataclass
+class _Posted:
+    """A posted batch on its way to the writer: its records, and their typed rows when the shortcut
+    typed every one on the caller's side (`typed_rows`, off the writer's critical path)."""
+
+    records: Records
+    typed: list[tuple[Any, ...]] | None = None
+
+
+@dataclass
+class GroupLoad:
+    """The `loads` row of a group, once its counts are known."""
+
+    load_id: str
+    source: str
+    started: datetime
+    rows_read: int
+
+    def row(self, inserted: int, quarantined: int) -> list[Any]:
+        """``loads`` columns: id, source, format, started, finished, read, accepted, duplicates, quarantined."""
+        duplicates = self.rows_read - quarantined - inserted
+        return [
+            self.load_id,
+            self.source,
+            "api",
+            self.started,
+            now_utc(),
+            self.rows_read,
+            inserted,
+            duplicates,
+            quarantined,
+        ]
+
 
 KeyRecord = tuple[str, str, float | None, datetime, str | None, datetime | None, tuple[str, ...]]
 """A stored API key: ``(key_id, scope, rate_limit, created_at, label, expires_at, origins)``."""
@@ -163,6 +215,16 @@ def split_outcomes(
                 out.duplicate_ids.append(event_id)
         outcomes.append(out)
     return outcomes
+
+
+def _live_rows(checked: CheckedRecords, inserted: set[str]) -> dict[str, dict[str, Any]]:
+    """Event id -> `LIVE_COLUMNS` of the accepted rows the store inserted (from the typed tuples
+    when the shortcut made them: reading the Arrow table back costs more than the rest)."""
+    if checked.rows is not None:
+        rows = [dict(zip(LIVE_COLUMNS, (r[i] for i in _LIVE_AT), strict=True)) for r in checked.rows]
+    else:
+        rows = checked.accepted.select(list(LIVE_COLUMNS)).to_pylist()
+    return {r["event_id"]: r for r in rows if r["event_id"] in inserted}
 
 
 _PERSONAL: Final = tuple((t.name, t.personal) for t in TABLES.values() if t.personal)
@@ -301,19 +363,33 @@ class Storage(ABC):
 
     def ingest_now(self, ctx: Any, records: Records) -> IngestOutcome:
         """`ingest` on an open context, without the writer thread (`run_now`: loading a store to serve)."""
-        return self._ingest_batches(ctx, [records])[0]
+        return self._ingest_batches(ctx, [_Posted(records)])[0]
 
     # -- events ---------------------------------------------------------------------------------
     async def ingest(self, *, records: Records) -> IngestOutcome:
-        """Validate and store a batch of events; returns once it is durably committed."""
-        outcome: IngestOutcome = await self.writer.ingest(records)
+        """Validate and store a batch of events; returns once it is durably committed.
+
+        A small batch is typed here, on the caller's thread (the event loop), while the writer
+        commits earlier groups: the writer then only merges the typed rows of a group. A large one
+        is typed on the writer, which gives the loop the GIL back every switch interval.
+        """
+        posted = _Posted(records, typed_rows(records) if len(records) <= _TYPED_ON_CALLER else None)
+        outcome: IngestOutcome = await self.writer.ingest(posted, len(records))
         return outcome
 
-    def _ingest_batches(self, ctx: Any, batches: list[Records]) -> list[IngestOutcome]:
-        """Check ``batches`` and store them in one transaction (on the writer thread); one outcome per batch."""
+    def _check(self, batches: list[_Posted]) -> CheckedRecords:
+        """The group's check: the typed rows merged when every batch has them, else the importers' SQL."""
+        if all(b.typed is not None for b in batches):
+            checked = accept_rows([row for b in batches for row in b.typed or ()])
+            if checked is not None:
+                return checked
         if self._checker is None:
             self._checker = duckdb.connect(config={"threads": 1})
-        checked = check_records(self._checker, [r for b in batches for r in b])
+        return check_records(self._checker, [r for b in batches for r in b.records])
+
+    def _ingest_batches(self, ctx: Any, batches: list[_Posted]) -> list[IngestOutcome]:
+        """Check ``batches`` and store them in one transaction (on the writer thread); one outcome per batch."""
+        checked = self._check(batches)
         load_id = uuid.uuid4().hex
         source = f"api:{load_id}"
         started = now_utc()
@@ -323,9 +399,27 @@ class Storage(ABC):
             quarantined.append(
                 (quarantine_id(source, row, safe), load_id, source, row, None, safe, reason, started)
             )
+        inserted = self._write_group(
+            ctx, checked, quarantined, GroupLoad(load_id, source, started, checked.rows_read)
+        )
+        stored = _live_rows(checked, inserted) if inserted else {}
+        if stored and self.on_stored is not None:
+            try:
+                self.on_stored(list(stored.values()))
+            except Exception:  # stored is stored; live state catches up with later events
+                log.exception("taking stored events into live sessions failed")
+        return split_outcomes([b.records for b in batches], checked, stored)
+
+    def _write_group(
+        self, ctx: Any, checked: CheckedRecords, quarantined: list[tuple[Any, ...]], load: GroupLoad
+    ) -> set[str]:
+        """Store a checked group, its quarantined records, products and `loads` row in one
+        transaction; returns the ids inserted (the others were stored already)."""
         with self._transaction(ctx):
             inserted = (
-                self._insert_events(ctx, checked.accepted, load_id) if checked.accepted.num_rows else set()
+                self._insert_events(ctx, checked.accepted, load.load_id)
+                if checked.accepted.num_rows
+                else set()
             )
             if quarantined:
                 self._insert_quarantine(ctx, quarantined)
@@ -333,21 +427,9 @@ class Storage(ABC):
             self._rows(
                 ctx,
                 "INSERT INTO loads VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                [
-                    load_id, source, "api", started, now_utc(), checked.rows_read, len(inserted),
-                    checked.rows_read - len(quarantined) - len(inserted), len(quarantined),
-                ],
-            )  # fmt: skip
-        stored = {}
-        if inserted:
-            rows = checked.accepted.select(list(LIVE_COLUMNS)).to_pylist()
-            stored = {r["event_id"]: r for r in rows if r["event_id"] in inserted}
-        if stored and self.on_stored is not None:
-            try:
-                self.on_stored(list(stored.values()))
-            except Exception:  # stored is stored; live state catches up with later events
-                log.exception("taking stored events into live sessions failed")
-        return split_outcomes(batches, checked, stored)
+                load.row(len(inserted), len(quarantined)),
+            )
+        return inserted
 
     async def event_count(self) -> int:
         """Events stored."""
@@ -616,29 +698,62 @@ class DuckDBStorage(Storage):
         try:
             yield
         except BaseException:
-            ctx.con.execute("ROLLBACK")
-            self._catalog.clear()
-            self._catalog_merged.clear()
+            self._rollback(ctx)
             raise
         ctx.con.execute("COMMIT")
+        self._committed()
+
+    def _rollback(self, ctx: EventStore) -> None:
+        # no transaction may be open: the statement that began it failed
+        with contextlib.suppress(duckdb.Error):
+            ctx.con.execute("ROLLBACK")
+        self._catalog.clear()
+        self._catalog_merged.clear()
+
+    def _committed(self) -> None:
         self._catalog.update(self._catalog_merged)
         self._catalog_merged.clear()
+
+    def _write_group(
+        self, ctx: EventStore, checked: CheckedRecords, quarantined: list[tuple[Any, ...]], load: GroupLoad
+    ) -> set[str]:
+        """The generic transaction in two calls to DuckDB instead of five.
+
+        Each call releases the GIL and must win it back from the event loop, which keeps it for up
+        to the switch interval while it serves requests: per call, not per row, that wait was
+        most of a group's time. So BEGIN goes with the insert and the `loads` row with COMMIT.
+        """
+        try:
+            inserted = self._insert_events(ctx, checked.accepted, load.load_id, begin=True)
+            if quarantined:
+                self._insert_quarantine(ctx, quarantined)
+            self._merge_products(ctx, checked.accepted)
+            values = ", ".join(_literal(v) for v in load.row(len(inserted), len(quarantined)))
+            ctx.con.execute(f"INSERT INTO loads VALUES ({values}); COMMIT")
+        except BaseException:
+            self._rollback(ctx)
+            raise
+        self._committed()
+        return inserted
 
     def _tables(self, ctx: EventStore) -> set[str]:
         return set(ctx.tables())
 
-    def _insert_events(self, ctx: EventStore, rows: pa.Table, load_id: str) -> set[str]:
+    def _insert_events(
+        self, ctx: EventStore, rows: pa.Table, load_id: str, *, begin: bool = False
+    ) -> set[str]:
+        """The insert; with ``begin``, the same call opens the transaction (`_write_group`)."""
         columns = ", ".join(STORED_COLUMNS)
         ctx.con.register("_checked", rows)
         try:
             # a DuckDB store has no unique index on event_id (it would slow every bulk load): the
             # batch's ids are looked up in the stored ones first
             inserted = ctx.con.execute(
-                f"""INSERT INTO events ({columns}, load_id)
-                    SELECT {columns}, ? FROM _checked
+                f"""{"BEGIN TRANSACTION; " if begin else ""}
+                    INSERT INTO events ({columns}, load_id)
+                    SELECT {columns}, {_literal(load_id)} FROM _checked
                     WHERE event_id NOT IN (SELECT event_id FROM events WHERE event_id IN (SELECT event_id FROM _checked))
-                    RETURNING event_id""",
-                [load_id],
+                    RETURNING event_id"""
             ).fetchall()
         finally:
             ctx.con.unregister("_checked")
@@ -716,6 +831,18 @@ class DuckDBStorage(Storage):
     async def cursor(self) -> Any:
         """A second connection to the same database, for readers on other threads (live look-ups)."""
         return await self.with_store(lambda store: store.con.cursor())
+
+
+def _literal(value: Any) -> str:
+    """A value the writer made (ids, counts, times) as a SQL literal: a statement that opens or
+    commits a transaction alongside takes no parameters."""
+    if isinstance(value, bool) or value is None:
+        raise TypeError(f"no literal for {value!r}")
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, datetime):
+        return f"TIMESTAMP '{value.isoformat(sep=' ')}'"
+    return "'" + str(value).replace("'", "''") + "'"
 
 
 _CATALOG_CACHE: Final = 200_000

@@ -48,7 +48,8 @@ class _Job:
 
 @dataclass
 class _Batch:
-    records: Records
+    records: Any
+    """What the ``ingest`` callable receives for this batch (records, or records with more)."""
     future: asyncio.Future[Any] | Future[Any]
     loop: asyncio.AbstractEventLoop | None = None
     size: int = field(default=0)
@@ -76,7 +77,7 @@ class Writer(Generic[C]):
         Called once on the thread; returns what every job receives.
     ingest : callable
         ``ingest(context, batches) -> list of outcomes``, one outcome per batch, all batches in
-        one transaction.
+        one transaction (a batch is what `ingest` or `submit_ingest` was given).
     close_context : callable
         Called on the thread when the writer stops.
     max_events : int
@@ -87,7 +88,7 @@ class Writer(Generic[C]):
         self,
         name: str,
         open_context: Callable[[], C],
-        ingest: Callable[[C, list[Records]], list[Any]],
+        ingest: Callable[[C, list[Any]], list[Any]],
         close_context: Callable[[C], None],
         *,
         max_events: int = 5_000,
@@ -147,21 +148,24 @@ class Writer(Generic[C]):
         if wake:  # later batches join this one's group
             self._queue.put(_Job())
 
-    def submit_ingest(self, records: Records) -> Future[Any]:
-        """Queue a batch of events from any thread; the future gives its outcome once committed."""
+    def submit_ingest(self, records: Any, size: int | None = None) -> Future[Any]:
+        """Queue a batch of events from any thread; the future gives its outcome once committed.
+
+        ``size`` is its number of events (default ``len(records)``), what ``max_events`` counts.
+        """
         future: Future[Any] = Future()
-        self._post(_Batch(records, future, size=len(records)))
+        self._post(_Batch(records, future, size=len(records) if size is None else size))
         return future
 
     async def call(self, fn: Callable[[C], T]) -> T:
         """Await ``fn(context)`` run on the writer thread."""
         return await asyncio.wrap_future(self.submit(fn))
 
-    async def ingest(self, records: Records) -> Any:
-        """Await the committed outcome of a batch of events."""
+    async def ingest(self, records: Any, size: int | None = None) -> Any:
+        """Await the committed outcome of a batch of events (``size`` as in `submit_ingest`)."""
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Any] = loop.create_future()
-        self._post(_Batch(records, future, loop, len(records)))
+        self._post(_Batch(records, future, loop, len(records) if size is None else size))
         return await future
 
     # -- the thread -----------------------------------------------------------------------------
