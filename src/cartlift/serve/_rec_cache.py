@@ -23,7 +23,7 @@ from typing import TypeAlias
 from cartlift.errors import InvalidParameterError
 from cartlift.serve._registry import LoadedModels
 
-__all__ = ["ListCache", "UserList", "build_list", "list_size"]
+__all__ = ["ListCache", "UserList", "build_list", "list_items", "list_size"]
 
 UserList: TypeAlias = tuple[bytes, bytes, tuple[tuple[str, int], ...], int]
 """``(items, ends, firsts, asked)``: the items' JSON objects joined by commas; where each ends in
@@ -61,6 +61,14 @@ def build_list(items: Sequence[tuple[str, float | None, str]], *, asked: int) ->
 def list_size(entry: UserList) -> int:
     """How many items a cached list holds."""
     return len(entry[1]) // _END.size
+
+
+def list_items(entry: UserList, k: int) -> list[str]:
+    """The ids of the first ``k`` items of a cached list (read back from its JSON, off the request path)."""
+    items, ends, _, _ = entry
+    n = min(k, len(ends) // _END.size)
+    end = _END.unpack_from(ends, (n - 1) * _END.size)[0] if n else 0
+    return [str(i["item_id"]) for i in json.loads(b"[" + items[:end] + b"]")]
 
 
 class ListCache:
