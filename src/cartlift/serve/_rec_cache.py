@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import struct
 from collections import OrderedDict
 from collections.abc import Sequence
@@ -63,12 +64,24 @@ def list_size(entry: UserList) -> int:
     return len(entry[1]) // _END.size
 
 
+_PLAIN_ID = re.compile(rb'\{"item_id":"([^"\\]*)"')
+
+
 def list_items(entry: UserList, k: int) -> list[str]:
-    """The ids of the first ``k`` items of a cached list (read back from its JSON, off the request path)."""
+    """The ids of the first ``k`` items of a cached list (read back from its JSON, off the request path).
+
+    Ids without an escaped character (nearly all) are cut out of the bytes (several times quicker
+    than decoding the JSON); a list holding one is decoded.
+    """
     items, ends, _, _ = entry
     n = min(k, len(ends) // _END.size)
     end = _END.unpack_from(ends, (n - 1) * _END.size)[0] if n else 0
-    return [str(i["item_id"]) for i in json.loads(b"[" + items[:end] + b"]")]
+    part = items[:end]
+    if b"\\" not in part:
+        found = _PLAIN_ID.findall(part)
+        if len(found) == n:
+            return [i.decode() for i in found]
+    return [str(i["item_id"]) for i in json.loads(b"[" + part + b"]")]
 
 
 class ListCache:

@@ -429,7 +429,7 @@ class Service:
         """Log a list answered as a dict (the cart and similar-item routes)."""
         uid = self.user(user_id) if user_id is not None else None
         ids = [str(i["item_id"]) for i in out]
-        self.impressions.add(Shown(now_utc(), uid, session_id, context, ids, firsts, self.models.versions))
+        self.impressions.add(Shown(time.time(), uid, session_id, context, ids, firsts, self.models.versions))
 
     async def similar_items(self, *, item_id: str, k: int, user_id: str | None = None) -> dict[str, Any]:
         """The ``k`` items most similar to ``item_id``; 404 when no model knows the item.

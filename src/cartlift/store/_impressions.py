@@ -15,13 +15,13 @@ attribution links purchases of those items to them.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import threading
 import uuid
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from datetime import datetime
-from typing import Any, Final
+from datetime import datetime, timedelta
+from typing import Any, Final, NamedTuple
 
 import pyarrow as pa
 
@@ -39,18 +39,21 @@ _COLUMNS: Final = tuple(IMPRESSION_COLUMNS)
 _log = logging.getLogger("cartlift.store")
 
 
-@dataclass(slots=True)
-class Shown:
+_EPOCH: Final = datetime(1970, 1, 1)
+
+
+class Shown(NamedTuple):
     """One list shown: its items best first, and where each came from.
 
-    ``items`` may be a function that gives them (the service passes its cached list and reads
-    the ids out of it on the writer's thread, not on the request's). ``firsts`` gives each
-    source's first position (the items after it, up to the next source's first, are that
-    source's) and ``models`` the served versions by kind (``{"recommender": {"name", "version"}}``):
-    what the request already holds, turned into rows later.
+    A plain tuple, so a request logs a list for the cost of making one. ``ts`` is naive UTC or
+    seconds since the epoch (``time.time()``: cheaper on the request path). ``items`` may be a
+    function that gives them (the service passes its cached list and reads the ids out of it on
+    the writer's thread). ``firsts`` gives each source's first position (the items after it, up to
+    the next source's first, are that source's) and ``models`` the served versions by kind
+    (``{"recommender": {"name", "version"}}``): what the request already holds, turned into rows later.
     """
 
-    ts: datetime
+    ts: datetime | float
     user_id: str | None
     session_id: str | None
     context: str
@@ -62,29 +65,69 @@ class Shown:
 
     def rows(self) -> list[tuple[Any, ...]]:
         """The ``rec_impressions`` rows of this list (`cartlift.store.IMPRESSION_COLUMNS` order)."""
-        lid = self.impression_id or uuid.uuid4().hex
-        starts = sorted(((p, s) for s, p in self.firsts), reverse=True)
-        items = self.items() if callable(self.items) else self.items
-        out = []
-        for position, item in enumerate(items):
-            source = next((s for p, s in starts if p <= position), "unknown")
-            served = self.models.get(source) or {}
-            model, version = served.get("name"), served.get("version")
-            out.append(
-                (lid, self.ts, self.user_id, self.session_id, self.context, str(item), position + 1,
-                 source, model, version, self.message_id)
-            )  # fmt: skip
-        return out
+        columns = _Columns()
+        columns.add(self)
+        return list(zip(*columns.values(), strict=True))
+
+
+_PREFIX: Final = uuid.uuid4().hex[:16]
+_COUNTER = itertools.count()
+
+
+def _new_id() -> str:
+    # unique per process and list (a random prefix, then a counter): far cheaper than a uuid4 per list
+    return f"{_PREFIX}{next(_COUNTER):016x}"
+
+
+class _Columns:
+    """The rows of many lists built column by column: a few list operations per list, none per item."""
+
+    def __init__(self) -> None:
+        self.cols: dict[str, list[Any]] = {c: [] for c in _COLUMNS}
+
+    def add(self, shown: Shown) -> None:
+        items = shown.items() if callable(shown.items) else shown.items
+        n = len(items)
+        if not n:
+            return
+        c = self.cols
+        ts = shown.ts if isinstance(shown.ts, datetime) else _EPOCH + timedelta(seconds=shown.ts)
+        for name, value in (
+            ("impression_id", shown.impression_id or _new_id()),
+            ("ts", ts),
+            ("user_id", shown.user_id),
+            ("session_id", shown.session_id),
+            ("context", shown.context),
+            ("message_id", shown.message_id),
+        ):
+            c[name] += [value] * n
+        c["product_id"] += [str(i) for i in items]
+        c["position"] += range(1, n + 1)
+        # each source's run of items, from its first position to the next source's
+        starts = sorted((p, s) for s, p in shown.firsts if p < n) or [(0, "unknown")]
+        starts[0] = (0, starts[0][1])
+        for (first, source), (stop, _) in zip(starts, [*starts[1:], (n, "")], strict=True):
+            served = shown.models.get(source) or {}
+            c["source"] += [source] * (stop - first)
+            c["model"] += [served.get("name")] * (stop - first)
+            c["model_version"] += [served.get("version")] * (stop - first)
+
+    def values(self) -> list[list[Any]]:
+        return [self.cols[c] for c in _COLUMNS]
 
 
 def insert_impressions(target: Any, rows: Sequence[tuple[Any, ...]]) -> None:
     """Insert ``rows`` into ``rec_impressions`` of a DuckDB `EventStore` or a psycopg connection."""
-    if not rows:
-        return
+    if rows:
+        _insert(target, [list(col) for col in zip(*rows, strict=True)])
+
+
+def _insert(target: Any, columns: list[list[Any]]) -> None:
+    """Insert the columns (`IMPRESSION_COLUMNS` order, equal lengths) at once."""
     cols = ", ".join(_COLUMNS)
     if isinstance(target, EventStore):
         target.create_tables(("rec_impressions",))
-        batch = pa.table({c: pa.array([r[i] for r in rows], type=_ARROW[c]) for i, c in enumerate(_COLUMNS)})
+        batch = pa.table({c: pa.array(v, type=_ARROW[c]) for c, v in zip(_COLUMNS, columns, strict=True)})
         target.con.register("_impressions", batch)
         try:
             target.con.execute(f"INSERT INTO rec_impressions ({cols}) SELECT {cols} FROM _impressions")
@@ -92,7 +135,7 @@ def insert_impressions(target: Any, rows: Sequence[tuple[Any, ...]]) -> None:
             target.con.unregister("_impressions")
         return
     with target.cursor() as cur, cur.copy(f"COPY rec_impressions ({cols}) FROM STDIN") as copy:
-        for row in rows:
+        for row in zip(*columns, strict=True):
             copy.write_row(row)
 
 
@@ -162,10 +205,14 @@ class ImpressionLog:
             return None
 
         def job(context: Any) -> int:
-            rows = [row for shown in taken for row in shown.rows()]
-            insert_impressions(self._connection(context), rows)
-            self.written += len(rows)
-            return len(rows)
+            columns = _Columns()
+            for shown in taken:
+                columns.add(shown)
+            values = columns.values()
+            if values[0]:
+                _insert(self._connection(context), values)
+            self.written += len(values[0])
+            return len(values[0])
 
         future = self._submit(job)
         future.add_done_callback(_report)
