@@ -111,7 +111,9 @@ class Service:
         self.storage: Storage = open_storage(settings.db, max_batch_events=settings.writer_batch_events)
         self.intake = Intake(self.storage)
         # every list shown goes to rec_impressions, through the writer, about once a second
-        self.impressions = ImpressionLog(self.storage.writer.submit, _connection)
+        self.impressions = ImpressionLog(
+            self.storage.writer.submit, _connection, enabled=settings.log_impressions
+        )
         self.registry = ModelRegistry(settings.registry_dir(), store=store_identity(settings.db))
         self.models = LoadedModels()
         self._scoring = _Scoring(None, None)

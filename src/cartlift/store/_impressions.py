@@ -165,11 +165,18 @@ class ImpressionLog:
     connection : callable
         ``connection(context)``: what `insert_impressions` takes (the `EventStore` of a DuckDB
         writer, the psycopg connection of a PostgreSQL one).
+    enabled : bool
+        False: `add` keeps nothing (``CARTLIFT_SERVE_LOG_IMPRESSIONS=false``).
     """
 
     def __init__(
-        self, submit: Callable[[Callable[[Any], Any]], Any], connection: Callable[[Any], Any]
+        self,
+        submit: Callable[[Callable[[Any], Any]], Any],
+        connection: Callable[[Any], Any],
+        *,
+        enabled: bool = True,
     ) -> None:
+        self.enabled = enabled
         self._submit = submit
         self._connection = connection
         self._buffer: list[Shown] = []
@@ -186,6 +193,8 @@ class ImpressionLog:
 
     def add(self, shown: Shown) -> None:
         """Log one list (cheap: the request path calls it)."""
+        if not self.enabled:
+            return
         with self._lock:
             self._buffer.append(shown)
             full = len(self._buffer) >= FLUSH_ROWS
