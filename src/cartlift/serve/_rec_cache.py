@@ -80,7 +80,7 @@ def list_items(entry: UserList, k: int) -> list[str]:
     if b"\\" not in part:
         found = _PLAIN_ID.findall(part)
         if len(found) == n:
-            return [i.decode() for i in found]
+            return b"\x00".join(found).decode().split("\x00")  # one decode for the list
     return [str(i["item_id"]) for i in json.loads(b"[" + part + b"]")]
 
 

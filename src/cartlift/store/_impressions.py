@@ -23,6 +23,7 @@ from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from typing import Any, Final, NamedTuple
 
+import numpy as np
 import pyarrow as pa
 
 from cartlift.store._eventstore import EventStore
@@ -80,40 +81,63 @@ def _new_id() -> str:
 
 
 class _Columns:
-    """The rows of many lists built column by column: a few list operations per list, none per item."""
+    """The rows of many lists, kept per list and expanded per item only at the end (numpy, Arrow):
+    a few appends per list on the writer's thread, nothing per item in Python."""
+
+    _PER_LIST: Final = ("impression_id", "ts", "user_id", "session_id", "context", "message_id")
 
     def __init__(self) -> None:
-        self.cols: dict[str, list[Any]] = {c: [] for c in _COLUMNS}
+        self.lists: dict[str, list[Any]] = {c: [] for c in self._PER_LIST}
+        self.items: list[str] = []
+        self.counts: list[int] = []
+        self.runs: list[tuple[int, str, Any, Any]] = []  # (items, source, model, version) per source run
 
     def add(self, shown: Shown) -> None:
         items = shown.items() if callable(shown.items) else shown.items
         n = len(items)
         if not n:
             return
-        c = self.cols
-        ts = shown.ts if isinstance(shown.ts, datetime) else _EPOCH + timedelta(seconds=shown.ts)
-        for name, value in (
-            ("impression_id", shown.impression_id or _new_id()),
-            ("ts", ts),
-            ("user_id", shown.user_id),
-            ("session_id", shown.session_id),
-            ("context", shown.context),
-            ("message_id", shown.message_id),
-        ):
-            c[name] += [value] * n
-        c["product_id"] += [str(i) for i in items]
-        c["position"] += range(1, n + 1)
+        per = self.lists
+        per["impression_id"].append(shown.impression_id or _new_id())
+        per["ts"].append(shown.ts)
+        per["user_id"].append(shown.user_id)
+        per["session_id"].append(shown.session_id)
+        per["context"].append(shown.context)
+        per["message_id"].append(shown.message_id)
+        self.items.extend(items)
+        self.counts.append(n)
         # each source's run of items, from its first position to the next source's
         starts = sorted((p, s) for s, p in shown.firsts if p < n) or [(0, "unknown")]
-        starts[0] = (0, starts[0][1])
-        for (first, source), (stop, _) in zip(starts, [*starts[1:], (n, "")], strict=True):
+        for i, (first, source) in enumerate(starts):
+            stop = starts[i + 1][0] if i + 1 < len(starts) else n
             served = shown.models.get(source) or {}
-            c["source"] += [source] * (stop - first)
-            c["model"] += [served.get("name")] * (stop - first)
-            c["model_version"] += [served.get("version")] * (stop - first)
+            self.runs.append(
+                (stop - (0 if i == 0 else first), source, served.get("name"), served.get("version"))
+            )
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def arrow(self) -> pa.Table:
+        """Every row as one Arrow table (`IMPRESSION_COLUMNS` order)."""
+        counts = np.asarray(self.counts, dtype=np.int64)
+        of_list = pa.array(np.repeat(np.arange(len(counts)), counts))
+        ts = [t if isinstance(t, datetime) else _EPOCH + timedelta(seconds=t) for t in self.lists["ts"]]
+        cols = {
+            c: pa.array(ts if c == "ts" else v, type=_ARROW[c]).take(of_list) for c, v in self.lists.items()
+        }
+        cols["product_id"] = pa.array([str(i) for i in self.items], type=pa.string())
+        firsts = np.repeat(np.cumsum(counts) - counts, counts)
+        cols["position"] = pa.array((np.arange(len(self.items)) - firsts + 1).astype(np.int32))
+        of_run = pa.array(np.repeat(np.arange(len(self.runs)), [r[0] for r in self.runs]))
+        for i, c in enumerate(("source", "model", "model_version"), 1):
+            cols[c] = pa.array([r[i] for r in self.runs], type=pa.string()).take(of_run)
+        return pa.table({c: cols[c] for c in _COLUMNS})
 
     def values(self) -> list[list[Any]]:
-        return [self.cols[c] for c in _COLUMNS]
+        """Every row's values, column by column (`IMPRESSION_COLUMNS` order)."""
+        table = self.arrow()
+        return [table.column(c).to_pylist() for c in _COLUMNS]
 
 
 def insert_impressions(target: Any, rows: Sequence[tuple[Any, ...]]) -> None:
@@ -122,18 +146,24 @@ def insert_impressions(target: Any, rows: Sequence[tuple[Any, ...]]) -> None:
         _insert(target, [list(col) for col in zip(*rows, strict=True)])
 
 
-def _insert(target: Any, columns: list[list[Any]]) -> None:
-    """Insert the columns (`IMPRESSION_COLUMNS` order, equal lengths) at once."""
+def _insert(target: Any, columns: list[list[Any]] | pa.Table) -> None:
+    """Insert the columns (`IMPRESSION_COLUMNS` order, equal lengths; or an Arrow table) at once."""
     cols = ", ".join(_COLUMNS)
     if isinstance(target, EventStore):
         target.create_tables(("rec_impressions",))
-        batch = pa.table({c: pa.array(v, type=_ARROW[c]) for c, v in zip(_COLUMNS, columns, strict=True)})
+        batch = (
+            columns
+            if isinstance(columns, pa.Table)
+            else pa.table({c: pa.array(v, type=_ARROW[c]) for c, v in zip(_COLUMNS, columns, strict=True)})
+        )
         target.con.register("_impressions", batch)
         try:
             target.con.execute(f"INSERT INTO rec_impressions ({cols}) SELECT {cols} FROM _impressions")
         finally:
             target.con.unregister("_impressions")
         return
+    if isinstance(columns, pa.Table):
+        columns = [columns.column(c).to_pylist() for c in _COLUMNS]
     with target.cursor() as cur, cur.copy(f"COPY rec_impressions ({cols}) FROM STDIN") as copy:
         for row in zip(*columns, strict=True):
             copy.write_row(row)
@@ -217,11 +247,10 @@ class ImpressionLog:
             columns = _Columns()
             for shown in taken:
                 columns.add(shown)
-            values = columns.values()
-            if values[0]:
-                _insert(self._connection(context), values)
-            self.written += len(values[0])
-            return len(values[0])
+            if len(columns):
+                _insert(self._connection(context), columns.arrow())
+            self.written += len(columns)
+            return len(columns)
 
         future = self._submit(job)
         future.add_done_callback(_report)
