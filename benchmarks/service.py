@@ -10,8 +10,8 @@ three bounded loads from wrk (a separate process) against 127.0.0.1, one after t
 * ``POST /v1/events`` with 10 new events per request (so throughput x 10 events/s are stored);
 
 then the recommendation load again on a service without the impression log
-(``CARTLIFT_SERVE_LOG_IMPRESSIONS=false``) and with it, alternating ``--log-rounds`` times, and
-prints the ratio of their throughputs (the log's cost on the endpoint).
+(``CARTLIFT_SERVE_LOG_IMPRESSIONS=false``) and with it, ``--log-rounds`` times each in the order
+off-on-on-off..., and prints the ratio of their mean throughputs (the log's cost on the endpoint).
 
 Prints requests/s and p50/p95/p99 latency of each, and the ratios to the bare endpoint (goals:
 recommendations and event posts >= 0.5 of bare throughput with p99 <= 50 ms at 64 connections).
@@ -297,11 +297,13 @@ def main() -> None:
                 serve, tmp / "events.lua", args.seconds, args.connections, args.threads
             ),
         }
-        # the impression log's cost: the recommendation load again on a service without the log,
-        # then with it, one after the other on the same store (alternating cancels a drifting load)
+        # the impression log's cost: the recommendation load again on a service without the log and
+        # with it, on the same store, in the order off-on-on-off-... (a load that drifts during the
+        # runs then weighs on both alike)
         stop(procs.pop())
         logged: dict[str, list[dict[str, float]]] = {"off": [], "on": []}
-        for variant in ("off", "on") * args.log_rounds:
+        order = [v for r in range(args.log_rounds) for v in (("off", "on") if r % 2 == 0 else ("on", "off"))]
+        for variant in order:
             port = free_port()
             flag = {"CARTLIFT_SERVE_LOG_IMPRESSIONS": "false" if variant == "off" else "true"}
             cmd = [
@@ -367,7 +369,7 @@ def main() -> None:
     off = sum(r["rps"] for r in logged["off"]) / len(logged["off"])
     on = sum(r["rps"] for r in logged["on"]) / len(logged["on"])
     print(
-        f"recommendations with the impression log / without (alternating, {args.log_rounds} run(s) each): "
+        f"recommendations with the impression log / without ({args.log_rounds} run(s) each, off-on-on-off...): "
         f"{on:,.0f} / {off:,.0f} req/s = {on / off:.2f}; p99 "
         + ", ".join(f"{r['p99_ms']:.1f}" for r in logged["on"])
         + " ms with, "
