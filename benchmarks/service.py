@@ -7,7 +7,11 @@ three bounded loads from wrk (a separate process) against 127.0.0.1, one after t
   the settings ``cartlift serve`` uses (`cartlift.cli._serve.UVICORN_OPTIONS`: uvloop + httptools,
   one worker, no access log): the ceiling of the stack on this machine;
 * ``GET /v1/users/{id}/recommendations?k=10`` for users drawn from the shop (and 10 % unknown);
-* ``POST /v1/events`` with 10 new events per request (so throughput x 10 events/s are stored).
+* ``POST /v1/events`` with 10 new events per request (so throughput x 10 events/s are stored);
+
+then the recommendation load again on a service without the impression log
+(``CARTLIFT_SERVE_LOG_IMPRESSIONS=false``) and with it, ``--log-rounds`` times each in the order
+off-on-on-off..., and prints the ratio of their mean throughputs (the log's cost on the endpoint).
 
 Prints requests/s and p50/p95/p99 latency of each, and the ratios to the bare endpoint (goals:
 recommendations and event posts >= 0.5 of bare throughput with p99 <= 50 ms at 64 connections).
@@ -198,6 +202,12 @@ def main() -> None:
     parser.add_argument("--keep", action="store_true", help="Keep the temporary folder.")
     parser.add_argument("--postgres", help="Serve this PostgreSQL database (in a schema of its own).")
     parser.add_argument("--workers", type=int, default=1, help="Service worker processes (PostgreSQL).")
+    parser.add_argument(
+        "--log-rounds",
+        type=int,
+        default=2,
+        help="Recommendation loads with and without the impression log, each.",
+    )
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         raise SystemExit("wrk is not installed: apt-get install -y wrk")
@@ -288,6 +298,28 @@ def main() -> None:
                 serve, tmp / "events.lua", args.seconds, args.connections, args.threads
             ),
         }
+        # the impression log's cost: the recommendation load again on a service without the log and
+        # with it, on the same store, in the order off-on-on-off-... (a load that drifts during the
+        # runs then weighs on both alike)
+        stop(procs.pop())
+        logged: dict[str, list[dict[str, float]]] = {"off": [], "on": []}
+        order = [v for r in range(args.log_rounds) for v in (("off", "on") if r % 2 == 0 else ("on", "off"))]
+        for variant in order:
+            port = free_port()
+            flag = {"CARTLIFT_SERVE_LOG_IMPRESSIONS": "false" if variant == "off" else "true"}
+            cmd = [
+                *serve_cmd[: serve_cmd.index("--port") + 1],
+                str(port),
+                *serve_cmd[serve_cmd.index("--port") + 2 :],
+            ]
+            procs.append(subprocess.Popen(cmd, env={**env, **flag}, stdout=log, stderr=log))
+            url = f"http://127.0.0.1:{port}"
+            wait_up(url + "/healthz", procs[-1])
+            with httpx.Client(timeout=30, headers={"Authorization": f"Bearer {key}"}) as client:
+                for u in users:  # the steady state: every list cached, as above
+                    client.get(f"{url}/v1/users/{u}/recommendations?k=10").raise_for_status()
+            logged[variant].append(wrk(url, tmp / "recs.lua", args.seconds, args.connections, args.threads))
+            stop(procs.pop())
     finally:
         for p in procs:
             stop(p)
@@ -334,6 +366,16 @@ def main() -> None:
         f"events in the store after the POST load: {stored:,}; acknowledged (2xx requests x 10): {acked:,}; "
         f"every acknowledged event stored: {'yes' if stored >= acked else 'NO'} "
         f"({stored - acked:,} more: requests in flight when wrk stopped, stored but not counted by wrk)"
+    )
+    off = sum(r["rps"] for r in logged["off"]) / len(logged["off"])
+    on = sum(r["rps"] for r in logged["on"]) / len(logged["on"])
+    print(
+        f"recommendations with the impression log / without ({args.log_rounds} run(s) each, off-on-on-off...): "
+        f"{on:,.0f} / {off:,.0f} req/s = {on / off:.2f}; p99 "
+        + ", ".join(f"{r['p99_ms']:.1f}" for r in logged["on"])
+        + " ms with, "
+        + ", ".join(f"{r['p99_ms']:.1f}" for r in logged["off"])
+        + " ms without"
     )
     if stored < acked:
         raise SystemExit("acknowledged events are missing from the store")

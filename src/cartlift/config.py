@@ -46,6 +46,12 @@ class Settings(BaseSettings):
         description="A purchase this many hours or less after a message was sent, without a click, is credited "
         "to it (view-through; 0 turns view-through off).",
     )
+    attribution_rec_hours: float = Field(
+        default=24.0,
+        gt=0,
+        description="A purchase of a recommended product this many hours or less after a list showed it to "
+        "the customer is credited to that recommendation.",
+    )
 
 
 def get_settings() -> Settings:

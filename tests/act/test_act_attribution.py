@@ -15,17 +15,23 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from cartlift.act import AttributionWindows, attribute, decision_outcomes, parse_window
+from cartlift.act import AttributionWindows, attribute, attribution_summary, decision_outcomes, parse_window
 from cartlift.cli import app
 from cartlift.cli._simulate import demo_step as simulate_step
 from cartlift.deliver import run_demo
 from cartlift.errors import InvalidParameterError
-from cartlift.store import ATTRIBUTION_COLUMNS, EventStore, connect
+from cartlift.store import (
+    ATTRIBUTION_COLUMNS,
+    REC_ATTRIBUTION_COLUMNS,
+    EventStore,
+    connect,
+    insert_impressions,
+)
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "serve"))
 from _serve_helpers import copy_to_postgres, pg_schema
 
-_TABLES = ("events", "decisions", "messages", "message_events")
+_TABLES = ("events", "decisions", "messages", "message_events", "rec_impressions")
 
 
 @pytest.fixture(scope="module")
@@ -46,7 +52,31 @@ def delivered(tmp_path_factory: pytest.TempPathFactory) -> Path:
             for h in rng.exponential(60.0, size=int(rng.integers(1, 3)))
         ]
         store.con.executemany("INSERT INTO message_events VALUES (?, ?, ?, ?)", rows)
+        _log_storefront_lists(store, rng)
     return path
+
+
+def _log_storefront_lists(store: EventStore, rng: np.random.Generator) -> None:
+    """Lists as the service logs them: some showed a product minutes to days before it was bought
+    (to its buyer, or anonymously in the buying session), the rest showed random products."""
+    bought = store.query(
+        "SELECT user_id, session_id, product_id, ts FROM events WHERE event_type = 'purchase' "
+        "AND user_id IS NOT NULL AND product_id IS NOT NULL"
+    ).sample(frac=0.5, random_state=2)
+    products = store.query("SELECT product_id FROM products")["product_id"].tolist()
+    rows = []
+    for n, r in enumerate(bought.itertuples()):
+        anonymous = n % 5 == 0
+        for j, hours in enumerate(rng.exponential(20.0, size=int(rng.integers(1, 4)))):
+            items = [r.product_id, *rng.choice(products, 4, replace=False)]
+            shown_at = r.ts - pd.Timedelta(hours=float(hours))
+            rows += [
+                (f"l{n}-{j}", shown_at, None if anonymous else r.user_id, r.session_id if anonymous else None,
+                 "cart" if anonymous else ("home", "product")[j % 2], str(p), pos + 1,
+                 "recommender", "itemknn", "v0001", None)
+                for pos, p in enumerate(dict.fromkeys(items))
+            ]  # fmt: skip
+    insert_impressions(store, rows)
 
 
 def _reference(path: Path, click_hours: float, view_hours: float) -> pd.DataFrame:
@@ -81,6 +111,37 @@ def _reference(path: Path, click_hours: float, view_hours: float) -> pd.DataFram
     links["kind"] = (links["touch"] == "view").astype(int)
     links = links.sort_values(["kind", "touched_at", "message_id"], ascending=[True, False, True])
     links["credited"] = ~links.duplicated(["user_id", "order"])
+    return links
+
+
+def _rec_reference(path: Path, rec_hours: float) -> pd.DataFrame:
+    """Every (order line, impression of its product) link and its credit, computed with pandas."""
+    with EventStore(path, read_only=True) as store:
+        ev = store.query("SELECT * FROM events WHERE event_type = 'purchase' AND user_id IS NOT NULL")
+        imp = store.query("SELECT * FROM rec_impressions")
+    ev["order"] = ev["order_id"].where(ev["order_id"].notna(), ev["session_id"] + "@" + ev["ts"].astype(str))
+    ev["line"] = ev["price"] * ev["quantity"]
+    orders = ev.groupby(["user_id", "order"], as_index=False).agg(ordered_at=("ts", "min"))
+    lines = (
+        ev[ev["product_id"].notna()]
+        .groupby(["user_id", "order", "product_id"], as_index=False)
+        .agg(session_id=("session_id", "min"), revenue=("line", "sum"))
+        .merge(orders, on=["user_id", "order"])
+    )
+    shown = imp[["impression_id", "ts", "product_id", "context"]]
+    known = lines.merge(
+        imp.loc[imp["user_id"].notna(), ["user_id", *shown.columns]], on=["user_id", "product_id"]
+    )
+    anonymous = lines.merge(
+        imp.loc[imp["user_id"].isna(), ["session_id", *shown.columns]], on=["session_id", "product_id"]
+    )
+    links = pd.concat([known, anonymous], ignore_index=True)
+    links = links[
+        (links["ts"] <= links["ordered_at"])
+        & (links["ordered_at"] - links["ts"] <= pd.Timedelta(hours=rec_hours))
+    ]
+    links = links.sort_values(["ts", "impression_id"], ascending=[False, True])
+    links["credited"] = ~links.duplicated(["user_id", "order", "product_id"])
     return links
 
 
@@ -133,10 +194,46 @@ def test_attribution_equals_an_independent_pandas_computation(delivered: Path, c
         assert not (ref["touch"] == "view").any() and doc["attributed"]["view"]["orders"] == 0
 
 
+@pytest.mark.parametrize("rec", ["24h", "3h", "7d"])
+def test_recommendation_touches_equal_an_independent_pandas_computation(delivered: Path, rec: str) -> None:
+    hours = parse_window(rec)
+    ref = _rec_reference(delivered, hours)
+    with EventStore(delivered) as store:
+        live = attribution_summary(store, AttributionWindows.resolve(rec=rec))
+        doc = attribute(store, rec=rec)
+        stored = store.query("SELECT * FROM rec_attributions")
+    credited = ref[ref["credited"]]
+    assert len(credited) > 0
+    with EventStore(delivered, read_only=True) as store:  # the outbox logged each e-mail's suggestions
+        contexts = dict(
+            store.con.execute("SELECT context, count(*) FROM rec_impressions GROUP BY 1").fetchall()
+        )
+    assert contexts.get("message", 0) > 0 and contexts.get("home", 0) > 0
+    key = lambda f: {  # noqa: E731
+        (r.user_id, r.product_id, r.impression_id, pd.Timestamp(r.ordered_at), bool(r.credited), round(float(r.revenue), 6))
+        for r in f.itertuples()
+    }  # fmt: skip
+    assert key(stored) == key(ref) and len(stored) == len(ref)
+    got = doc["attributed"]["recommendation"]
+    assert got["items"] == len(credited)
+    assert got["orders"] == len(credited.drop_duplicates(["user_id", "order"]))
+    assert got["revenue"] == pytest.approx(credited["revenue"].sum())
+    assert doc["recommendations"]["links"] == len(ref)
+    per_context = credited.groupby("context")["revenue"].sum().round(6).to_dict()
+    assert {
+        r["context"]: round(r["revenue"], 6)
+        for r in doc["recommendations"]["by_context"]
+        if r["items_bought"]
+    } == per_context
+    # linked live (the service's GET /v1/attribution) and as stored agree
+    assert _rounded(live) == _rounded(doc) and doc["rec_window_hours"] == hours
+
+
 def test_attribution_on_postgresql_equals_duckdb(delivered: Path) -> None:
     with EventStore(delivered) as store:
         duck = attribute(store, click="2d", view="12h")
         expected = store.query("SELECT * FROM attributions")
+        rec_expected = store.query("SELECT * FROM rec_attributions")
     with pg_schema() as url:
         copy_to_postgres(delivered, url, _TABLES)
         pg = connect(url)
@@ -145,6 +242,8 @@ def test_attribution_on_postgresql_equals_duckdb(delivered: Path) -> None:
             with pg.cursor() as cur:
                 cur.execute(f"SELECT {', '.join(ATTRIBUTION_COLUMNS)} FROM attributions")
                 got = pd.DataFrame(cur.fetchall(), columns=list(ATTRIBUTION_COLUMNS))
+                cur.execute(f"SELECT {', '.join(REC_ATTRIBUTION_COLUMNS)} FROM rec_attributions")
+                rec_got = pd.DataFrame(cur.fetchall(), columns=list(REC_ATTRIBUTION_COLUMNS))
         finally:
             pg.close()
         # the CLI on the PostgreSQL store prints the same document
@@ -152,6 +251,11 @@ def test_attribution_on_postgresql_equals_duckdb(delivered: Path) -> None:
             app, ["attribution", "--db", url, "--click-window", "2d", "--view-window", "12h", "--json"]
         )
     assert _key(got) == _key(expected) and len(got) == len(expected)
+    rec_cols = ["user_id", "order_key", "product_id", "impression_id", "credited"]
+    assert set(map(tuple, rec_got[rec_cols].values.tolist())) == set(
+        map(tuple, rec_expected[rec_cols].values.tolist())
+    )
+    assert len(rec_got) == len(rec_expected) > 0 and duck["attributed"]["recommendation"]["items"] > 0
     assert _rounded(doc) == _rounded(duck)
     assert result.exit_code == 0, result.output
     assert _rounded(json.loads(result.stdout)) == _rounded(duck)
@@ -177,9 +281,9 @@ def test_bad_windows_are_refused(text: str, match: str) -> None:
 
 
 def test_a_store_without_messages_has_no_attribution(tmp_path: Path) -> None:
-    from cartlift.act import attribution_summary
-
     with EventStore(tmp_path / f"{uuid.uuid4().hex}.duckdb") as store:
         assert attribution_summary(store) is None
         doc = attribute(store)
     assert doc is not None and doc["attributed"]["orders"] == 0 and doc["by_action"] == []
+    assert doc["attributed"]["recommendation"] == {"orders": 0, "items": 0, "revenue": 0.0}
+    assert doc["recommendations"]["logged"] and doc["recommendations"]["lists_shown"] == 0

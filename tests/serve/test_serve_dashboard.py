@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -100,6 +101,7 @@ def _charts(page: Any) -> dict[str, Any]:
                         ? {x: d("decisions")[0].x, n: d("decisions")[0].y, converted: d("decisions")[1].y} : null,
                     experiments: rows("experiments"),
                     attribution: rows("attribution"),
+                    recs: rows("recs"),
                     models: rows("models"),
                     events: document.getElementById("kpi-events").textContent,
                     empty: Array.from(document.querySelectorAll(".empty:not(.hidden)")).map(p => p.parentElement.querySelector("h2").textContent + ": " + p.textContent),
@@ -131,6 +133,14 @@ def test_dashboard_panels_show_the_api_and_cli_numbers_and_update(
     cli_funnel = _cli(tmp_path / "cli.duckdb", "funnel")
     cli_impact = _cli(tmp_path / "cli.duckdb", "impact")
     cli_attribution = _cli(tmp_path / "cli.duckdb", "attribution")
+    # a list shown, so the recommendations panel has a row (the log is written within about a second)
+    api("GET", "/v1/users/u5/recommendations?k=5").raise_for_status()
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        logged = (api("GET", "/v1/attribution").json().get("recommendations") or {}).get("lists_shown")
+        if logged:
+            break
+        time.sleep(0.5)
     page.goto(running.server.url + "/")
     page.fill("#key", running.keys["admin"])
     page.click("button[type=submit]")
@@ -140,7 +150,8 @@ def test_dashboard_panels_show_the_api_and_cli_numbers_and_update(
     # every panel draws: a chart or table, or its one-line note, never bare axes
     assert shown["panels"] == [
         "The store", "Funnel", "Carts at risk now", "Incremental profit against the holdout",
-        "Decisions and outcomes", "Messages", "Orders after a message", "Experiments", "Models",
+        "Decisions and outcomes", "Messages", "Orders after a message", "Sales after a recommendation",
+        "Experiments", "Models",
     ]  # fmt: skip
     # the funnel: the dashboard's = the API's = the CLI's
     assert shown["funnel"] == {
@@ -187,6 +198,10 @@ def test_dashboard_panels_show_the_api_and_cli_numbers_and_update(
         assert [r[:3] for r in shown["attribution"]] == [
             [r["action"], r["channel"], f"{r['sent']:,}"] for r in data["attribution"]["by_action"]
         ]
+    # recommendations: one row per context where lists were shown, as the API counts them
+    recs = data["attribution"]["recommendations"]
+    assert recs["lists_shown"] >= 1
+    assert [r[:2] for r in shown["recs"]] == [[r["context"], f"{r['lists']:,}"] for r in recs["by_context"]]
     # experiments: one row per variant, with the lift's interval and a verdict
     expected = [(e["experiment"], v["name"]) for e in data["experiments"] for v in e["variants"]]
     assert [(r[0], r[1]) for r in shown["experiments"] if r[1] != "—"] == expected

@@ -22,7 +22,7 @@ from cartlift.store import EventStore
 
 _TABLES = (
     "events", "products", "consents", "decisions", "holdout_phases", "holdout_assignments",
-    "messages", "message_events",
+    "messages", "message_events", "rec_impressions",  # the e-mails' suggestions, logged by the outbox
 )  # fmt: skip
 
 

@@ -95,6 +95,8 @@ def test_postgres_storage_validates_like_the_importers_and_is_idempotent(pg_url:
             "identities": 0,
             "holdout_assignments": 0,
             "attributions": 0,
+            "rec_impressions": 0,
+            "rec_attributions": 0,
         }
     finally:
         storage.close()
@@ -220,6 +222,8 @@ def test_postgres_working_copy_writes_back_what_the_packages_log_and_erasure_rem
                 "identities": 0,
                 "holdout_assignments": 0,
                 "attributions": 0,
+                "rec_impressions": 0,
+                "rec_attributions": 0,
             }
         finally:
             storage.close()

@@ -26,8 +26,14 @@ which ``decision_outcomes`` carries beside its cart-window outcome (``attributed
 ``attributed_revenue``, ``attributed_profit``). Attribution says which message came before a
 purchase, not that it caused it: the global holdout (`cartlift.act.impact`) answers that.
 
-Recommendations shown on the storefront are not logged as impressions, so they are not touches;
-products recommended inside a message are attributed with that message.
+recommendation
+    a list shown to the customer (the impression log ``rec_impressions``: the service's
+    recommendation routes and the products put into a message) listed a product of the order at
+    most ``rec_hours`` before it (`cartlift.act._rec_attribution`). This touch is per product, not
+    per order: each bought product is credited to the last list that showed it, with that
+    product's revenue in the order, in ``rec_attributions``. It is reported beside the message
+    touches (``attributed.recommendation``), never added to them: an order credited to a message
+    can also hold a recommended product.
 
 The SQL is set-based and plain enough for DuckDB and PostgreSQL alike; windows are written into
 it as interval literals, so one text runs on either connection (`attribute` rewrites the table in
@@ -43,6 +49,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from cartlift.act._rec_attribution import (
+    interval_sql,
+    link_recommendations,
+    recommendation_credit,
+    recommendation_tables,
+)
 from cartlift.analytics import ORDER_KEY_SQL
 from cartlift.config import get_settings
 from cartlift.errors import InvalidParameterError
@@ -86,29 +98,41 @@ def parse_window(text: str | float) -> float:
 
 @dataclass(frozen=True)
 class AttributionWindows:
-    """How long after a click (``click_hours``) or a sending (``view_hours``) an order is credited."""
+    """How long after a click (``click_hours``) or a sending (``view_hours``) an order is credited,
+    and after a list showed a product (``rec_hours``) its purchase is."""
 
     click_hours: float
     view_hours: float
+    rec_hours: float = 24.0
 
     def __post_init__(self) -> None:
         if not self.click_hours > 0:
             raise InvalidParameterError(f"The click window must be longer than 0. Got {self.click_hours!r}.")
         if not self.view_hours >= 0:
             raise InvalidParameterError(f"The view window cannot be negative. Got {self.view_hours!r}.")
+        if not self.rec_hours > 0:
+            raise InvalidParameterError(
+                f"The recommendation window must be longer than 0. Got {self.rec_hours!r}."
+            )
 
     @classmethod
-    def resolve(cls, click: str | float | None = None, view: str | float | None = None) -> AttributionWindows:
-        """The windows given, else ``CARTLIFT_ATTRIBUTION_CLICK_HOURS`` / ``..._VIEW_HOURS``."""
+    def resolve(
+        cls,
+        click: str | float | None = None,
+        view: str | float | None = None,
+        rec: str | float | None = None,
+    ) -> AttributionWindows:
+        """The windows given, else ``CARTLIFT_ATTRIBUTION_CLICK_HOURS`` / ``..._VIEW_HOURS`` / ``..._REC_HOURS``."""
         settings = get_settings()
         return cls(
             click_hours=settings.attribution_click_hours if click is None else parse_window(click),
             view_hours=settings.attribution_view_hours if view is None else parse_window(view),
+            rec_hours=settings.attribution_rec_hours if rec is None else parse_window(rec),
         )
 
 
 def _interval(hours: float) -> str:
-    return f"INTERVAL '{round(hours * 3600)} seconds'"
+    return interval_sql(hours)
 
 
 _LINK_COLUMNS = [c for c in ATTRIBUTION_COLUMNS if c != "computed_at"]
@@ -208,7 +232,9 @@ class _Connection:
 def _ensure_tables(target: Any) -> None:
     # a PostgreSQL store has every declared table from its first connection; a DuckDB file makes them here
     if isinstance(target, EventStore):
-        target.create_tables(("messages", "message_events", "decisions", "attributions"))
+        target.create_tables(
+            ("messages", "message_events", "decisions", "attributions", *recommendation_tables())
+        )
 
 
 def attribute(
@@ -217,8 +243,10 @@ def attribute(
     click: str | float | None = None,
     view: str | float | None = None,
     now: datetime | None = None,
+    rec: str | float | None = None,
 ) -> dict[str, Any]:
-    """Rewrite the store's ``attributions`` from its orders and messages; return the summary.
+    """Rewrite the store's ``attributions`` from its orders and messages, and ``rec_attributions``
+    from its orders and recommendation impressions; return the summary.
 
     Parameters
     ----------
@@ -227,6 +255,8 @@ def attribute(
     click, view : str or float, optional
         The click-through and view-through windows (``7d``, ``24h``, hours as a number); default
         the settings ``CARTLIFT_ATTRIBUTION_CLICK_HOURS`` (168) and ``..._VIEW_HOURS`` (24).
+    rec : str or float, optional
+        The recommendation window; default ``CARTLIFT_ATTRIBUTION_REC_HOURS`` (24).
     now : datetime, optional
         Stamped as ``computed_at`` (default: now, naive UTC).
 
@@ -235,7 +265,7 @@ def attribute(
     dict
         `attribution_summary` of the rows written.
     """
-    windows = AttributionWindows.resolve(click, view)
+    windows = AttributionWindows.resolve(click, view, rec)
     _ensure_tables(target)
     con = _Connection(target)
     stamp = (now or datetime.now(UTC)).replace(tzinfo=None).isoformat(sep=" ")
@@ -247,6 +277,7 @@ def attribute(
             f"INSERT INTO attributions ({columns}) SELECT {', '.join(_LINK_COLUMNS)}, "
             f"TIMESTAMP '{stamp}' FROM ({attribution_links_sql(windows)}) links"
         )
+        link_recommendations(con.rows, windows.rec_hours, stamp)
     return _summary(con.rows, windows, stored=True)
 
 
@@ -271,7 +302,10 @@ def attribution_summary(
         ``view_window_hours``, ``orders`` and ``revenue`` (all of the store), ``attributed``
         {orders, revenue, share_of_revenue, click {orders, revenue}, view {orders, revenue}},
         ``linked_orders`` (orders with any touch), ``messages`` {sent, clicked, with_orders},
-        ``decisions`` {with_orders, attributed_revenue, attributed_profit}, ``by_action`` and ``currency``.
+        ``decisions`` {with_orders, attributed_revenue, attributed_profit}, ``by_action`` and ``currency``;
+        for recommendations ``rec_window_hours``, ``attributed.recommendation`` {orders, items, revenue}
+        (bought products credited to the last list that showed them) and ``recommendations``
+        (`cartlift.act._rec_attribution.recommendation_credit`).
     """
     if isinstance(run, EventStore):
         store = run
@@ -279,11 +313,15 @@ def attribution_summary(
         needed = {"messages", "message_events", "decisions", *(("attributions",) if stored else ())}
         if not needed <= tables:  # read-only stores too: nothing is created here
             return None
+        logged = set(recommendation_tables(stored)) <= tables
         run = lambda sql: store.con.execute(sql).fetchall()  # noqa: E731
+        return _summary(run, windows or AttributionWindows.resolve(), stored=stored, logged=logged)
     return _summary(run, windows or AttributionWindows.resolve(), stored=stored)
 
 
-def _summary(run: Runner, windows: AttributionWindows, *, stored: bool) -> dict[str, Any]:
+def _summary(
+    run: Runner, windows: AttributionWindows, *, stored: bool, logged: bool = True
+) -> dict[str, Any]:
     source = "attributions" if stored else "links"
     head = "" if stored else f"links AS ({attribution_links_sql(windows)}),"
     credit, profit = decision_credit_sql(source)
@@ -309,6 +347,7 @@ def _summary(run: Runner, windows: AttributionWindows, *, stored: bool) -> dict[
         WHERE m.status = 'sent' GROUP BY m.action, m.channel ORDER BY count(*) DESC, m.action, m.channel"""
     )
     per_kind = {str(k): {"orders": int(n), "revenue": float(r)} for k, n, r in kinds}
+    recs = recommendation_credit(run, windows.rec_hours, stored=stored, logged=logged)
     orders = sum(v["orders"] for v in per_kind.values())
     revenue = sum(v["revenue"] for v in per_kind.values())
     rows = [
@@ -335,6 +374,7 @@ def _summary(run: Runner, windows: AttributionWindows, *, stored: bool) -> dict[
             "share_of_revenue": revenue / float(total_revenue) if total_revenue else None,
             "click": per_kind.get("click", {"orders": 0, "revenue": 0.0}),
             "view": per_kind.get("view", {"orders": 0, "revenue": 0.0}),
+            "recommendation": recs.pop("credited"),
         },
         "linked_orders": int(linked[0][0]),
         "messages": {
@@ -349,4 +389,6 @@ def _summary(run: Runner, windows: AttributionWindows, *, stored: bool) -> dict[
         },
         "by_action": rows,
         "currency": get_settings().currency,
+        "rec_window_hours": windows.rec_hours,
+        "recommendations": recs,
     }

@@ -21,7 +21,22 @@ def demo_step(store: EventStore, out_dir: Path) -> dict[str, Any]:
     """
     from cartlift.deliver import run_demo
 
-    return run_demo(store, out_dir)
+    # the messages suggest the served recommender's products when `cartlift train --all` made one
+    return run_demo(store, out_dir, models=_registry(str(store.path)))
+
+
+def _registry(db: str | None) -> Path:
+    """The model registry `cartlift serve` would load for the store ``db`` (the outbox reads its recommender)."""
+    from cartlift.serve import ServeSettings
+    from cartlift.store import parse_store_url
+
+    return ServeSettings(db=parse_store_url(db).url).registry_dir()
+
+
+def _store_id(db: str | None) -> str:
+    from cartlift.store import parse_store_url, store_identity
+
+    return store_identity(parse_store_url(db).url)
 
 
 def _settings() -> Any:
@@ -102,7 +117,13 @@ def register(app: typer.Typer) -> None:
 
         settings = _settings()
         with open_db(db) as store:
-            worker = Worker(store, settings, outbox_dir=outbox_folder(db, settings))
+            worker = Worker(
+                store,
+                settings,
+                outbox_dir=outbox_folder(db, settings),
+                models=_registry(db),
+                store_id=_store_id(db),
+            )
             try:
                 if once:
                     result = worker.run_once()
@@ -158,15 +179,20 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Render the message of one cart (its outbox row, its decision, or a reminder) without sending it."""
         from cartlift.deliver import build_email, open_db, render_message
+        from cartlift.deliver._facts import gather
         from cartlift.deliver._repo import cart_message, utcnow
         from cartlift.errors import DataError
+        from cartlift.recommend import served_recommender
 
         settings = _settings()
         with open_db(db) as store:
             msg = cart_message(store, cart_id=cart)
             if msg is None:
                 raise DataError(f"No cart {cart!r} in the store's events.")
-            rendered = render_message(store, msg, settings=settings)
+            # the products the worker would suggest: the served recommender's, else best sellers
+            served = served_recommender(_registry(db), store=_store_id(db))
+            facts = gather(store, [msg], now=msg.get("due_at") or utcnow(), recommender=served)
+            rendered = render_message(store, msg, settings=settings, facts=facts)
         mail = build_email(rendered, settings=settings, now=utcnow()) if rendered.html is not None else None
         if eml is not None and mail is not None:
             eml.write_bytes(mail.as_bytes())

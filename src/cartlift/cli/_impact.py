@@ -33,6 +33,14 @@ def register(app: typer.Typer) -> None:
                 "(default CARTLIFT_ATTRIBUTION_VIEW_HOURS, 24 hours).",
             ),
         ] = None,
+        rec_window: Annotated[
+            str | None,
+            typer.Option(
+                "--rec-window",
+                help="Credit a bought product to the last recommendation list that showed it this long before, "
+                "e.g. 24h (default CARTLIFT_ATTRIBUTION_REC_HOURS, 24 hours).",
+            ),
+        ] = None,
         db: DbOption = None,
         json: JsonOption = False,
     ) -> None:
@@ -41,8 +49,11 @@ def register(app: typer.Typer) -> None:
         An order is credited to the customer's last click on a message within the click window,
         else to the last message sent within the view window. The links are stored in the
         ``attributions`` table (rewritten each run), and each decision's credited revenue and
-        profit appear in ``decision_outcomes``. Attribution says which message came before a
-        purchase, not that it caused it: `cartlift impact` measures that against the holdout.
+        profit appear in ``decision_outcomes``. A bought product that a recommendation list showed
+        the customer within the recommendation window (the impression log ``rec_impressions``) is
+        credited to the last such list, with its revenue, in ``rec_attributions``. Attribution says
+        which message or list came before a purchase, not that it caused it: `cartlift impact`
+        measures that against the holdout.
         """
         from cartlift.act import attribute
         from cartlift.store import connect, parse_store_url
@@ -51,12 +62,12 @@ def register(app: typer.Typer) -> None:
         if url.is_postgres:  # the same SQL runs on PostgreSQL itself: no working copy needed
             pg = connect(url)
             try:
-                doc = attribute(pg, click=click_window, view=view_window)
+                doc = attribute(pg, click=click_window, view=view_window, rec=rec_window)
             finally:
                 pg.close()
         else:
             with open_store(db) as store:
-                doc = attribute(store, click=click_window, view=view_window)
+                doc = attribute(store, click=click_window, view=view_window, rec=rec_window)
         if json:
             emit_json(doc)
             return
@@ -249,6 +260,21 @@ def print_attribution(doc: dict[str, Any]) -> None:
                 f"{r['profit']:,.2f} {cur}",
             )
         out.print(table)
+    recs, rb = doc["recommendations"], a["recommendation"]
+    if recs["lists_shown"]:
+        out.print(
+            f"[bold]{rb['items']:,} products in {rb['orders']:,} orders bought after a recommendation[/]: "
+            f"{rb['revenue']:,.2f} {cur} (shown within {_hours(doc['rec_window_hours'])} before; "
+            f"{recs['lists_shown']:,} lists, {recs['items_shown']:,} items shown)"
+        )
+        table = Table("shown in", "lists", "items shown", "products bought", "orders", "revenue",
+                      title="by where the list was shown (last list)")  # fmt: skip
+        for r in recs["by_context"]:
+            table.add_row(r["context"], f"{r['lists']:,}", f"{r['items_shown']:,}", f"{r['items_bought']:,}",
+                          f"{r['orders']:,}", f"{r['revenue']:,.2f} {cur}")  # fmt: skip
+        out.print(table)
+    else:
+        out.print("no recommendation list logged yet (rec_impressions): nothing to credit to recommendations")
     out.print(
-        "note: credit says which message came before an order, not that it caused it (see `cartlift impact`)."
+        "note: credit says which message or list came before an order, not that it caused it (see `cartlift impact`)."
     )

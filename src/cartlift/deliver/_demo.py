@@ -45,7 +45,8 @@ from cartlift.deliver._settings import DeliverSettings
 from cartlift.deliver._tables import Db
 from cartlift.deliver._worker import RunResult, Worker
 from cartlift.errors import DataError
-from cartlift.store import EventStore
+from cartlift.recommend import ServedRecommender
+from cartlift.store import EventStore, store_identity
 
 __all__ = ["run_demo"]
 
@@ -58,9 +59,17 @@ def _policy(store: EventStore, seed: int) -> ProfitPolicy | DefaultPolicy:
 
 
 def run_demo(
-    store: EventStore, out_dir: str | Path, *, days: float | None = None, seed: int = 0
+    store: EventStore,
+    out_dir: str | Path,
+    *,
+    days: float | None = None,
+    seed: int = 0,
+    models: Path | ServedRecommender | None = None,
 ) -> dict[str, Any]:
     """Decide, schedule, send and answer the abandoned carts (of the last ``days``) of a simulated store.
+
+    ``models``: the model registry (or a fitted recommender) whose products the e-mails suggest
+    (`Worker`); without one they suggest best sellers.
 
     Returns
     -------
@@ -87,7 +96,7 @@ def run_demo(
     decisions = decide_with_holdout(store, policy, ctx, Ledger(rules=policy.rules_), features=features)
     # files only: the demo's addresses are on example.com, and no relay should ever see them
     settings = DeliverSettings(smtp_url=None, sms_url=None, webhook_url=None, outbox_dir=folder)
-    worker = Worker(db, settings, outbox_dir=folder)
+    worker = Worker(db, settings, outbox_dir=folder, models=models, store_id=store_identity(store.path))
     total = RunResult()
     clock = pd.Timestamp(decisions["ts"].min()).to_pydatetime().replace(minute=0, second=0, microsecond=0)
     end = pd.Timestamp(decisions["ts"].max()).to_pydatetime() + timedelta(hours=36)

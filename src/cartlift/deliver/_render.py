@@ -53,6 +53,8 @@ class Rendered:
     html: str | None
     restore_url: str
     unsubscribe_url: str
+    recommended: tuple[tuple[str, str], ...] = ()
+    """``(product_id, source)`` of each product suggested, in order (the outbox logs them as shown)."""
 
 
 def templates(folder: Path | None = None) -> jinja2.Environment:
@@ -102,7 +104,7 @@ def render_message(
     restore = f"{base}/m/r/{make_token(facts.secret, 'restore', msg['message_id'])}"
     unsubscribe = f"{base}/m/u/{make_token(facts.secret, 'unsubscribe', msg['message_id'])}"
     items = [dict(i) for i in facts.carts.get(str(msg["cart_id"]), [])]
-    recs = recommendations(items, facts) if msg["channel"] == "email" else []
+    recs = recommendations(items, facts, cart_id=str(msg["cart_id"])) if msg["channel"] == "email" else []
     for item in (*items, *recs):
         item["price_text"] = _money(item["price"] * item.get("quantity", 1), settings.currency)
         item["image_url"] = (
@@ -128,6 +130,8 @@ def render_message(
         "items": items,
         "total_text": _money(total, settings.currency),
         "recommendations": recs,
+        # which model the suggestions came from ("itemknn v0003"), or the best sellers when none is trained
+        "recommendations_from": _suggested_by(recs, facts),
         "coupon": coupon,
         "restore_url": restore,
         "unsubscribe_url": unsubscribe,
@@ -145,8 +149,23 @@ def render_message(
         raise TemplateFailure(f"template failed to render: {type(e).__name__}: {e}") from None
     to = customer.get("phone") if msg["channel"] == "sms" else customer.get("email")
     return Rendered(
-        str(msg["message_id"]), str(msg["channel"]), str(to or ""), subject, text, html, restore, unsubscribe
+        str(msg["message_id"]), str(msg["channel"]), str(to or ""), subject, text, html, restore, unsubscribe,
+        tuple((str(r["product_id"]), str(r["source"])) for r in recs),
+    )  # fmt: skip
+
+
+def _suggested_by(recs: list[dict[str, Any]], facts: Facts) -> str | None:
+    """Where a message's suggestions came from, in words (None: it suggests nothing)."""
+    if not recs:
+        return None
+    if recs[0]["source"] == "recommender" and facts.recommender is not None:
+        return f"{facts.recommender['model']} {facts.recommender['version']}"
+    why = (
+        "no recommender is trained"
+        if facts.recommender is None
+        else "the recommender knows none of the cart's products"
     )
+    return f"best sellers of the cart's categories ({why})"
 
 
 def outgoing_mail(rendered: Rendered, *, settings: DeliverSettings, now: datetime) -> OutgoingMail:

@@ -71,7 +71,7 @@ def new_id() -> str:
 
 def create(db: Db) -> None:
     """The deliver tables, and the ``consents`` table the act package reads."""
-    create_tables(db, names=(*DELIVER_TABLES, "consents"))
+    create_tables(db, names=(*DELIVER_TABLES, "consents", "rec_impressions"))
 
 
 # -- customers ------------------------------------------------------------------------------------
@@ -594,6 +594,20 @@ def best_sellers(db: Db, *, k: int) -> dict[str | None, list[dict[str, Any]]]:
         out.setdefault(category, []).append(
             {"product_id": str(pid), "title": title or str(pid), "price": float(price or 0.0)}
         )
+    return out
+
+
+def products_by_id(db: Db, ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+    """Catalog rows (product, title, category, price) of ``ids`` that the catalog holds."""
+    out: dict[str, dict[str, Any]] = {}
+    for start in range(0, len(ids), 1000):
+        part = list(ids[start : start + 1000])
+        rows = db.rows(
+            f"SELECT product_id, title, category, price FROM products WHERE product_id IN ({_in(part)})", part
+        )
+        for pid, title, category, price in rows:
+            out[str(pid)] = {"product_id": str(pid), "title": title or str(pid), "category": category,
+                             "price": float(price or 0.0)}  # fmt: skip
     return out
 
 

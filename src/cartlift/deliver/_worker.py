@@ -36,6 +36,10 @@ from cartlift.deliver._render import TemplateFailure, outgoing_mail, render_mess
 from cartlift.deliver._schedule import after_quiet_hours, schedule
 from cartlift.deliver._settings import DeliverSettings
 from cartlift.deliver._tables import Db
+from cartlift.errors import CartliftError
+from cartlift.recommend import ServedRecommender, served_recommender
+from cartlift.recommend._served import SERVED_KIND, registry_versions
+from cartlift.store import IMPRESSION_COLUMNS, Shown
 
 __all__ = ["RunResult", "Worker", "outbox_folder"]
 
@@ -79,10 +83,23 @@ class Worker:
     single_process : bool
         True on DuckDB (one writing process): claims left ``sending`` by a dead worker are
         released at start; on PostgreSQL only claims whose lease ran out are.
+    models : Path or ServedRecommender, optional
+        The service's model registry (its newest recommender suggests the products of each
+        e-mail, re-read when a new version is published), or a fitted recommender; None, or a
+        registry without one: the best sellers of the cart's categories.
+    store_id : str, optional
+        The store's identity: a registry version trained on another store is not used.
     """
 
     def __init__(
-        self, db: Db, settings: DeliverSettings, *, outbox_dir: Path, single_process: bool | None = None
+        self,
+        db: Db,
+        settings: DeliverSettings,
+        *,
+        outbox_dir: Path,
+        single_process: bool | None = None,
+        models: Path | ServedRecommender | None = None,
+        store_id: str | None = None,
     ) -> None:
         self.db = db
         self.settings = settings
@@ -92,6 +109,11 @@ class Worker:
         self.env = templates(settings.templates)
         self._channels: dict[str, Channel] = {}
         self._started = False
+        self.models = models
+        self.store_id = store_id
+        self._served: ServedRecommender | None = models if isinstance(models, ServedRecommender) else None
+        # the products each sent e-mail suggested, written with the batch's outcomes (rec_impressions)
+        self._shown: list[tuple[Any, ...]] = []
         _repo.create(db)
 
     # -- channels ----------------------------------------------------------------------------------
@@ -113,6 +135,23 @@ class Worker:
             self._channels[name] = chosen
         return self._channels[name]
 
+    def recommender(self) -> ServedRecommender | None:
+        """The recommender whose products the messages suggest: the registry's newest, loaded once per version."""
+        if not isinstance(self.models, Path):
+            return self._served
+        versions = registry_versions(self.models / SERVED_KIND)
+        if not versions:
+            self._served = None
+        elif self._served is None or self._served.version != versions[-1]:
+            try:
+                self._served = served_recommender(self.models, store=self.store_id)
+            except (CartliftError, OSError, ValueError, KeyError) as e:  # a broken version: best sellers
+                _log.warning(
+                    "cannot load the recommender %s: %s; messages suggest best sellers", versions[-1], e
+                )
+                self._served = None
+        return self._served
+
     def close(self) -> None:
         """Close every channel's connection."""
         for ch in self._channels.values():
@@ -131,6 +170,7 @@ class Worker:
             _repo.release_stale(self.db, now=now, everything=self.single_process)
         self._started = True
         best: dict[str | None, list[dict[str, Any]]] | None = None
+        served: ServedRecommender | None = None
         secret = b""
         outcomes: list[dict[str, Any]] = []
         try:
@@ -141,7 +181,8 @@ class Worker:
                     return result
                 if best is None:  # read once per pass, and only when something is due
                     best, secret = _repo.best_sellers(self.db, k=6), _repo.secret(self.db)
-                facts = gather(self.db, claimed, now=now, best=best, secret=secret)
+                    served = self.recommender()
+                facts = gather(self.db, claimed, now=now, best=best, secret=secret, recommender=served)
                 hold = _Caps.read(self.db, self.settings, claimed, now)
                 committed = time.monotonic()
                 for msg in claimed:
@@ -159,6 +200,7 @@ class Worker:
         """Record ``outcomes`` (then empty it) and, with ``claim_at``, claim the next batch, in one transaction."""
         with self.db.transaction():
             _repo.record_outcomes(self.db, outcomes, worker=self.name)
+            self.db.insert("rec_impressions", list(IMPRESSION_COLUMNS), self._shown)
             claimed = (
                 _repo.claim_due(
                     self.db,
@@ -171,6 +213,7 @@ class Worker:
                 else []
             )
         outcomes.clear()
+        self._shown.clear()
         return claimed
 
     def _handle(
@@ -204,7 +247,26 @@ class Worker:
             return _outcome(mid, "dead", last_error=final)
         caps.sent(str(msg["user_id"]), now)
         result.sent += 1
+        self._log_shown(msg, rendered.recommended, now, facts)
         return _outcome(mid, "sent", provider_id=provider_id, recipient=rendered.to, sent_at=now)
+
+    def _log_shown(
+        self, msg: dict[str, Any], recommended: tuple[tuple[str, str], ...], now: datetime, facts: Facts
+    ) -> None:
+        """Keep the products a sent message suggested, as one list shown at its sending."""
+        if not recommended:
+            return
+        # where each source's run of products starts (a list is one source today: model or best sellers)
+        firsts = [(s, n) for n, (_, s) in enumerate(recommended) if n == 0 or recommended[n - 1][1] != s]
+        served = facts.recommender
+        models = (
+            {} if served is None else {"recommender": {"name": served["model"], "version": served["version"]}}
+        )
+        shown = Shown(
+            now, str(msg["user_id"]), str(msg["cart_id"]), "message", [p for p, _ in recommended], firsts,
+            models, message_id=str(msg["message_id"]), impression_id=str(msg["message_id"]),
+        )  # fmt: skip
+        self._shown.extend(shown.rows())
 
     # -- a long-running worker -------------------------------------------------------------------------
     def run_forever(self, stop: threading.Event, *, interval: float = 5.0) -> RunResult:

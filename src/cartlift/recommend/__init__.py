@@ -45,6 +45,7 @@ from cartlift.recommend._rules import (
     basket_matrix,
     frequent_itemsets,
 )
+from cartlift.recommend._served import ServedRecommender, served_recommender
 from cartlift.recommend._session import SessionKNN
 from cartlift.recommend._split import EvalTask, leave_last_out, next_item, temporal_split
 from cartlift.recommend._stan import STAN, VSTAN
@@ -79,6 +80,7 @@ __all__ = [
     "Ranker",
     "Recommendations",
     "Recommender",
+    "ServedRecommender",
     "SessionKNN",
     "UserKNN",
     "association_rules",
@@ -103,5 +105,6 @@ __all__ = [
     "read_yoochoose",
     "recall_at_k",
     "reciprocal_rank_at_k",
+    "served_recommender",
     "temporal_split",
 ]

@@ -86,6 +86,14 @@ def summary_section(store: EventStore, *, artifacts: Path | None = None) -> Sect
                 f"({a['click']['orders']:,} after a click, {a['view']['orders']:,} after an unclicked message)",
             )
         )
+        rb = a["recommendation"]
+        if credited["recommendations"]["lists_shown"]:
+            rows.append(
+                (
+                    "Products bought after a recommendation",
+                    f"{rb['items']:,} products in {rb['orders']:,} orders, {format_money(rb['revenue'], cur)}",
+                )
+            )
     evaluation = _read(artifacts, "abandonment-evaluation.json")
     if evaluation:
         rows.append(
@@ -537,14 +545,45 @@ def attribution_section(store: EventStore) -> Section:
             for r in doc["by_action"]
         ]
     )
-    return Section(
-        title,
-        tables=[
-            Table(
-                frame,
-                title="Credited orders by action and channel (profit: the carts' margin on them, less coupons and sending)",
-                formats={f"Revenue ({cur})": ",.2f", f"Profit ({cur})": ",.2f"},
-            )
-        ],
-        notes=notes,
+    tables = [
+        Table(
+            frame,
+            title="Credited orders by action and channel (profit: the carts' margin on them, less coupons and sending)",
+            formats={f"Revenue ({cur})": ",.2f", f"Profit ({cur})": ",.2f"},
+        )
+    ]
+    recs = _recommendation_credit(doc)
+    if recs is not None:
+        notes.append(recs[0])
+        tables.append(recs[1])
+    return Section(title, tables=tables, notes=notes)
+
+
+def _recommendation_credit(doc: dict[str, Any]) -> tuple[str, Table] | None:
+    """The recommendation touches of an attribution summary: a sentence and a table per context."""
+    recs, rb, cur = doc["recommendations"], doc["attributed"]["recommendation"], doc["currency"]
+    if not recs["lists_shown"]:
+        return None
+    note = (
+        f"Recommendations: {rb['items']:,} products in {rb['orders']:,} orders ({format_money(rb['revenue'], cur)}) "
+        f"were bought within {_window(doc['rec_window_hours'])} after a list showed them to the customer "
+        f"(CARTLIFT_ATTRIBUTION_REC_HOURS), each credited to the last list; {recs['lists_shown']:,} lists showed "
+        f"{recs['items_shown']:,} items. This is per product, beside the orders credited to messages."
     )
+    frame = pd.DataFrame(
+        [
+            {
+                "Shown in": r["context"],
+                "Lists": r["lists"],
+                "Items shown": r["items_shown"],
+                "Products bought": r["items_bought"],
+                "Orders": r["orders"],
+                f"Revenue ({cur})": r["revenue"],
+            }
+            for r in recs["by_context"]
+        ]
+    )
+    return note, Table(
+        frame, title="Products bought after a recommendation, by where the list was shown",
+        formats={f"Revenue ({cur})": ",.2f"},
+    )  # fmt: skip

@@ -244,13 +244,13 @@ async def program_impact(
 
 
 async def attribution(
-    service: Service, *, click: str | None = None, view: str | None = None
+    service: Service, *, click: str | None = None, view: str | None = None, rec: str | None = None
 ) -> dict[str, Any] | None:
     """`cartlift.act.attribution_summary`, linked live on either backend (None: no outbox yet)."""
     from cartlift.act import AttributionWindows, attribution_summary
 
     try:
-        windows = AttributionWindows.resolve(click, view)
+        windows = AttributionWindows.resolve(click, view, rec)
     except InvalidParameterError as e:
         raise ApiError(422, str(e)) from None
     storage = service.storage

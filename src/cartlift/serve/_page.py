@@ -71,6 +71,9 @@ td.num, th.num { text-align: right; font-variant-numeric: tabular-nums; }
   <section><h2>Orders after a message</h2><p class="sub" id="attribution-sub">orders credited to the last click, else the last message sent (<code>cartlift attribution</code>)</p>
     <table id="attribution"><thead><tr><th>action</th><th>channel</th><th class="num">sent</th><th class="num">clicked</th><th class="num">orders</th><th class="num">revenue</th><th class="num">profit</th></tr></thead><tbody></tbody></table>
     <p id="attribution-empty" class="empty hidden"></p></section>
+  <section><h2>Sales after a recommendation</h2><p class="sub" id="recs-sub">products bought after a list showed them, credited to the last list (<code>cartlift attribution</code>)</p>
+    <table id="recs"><thead><tr><th>where shown</th><th class="num">lists</th><th class="num">items shown</th><th class="num">products bought</th><th class="num">orders</th><th class="num">revenue</th></tr></thead><tbody></tbody></table>
+    <p id="recs-empty" class="empty hidden"></p></section>
   <section><h2>Experiments</h2><p class="sub">lift against the control with its 95 % interval, and the verdict</p>
     <table id="experiments"><thead><tr><th>experiment</th><th>variant</th><th class="num">units</th><th class="num">mean</th><th class="num">lift (95 % CI)</th><th>verdict</th></tr></thead><tbody></tbody></table>
     <p id="experiments-empty" class="empty hidden"></p></section>
@@ -195,6 +198,14 @@ function draw(d) {
       + ". Credit, not cause: the holdout measures that.");
     rows("attribution", at.by_action.map(r => [r.action, r.channel, [fmt(r.sent, 0), "num"], [fmt(r.clicked, 0), "num"],
       [fmt(r.orders, 0), "num"], [money(r.revenue), "num"], [money(r.profit), "num"]]));
+  }
+  const rc = at ? at.recommendations : null;
+  if (panel("recs", !!rc && rc.lists_shown > 0, "No recommendations shown yet: they are logged once the service or a message shows a list.")) {
+    const rb = at.attributed.recommendation;
+    text("recs-sub", fmt(rb.items, 0) + " products in " + fmt(rb.orders, 0) + " orders (" + money(rb.revenue)
+      + ") were bought within " + hours(at.rec_window_hours) + " after a list showed them to the customer; each is credited to the last list.");
+    rows("recs", rc.by_context.map(r => [r.context, [fmt(r.lists, 0), "num"], [fmt(r.items_shown, 0), "num"],
+      [fmt(r.items_bought, 0), "num"], [fmt(r.orders, 0), "num"], [money(r.revenue), "num"]]));
   }
   const ex = [];
   for (const e of d.experiments) {

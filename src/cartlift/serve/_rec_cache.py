@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import struct
 from collections import OrderedDict
 from collections.abc import Sequence
@@ -23,7 +24,7 @@ from typing import TypeAlias
 from cartlift.errors import InvalidParameterError
 from cartlift.serve._registry import LoadedModels
 
-__all__ = ["ListCache", "UserList", "build_list", "list_size"]
+__all__ = ["ListCache", "UserList", "build_list", "list_items", "list_size"]
 
 UserList: TypeAlias = tuple[bytes, bytes, tuple[tuple[str, int], ...], int]
 """``(items, ends, firsts, asked)``: the items' JSON objects joined by commas; where each ends in
@@ -61,6 +62,26 @@ def build_list(items: Sequence[tuple[str, float | None, str]], *, asked: int) ->
 def list_size(entry: UserList) -> int:
     """How many items a cached list holds."""
     return len(entry[1]) // _END.size
+
+
+_PLAIN_ID = re.compile(rb'\{"item_id":"([^"\\]*)"')
+
+
+def list_items(entry: UserList, k: int) -> list[str]:
+    """The ids of the first ``k`` items of a cached list (read back from its JSON, off the request path).
+
+    Ids without an escaped character (nearly all) are cut out of the bytes (several times quicker
+    than decoding the JSON); a list holding one is decoded.
+    """
+    items, ends, _, _ = entry
+    n = min(k, len(ends) // _END.size)
+    end = _END.unpack_from(ends, (n - 1) * _END.size)[0] if n else 0
+    part = items[:end]
+    if b"\\" not in part:
+        found = _PLAIN_ID.findall(part)
+        if len(found) == n:
+            return b"\x00".join(found).decode().split("\x00")  # one decode for the list
+    return [str(i["item_id"]) for i in json.loads(b"[" + part + b"]")]
 
 
 class ListCache:

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import shutil
 import tempfile
 import time
@@ -30,13 +29,13 @@ from typing import Any, Final
 from cartlift.errors import CartliftError, DataError
 from cartlift.predict import load_model, train_store
 from cartlift.recommend import Recommender
+from cartlift.recommend._served import registry_versions
 from cartlift.recommend._workflows import best_recommender, train_on_store
 from cartlift.store import EventStore
 
 __all__ = ["KINDS", "LoadedModels", "ModelRegistry", "abandonment_meta", "publish_all", "train_all"]
 
 KINDS: Final = ("recommender", "popularity", "abandonment")
-_VERSION = re.compile(r"^v(\d{4,})$")
 
 
 class ModelRegistry:
@@ -69,16 +68,8 @@ class ModelRegistry:
         )
 
     def versions(self, kind: str) -> list[str]:
-        """The versions of ``kind``, oldest first."""
-        folder = self.root / kind
-        if not folder.is_dir():
-            return []
-        found = [
-            (int(m.group(1)), p.name)
-            for p in folder.iterdir()
-            if p.is_dir() and (m := _VERSION.match(p.name))
-        ]
-        return [name for _, name in sorted(found)]
+        """The versions of ``kind``, oldest first (the layout the outbox worker reads too)."""
+        return registry_versions(self.root / kind)
 
     def latest(self, kind: str) -> tuple[str, Path] | None:
         """``(version, folder)`` of the newest version of ``kind``, or None."""

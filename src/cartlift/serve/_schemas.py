@@ -124,6 +124,12 @@ class CartRecommendationCreate(BaseModel):
 
     items: list[Text] = Field(min_length=1, max_length=200)
     k: int = Field(default=10, ge=1, le=100, strict=True)  # `true` is not a number of items
+    user_id: Text | None = Field(
+        default=None, max_length=200, description="Who is shown the list (for the impression log)."
+    )
+    session_id: Text | None = Field(
+        default=None, max_length=200, description="The session or cart it is shown in."
+    )
 
 
 class RiskPublic(BaseModel):

@@ -30,12 +30,14 @@ from cartlift.serve._keys import ApiKey, allows, hash_key, new_key, pseudonymise
 from cartlift.serve._limits import MemoryRateLimiter, RateLimiter, RedisRateLimiter
 from cartlift.serve._live import LiveSessions, feature_context, open_sessions
 from cartlift.serve._metrics import Metrics
-from cartlift.serve._rec_cache import ListCache, build_list
+from cartlift.serve._rec_cache import ListCache, build_list, list_items
 from cartlift.serve._registry import LoadedModels, ModelRegistry, train_all
 from cartlift.serve._settings import ServeSettings
 from cartlift.store import (
     EventStore,
+    ImpressionLog,
     IngestOutcome,
+    Shown,
     Storage,
     now_utc,
     open_storage,
@@ -81,6 +83,11 @@ def _load_warm(registry: ModelRegistry) -> LoadedModels:
     return models
 
 
+def _connection(context: Any) -> Any:
+    """What `cartlift.store.insert_impressions` takes from a writer's context."""
+    return context if isinstance(context, EventStore) else context.con
+
+
 @dataclass(frozen=True)
 class _Scoring:
     """The abandonment model bound to the live context (rebuilt with each model version)."""
@@ -103,6 +110,10 @@ class Service:
         self.metrics = Metrics()
         self.storage: Storage = open_storage(settings.db, max_batch_events=settings.writer_batch_events)
         self.intake = Intake(self.storage)
+        # every list shown goes to rec_impressions, through the writer, about once a second
+        self.impressions = ImpressionLog(
+            self.storage.writer.submit, _connection, enabled=settings.log_impressions
+        )
         self.registry = ModelRegistry(settings.registry_dir(), store=store_identity(settings.db))
         self.models = LoadedModels()
         self._scoring = _Scoring(None, None)
@@ -127,6 +138,7 @@ class Service:
         """Open the store, the live state and the models; raises when the store cannot be opened."""
         s = self.settings
         await asyncio.to_thread(self.storage.start)
+        self.impressions.start()
         loop = asyncio.get_running_loop()
 
         def heard(trusted: bool) -> None:  # on the store's watching thread
@@ -167,6 +179,7 @@ class Service:
         """Commit what is queued and close everything."""
         self.started = False
         await asyncio.to_thread(self._stop_watching)
+        await asyncio.to_thread(self.impressions.close)  # the last lists, before the writer stops
         await asyncio.to_thread(self.storage.close)
         if self.live is not None:
             self.live.close()
@@ -349,7 +362,7 @@ class Service:
             ]
         return items
 
-    async def recommend_user_json(self, *, user_id: str, k: int) -> bytes:
+    async def recommend_user_json(self, *, user_id: str, k: int, context: str = "home") -> bytes:
         """`recommend_user` as the JSON body of the response, from the cache of serialised lists.
 
         Lists depend only on the model versions (models learn at training, not per event), so each
@@ -364,6 +377,13 @@ class Service:
             asked = max(k, _CACHED_K)
             entry = build_list(await self._user_list(cache.models, uid, asked), asked=asked)
             cache.put(uid, entry)
+        # logged as it is: the item ids are read out of the cached list on the writer's thread
+        shown = entry
+        self.impressions.add(
+            Shown(
+                now_utc(), uid, None, context, lambda: list_items(shown, k), shown[2], cache.models.versions
+            )
+        )
         return cache.response(user_id, entry, k)
 
     async def recommend_user(self, *, user_id: str, k: int) -> dict[str, Any]:
@@ -374,8 +394,13 @@ class Service:
         answer: dict[str, Any] = json.loads(await self.recommend_user_json(user_id=user_id, k=k))
         return answer
 
-    async def recommend_cart(self, *, items: list[str], k: int) -> dict[str, Any]:
-        """Complete-your-cart: ``k`` items for a cart's contents (anonymous sessions too)."""
+    async def recommend_cart(
+        self, *, items: list[str], k: int, user_id: str | None = None, session_id: str | None = None
+    ) -> dict[str, Any]:
+        """Complete-your-cart: ``k`` items for a cart's contents (anonymous sessions too).
+
+        The list is logged as shown to ``user_id`` (stored form) and ``session_id`` when given.
+        """
         models = self.models
         used = []
         out: list[dict[str, Any]] = []
@@ -384,13 +409,35 @@ class Service:
             used.append("recommender")
         if len(out) < k:
             have = {i["item_id"] for i in out} | set(items)
+            first = len(out)
             extra = await self._fallback(k + len(have), have)
             out += extra[: k - len(out)]
             used.append("store-popularity")
+        firsts = [("recommender", 0)] if "recommender" in used else []
+        if "store-popularity" in used:
+            firsts.append(("store-popularity", first))
+        self._log_shown(out, firsts, "cart", user_id=user_id, session_id=session_id)
         return {"cart": items, "items": out, "sources": used, "models": self._versions(used)}
 
-    async def similar_items(self, *, item_id: str, k: int) -> dict[str, Any]:
-        """The ``k`` items most similar to ``item_id``; 404 when no model knows the item."""
+    def _log_shown(
+        self,
+        out: list[dict[str, Any]],
+        firsts: list[tuple[str, int]],
+        context: str,
+        *,
+        user_id: str | None,
+        session_id: str | None = None,
+    ) -> None:
+        """Log a list answered as a dict (the cart and similar-item routes)."""
+        uid = self.user(user_id) if user_id is not None else None
+        ids = [str(i["item_id"]) for i in out]
+        self.impressions.add(Shown(time.time(), uid, session_id, context, ids, firsts, self.models.versions))
+
+    async def similar_items(self, *, item_id: str, k: int, user_id: str | None = None) -> dict[str, Any]:
+        """The ``k`` items most similar to ``item_id``; 404 when no model knows the item.
+
+        Logged as shown in context ``product`` to ``user_id`` when given, else ``similar``.
+        """
         model = self.models.recommender
         if model is None:
             raise ApiError(503, "No recommender is loaded yet; train one with `cartlift train --all`.")
@@ -399,9 +446,12 @@ class Service:
             raise ApiError(
                 404, f"The recommender does not know item {item_id!r}; it learns items at training."
             )
+        found = self._items(recs)
+        context = "similar" if user_id is None else "product"
+        self._log_shown(found, [("recommender", 0)], context, user_id=user_id)
         return {
             "item_id": item_id,
-            "items": self._items(recs),
+            "items": found,
             "sources": ["recommender"],
             "models": self._versions(["recommender"]),
         }
@@ -494,6 +544,7 @@ class Service:
     async def erase_user(self, *, user_id: str, actor: str | None) -> dict[str, Any]:
         """Delete a user's events, decisions, exposures and live sessions, with an audit record."""
         uid = self.user(user_id)
+        self.impressions.forget(uid)  # lists shown and not yet written: never written after the erasure
         subject = self.erased.subject(uid)
         counts = await self.storage.erase_user(user_id=uid, actor=actor, subject=subject)
         if counts is not None:

@@ -65,6 +65,10 @@ class ServeSettings(BaseSettings):
         default=None,
         description="Key of the signed cart-restore links the tracker follows (`cartlift track restore-link`).",
     )
+    log_impressions: bool = Field(
+        default=True,
+        description="Log every recommendation list answered in rec_impressions (attribution of recommendations reads it).",
+    )
     recommender: str = Field(
         default="best",
         description="The model `train --all` fits for recommendations; best: the one that evaluates best on the store.",

@@ -9,6 +9,7 @@ in `TABLES`, and both dialects' DDL is generated from the declaration.
 """
 
 from cartlift.store._eventstore import EventStore
+from cartlift.store._impressions import ImpressionLog, Shown, insert_impressions
 from cartlift.store._open import open_storage, open_store
 from cartlift.store._postgres import PostgresStorage, connect
 from cartlift.store._slice import (
@@ -43,11 +44,13 @@ from cartlift.store._tables import (
     HOLDOUT_ASSIGNMENT_COLUMNS,
     HOLDOUT_PHASE_COLUMNS,
     IDENTITY_COLUMNS,
+    IMPRESSION_COLUMNS,
     MESSAGE_COLUMNS,
     MESSAGE_EVENT_COLUMNS,
     MODEL_COLUMNS,
     MODEL_TABLE,
     PACKAGE_TABLES,
+    REC_ATTRIBUTION_COLUMNS,
     TABLES,
     Table,
     table_ddl,
@@ -68,20 +71,24 @@ __all__ = [
     "HOLDOUT_ASSIGNMENT_COLUMNS",
     "HOLDOUT_PHASE_COLUMNS",
     "IDENTITY_COLUMNS",
+    "IMPRESSION_COLUMNS",
     "LIVE_COLUMNS",
     "MESSAGE_COLUMNS",
     "MESSAGE_EVENT_COLUMNS",
     "MODEL_COLUMNS",
     "MODEL_TABLE",
     "PACKAGE_TABLES",
+    "REC_ATTRIBUTION_COLUMNS",
     "SNAPSHOT_TABLES",
     "TABLES",
     "DuckDBStorage",
     "EventStore",
+    "ImpressionLog",
     "IngestOutcome",
     "KeyRecord",
     "PostgresStorage",
     "Records",
+    "Shown",
     "Storage",
     "StoreURL",
     "Table",
@@ -93,6 +100,7 @@ __all__ = [
     "fill_cart",
     "fill_experiments",
     "fill_outcomes",
+    "insert_impressions",
     "new_slice",
     "now_utc",
     "open_storage",

@@ -268,6 +268,41 @@ ATTRIBUTION_COLUMNS: Final[dict[str, str]] = {
 }
 """Purchases linked to the messages before them (the act package's `attribute` writes it)."""
 
+IMPRESSION_COLUMNS: Final[dict[str, str]] = {
+    "impression_id": "VARCHAR NOT NULL",  # one list shown (every item of it shares the id)
+    "ts": "TIMESTAMP NOT NULL",  # when it was shown (UTC): the answer's time, or the message's sending
+    "user_id": "VARCHAR",  # the customer it was shown to (stored form, as events.user_id)
+    "session_id": "VARCHAR",  # the session or cart, when known (anonymous carts, messages)
+    "context": "VARCHAR NOT NULL",  # home, product, cart, similar, message
+    "product_id": "VARCHAR NOT NULL",  # the item shown
+    "position": "INTEGER NOT NULL",  # 1 = first of the list
+    "source": "VARCHAR NOT NULL",  # recommender, popularity, store-popularity, best-sellers
+    "model": "VARCHAR",  # the model's name (itemknn, ranker ...), None for store-wide lists
+    "model_version": "VARCHAR",  # the registry version served (v0003), None for store-wide lists
+    "message_id": "VARCHAR",  # context message: the message that carried it
+}
+"""The recommendation impression log: every item a list showed (the service and the outbox write it)."""
+
+REC_ATTRIBUTION_COLUMNS: Final[dict[str, str]] = {
+    "user_id": "VARCHAR NOT NULL",
+    "order_key": "VARCHAR NOT NULL",  # the order (as in ``attributions``)
+    "ordered_at": "TIMESTAMP NOT NULL",
+    "product_id": "VARCHAR NOT NULL",  # a product of the order that was recommended before it
+    "revenue": "DOUBLE NOT NULL",  # that product's price x quantity in the order
+    "impression_id": "VARCHAR NOT NULL",  # a list that showed it within the window
+    "context": "VARCHAR NOT NULL",
+    "position": "INTEGER NOT NULL",
+    "source": "VARCHAR NOT NULL",
+    "model": "VARCHAR",
+    "model_version": "VARCHAR",
+    "message_id": "VARCHAR",
+    "touched_at": "TIMESTAMP NOT NULL",  # when the list was shown
+    "credited": "BOOLEAN NOT NULL",  # the one impression the bought product is credited to (the last)
+    "rec_window_hours": "DOUBLE NOT NULL",
+    "computed_at": "TIMESTAMP NOT NULL",
+}
+"""Purchased products linked to the recommendations that showed them before (`attribute` writes it)."""
+
 HOLDOUT_PHASE_COLUMNS: Final[dict[str, str]] = {
     "phase": "INTEGER PRIMARY KEY",
     "share": "DOUBLE NOT NULL",
@@ -431,6 +466,24 @@ _DECLARED: Final = (
         ATTRIBUTION_COLUMNS,
         key=("user_id", "order_key", "message_id"),
         indexes=(("decision_id",),),
+        personal="user_id",
+    ),
+    # the service's and the outbox's impression log: large, so working copies leave it out (the
+    # attribution SQL runs on PostgreSQL itself); erased with the person
+    Table(
+        "rec_impressions",
+        IMPRESSION_COLUMNS,
+        key=("impression_id", "position"),
+        key_in_duckdb=False,
+        indexes=(("user_id",), ("product_id", "ts")),
+        personal="user_id",
+        in_copies=False,
+    ),
+    Table(
+        "rec_attributions",
+        REC_ATTRIBUTION_COLUMNS,
+        key=("user_id", "order_key", "product_id", "impression_id"),
+        indexes=(("impression_id",),),
         personal="user_id",
     ),
     # the experiments package's

@@ -97,11 +97,20 @@ async def attribution(
         str | None,
         Query(max_length=20, description="View-through window, e.g. 1d, 0 for none (default: the setting)."),
     ] = None,
+    rec_window: Annotated[
+        str | None,
+        Query(
+            max_length=20,
+            description="Recommendation window: a purchase this long after a list showed the product, e.g. 24h "
+            "(default: the setting).",
+        ),
+    ] = None,
 ) -> dict[str, object]:
-    """Orders credited to the messages clicked or sent before them, by action and channel (what
+    """Orders credited to the messages clicked or sent before them, by action and channel, and products
+    bought after a recommendation showed them (what
     ``cartlift attribution --json`` prints; linked live, nothing is written). ``{"attribution": null}``
     when the store has no outbox yet."""
-    doc = await attribution_summary(service, click=click_window, view=view_window)
+    doc = await attribution_summary(service, click=click_window, view=view_window, rec=rec_window)
     return {"attribution": None} if doc is None else doc
 
 

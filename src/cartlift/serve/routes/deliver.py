@@ -194,9 +194,11 @@ async def start_worker(service: Service) -> Callable[[], None]:
         db = await asyncio.to_thread(connect_postgres, service.settings.db)
     else:
         db = Db(await service.storage.writer.call(lambda ctx: ctx.con.cursor()))
+    # the e-mails suggest the products of the recommender this service serves (its registry's newest)
     worker = await asyncio.to_thread(
-        Worker, db, settings, outbox_dir=outbox_folder(service.settings.db, settings)
-    )
+        Worker, db, settings, outbox_dir=outbox_folder(service.settings.db, settings),
+        models=service.registry.root, store_id=service.registry.store,
+    )  # fmt: skip
     stop = threading.Event()
     thread = threading.Thread(
         target=worker.run_forever, args=(stop,), kwargs={"interval": settings.worker_interval},

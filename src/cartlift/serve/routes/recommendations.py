@@ -129,13 +129,13 @@ async def user_recommendations(
     if context != "home" and not shown:
         raise ApiError(422, f"context={context} needs the item(s) shown: add &items=PRODUCT_ID[,PRODUCT_ID].")
     if context == "cart":
-        return {**await service.recommend_cart(items=shown, k=k), "user_id": user_id}
+        return {**await service.recommend_cart(items=shown, k=k, user_id=user_id), "user_id": user_id}
     if context == "product":
         try:
-            return {**await service.similar_items(item_id=shown[0], k=k), "user_id": user_id}
+            return {**await service.similar_items(item_id=shown[0], k=k, user_id=user_id), "user_id": user_id}
         except ApiError:
             pass  # an unknown product: the user's own list is the best we can show
-    return _json(await service.recommend_user_json(user_id=user_id, k=k))
+    return _json(await service.recommend_user_json(user_id=user_id, k=k, context=context))
 
 
 router.add_api_route(
@@ -160,8 +160,14 @@ router.add_api_route(
 async def cart_recommendations(
     body: CartRecommendationCreate, service: ServiceDep, key: ReadKey
 ) -> dict[str, object]:
-    """Items that go with a cart's contents; works for anonymous sessions (no user needed)."""
-    return await service.recommend_cart(items=body.items, k=body.k)
+    """Items that go with a cart's contents; works for anonymous sessions (no user needed).
+
+    ``user_id`` and ``session_id``, when given, say to whom the list is shown (the impression log
+    links a later purchase of a listed item to it).
+    """
+    return await service.recommend_cart(
+        items=body.items, k=body.k, user_id=body.user_id, session_id=body.session_id
+    )
 
 
 @router.get(
