@@ -419,7 +419,7 @@ class Ranker(Hybrid):
         shape = (n, len(self.item_ids_))
         if not len(cand.rows):
             return sp.csr_matrix(shape)
-        raw = self._booster().predict(cand.features, num_threads=1)
+        raw = np.asarray(self._booster().predict(cand.features, num_threads=1), np.float64)
         fused = self._fused(cand, raw, n)
         # per-row softmax: positive scores (so none is mistaken for "no evidence") and, for the
         # margin objective, probabilities to weigh
