@@ -38,6 +38,7 @@ PAIR_FEATURES = (
     "same_category_last",
     "category_share",
     "margin",
+    "history_weight",
 )
 
 
@@ -320,6 +321,9 @@ def candidates(
         np.where((cat >= 0) & (last_cat[rows] >= 0), (cat == last_cat[rows]).astype(np.float64), np.nan),
         _category_share(keys_s, stats.category, n_items, n, rows, cat),
         stats.margin[items],
+        # the user's weighted events with the item (a cart add or purchase weighs more than a
+        # view): what the user showed for it, not only that they clicked it
+        values_at(query.history.tocsr(), rows, items),
     ]
     return Candidates(rows=rows, items=items, features=np.column_stack(cols).astype(np.float32))
 
