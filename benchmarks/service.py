@@ -367,16 +367,17 @@ def main() -> None:
         f"every acknowledged event stored: {'yes' if stored >= acked else 'NO'} "
         f"({stored - acked:,} more: requests in flight when wrk stopped, stored but not counted by wrk)"
     )
-    off = sum(r["rps"] for r in logged["off"]) / len(logged["off"])
-    on = sum(r["rps"] for r in logged["on"]) / len(logged["on"])
-    print(
-        f"recommendations with the impression log / without ({args.log_rounds} run(s) each, off-on-on-off...): "
-        f"{on:,.0f} / {off:,.0f} req/s = {on / off:.2f}; p99 "
-        + ", ".join(f"{r['p99_ms']:.1f}" for r in logged["on"])
-        + " ms with, "
-        + ", ".join(f"{r['p99_ms']:.1f}" for r in logged["off"])
-        + " ms without"
-    )
+    if logged["off"] and logged["on"]:  # --log-rounds 0 skips the comparison
+        off = sum(r["rps"] for r in logged["off"]) / len(logged["off"])
+        on = sum(r["rps"] for r in logged["on"]) / len(logged["on"])
+        print(
+            f"recommendations with the impression log / without ({args.log_rounds} run(s) each, off-on-on-off...): "
+            f"{on:,.0f} / {off:,.0f} req/s = {on / off:.2f}; p99 "
+            + ", ".join(f"{r['p99_ms']:.1f}" for r in logged["on"])
+            + " ms with, "
+            + ", ".join(f"{r['p99_ms']:.1f}" for r in logged["off"])
+            + " ms without"
+        )
     if stored < acked:
         raise SystemExit("acknowledged events are missing from the store")
 

@@ -57,13 +57,14 @@ HOSTILE: dict[str, list[Any]] = {
         0, -1, 1.5, 2.0, "2", "2.0", 2147483647, 2147483648, True, "true", math.nan, "", None, 1e308, "1e2",
         "2.5", " 3", "٣",
     ],
-    "user_id": [None, "", "  ", " u1 ", "u\x001", "ü", "\t", "u1\n"],
+    # DuckDB's trim also removes Unicode spaces: U+00A0, U+2007, U+3000 at an edge (U+200B it keeps)
+    "user_id": [None, "", "  ", " u1 ", "u\x001", "ü", "\t", "u1\n", "\u00a0", "u1\u3000", "\u200b"],
     "event_type": [
         "VIEW", " view ", "Cart_Add", "vİew", "unknown", None, "view\x00", "\tview", "", "checkout", "purchase",
     ],
-    "product_id": [None, "", " ", " p1 ", "p\x00", "p1\t"],
-    "session_id": [None, "", " ", " s1 ", "s\x001"],
-    "event_id": [None, "", "  ", " e1 ", "e\x00", "e1", "\te1"],
+    "product_id": [None, "", " ", " p1 ", "p\x00", "p1\t", "\u2007", "\u00a0p1"],
+    "session_id": [None, "", " ", " s1 ", "s\x001", "\u3000", "s1\u00a0"],
+    "event_id": [None, "", "  ", " e1 ", "e\x00", "e1", "\te1", "\u00a0", "e1\u2007", "\u200be1"],
     "order_id": ["", "o1", " ", "o\x00"],
     "channel": ["", "web", "w\x00"],
     "device": ["", "ios"],

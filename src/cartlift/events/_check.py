@@ -273,6 +273,15 @@ def _instant(value: Any) -> datetime:
         raise _Unsure from None
 
 
+def _trim(text: str) -> str:
+    """``text`` without its edge spaces, as the SQL's ``trim``; `_Unsure` when a non-ASCII character
+    is left at an edge: DuckDB's ``trim`` also removes Unicode spaces (U+00A0, U+3000, ...)."""
+    out = text.strip(" ")
+    if out and not (out[0].isascii() and out[-1].isascii()):
+        raise _Unsure
+    return out
+
+
 def _typed_row(record: Mapping[str, Any], future: datetime) -> tuple[Any, ...]:
     """The row `_typed_sql` makes of a record it accepts (`STORED_COLUMNS` order), else `_Unsure`.
 
@@ -284,23 +293,23 @@ def _typed_row(record: Mapping[str, Any], future: datetime) -> tuple[Any, ...]:
             raise _Unsure
     event_id, user, session, kind, product, order, channel, device, properties = texts
     if event_id is not None:  # CARTLIFT.select: trimmed; 'blank event id'
-        event_id = event_id.strip(" ")
+        event_id = _trim(event_id)
         if not event_id:
             raise _Unsure
     ts = _instant(record.get("ts"))  # 'unparseable time'
     if not _EARLIEST <= ts <= future:  # 'time before 1970', 'time in the future'
         raise _Unsure
-    if user is None or not user.strip(" "):  # 'missing user' (stored as given)
+    if user is None or not _trim(user):  # 'missing user' (stored as given)
         raise _Unsure
     if kind is None or not kind.isascii():  # lower(trim(event_type)): ASCII lowers alike
         raise _Unsure
     kind = kind.strip(" ").lower()
     if kind not in _TYPES:  # UNKNOWN_EVENT_TYPE
         raise _Unsure
-    product = (product.strip(" ") or None) if product is not None else None
+    product = (_trim(product) or None) if product is not None else None
     if product is None and kind in _PRODUCT_TYPES:  # 'missing product'
         raise _Unsure
-    session = (session.strip(" ") or None) if session is not None else None
+    session = (_trim(session) or None) if session is not None else None
     if session is None:  # sessions are cut by the SQL
         raise _Unsure
     price = _number(record.get("price"))  # booleans, 'unparseable price'
@@ -343,9 +352,8 @@ def typed_rows(
 ) -> list[tuple[Any, ...]] | None:
     """The row the importers' SQL makes of each record (`STORED_COLUMNS` order), or None when unsure of one.
 
-    The first half of `accept_typed`, record by record: a caller may type each posted batch as it
-    arrives (the service does, on its event loop, while the writer commits earlier batches) and
-    decide on duplicates for a whole group of batches at once (`accept_rows`).
+    The first half of `accept_typed`, record by record; `accept_rows` is the second (duplicates
+    and conflicts of a whole group of batches at once).
     """
     now = now or datetime.now(UTC)
     # the SQL compares with the clock's next day to the second (`_checked_sql`)
