@@ -175,7 +175,15 @@ def print_impact(doc: dict[str, Any]) -> None:
         )
     cost = doc.get("holdout_cost")
     if cost:
-        table.add_row("what the holdout cost", "", "", f"{_money(-cost['estimate'], cur)} (profit forgone)")
+        forgone = cost["estimate"]
+        table.add_row(
+            "what the holdout cost",
+            "",
+            "",
+            f"{_money(forgone, cur)} (profit forgone)"
+            if forgone >= 0
+            else f"nothing so far (held-out carts made {_money(-forgone, cur).lstrip('+')} more)",
+        )
     out.print(table)
     if doc["by_action"]:
         acts = Table(

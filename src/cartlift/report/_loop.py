@@ -156,9 +156,13 @@ def impact_section(store: EventStore) -> Section:
     )
     notes = [head]
     if doc.get("holdout_cost"):
+        forgone = doc["holdout_cost"]["estimate"]
         notes.append(
-            f"What the holdout cost: about {format_money(doc['holdout_cost']['estimate'], cur)} of profit "
-            "forgone on the held-out carts (their share times the per-cart gain)."
+            f"What the holdout cost: about {format_money(forgone, cur)} of profit forgone on the held-out "
+            "carts (their share times the per-cart gain)."
+            if forgone >= 0
+            else "What the holdout cost: nothing so far; the held-out carts made more profit per cart than "
+            f"the treated ones (about {format_money(-forgone, cur)} more in all)."
         )
     notes.extend(doc.get("notes", []))
     if not n["holdout"] or not n["treated"]:
