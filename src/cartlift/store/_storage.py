@@ -86,13 +86,6 @@ SERVICE_TABLES: Final = ("api_keys", "audit_log", "decisions", "identities", "we
 
 
 @dataclass
-class _Posted:
-    """A posted batch on its way to the writer."""
-
-    records: Records
-
-
-@dataclass
 class GroupLoad:
     """The `loads` row of a group, once its counts are known."""
 
@@ -357,7 +350,7 @@ class Storage(ABC):
 
     def ingest_now(self, ctx: Any, records: Records) -> IngestOutcome:
         """`ingest` on an open context, without the writer thread (`run_now`: loading a store to serve)."""
-        return self._ingest_batches(ctx, [_Posted(records)])[0]
+        return self._ingest_batches(ctx, [records])[0]
 
     # -- events ---------------------------------------------------------------------------------
     async def ingest(self, *, records: Records) -> IngestOutcome:
@@ -368,22 +361,22 @@ class Storage(ABC):
         (`benchmarks/service.py`: p99 269-293 ms against 85-119 ms, 0.14 of bare against 0.16-0.18):
         the loop, not the writer, is what 64 clients wait on.
         """
-        posted = _Posted(records)
-        outcome: IngestOutcome = await self.writer.ingest(posted, len(records))
+        outcome: IngestOutcome = await self.writer.ingest(records)
         return outcome
 
-    def _check(self, batches: list[_Posted]) -> CheckedRecords:
+    def _check(self, batches: list[Records]) -> CheckedRecords:
         """The group's check: the shortcut's typed rows when it is sure of every record, else the importers' SQL."""
-        typed = typed_rows([r for b in batches for r in b.records])
+        records = [r for batch in batches for r in batch]
+        typed = typed_rows(records)
         if typed is not None:
             checked = accept_rows(typed)
             if checked is not None:
                 return checked
         if self._checker is None:
             self._checker = duckdb.connect(config={"threads": 1})
-        return check_records(self._checker, [r for b in batches for r in b.records])
+        return check_records(self._checker, records)
 
-    def _ingest_batches(self, ctx: Any, batches: list[_Posted]) -> list[IngestOutcome]:
+    def _ingest_batches(self, ctx: Any, batches: list[Records]) -> list[IngestOutcome]:
         """Check ``batches`` and store them in one transaction (on the writer thread); one outcome per batch."""
         checked = self._check(batches)
         load_id = uuid.uuid4().hex
@@ -404,7 +397,7 @@ class Storage(ABC):
                 self.on_stored(list(stored.values()))
             except Exception:  # stored is stored; live state catches up with later events
                 log.exception("taking stored events into live sessions failed")
-        return split_outcomes([b.records for b in batches], checked, stored)
+        return split_outcomes(batches, checked, stored)
 
     def _write_group(
         self, ctx: Any, checked: CheckedRecords, quarantined: list[tuple[Any, ...]], load: GroupLoad
