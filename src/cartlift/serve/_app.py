@@ -9,10 +9,11 @@ from typing import Any
 
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
+from starlette.types import Receive, Scope, Send
 
 from cartlift import __version__
 from cartlift.serve._errors import install_error_handlers
-from cartlift.serve._limits import BodyLimitMiddleware
+from cartlift.serve._limits import BodyLimit, BodyLimitMiddleware
 from cartlift.serve._metrics import MetricsMiddleware
 from cartlift.serve._schemas import EventBatchCreate
 from cartlift.serve._service import Service
@@ -40,6 +41,35 @@ Errors answer `{"error": {"status", "code", "message"}}`.
 """
 
 
+class _ServiceApp(FastAPI):
+    """FastAPI, with its two hottest requests answered in front of its layers (`cartlift.serve._shortcuts`).
+
+    A posted event batch and a user's plain recommendations (``?k=N`` or nothing) take the
+    shortcut when nothing else would wrap them: without CORS (whose middleware adds headers),
+    dependency overrides (tests) or a root path. Every other request goes through the whole stack.
+    """
+
+    events_limit: BodyLimit | None = None
+    """The body limit when the shortcuts are on, else None."""
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        limit = self.events_limit
+        if (
+            limit is not None
+            and scope["type"] == "http"
+            and not self.dependency_overrides
+            and not self.root_path
+        ):
+            method = scope["method"]
+            if method == "POST" and scope["path"] == "/v1/events":
+                await events.post_events_directly(self, limit, scope, receive, send)
+                return
+            if method == "GET" and (plain := recommendations.plain_user_request(scope)) is not None:
+                await recommendations.user_recommendations_directly(self, scope, receive, send, *plain)
+                return
+        await super().__call__(scope, receive, send)
+
+
 def create_app(settings: ServeSettings | None = None) -> FastAPI:
     """The service as an ASGI app; the store opens when the app starts (lifespan).
 
@@ -61,7 +91,7 @@ def create_app(settings: ServeSettings | None = None) -> FastAPI:
             await asyncio.to_thread(stop_delivery)
             await service.stop()
 
-    app = FastAPI(
+    app = _ServiceApp(
         title="cartlift",
         version=__version__,
         description=DESCRIPTION,
@@ -97,6 +127,8 @@ def create_app(settings: ServeSettings | None = None) -> FastAPI:
             allow_methods=["GET", "POST", "PUT", "DELETE"],
             allow_headers=["Authorization", "Content-Type"],
         )
+    else:
+        app.events_limit = BodyLimit(settings.max_body_bytes)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     # outermost, so refused bodies and errors are counted too
     app.add_middleware(MetricsMiddleware, metrics=service.metrics)

@@ -2,53 +2,48 @@
 
 from __future__ import annotations
 
-import json
 import threading
 import time
 from typing import Any
 
 from starlette.exceptions import HTTPException
+from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from cartlift.serve._errors import error_body
 
-__all__ = ["BodyLimitMiddleware", "MemoryRateLimiter", "RateLimiter", "RedisRateLimiter"]
+__all__ = ["BodyLimit", "BodyLimitMiddleware", "MemoryRateLimiter", "RateLimiter", "RedisRateLimiter"]
 
 
-class BodyLimitMiddleware:
-    """Refuse bodies larger than ``max_bytes`` with 413, by header or while streaming.
+class BodyLimit:
+    """The body-size rule: a declared ``Content-Length`` over ``max_bytes`` is refused before
+    anything is read, and a chunked body is counted as it arrives and refused as soon as it passes
+    the limit, so an oversized batch is never parsed, let alone stored.
 
-    A declared ``Content-Length`` over the limit is refused before anything is read; a chunked
-    body is counted as it arrives and refused as soon as it passes the limit, so an oversized
-    batch is never parsed, let alone stored.
+    One rule for `BodyLimitMiddleware` and the event route's shortcut, which runs before the
+    middleware (`cartlift.serve.routes.events`).
     """
 
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
-        self.app = app
+    def __init__(self, max_bytes: int) -> None:
         self.max_bytes = max_bytes
 
-    def _message(self) -> str:
+    def message(self) -> str:
+        """What a refused client reads."""
         return f"The request body is larger than {self.max_bytes:,} bytes; send smaller batches."
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        declared = dict(scope.get("headers") or []).get(b"content-length")
-        if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
-            body = json.dumps(error_body(413, self._message())).encode()
-            await send(
-                {
-                    "type": "http.response.start",
-                    "status": 413,
-                    "headers": [
-                        (b"content-type", b"application/json"),
-                        (b"content-length", str(len(body)).encode()),
-                    ],
-                }
-            )
-            await send({"type": "http.response.body", "body": body})
-            return
+    def declared_too_large(self, scope: Scope) -> bool:
+        """True when the request's ``Content-Length`` is over the limit."""
+        for name, value in scope.get("headers") or ():
+            if name == b"content-length":
+                return value.isdigit() and int(value) > self.max_bytes
+        return False
+
+    async def refuse(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Answer 413 without reading the body (the bytes of the app's error handler for a 413)."""
+        await JSONResponse(error_body(413, self.message()), status_code=413)(scope, receive, send)
+
+    def counted(self, receive: Receive) -> Receive:
+        """``receive``, raising a 413 `HTTPException` once the body passes the limit."""
         seen = 0
 
         async def counted() -> Message:
@@ -57,10 +52,27 @@ class BodyLimitMiddleware:
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
                 if seen > self.max_bytes:
-                    raise HTTPException(413, self._message())
+                    raise HTTPException(413, self.message())
             return message
 
-        await self.app(scope, counted, send)
+        return counted
+
+
+class BodyLimitMiddleware:
+    """Refuse bodies larger than ``max_bytes`` with 413, by header or while streaming (`BodyLimit`)."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app = app
+        self.limit = BodyLimit(max_bytes)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        if self.limit.declared_too_large(scope):
+            await self.limit.refuse(scope, receive, send)
+            return
+        await self.app(scope, self.limit.counted(receive), send)
 
 
 class RateLimiter:

@@ -1,13 +1,18 @@
-"""``POST /v1/events``."""
+"""``POST /v1/events``: the route, and its shortcut in front of the framework (`post_events_directly`)."""
 
 from __future__ import annotations
 
 import msgspec
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, FastAPI, Request, Response
+from starlette.exceptions import HTTPException
+from starlette.types import Receive, Scope, Send
 
-from cartlift.serve._deps import IngestKey, ServiceDep
+from cartlift.serve._deps import IngestKey, ServiceDep, authorize, running_service
 from cartlift.serve._event_body import EVENTS_REQUEST_BODY, read_events
+from cartlift.serve._limits import BodyLimit
 from cartlift.serve._schemas import EventBatchPublic
+from cartlift.serve._service import Service
+from cartlift.serve._shortcuts import answer_directly
 from cartlift.serve.routes._common import errors
 
 router = APIRouter(prefix="/v1", tags=["events"])
@@ -36,6 +41,34 @@ async def post_events(request: Request, service: ServiceDep, key: IngestKey) -> 
     already stored: posting a batch twice stores it once) or rejected with its reason (and kept in
     the quarantine). A malformed body (400, 422) or an oversized one (413) stores nothing.
     """
-    events = read_events(await request.body(), request.headers.get("content-type"))
+    return await _store(service, await request.body(), request.headers.get("content-type"))
+
+
+async def _store(service: Service, body: bytes, content_type: str | None) -> Response:
+    events = read_events(body, content_type)
     outcome = await service.ingest_events(events=events)
     return Response(msgspec.json.encode(outcome.to_public()), media_type="application/json")
+
+
+async def post_events_directly(
+    app: FastAPI, limit: BodyLimit, scope: Scope, receive: Receive, send: Send
+) -> None:
+    """Answer ``POST /v1/events`` as the route does, in front of the framework (`answer_directly`).
+
+    The same steps in the route's order: the body limit on ``Content-Length`` (`BodyLimit`, as
+    the middleware applies it), `authorize`, the body read under the limit, `_store`.
+    """
+
+    refused = limit.declared_too_large(scope)
+
+    async def respond(request: Request) -> Response:
+        if refused:
+            raise HTTPException(413, limit.message())
+        await authorize(request, "ingest")
+        return await _store(
+            running_service(request), await request.body(), request.headers.get("content-type")
+        )
+
+    # a body refused by its Content-Length never reaches the router: the metrics middleware counts it "unmatched"
+    route = "unmatched" if refused else "/v1/events"
+    await answer_directly(app, scope, limit.counted(receive), send, route=route, respond=respond)

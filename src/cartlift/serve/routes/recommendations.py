@@ -6,10 +6,11 @@ from collections.abc import Callable, Coroutine
 from typing import Annotated, Any, Final, Literal
 
 import fastapi.routing
-from fastapi import APIRouter, Path, Query, Request
+from fastapi import APIRouter, FastAPI, Path, Query, Request
 from fastapi.dependencies.models import Dependant
 from fastapi.responses import Response
 from fastapi.routing import APIRoute
+from starlette.types import Receive, Scope, Send
 
 from cartlift.serve._deps import (
     ReadKey,
@@ -21,6 +22,7 @@ from cartlift.serve._deps import (
 )
 from cartlift.serve._errors import ApiError
 from cartlift.serve._schemas import CartRecommendationCreate, RecommendationsPublic
+from cartlift.serve._shortcuts import answer_directly
 from cartlift.serve.routes._common import errors
 
 router = APIRouter(prefix="/v1", tags=["recommendations"])
@@ -98,10 +100,47 @@ class UserRecommendationsRoute(APIRoute):
                 or getattr(request.app, "dependency_overrides", None)
             ):
                 return await general(request)
-            await authorize(request, "read")
-            return _json(await running_service(request).recommend_user_json(user_id=user_id, k=k))
+            return await _plain_list(request, user_id, k)
 
         return handler
+
+
+async def _plain_list(request: Request, user_id: str, k: int) -> Response:
+    """The common request's answer: the user's cached list (`authorize` first)."""
+    await authorize(request, "read")
+    return _json(await running_service(request).recommend_user_json(user_id=user_id, k=k))
+
+
+_USERS, _RECOMMENDATIONS = "/v1/users/", "/recommendations"
+
+
+def plain_user_request(scope: Scope) -> tuple[str, int] | None:
+    """(user id, k) of a ``GET /v1/users/{user_id}/recommendations[?k=N]`` the shortcut answers, else None.
+
+    The same requests as `UserRecommendationsRoute`'s shortcut (the path template's ``{user_id}``
+    holds no ``/``), for the app to send to `user_recommendations_directly`.
+    """
+    path: str = scope["path"]
+    if not (path.startswith(_USERS) and path.endswith(_RECOMMENDATIONS)):
+        return None
+    user_id = path[len(_USERS) : -len(_RECOMMENDATIONS)]
+    k = plain_k(scope["query_string"])
+    if k is None or not 1 <= len(user_id) <= ID_MAX or "/" in user_id:
+        return None
+    return user_id, k
+
+
+async def user_recommendations_directly(
+    app: FastAPI, scope: Scope, receive: Receive, send: Send, user_id: str, k: int
+) -> None:
+    """Answer a `plain_user_request` in front of the framework (`answer_directly`)."""
+
+    async def respond(request: Request) -> Response:
+        return await _plain_list(request, user_id, k)
+
+    await answer_directly(
+        app, scope, receive, send, route="/v1/users/{user_id}/recommendations", respond=respond
+    )
 
 
 async def user_recommendations(
