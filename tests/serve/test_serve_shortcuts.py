@@ -143,7 +143,11 @@ def test_shortcuts_answer_what_the_whole_stack_answers(twins: dict[str, Any]) ->
     first, again = (httpx.Response(200, content=a[2]).json() for a in answers["shortcut"][:2])
     assert (first["accepted"], again["duplicates"]) == (1, 1)
     seen = [_counted(httpx.get(url + "/metrics", timeout=30).text) for url, _ in twins.values()]
-    assert seen[0] == seen[1], {k: (seen[0].get(k), seen[1].get(k)) for k in seen[0].keys() | seen[1].keys() if seen[0].get(k) != seen[1].get(k)}
+    assert seen[0] == seen[1], {
+        k: (seen[0].get(k), seen[1].get(k))
+        for k in seen[0].keys() | seen[1].keys()
+        if seen[0].get(k) != seen[1].get(k)
+    }
     assert seen[0]['cartlift_http_requests_total{method="POST",route="/v1/events",status="200"}'] >= 6
 
 
