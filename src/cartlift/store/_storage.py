@@ -22,6 +22,7 @@ import hashlib
 import hmac
 import json
 import logging
+import operator
 import uuid
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -78,8 +79,8 @@ LIVE_COLUMNS: Final = (
 )
 """The columns of an accepted event that live session state needs."""
 
-_LIVE_AT: Final = tuple(STORED_COLUMNS.index(c) for c in LIVE_COLUMNS)
-"""Where each of `LIVE_COLUMNS` sits in a typed row (`STORED_COLUMNS` order)."""
+_LIVE_OF: Final = operator.itemgetter(*(STORED_COLUMNS.index(c) for c in LIVE_COLUMNS))
+"""A typed row's values (`STORED_COLUMNS` order) of `LIVE_COLUMNS`, in their order."""
 
 SERVICE_TABLES: Final = ("api_keys", "audit_log", "decisions", "identities", "webhook_receipts")
 """The tables a DuckDB store gains when a service opens it (PostgreSQL stores have every table)."""
@@ -208,9 +209,9 @@ def _live_rows(checked: CheckedRecords, inserted: set[str]) -> dict[str, dict[st
     """Event id -> `LIVE_COLUMNS` of the accepted rows the store inserted (from the typed tuples
     when the shortcut made them: reading the Arrow table back costs more than the rest)."""
     if checked.rows is not None:
-        rows = [dict(zip(LIVE_COLUMNS, (r[i] for i in _LIVE_AT), strict=True)) for r in checked.rows]
-    else:
-        rows = checked.accepted.select(list(LIVE_COLUMNS)).to_pylist()
+        live = _LIVE_OF
+        return {r[0]: dict(zip(LIVE_COLUMNS, live(r), strict=True)) for r in checked.rows if r[0] in inserted}
+    rows = checked.accepted.select(list(LIVE_COLUMNS)).to_pylist()
     return {r["event_id"]: r for r in rows if r["event_id"] in inserted}
 
 
@@ -766,7 +767,9 @@ class DuckDBStorage(Storage):
         known = self._catalog
         changed = set()
         columns = ("product_id", "title", "category", "brand", "price")
-        for product, *values in zip(*(rows.column(c).to_pylist() for c in columns), strict=True):
+        # each distinct spelling once: a group's events name a few products, mostly alike
+        distinct = set(zip(*(rows.column(c).to_pylist() for c in columns), strict=True))
+        for product, *values in distinct:
             if product is None or product in changed:
                 continue
             held = known.get(product)
