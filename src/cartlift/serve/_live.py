@@ -54,9 +54,10 @@ Event = dict[str, Any]
 def _order(event: Mapping[str, Any]) -> tuple[datetime, str]:
     """Where an event sorts in its session: (time as naive UTC, event id), as the store orders them.
 
-    Stored events carry naive UTC datetimes, compared as they are: spelling each time in ISO text
-    to compare (the same order for naive times) was a third of what taking a group in cost the
-    writer. A time given as text (events replayed from JSON) is read as the instant it names.
+    Stored events carry naive UTC datetimes, compared as they are: spelling each time as ISO text
+    to compare (the same order for naive times) made `MemorySessions.record` cost the writer about
+    four times as much (benchmarks/intake_writer.py). A time given as text (events replayed from
+    JSON) is read as the instant it names.
     """
     ts = event["ts"]
     if not isinstance(ts, datetime):
