@@ -146,6 +146,32 @@ def test_one_event_in_three_spellings_is_one_event_and_two_duplicates(con: duckd
     assert fast is not None and fast.accepted.num_rows == 1 and [r for r, _ in fast.repeated] == [2, 3]
 
 
+def test_a_time_typed_again_is_the_same_instant_and_checked_against_the_clock_again(
+    con: duckdb.DuckDBPyConnection,
+) -> None:
+    # the shortcut remembers the instants of texts it parsed: a text seen before must give the same
+    # row as the SQL (also as the second of a batch), and a remembered time is still refused once
+    # it lies more than a day after the check's clock
+    batch = [
+        {**GOOD, "event_id": "e1", "ts": "2026-10-01T10:00:00.5Z"},
+        {**GOOD, "event_id": "e2", "ts": "2026-10-01T12:00:00.5+02:00"},
+        {**GOOD, "event_id": "e3", "ts": "2026-10-01T10:00:00.5Z"},
+    ]
+    assert _compare(con, batch) and _compare(con, batch)
+    later = {**GOOD, "ts": "2026-12-07T23:00:00Z"}
+    assert accept_typed([later], now=NOW + timedelta(days=1)) is not None
+    assert accept_typed([later], now=NOW) is None
+    assert _sql(con, [later]).rejected
+
+
+def test_a_retry_between_new_events_keeps_the_record_numbers(con: duckdb.DuckDBPyConnection) -> None:
+    batch = [{**GOOD, "event_id": "e1"}, {**GOOD, "event_id": "e2"}, {**GOOD, "event_id": "e1"}, {**GOOD}]
+    assert _compare(con, batch)
+    fast = accept_typed(batch, now=NOW)
+    assert fast is not None and fast.accepted.column("_row").to_pylist() == [1, 2, 4]
+    assert fast.repeated == [(3, "e1")] and fast.rows is not None and len(fast.rows) == 3
+
+
 def test_a_conflict_in_the_batch_is_left_to_the_sql(con: duckdb.DuckDBPyConnection) -> None:
     batch = [{**GOOD, "event_id": "e1"}, {**GOOD, "event_id": "e1", "price": 20.0}]
     assert accept_typed(batch, now=NOW) is None

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import threading
 import time
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -102,6 +103,29 @@ def test_memory_sessions_match_the_predict_state_in_any_arrival_order() -> None:
         assert {k: v for k, v in got.items() if v == v} == {k: v for k, v in want.items() if v == v}
     assert live.evaluate("unknown", lambda s: 1) is None
     assert live.forget_user(events[0]["user_id"]) >= 1
+
+
+def test_memory_sessions_order_stored_times_by_instant_then_id() -> None:
+    # stored rows carry naive UTC datetimes; a replayed text with an offset names the same instant
+    base = datetime(2026, 10, 1, 10)
+    events = [
+        {"event_id": f"e{i}", "ts": base + timedelta(seconds=i // 3), "user_id": "u1", "session_id": "s1",
+         "event_type": "cart_add" if i % 4 == 0 else "view", "product_id": f"p{i % 5}", "quantity": 1, "price": 5.0 + i}
+        for i in range(12)
+    ]  # fmt: skip
+    events.append({**events[0], "event_id": "e12", "ts": "2026-10-01T11:00:01+01:00"})  # 10:00:01 UTC
+    live = MemorySessions(FeatureContext())
+    live.record(events[:2])
+    live.evaluate("s1", lambda s: s.features())  # a state read: later events update it in place
+    live.record(events[6:])  # equal times with ids e10 < e9 as text, and an earlier time after a later one
+    live.record(events[2:6])
+    expected = SessionState()
+    instant = {"e12": datetime(2026, 10, 1, 10, 0, 1)}
+    for e in sorted(events, key=lambda e: (instant.get(e["event_id"], e["ts"]), e["event_id"])):
+        expected.update(e)
+    got, want = live.evaluate("s1", lambda s: s.features()), expected.features()
+    assert got is not None
+    assert {k: v for k, v in got.items() if v == v} == {k: v for k, v in want.items() if v == v}
 
 
 def test_memory_sessions_are_bounded() -> None:

@@ -5,11 +5,16 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 from typing import Any
+from unittest.mock import patch
 
 import duckdb
+import pyarrow as pa
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
-from cartlift.store import DuckDBStorage
+from cartlift.store import DuckDBStorage, EventStore
+from cartlift.store._storage import StoredIds
 
 
 def _event(n: int, price: float | None, **extra: Any) -> dict[str, Any]:
@@ -78,3 +83,78 @@ def test_the_public_sql_runs_on_the_writer_in_a_transaction(tmp_path: Path) -> N
         assert asyncio.run(storage.sql("SELECT product_id FROM products ORDER BY 1")) == [("a",), ("b",)]
     finally:
         storage.close()
+
+
+def test_an_event_id_is_stored_once_whoever_stored_it_first(tmp_path: Path) -> None:
+    # posted groups skip the look-up of stored ids when the writer's hashes of them say none is
+    # stored: events stored by other jobs (an import on the writer, a load without it), before the
+    # service started or between groups, must still be found
+    path = tmp_path / "store.duckdb"
+    with EventStore(path) as store:
+        store.ingest_records([_event(1, 10.0)], source="before")
+    storage = DuckDBStorage(path)
+
+    async def scenario() -> list[tuple[int, int]]:
+        counts = []
+        for batch in (
+            [_event(1, 10.0), _event(2, 10.0)],  # e1 was stored before the service started
+            [_event(3, 10.0)],
+            [_event(2, 10.0), _event(4, 10.0)],  # e2 came in a posted group
+        ):
+            outcome = await storage.ingest(records=batch)
+            counts.append((outcome.accepted, outcome.duplicates))
+        # an import through another job, then the same ids posted
+        await storage.with_store(lambda store: store.ingest_records([_event(5, 10.0)], source="job"))
+        outcome = await storage.ingest(records=[_event(5, 10.0), _event(6, 10.0)])
+        counts.append((outcome.accepted, outcome.duplicates))
+        # a job that stores nothing: the hashes stay trusted, the ids still found
+        await storage.sql("SELECT 1")
+        outcome = await storage.ingest(records=[_event(6, 10.0), _event(3, 10.0), _event(7, 10.0)])
+        counts.append((outcome.accepted, outcome.duplicates))
+        return counts
+
+    storage.start()
+    try:
+        counts = asyncio.run(scenario())
+    finally:
+        storage.close()
+    assert counts == [(1, 1), (1, 0), (1, 1), (1, 1), (1, 2)]
+    # loads while the service is stopped (`run_now`): posted ones and an import between them
+    loading = DuckDBStorage(path)
+
+    def load(ctx: EventStore) -> tuple[int, int]:
+        loading.ingest_now(ctx, [_event(8, 10.0)])
+        ctx.ingest_records([_event(9, 10.0)], source="import")
+        outcome = loading.ingest_now(ctx, [_event(9, 10.0), _event(10, 10.0)])
+        return outcome.accepted, outcome.duplicates
+
+    assert loading.run_now(load) == (1, 1)
+    storage = DuckDBStorage(path)
+    storage.start()
+    try:
+        outcome = asyncio.run(storage.ingest(records=[_event(8, 10.0), _event(7, 10.0), _event(11, 10.0)]))
+    finally:
+        storage.close()
+    assert (outcome.accepted, outcome.duplicates) == (1, 2)
+    with EventStore(path) as store:
+        ids = [r[0] for r in store.con.execute("SELECT event_id FROM events ORDER BY 1").fetchall()]
+    assert ids == sorted(f"e{i}" for i in range(1, 12))
+
+
+@given(
+    st.lists(st.text(max_size=12), max_size=60, unique=True),
+    st.lists(st.text(max_size=12), max_size=60),
+    st.integers(1, 20),
+)
+def test_stored_ids_never_miss_an_id_added(first: list[str], later: list[str], recent: int) -> None:
+    with patch("cartlift.store._storage._RECENT_IDS", recent):  # the set joins the array often
+        known = StoredIds.of([pa.record_batch([pa.array(first, pa.string())], names=["event_id"])])
+        for i in range(0, len(later), 7):
+            known.add(later[i : i + 7])
+    held = set(first) | set(later)
+    assert all(known.maybe([i]) for i in held)
+    assert not known.maybe([])
+    # an id never added is found only when its 64-bit hash equals one held's (about 1e-17 here)
+    assert known.maybe(["never added", *held]) == bool(held) or "never added" in held
+    if "never added" not in held:
+        assert not known.maybe(["never added"])

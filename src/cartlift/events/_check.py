@@ -231,9 +231,6 @@ _EARLIEST: Final = datetime.fromisoformat(EARLIEST_TIME)
 _TYPES: Final = frozenset(EVENT_TYPES)
 _PRODUCT_TYPES: Final = frozenset(PRODUCT_EVENT_TYPES)
 _MAX_QUANTITY: Final = 2147483647
-_TEXT_FIELDS: Final = (
-    "event_id", "user_id", "session_id", "event_type", "product_id", "order_id", "channel", "device", "properties",
-)  # fmt: skip
 
 
 class _Unsure(Exception):
@@ -261,16 +258,35 @@ def _number(value: Any) -> float | None:
     raise _Unsure
 
 
+_INSTANTS: dict[str, datetime] = {}
+"""Times already typed, by their text: the events of a group mostly share a few spellings (those
+sent within one second), and a look-up costs a fraction of the pattern match and parse."""
+_INSTANTS_HELD: Final = 4_096
+
+
 def _instant(value: Any) -> datetime:
     """The time as the importers store it: naive UTC (a time without an offset is UTC)."""
-    if type(value) is not str or not _TIME.fullmatch(value):
+    if type(value) is not str:
+        raise _Unsure
+    ts = _INSTANTS.get(value)
+    if ts is not None:
+        return ts
+    if not _TIME.fullmatch(value):
         raise _Unsure
     try:
-        ts = datetime.fromisoformat(value)
-        offset = ts.utcoffset()
-        return ts if offset is None else (ts - offset).replace(tzinfo=None)
+        if value[-1] == "Z":  # the common spelling: UTC already, nothing to shift
+            ts = datetime.fromisoformat(value[:-1])
+        else:
+            ts = datetime.fromisoformat(value)
+            offset = ts.utcoffset()
+            if offset is not None:
+                ts = (ts - offset).replace(tzinfo=None)
     except (ValueError, OverflowError):  # a date that does not exist, hour 24, second 60
         raise _Unsure from None
+    if len(_INSTANTS) >= _INSTANTS_HELD:
+        _INSTANTS.clear()
+    _INSTANTS[value] = ts
+    return ts
 
 
 def _trim(text: str) -> str:
@@ -285,48 +301,68 @@ def _trim(text: str) -> str:
 def _typed_row(record: Mapping[str, Any], future: datetime) -> tuple[Any, ...]:
     """The row `_typed_sql` makes of a record it accepts (`STORED_COLUMNS` order), else `_Unsure`.
 
-    Each step mirrors the SQL's canonical column or reason it names; see `_checked_sql`.
+    Each step mirrors the SQL's canonical column or reason it names; see `_checked_sql`. It runs
+    for every posted event on the writer thread, holding the GIL the event loop needs: so the
+    fields are read one by one and an ASCII text is trimmed inline (``str.isascii`` is a flag
+    check; `_trim` only decides the rarer non-ASCII edges).
     """
-    texts = [record.get(c) for c in _TEXT_FIELDS]
+    get = record.get
+    texts = (
+        event_id := get("event_id"),
+        user := get("user_id"),
+        session := get("session_id"),
+        kind := get("event_type"),
+        product := get("product_id"),
+        order := get("order_id"),
+        channel := get("channel"),
+        device := get("device"),
+        properties := get("properties"),
+    )
     for v in texts:  # 'NUL byte in text'; other types are spelled by `records_table`
         if v is not None and (type(v) is not str or "\x00" in v):
             raise _Unsure
-    event_id, user, session, kind, product, order, channel, device, properties = texts
     if event_id is not None:  # CARTLIFT.select: trimmed; 'blank event id'
-        event_id = _trim(event_id)
+        event_id = event_id.strip(" ") if event_id.isascii() else _trim(event_id)
         if not event_id:
             raise _Unsure
-    ts = _instant(record.get("ts"))  # 'unparseable time'
+    ts = _instant(get("ts"))  # 'unparseable time'
     if not _EARLIEST <= ts <= future:  # 'time before 1970', 'time in the future'
         raise _Unsure
-    if user is None or not _trim(user):  # 'missing user' (stored as given)
-        raise _Unsure
+    if user is None or not (user.strip(" ") if user.isascii() else _trim(user)):  # 'missing user'
+        raise _Unsure  # (stored as given)
     if kind is None or not kind.isascii():  # lower(trim(event_type)): ASCII lowers alike
         raise _Unsure
     kind = kind.strip(" ").lower()
     if kind not in _TYPES:  # UNKNOWN_EVENT_TYPE
         raise _Unsure
-    product = (_trim(product) or None) if product is not None else None
+    if product is not None:
+        product = (product.strip(" ") if product.isascii() else _trim(product)) or None
     if product is None and kind in _PRODUCT_TYPES:  # 'missing product'
         raise _Unsure
-    session = (_trim(session) or None) if session is not None else None
+    if session is not None:
+        session = (session.strip(" ") if session.isascii() else _trim(session)) or None
     if session is None:  # sessions are cut by the SQL
         raise _Unsure
-    price = _number(record.get("price"))  # booleans, 'unparseable price'
+    price = get("price")
+    if type(price) is not float:  # a float's text is repr(), which reads back as the same double
+        price = _number(price)  # booleans, 'unparseable price'
     if price is not None and not 0 <= price <= MAX_PRICE:  # NaN, inf, negative, too high
         raise _Unsure
-    q = _number(record.get("quantity"))
-    if q is not None and not (0 < q <= _MAX_QUANTITY and q == math.floor(q)):
+    q = _number(get("quantity"))
+    if q is None:
+        quantity = 1
+    elif 0 < q <= _MAX_QUANTITY and q == math.floor(q):
+        quantity = int(q)
+    else:
         raise _Unsure  # 'quantity must be a positive whole number'
-    quantity = 1 if q is None else int(q)
-    if properties is not None and properties != "":  # json_valid and no NaN or Infinity
+    if properties:  # json_valid and no NaN or Infinity
         if _SURROGATE_ESCAPE.search(properties):
             raise _Unsure
         try:
             json.loads(properties, parse_constant=_refuse_constant)
         except (ValueError, RecursionError):
             raise _Unsure from None
-    order, channel, device, properties = (v or None for v in (order, channel, device, properties))
+    order, channel, device, properties = order or None, channel or None, device or None, properties or None
     if event_id is None:  # DERIVED_ID_SQL
         key = "\x1f".join(
             (
@@ -370,26 +406,32 @@ def accept_rows(rows: Sequence[tuple[Any, ...]]) -> CheckedRecords | None:
     A later row with an id met earlier and the same content is a duplicate (a retry); with other
     content it is a conflict, which only the SQL can quarantine (with its raw record): None.
     """
-    kept: list[tuple[Any, ...]] = []
-    first: dict[str, tuple[Any, ...]] = {}
-    repeated: list[tuple[int, str]] = []
-    for n, row in enumerate(rows, 1):
-        content = row[1:]
-        earlier = first.setdefault(row[0], content)
-        if earlier is content:
-            kept.append((*row, n))
-        elif earlier == content:  # the SQL compares a hash of these values: a retry
-            repeated.append((n, row[0]))
-        else:  # a conflict: the SQL quarantines it with its raw record
-            return None
-    if not kept:
+    if not rows:
         return None  # no records: the SQL path says which columns are missing
-    columns = list(zip(*kept, strict=True))
+    repeated: list[tuple[int, str]] = []
+    if len({r[0] for r in rows}) == len(rows):  # every id once (the usual group): all kept, in order
+        kept = list(rows)
+        numbers: Sequence[int] = range(1, len(rows) + 1)
+    else:
+        kept, picked = [], []
+        first: dict[str, tuple[Any, ...]] = {}
+        for n, row in enumerate(rows, 1):
+            content = row[1:]
+            earlier = first.setdefault(row[0], content)
+            if earlier is content:
+                kept.append(row)
+                picked.append(n)
+            elif earlier == content:  # the SQL compares a hash of these values: a retry
+                repeated.append((n, row[0]))
+            else:  # a conflict: the SQL quarantines it with its raw record
+                return None
+        numbers = picked
     n = len(kept)
-    arrays = [pa.array(c, t) for c, t in zip(columns[:12], ACCEPTED_SCHEMA.types[:12], strict=True)]
-    arrays += [pa.nulls(n, pa.string())] * 3 + [pa.array(columns[12], pa.int64())]
+    columns = list(zip(*kept, strict=True))
+    arrays = [pa.array(c, t) for c, t in zip(columns, ACCEPTED_SCHEMA.types[:12], strict=True)]
+    arrays += [pa.nulls(n, pa.string())] * 3 + [pa.array(numbers, pa.int64())]
     table = pa.Table.from_arrays(arrays, schema=ACCEPTED_SCHEMA)
-    return CheckedRecords(table, repeated, [], rows=[r[:12] for r in kept])
+    return CheckedRecords(table, repeated, [], rows=kept)
 
 
 def accept_typed(
