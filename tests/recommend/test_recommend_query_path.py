@@ -323,3 +323,21 @@ def test_ranker_lists_are_those_of_the_booster(ranker: Ranker) -> None:
     for a, b in zip(fast, slow, strict=True):
         np.testing.assert_array_equal(a.indices, b.indices)
         np.testing.assert_array_equal(a.scores, b.scores)
+
+
+def test_context_matrix_is_the_canonical_coo_matrix() -> None:
+    from cartlift.recommend._base import _context_matrix
+
+    rng = np.random.default_rng(3)
+    seqs = [rng.integers(30, size=int(rng.integers(0, 8))).astype(np.int32) for _ in range(50)]
+    got = _context_matrix(seqs, 30)
+    lengths = [len(s) for s in seqs]
+    ref = sp.csr_matrix(
+        (np.ones(sum(lengths), np.float32), (np.repeat(np.arange(50), lengths), np.concatenate(seqs))),
+        shape=(50, 30),
+    )
+    ref.sum_duplicates()
+    ref.data[:] = 1.0
+    for name in ("indptr", "indices", "data"):
+        np.testing.assert_array_equal(getattr(got, name), getattr(ref, name))
+        assert getattr(got, name).dtype == getattr(ref, name).dtype

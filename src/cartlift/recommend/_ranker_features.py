@@ -255,7 +255,15 @@ def candidates(
     for row, seq in enumerate(query.sequences):
         if len(seq):
             last_item[row] = int(seq[-1])
-    ranked = [(name, *g._ranked(query, per_generator)) for name, g in generators]
+    ranked = []
+    known: dict[int, tuple[Recommender, np.ndarray, np.ndarray]] = {}
+    for name, g in generators:
+        reuse = getattr(g, "_ranked_with", None)  # the hybrid: its members may have been asked already
+        idx, vals = (
+            reuse(query, per_generator, known) if reuse is not None else g._ranked(query, per_generator)
+        )
+        known[id(g)] = (g, idx, vals)
+        ranked.append((name, idx, vals))
     f_row, f_item, _ = _gather_rows(stats.transitions, last_item)
     parts = [keys_s]
     for _, idx, _ in ranked:
