@@ -341,3 +341,22 @@ def test_context_matrix_is_the_canonical_coo_matrix() -> None:
     for name in ("indptr", "indices", "data"):
         np.testing.assert_array_equal(getattr(got, name), getattr(ref, name))
         assert getattr(got, name).dtype == getattr(ref, name).dtype
+
+
+@pytest.mark.skipif(not HAS_NUMBA, reason="the heap needs Numba")
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_dense_topk_heap_selects_like_the_partition(dtype: type) -> None:
+    from cartlift.recommend._topk import _top_k_numpy, top_k
+
+    rng = np.random.default_rng(4)
+    # few distinct values (many ties, also at the k-th place), NaN, -inf, one +inf per row
+    scores = rng.integers(0, 12, size=(60, 300)).astype(dtype)
+    scores[rng.random(scores.shape) < 0.1] = -np.inf
+    scores[rng.random(scores.shape) < 0.05] = np.nan
+    scores[np.arange(60), rng.integers(300, size=60)] = np.inf
+    scores[5] = -np.inf  # nothing to return
+    scores[6, 10:] = -np.inf  # fewer than k
+    for k in (1, 7, 25, 299, 300, 400):
+        got, ref = top_k(scores, k), _top_k_numpy(scores, k)
+        np.testing.assert_array_equal(got[0], ref[0])
+        np.testing.assert_array_equal(got[1], ref[1])
