@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -10,7 +11,17 @@ import pytest
 from _recommend_mixin import RecommenderTestMixin
 
 from cartlift.errors import DataError
-from cartlift.recommend import ContentBased, Hybrid, Interactions, ItemKNN, Popularity, Recommender
+from cartlift.recommend import (
+    ContentBased,
+    Hybrid,
+    Interactions,
+    ItemKNN,
+    Popularity,
+    Query,
+    Recommender,
+    SessionKNN,
+)
+from cartlift.recommend._base import _context_matrix
 
 
 def _members() -> list[tuple[str, Recommender]]:
@@ -85,3 +96,79 @@ def test_saved_hybrid_keeps_its_members(interactions: Interactions, tmp_path: Pa
         loaded._members()[0][1].similarity_.toarray(), a := model._members()[0][1].similarity_.toarray()
     )
     assert a.shape == (26, 26)
+
+
+def _queries(data: Interactions, seed: int) -> list[Query]:
+    """Known users and anonymous carts, with and without their items excluded and a filter."""
+    rng = np.random.default_rng(seed)
+    model = Popularity().fit(data)
+    users = model._user_queries(np.array([*range(min(data.n_users, 15)), -1], np.int64))
+    seqs = [rng.integers(data.n_items, size=int(rng.integers(0, 5))) for _ in range(12)]
+    carts = Query(np.full(12, -1, np.int64), _context_matrix(seqs, data.n_items), seqs)
+    allowed = rng.random(data.n_items) < 0.7
+    return [
+        users,
+        replace(users, exclude=users.history),
+        replace(carts, exclude=carts.history, allowed=allowed),
+        carts,
+    ]
+
+
+@pytest.mark.parametrize("method", ["rrf", "weighted"])
+def test_sparse_fusion_gives_the_dense_fusion_list(interactions: Interactions, method: str) -> None:
+    """`Hybrid._ranked` fuses the candidates only; it must select exactly what the dense
+    fused scores select (ties by lower column)."""
+    model = Hybrid(
+        models=[
+            ("itemknn", ItemKNN(n_neighbors=10)),
+            ("vsknn", SessionKNN(n_neighbors=10)),
+            ("popularity", Popularity()),
+        ],
+        weights=[1.0, 0.5, 0.25],
+        method=method,
+        candidates=8,
+    ).fit(interactions)
+    for query in _queries(interactions, seed=2):
+        for k in (5, 12):
+            idx, vals = model._ranked(query, k)
+            ref_idx, ref_vals = Recommender._ranked(model, query, k)  # top_k of the dense scores
+            np.testing.assert_array_equal(idx, ref_idx)
+            np.testing.assert_array_equal(vals, ref_vals)
+            assert (idx >= 0).any()
+
+
+def _must_not_be_asked(*args: object, **kwargs: object) -> None:
+    raise AssertionError("a member was asked again for a list the hybrid was given")
+
+
+def test_members_asked_already_are_not_asked_again(interactions: Interactions) -> None:
+    """Given the lists of models that score exactly like some of its members (the ranker's own
+    V-SKNN and popularity), the hybrid reuses them and returns the same list."""
+    model = Hybrid(
+        models=[("itemknn", ItemKNN(n_neighbors=10)), ("vsknn", SessionKNN()), ("popularity", Popularity())],
+        candidates=10,
+    ).fit(interactions)
+    twin = SessionKNN().fit(interactions)
+    other = SessionKNN(n_neighbors=5).fit(interactions)
+    pop = Popularity().fit(interactions)
+    members = dict(model._members())
+    assert model._scores_like(members["vsknn"], twin)
+    assert not model._scores_like(members["vsknn"], other)
+    assert not model._scores_like(
+        members["itemknn"], ItemKNN(n_neighbors=10, include_self=True).fit(interactions)
+    )
+    for query in _queries(interactions, seed=4):
+        expected = model._ranked(query, 15)
+        known = {id(m): (m, *m._ranked(query, 12)) for m in (twin, other, pop)}
+        for name in ("vsknn", "popularity"):
+            members[name].__dict__["_ranked"] = _must_not_be_asked
+        try:
+            got = model._ranked_with(query, 15, known)
+        finally:
+            for name in ("vsknn", "popularity"):
+                del members[name].__dict__["_ranked"]
+        np.testing.assert_array_equal(got[0], expected[0])
+        np.testing.assert_array_equal(got[1], expected[1])
+        # lists shorter than the hybrid's depth are not enough: the members are asked themselves
+        short = {id(m): (m, *m._ranked(query, 5)) for m in (twin, pop)}
+        np.testing.assert_array_equal(model._ranked_with(query, 15, short)[0], expected[0])

@@ -209,3 +209,154 @@ def test_pair_features_equal_their_scipy_definitions(interactions: Interactions)
             share[p] = np.mean(stats.category[seq_items] == stats.category[item]) if len(seq_items) else 0.0
     np.testing.assert_allclose(col["category_share"], share, rtol=1e-6)
     assert np.count_nonzero(col["follows_session"]) and np.count_nonzero(col["cooccurs_last"])
+
+
+def _lgb_model(rng: np.random.Generator, num_leaves: int, **params: Any) -> tuple[str, np.ndarray]:
+    """A LambdaRank model on features with NaN in some columns only (so its splits have both
+    missing types, "NaN" and "none"), and fresh rows with NaN, infinities, zeros, -0.0 and
+    denormals everywhere to score, and the training rows."""
+    import lightgbm as lgb
+
+    n, m = 6000, 12
+    x = rng.normal(size=(n, m)).astype(np.float32)
+    x[:, 3] = np.round(x[:, 3])  # many exact zeros
+    x[rng.random((n, m)) < 0.15] = np.nan
+    x[:, :4][np.isnan(x[:, :4])] = 0.0  # these columns never see NaN in training
+    label = (
+        np.nan_to_num(x[:, 0]) + np.nan_to_num(x[:, 5]) * (x[:, 3] > 0) + rng.normal(size=n) > 0.5
+    ).astype(float)
+    train = lgb.Dataset(x, label=label, group=np.full(n // 50, 50))
+    booster = lgb.train(
+        {
+            "objective": "lambdarank",
+            "num_leaves": num_leaves,
+            "min_data_in_leaf": 5,
+            "verbosity": -1,
+            "num_threads": 1,
+            "deterministic": True,
+            **params,
+        },
+        train,
+        num_boost_round=30,
+    )
+    fresh = rng.normal(size=(3000, m)).astype(np.float32) * rng.choice([1e-3, 1.0, 1e3], size=(3000, m))
+    # LightGBM reads |x| <= 1e-35f as 0: that bound and the float32 just above it
+    edge = np.float32(1e-35)
+    specials = [
+        np.nan,
+        0.0,
+        -0.0,
+        1e-36,
+        -1e-40,
+        np.inf,
+        -np.inf,
+        edge,
+        -edge,
+        np.nextafter(edge, np.float32(1)),
+    ]
+    for value in specials:
+        fresh[rng.random(fresh.shape) < 0.03] = value
+    return booster.model_to_string(), np.vstack([fresh, x[:2000]]).astype(np.float32)
+
+
+@pytest.mark.skipif(not HAS_NUMBA, reason="the kernel needs Numba")
+@pytest.mark.parametrize("num_leaves", [2, 15, 64])
+def test_forest_kernel_scores_bitwise_like_lightgbm(num_leaves: int) -> None:
+    import lightgbm as lgb
+
+    from cartlift.recommend._forest import Forest
+
+    rng = np.random.default_rng(num_leaves)
+    model, x = _lgb_model(rng, num_leaves)
+    forest = Forest.parse(model)
+    assert forest is not None
+    booster = lgb.Booster(model_str=model)
+    np.testing.assert_array_equal(forest.predict(x), booster.predict(x, num_threads=1))
+    # every threshold, and the float32 values either side of it, in the column it splits
+    dump = booster.dump_model()["tree_info"]
+    probes = []
+    stack = [t["tree_structure"] for t in dump]
+    while stack:
+        node = stack.pop()
+        if "split_feature" in node:
+            stack += [node["left_child"], node["right_child"]]
+            t = np.float32(min(node["threshold"], 3e38))
+            for v in (t, np.nextafter(t, np.float32(np.inf)), np.nextafter(t, np.float32(-np.inf))):
+                row = x[len(probes) % len(x)].copy()
+                row[node["split_feature"]] = v
+                probes.append(row)
+    probes_x = np.array(probes, np.float32)
+    np.testing.assert_array_equal(forest.predict(probes_x), booster.predict(probes_x, num_threads=1))
+
+
+def test_forest_refuses_what_it_would_not_score_exactly() -> None:
+    from cartlift.recommend._forest import Forest
+
+    rng = np.random.default_rng(0)
+    assert Forest.parse(_lgb_model(rng, 65)[0]) is None  # a bit per leaf in 64 bits
+    assert Forest.parse(_lgb_model(rng, 7, zero_as_missing=True)[0]) is None
+    assert Forest.parse("tree\nversion=v4\n") is None
+
+
+def test_ranker_lists_are_those_of_the_booster(ranker: Ranker) -> None:
+    """The compiled trees change the speed of a query, never its list: the same lists and
+    scores as with LightGBM's own predict."""
+    users = [*ranker.user_ids_[:40].tolist(), "nobody"]
+    rng = np.random.default_rng(8)
+    carts = [list(rng.choice(ranker.item_ids_, size=int(rng.integers(1, 6)))) for _ in range(40)]
+
+    def lists() -> list[Recommendations]:
+        return [
+            ranker.recommend(users, k=10),
+            ranker.recommend(users, k=10, exclude_seen=False),
+            ranker.recommend_for_items(carts, k=10, exclude_given=False),
+            ranker.recommend_for_items(carts[0], k=10),
+        ]
+
+    fast = lists()
+    assert (ranker.__dict__["_forest_cache"] is not None) == HAS_NUMBA
+    try:
+        ranker.__dict__["_forest_cache"] = None  # LightGBM's predict
+        slow = lists()
+    finally:
+        ranker.__dict__.pop("_forest_cache")
+    for a, b in zip(fast, slow, strict=True):
+        np.testing.assert_array_equal(a.indices, b.indices)
+        np.testing.assert_array_equal(a.scores, b.scores)
+
+
+def test_context_matrix_is_the_canonical_coo_matrix() -> None:
+    from cartlift.recommend._base import _context_matrix
+
+    rng = np.random.default_rng(3)
+    seqs = [rng.integers(30, size=int(rng.integers(0, 8))).astype(np.int32) for _ in range(50)]
+    got = _context_matrix(seqs, 30)
+    lengths = [len(s) for s in seqs]
+    ref = sp.csr_matrix(
+        (np.ones(sum(lengths), np.float32), (np.repeat(np.arange(50), lengths), np.concatenate(seqs))),
+        shape=(50, 30),
+    )
+    ref.sum_duplicates()
+    ref.data[:] = 1.0
+    for name in ("indptr", "indices", "data"):
+        np.testing.assert_array_equal(getattr(got, name), getattr(ref, name))
+        assert getattr(got, name).dtype == getattr(ref, name).dtype
+
+
+@pytest.mark.skipif(not HAS_NUMBA, reason="the heap needs Numba")
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_dense_topk_heap_selects_like_the_partition(dtype: type) -> None:
+    from cartlift.recommend._topk import _top_k_numpy, top_k
+
+    rng = np.random.default_rng(4)
+    # few distinct values (many ties, also at the k-th place), NaN, -inf, one +inf per row
+    scores = rng.integers(0, 12, size=(60, 300)).astype(dtype)
+    scores[rng.random(scores.shape) < 0.1] = -np.inf
+    scores[rng.random(scores.shape) < 0.05] = np.nan
+    scores[np.arange(60), rng.integers(300, size=60)] = np.inf
+    scores[5] = -np.inf  # nothing to return
+    scores[6, 10:] = -np.inf  # fewer than k
+    for k in (1, 7, 25, 299, 300, 400):
+        got, ref = top_k(scores, k), _top_k_numpy(scores, k)
+        np.testing.assert_array_equal(got[0], ref[0])
+        np.testing.assert_array_equal(got[1], ref[1])

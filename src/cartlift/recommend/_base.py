@@ -506,10 +506,20 @@ def _contexts(item_ids: Any) -> list[np.ndarray]:
 
 
 def _context_matrix(seqs: list[np.ndarray], n_items: int) -> sp.csr_matrix:
+    """Ones on each context's distinct items, columns sorted: the canonical CSR matrix, built
+    from its arrays (the COO route and its duplicate summing cost ~0.1 ms, a tenth of a cart's
+    recommendation)."""
     lengths = np.array([len(s) for s in seqs], np.int64)
-    rows = np.repeat(np.arange(len(seqs)), lengths)
-    cols = np.concatenate(seqs) if len(seqs) else np.array([], np.int32)
-    m = sp.csr_matrix((np.ones(len(cols), np.float32), (rows, cols)), shape=(len(seqs), n_items))
-    m.sum_duplicates()
-    m.data[:] = 1.0
+    rows = np.repeat(np.arange(len(seqs), dtype=np.int64), lengths)
+    cols = np.concatenate(seqs).astype(np.int64) if len(seqs) else np.array([], np.int64)
+    keys = np.unique(rows * n_items + cols)
+    indptr = np.zeros(len(seqs) + 1, np.int64)
+    np.cumsum(np.bincount(keys // n_items, minlength=len(seqs)), out=indptr[1:])
+    index = np.int32 if max(n_items, len(keys)) < np.iinfo(np.int32).max else np.int64
+    m = sp.csr_matrix(
+        (np.ones(len(keys), np.float32), (keys % n_items).astype(index), indptr.astype(index)),
+        shape=(len(seqs), n_items),
+    )
+    m.has_sorted_indices = True
+    m.has_canonical_format = True
     return m

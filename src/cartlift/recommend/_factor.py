@@ -10,7 +10,7 @@ import scipy.sparse as sp
 from cartlift._params import Constraint, Interval
 from cartlift._random import RandomState, check_random_state
 from cartlift.errors import DataError
-from cartlift.recommend._base import Recommender, take_rows
+from cartlift.recommend._base import Recommender, row_entries
 from cartlift.recommend._interactions import Interactions
 from cartlift.recommend._query import Query
 
@@ -103,13 +103,17 @@ class ALS(Recommender):
         return cached[2], cached[3]
 
     def _fold_in(self, history: sp.csr_matrix) -> np.ndarray:
+        return self._fold_in_rows(history.indptr, history.indices, history.data)
+
+    def _fold_in_rows(self, indptr: np.ndarray, indices: np.ndarray, data: np.ndarray) -> np.ndarray:
+        """Factors of the rows given as CSR arrays (without building the matrix)."""
         Y, base = self._gram()
-        out = np.zeros((history.shape[0], Y.shape[1]), np.float32)
-        for r in range(history.shape[0]):
-            cols = history.indices[history.indptr[r] : history.indptr[r + 1]]
+        out = np.zeros((len(indptr) - 1, Y.shape[1]), np.float32)
+        for r in range(len(indptr) - 1):
+            cols = indices[indptr[r] : indptr[r + 1]]
             if len(cols) == 0:
                 continue
-            conf = self.alpha * history.data[history.indptr[r] : history.indptr[r + 1]].astype(np.float64)
+            conf = self.alpha * data[indptr[r] : indptr[r + 1]].astype(np.float64)
             Yi = Y[cols]
             A = base + (Yi.T * (conf - 1.0)) @ Yi
             out[r] = np.linalg.solve(A, Yi.T @ conf)
@@ -128,11 +132,14 @@ class ALS(Recommender):
         known = query.rows >= 0
         factors = np.empty((len(query.rows), self.item_factors_.shape[1]), np.float32)
         factors[known] = self.user_factors_[query.rows[known]]
+        history = query.history.tocsr()
         if not known.all():
-            factors[~known] = self._fold_in(take_rows(query.history, np.flatnonzero(~known)))
+            # the unknown rows' entries, read in place (`take_rows` would build a matrix)
+            indptr, gather = row_entries(history, np.flatnonzero(~known))
+            factors[~known] = self._fold_in_rows(indptr, history.indices[gather], history.data[gather])
         scores = (factors @ self.item_factors_.T).astype(np.float64)
         # no history at all: the factors are zero and every score ties at 0, which says nothing
-        scores[~np.asarray(query.history.getnnz(axis=1) > 0) & ~known] = -np.inf
+        scores[(np.diff(history.indptr) == 0) & ~known] = -np.inf
         return scores
 
     def _similar(self, items: np.ndarray) -> np.ndarray:

@@ -17,6 +17,7 @@ from cartlift.recommend._interactions import Interactions
 from cartlift.recommend._knn import ItemKNN
 from cartlift.recommend._popularity import Popularity
 from cartlift.recommend._query import Query
+from cartlift.recommend._ranker_features import values_at
 from cartlift.recommend._session import SessionKNN
 from cartlift.recommend._topk import densify, top_k
 
@@ -94,6 +95,7 @@ class Hybrid(Recommender):
         return members
 
     def _fit(self, interactions: Interactions) -> None:
+        self.__dict__.pop("_twins_cache", None)
         members = self._members()
         if self.weights is not None and len(self.weights) != len(members):
             raise DataError(
@@ -118,29 +120,35 @@ class Hybrid(Recommender):
     def _partial_fit(
         self, interactions: Interactions, item_map: np.ndarray, added: sp.csr_matrix, users: np.ndarray
     ) -> None:
+        self.__dict__.pop("_twins_cache", None)
         with warnings.catch_warnings():
             # the hybrid itself already warned once about unknown items
             warnings.simplefilter("ignore")
             for _, model in self._active():
                 model.partial_fit(interactions)
 
+    def _contributions(
+        self, weight: float, idx: np.ndarray, vals: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """One model's (row, column, fused score share) for its ranked candidates."""
+        ok = idx >= 0
+        rows = np.broadcast_to(np.arange(idx.shape[0])[:, None], idx.shape)[ok]
+        cols = idx[ok]
+        if self.method == "rrf":
+            ranks = np.broadcast_to(np.arange(1, idx.shape[1] + 1), idx.shape)[ok]
+            return rows, cols, weight / (self.rrf_k + ranks)
+        masked = np.where(ok, vals, np.nan)
+        lo = np.nanmin(masked, axis=1, initial=np.inf, keepdims=True)
+        hi = np.nanmax(masked, axis=1, initial=-np.inf, keepdims=True)
+        span = np.where(hi > lo, hi - lo, 1.0)
+        return rows, cols, (weight * np.where(hi > lo, (vals - lo) / span, 1.0))[ok]
+
     def _fuse(self, ranked: list[tuple[float, np.ndarray, np.ndarray]], n: int) -> np.ndarray:
         """Fused dense scores from each model's ranked candidates (weight, columns, scores)."""
         fused = np.zeros((n, len(self.item_ids_)))
         touched = np.zeros((n, len(self.item_ids_)), bool)
         for weight, idx, vals in ranked:
-            ok = idx >= 0
-            rows = np.broadcast_to(np.arange(n)[:, None], idx.shape)[ok]
-            cols = idx[ok]
-            if self.method == "rrf":
-                ranks = np.broadcast_to(np.arange(1, idx.shape[1] + 1), idx.shape)[ok]
-                contrib = weight / (self.rrf_k + ranks)
-            else:
-                masked = np.where(ok, vals, np.nan)
-                lo = np.nanmin(masked, axis=1, initial=np.inf, keepdims=True)
-                hi = np.nanmax(masked, axis=1, initial=-np.inf, keepdims=True)
-                span = np.where(hi > lo, hi - lo, 1.0)
-                contrib = (weight * np.where(hi > lo, (vals - lo) / span, 1.0))[ok]
+            rows, cols, contrib = self._contributions(weight, idx, vals)
             np.add.at(fused, (rows, cols), contrib)
             touched[rows, cols] = True
         fused[~touched] = -np.inf
@@ -148,8 +156,71 @@ class Hybrid(Recommender):
 
     def _score(self, query: Query) -> np.ndarray:
         # each model's candidates are taken after exclusions and filters, so none is wasted
-        ranked = [(w, *m._ranked(query, self.candidates)) for w, m in self._active()]
-        return self._fuse(ranked, len(query.rows))
+        return self._fuse(self._member_lists(query, {}), len(query.rows))
+
+    def _ranked(self, query: Query, k: int) -> tuple[np.ndarray, np.ndarray]:
+        return self._ranked_with(query, k, {})
+
+    def _ranked_with(
+        self, query: Query, k: int, known: dict[int, tuple[Recommender, np.ndarray, np.ndarray]]
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """`_ranked`, fused over the candidates only (the dense fusion's list, tested), and with
+        the lists of ``known`` models (``id(model): (model, idx, vals)``, this query's, ranked at
+        least ``candidates`` deep) standing in for members that score exactly like them: the
+        ranker asks V-SKNN and popularity itself before it asks the hybrid."""
+        n, n_items = len(query.rows), len(self.item_ids_)
+        keys_list, contrib_list = [], []
+        for weight, idx, vals in self._member_lists(query, known):
+            rows, cols, contrib = self._contributions(weight, idx, vals)
+            keys_list.append(rows * n_items + cols)
+            contrib_list.append(contrib)
+        idx_out = np.full((n, k), -1, np.int64)
+        vals_out = np.full((n, k), np.nan)
+        keys = np.unique(np.concatenate(keys_list)) if keys_list else np.zeros(0, np.int64)
+        # summed member by member from 0, in the members' order, as `_fuse` adds them
+        fused = np.zeros(len(keys))
+        for member_keys, contrib in zip(keys_list, contrib_list, strict=True):
+            fused[np.searchsorted(keys, member_keys)] += contrib  # a member names an item once a row
+        rows, cols = keys // n_items, keys % n_items
+        keep = np.isfinite(fused) | (fused == np.inf)
+        if query.exclude is not None and query.exclude.nnz:
+            keep &= values_at(query.exclude, rows, cols) == 0
+        if query.allowed is not None:
+            keep &= np.broadcast_to(np.atleast_2d(query.allowed), (n, n_items))[rows, cols]
+        rows, cols, fused = rows[keep], cols[keep], fused[keep]
+        order = np.lexsort((cols, -fused, rows))  # best first, ties by lower column (`top_k`)
+        rows, cols, fused = rows[order], cols[order], fused[order]
+        rank = np.arange(len(rows)) - np.searchsorted(rows, rows, side="left")
+        top = rank < k
+        idx_out[rows[top], rank[top]] = cols[top]
+        vals_out[rows[top], rank[top]] = fused[top]
+        return idx_out, vals_out
+
+    def _member_lists(
+        self, query: Query, known: dict[int, tuple[Recommender, np.ndarray, np.ndarray]]
+    ) -> list[tuple[float, np.ndarray, np.ndarray]]:
+        """Each active member's (weight, top ``candidates`` columns, scores) for the query."""
+        out = []
+        for weight, model in self._active():
+            twin = next((got for got in known.values() if self._scores_like(model, got[0])), None)
+            if twin is not None and twin[1].shape[1] >= self.candidates:
+                # a longer list of the same total order (score, then lower column) begins with
+                # the shorter one
+                out.append((weight, twin[1][:, : self.candidates], twin[2][:, : self.candidates]))
+            else:
+                out.append((weight, *model._ranked(query, self.candidates)))
+        return out
+
+    def _scores_like(self, member: Recommender, other: Recommender) -> bool:
+        """Whether ``other`` is ``member``'s twin: the same class and parameters, fitted to the
+        same state (compared once, until the hybrid is fitted again)."""
+        if member is other:
+            return True
+        cache: dict[tuple[int, int], tuple[Recommender, bool]] = self.__dict__.setdefault("_twins_cache", {})
+        key = (id(member), id(other))
+        if key not in cache:
+            cache[key] = (other, _same_state(member, other))
+        return cache[key][1]
 
     def _similar(self, items: np.ndarray) -> np.ndarray:
         ranked = []
@@ -200,3 +271,23 @@ class Hybrid(Recommender):
         model = cls(models=members, **meta["params"])
         model._set_state(state, {k: v for k, v in arrays.items() if ":" not in k})
         return model
+
+
+def _same_state(a: Recommender, b: Recommender) -> bool:
+    """Same class, parameters and fitted state (every saved scalar and array equal)."""
+    if type(a) is not type(b) or a._json_params() != b._json_params():
+        return False
+    try:
+        a_scalars, a_arrays = a._get_state()
+        b_scalars, b_arrays = b._get_state()
+    except AttributeError:  # not fitted
+        return False
+    return (
+        a_scalars == b_scalars
+        and a_arrays.keys() == b_arrays.keys()
+        and all(
+            a_arrays[k].dtype == b_arrays[k].dtype
+            and np.array_equal(a_arrays[k], b_arrays[k], equal_nan=a_arrays[k].dtype.kind in "fc")
+            for k in a_arrays
+        )
+    )

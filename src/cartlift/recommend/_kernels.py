@@ -401,6 +401,23 @@ if HAS_NUMBA:  # pragma: no branch
             size = heap_offer(hv, hi, size, k, v, j)
         heap_drain(hv, hi, size, out_val, out_idx, r)
 
+    @numba.njit(cache=True, nogil=True)
+    def dense_topk(scores: np.ndarray, k: int, idx: np.ndarray, vals: np.ndarray) -> None:
+        """The ``k`` best columns of each row of a dense block into ``idx`` / ``vals`` (left
+        as they are past a row's count): one heap per row, NaN and ``-inf`` never taken, ties
+        by lower column (`_topk.top_k`'s order)."""
+        n, m = scores.shape
+        hv = np.empty(k, np.float64)
+        hi = np.empty(k, np.int64)
+        for r in range(n):
+            size = 0
+            for j in range(m):
+                v = np.float64(scores[r, j])
+                if v != v or v == -np.inf:
+                    continue
+                size = heap_offer(hv, hi, size, k, v, j)
+            heap_drain(hv, hi, size, vals, idx, r)
+
     @numba.njit(parallel=True, cache=True, nogil=True)
     def _sparse_topk_parallel(
         indptr: np.ndarray,

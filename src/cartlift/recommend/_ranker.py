@@ -32,8 +32,10 @@ from cartlift.errors import DataError
 from cartlift.recommend._base import Recommender, take_rows
 from cartlift.recommend._content import ContentBased
 from cartlift.recommend._factor import ALS
+from cartlift.recommend._forest import Forest
 from cartlift.recommend._hybrid import Hybrid
 from cartlift.recommend._interactions import Interactions
+from cartlift.recommend._kernels import HAS_NUMBA
 from cartlift.recommend._knn import ItemKNN
 from cartlift.recommend._popularity import Popularity
 from cartlift.recommend._query import Query
@@ -212,6 +214,7 @@ class Ranker(Hybrid):
         }
         self.__dict__["_booster_cache"] = lgb.train(params, train_set, num_boost_round=self.n_estimators)
         self.booster_ = self.__dict__["_booster_cache"].model_to_string()
+        self.__dict__.pop("_forest_cache", None)  # a refit's trees are new
         # serving: the generators and the item statistics learn from everything
         super()._fit(interactions)
         stats = ItemStats.of(interactions)
@@ -404,6 +407,17 @@ class Ranker(Hybrid):
             self.__dict__["_booster_cache"] = booster
         return booster
 
+    def _predict(self, features: np.ndarray) -> np.ndarray:
+        """The booster's raw scores of the candidate rows: by the compiled kernel of
+        :mod:`cartlift.recommend._forest` (the same numbers, ~6x faster on one query's ~500 rows)
+        when it reads this model, else by LightGBM."""
+        if "_forest_cache" not in self.__dict__:
+            self.__dict__["_forest_cache"] = Forest.parse(self.booster_) if HAS_NUMBA else None
+        forest: Forest | None = self.__dict__["_forest_cache"]
+        if forest is not None:
+            return forest.predict(features)
+        return np.asarray(self._booster().predict(features, num_threads=1), np.float64)
+
     def _item_stats(self) -> ItemStats:
         if "_stats" not in self.__dict__:
             fields = {name: getattr(self, f"stat_{name}_") for name in STAT_FIELDS}
@@ -443,7 +457,7 @@ class Ranker(Hybrid):
         """The score of each candidate pair: the ranker's, as a softmax per row (for returning
         users the fused order's shares, `_fused`), times the margin for ``objective="margin"``;
         always positive."""
-        raw = np.asarray(self._booster().predict(cand.features, num_threads=1), np.float64)
+        raw = self._predict(cand.features)
         fused = self._fused(cand, raw, n)
         # per-row softmax: positive scores (so none is mistaken for "no evidence") and, for the
         # margin objective, probabilities to weigh

@@ -255,12 +255,19 @@ def candidates(
     for row, seq in enumerate(query.sequences):
         if len(seq):
             last_item[row] = int(seq[-1])
-    ranked = [(name, *g._ranked(query, per_generator)) for name, g in generators]
+    ranked = []
+    known: dict[int, tuple[Recommender, np.ndarray, np.ndarray]] = {}
+    for name, g in generators:
+        reuse = getattr(g, "_ranked_with", None)  # the hybrid: its members may have been asked already
+        idx, vals = (
+            reuse(query, per_generator, known) if reuse is not None else g._ranked(query, per_generator)
+        )
+        known[id(g)] = (g, idx, vals)
+        ranked.append((name, idx, vals))
     f_row, f_item, _ = _gather_rows(stats.transitions, last_item)
-    parts = [keys_s]
-    for _, idx, _ in ranked:
-        r, c = np.nonzero(idx >= 0)
-        parts.append(r * n_items + idx[r, c])
+    proposed = [np.nonzero(idx >= 0) for _, idx, _ in ranked]  # (row, place) of each proposal
+    proposal_keys = [r * n_items + idx[r, c] for (r, c), (_, idx, _) in zip(proposed, ranked, strict=True)]
+    parts = [keys_s, *proposal_keys]
     # the items that followed the last click: sequential evidence no neighbourhood model ranks first
     parts.append(f_row * n_items + f_item)
     # sorted distinct keys (np.unique hashes first: seconds on the millions of keys of a batch)
@@ -274,16 +281,22 @@ def candidates(
         allowed = np.broadcast_to(np.atleast_2d(query.allowed), (n, n_items))
         ok = allowed[rows, items]
         keys, rows, items = keys[ok], rows[ok], items[ok]
-    cols: list[np.ndarray] = []
-    for _, idx, vals in ranked:
-        r, c = np.nonzero(idx >= 0)
-        at = _Places(keys, r * n_items + idx[r, c])  # where each proposal sits among the candidates
-        score = at.put(vals[r, c], np.nan)
-        rank = at.put(c + 1.0, per_generator + 1.0)
-        top = np.where(idx[:, 0] >= 0, vals[:, 0], np.nan)
+    # each generator's score, rank and score relative to its best, for all generators at once:
+    # where each proposal sits among the candidates, by one search
+    per = np.empty((len(ranked), 3, len(keys)))
+    if ranked:
+        at = _Places(keys, np.concatenate(proposal_keys))
+        which = np.repeat(np.arange(len(ranked)), [len(k) for k in proposal_keys])[at.found]
+        per[:, 0] = np.nan
+        per[:, 0][which, at.pos] = np.concatenate(
+            [v[r, c] for (r, c), (_, _, v) in zip(proposed, ranked, strict=True)]
+        )[at.found]
+        per[:, 1] = per_generator + 1.0
+        per[:, 1][which, at.pos] = np.concatenate([c + 1.0 for _, c in proposed])[at.found]
+        top = np.stack([np.where(idx[:, 0] >= 0, vals[:, 0], np.nan) for _, idx, vals in ranked])
         with np.errstate(invalid="ignore", divide="ignore"):
-            relative = score / top[rows]
-        cols += [score, rank, relative]
+            per[:, 2] = per[:, 0] / top[:, rows]
+    cols: list[np.ndarray] = list(per.reshape(3 * len(ranked), len(keys)))
     # the query
     history_size = np.diff(query.history.indptr).astype(np.float64)
     seq_value = np.zeros(n)
@@ -325,7 +338,11 @@ def candidates(
         # view): what the user showed for it, not only that they clicked it
         values_at(query.history.tocsr(), rows, items),
     ]
-    return Candidates(rows=rows, items=items, features=np.column_stack(cols).astype(np.float32))
+    # filled column by column (each float64, rounded to float32 as `astype` would)
+    features = np.empty((len(keys), len(cols)), np.float32)
+    for j, col in enumerate(cols):
+        features[:, j] = col if col.dtype == np.float64 else col.astype(np.float64)
+    return Candidates(rows=rows, items=items, features=features)
 
 
 def _distinct(keys_s: np.ndarray, n_items: int, n: int) -> np.ndarray:
