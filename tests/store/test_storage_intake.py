@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import shutil
+import time
 from pathlib import Path
 from typing import Any
 from unittest.mock import patch
@@ -158,3 +160,28 @@ def test_stored_ids_never_miss_an_id_added(first: list[str], later: list[str], r
     assert known.maybe(["never added", *held]) == bool(held) or "never added" in held
     if "never added" not in held:
         assert not known.maybe(["never added"])
+
+
+def test_the_writer_folds_the_log_into_the_file_when_it_falls_idle(tmp_path: Path) -> None:
+    # the checkpoint happens between loads, not inside the commit a client waits for; a store
+    # left alone holds its events in the file, so a crash or a copy of the file loses nothing
+    storage = DuckDBStorage(tmp_path / "store.duckdb")
+    wal = tmp_path / "store.duckdb.wal"
+
+    def logged() -> int:
+        return wal.stat().st_size if wal.exists() else 0
+
+    storage.start()
+    try:
+        asyncio.run(storage.ingest(records=[_event(n, 10.0) for n in range(50)]))
+        assert logged() > 0  # committed to the log: far below the threshold of a checkpoint
+        deadline = time.monotonic() + 15
+        while logged() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert logged() == 0
+        copy = tmp_path / "copy.duckdb"
+        shutil.copy(tmp_path / "store.duckdb", copy)  # the file alone, without its log
+        with duckdb.connect(str(copy), read_only=True) as con:
+            assert con.execute("SELECT count(*) FROM events").fetchone() == (50,)
+    finally:
+        storage.close()

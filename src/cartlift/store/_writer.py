@@ -82,6 +82,11 @@ class Writer(Generic[C]):
         Called on the thread when the writer stops.
     max_events : int
         Most events merged into one transaction.
+    idle : callable, optional
+        ``idle(context)``, run on the thread once it has had nothing to do for ``idle_seconds``
+        after a job (housekeeping that would otherwise land on a request's commit).
+    idle_seconds : float
+        How long the writer waits before ``idle``.
     """
 
     def __init__(
@@ -92,11 +97,15 @@ class Writer(Generic[C]):
         close_context: Callable[[C], None],
         *,
         max_events: int = 5_000,
+        idle: Callable[[C], None] | None = None,
+        idle_seconds: float = 1.0,
     ) -> None:
         self._open = open_context
         self._ingest = ingest
         self._close = close_context
         self._max = max_events
+        self._idle = idle
+        self._idle_seconds = idle_seconds
         self._queue: queue.Queue[_Job | None] = queue.Queue()
         self._inbox: list[_Batch] = []
         self._inbox_lock = threading.Lock()
@@ -177,9 +186,20 @@ class Writer(Generic[C]):
             self._ready.set()
             return
         self._ready.set()
+        busy = False  # a job ran since the last idle call
         try:
             while True:
-                job = self._queue.get()
+                try:
+                    job = self._queue.get(timeout=self._idle_seconds if busy else None)
+                except queue.Empty:
+                    busy = False
+                    assert self._idle is not None
+                    try:
+                        self._idle(context)
+                    except Exception:  # housekeeping; the next idle moment tries again
+                        log.exception("the writer's idle work failed")
+                    continue
+                busy = self._idle is not None
                 if job is None:
                     break
                 if job.fn is not None:
