@@ -15,8 +15,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from cartlift.events import STORED_COLUMNS
 from cartlift.store import DuckDBStorage, EventStore
-from cartlift.store._storage import StoredIds
+from cartlift.store._storage import LIVE_COLUMNS, StoredIds, _live_row
 
 
 def _event(n: int, price: float | None, **extra: Any) -> dict[str, Any]:
@@ -185,3 +186,10 @@ def test_the_writer_folds_the_log_into_the_file_when_it_falls_idle(tmp_path: Pat
             assert con.execute("SELECT count(*) FROM events").fetchone() == (50,)
     finally:
         storage.close()
+
+
+def test_a_live_row_holds_the_live_columns_of_a_typed_row() -> None:
+    # the live sessions read these keys; the record is spelled out for speed, so it is checked here
+    row = tuple(f"value of {c}" for c in STORED_COLUMNS)
+    assert _live_row(row) == {c: f"value of {c}" for c in LIVE_COLUMNS}
+    assert list(_live_row(row)) == list(LIVE_COLUMNS)

@@ -83,6 +83,27 @@ LIVE_COLUMNS: Final = (
 _LIVE_OF: Final = operator.itemgetter(*(STORED_COLUMNS.index(c) for c in LIVE_COLUMNS))
 """A typed row's values (`STORED_COLUMNS` order) of `LIVE_COLUMNS`, in their order."""
 
+
+def _live_row(row: tuple[Any, ...]) -> dict[str, Any]:
+    """A typed row's `LIVE_COLUMNS` as a record; a dict display costs a fifth of ``dict(zip(...))``,
+    and this runs for every posted event on the writer thread (its keys are tested against `LIVE_COLUMNS`)."""
+    event_id, ts, user_id, session_id, event_type, product_id, quantity, price, device, channel = _LIVE_OF(
+        row
+    )
+    return {
+        "event_id": event_id,
+        "ts": ts,
+        "user_id": user_id,
+        "session_id": session_id,
+        "event_type": event_type,
+        "product_id": product_id,
+        "quantity": quantity,
+        "price": price,
+        "device": device,
+        "channel": channel,
+    }
+
+
 SERVICE_TABLES: Final = ("api_keys", "audit_log", "decisions", "identities", "webhook_receipts")
 """The tables a DuckDB store gains when a service opens it (PostgreSQL stores have every table)."""
 
@@ -197,7 +218,7 @@ def split_outcomes(
                 continue
             event_id = str(valid[n])
             if event_id in left:
-                out.events.append(dict(left.pop(event_id)))  # a later copy of it is a duplicate
+                out.events.append(left.pop(event_id))  # a later copy of it is a duplicate
                 out.accepted += 1
             else:
                 out.duplicates += 1
@@ -210,8 +231,7 @@ def _live_rows(checked: CheckedRecords, inserted: set[str]) -> dict[str, dict[st
     """Event id -> `LIVE_COLUMNS` of the accepted rows the store inserted (from the typed tuples
     when the shortcut made them: reading the Arrow table back costs more than the rest)."""
     if checked.rows is not None:
-        live = _LIVE_OF
-        return {r[0]: dict(zip(LIVE_COLUMNS, live(r), strict=True)) for r in checked.rows if r[0] in inserted}
+        return {r[0]: _live_row(r) for r in checked.rows if r[0] in inserted}
     rows = checked.accepted.select(list(LIVE_COLUMNS)).to_pylist()
     return {r["event_id"]: r for r in rows if r["event_id"] in inserted}
 
