@@ -31,7 +31,7 @@ from cartlift.recommend import (
 )
 from cartlift.recommend._base import take_rows
 from cartlift.recommend._kernels import HAS_NUMBA
-from cartlift.recommend._pair_kernels import row_sums_at
+from cartlift.recommend._pair_kernels import generator_columns, row_sums_at
 from cartlift.recommend._ranker_features import (
     ItemStats,
     _gather_rows,
@@ -277,6 +277,22 @@ def test_row_sum_kernel_sums_duplicate_entries_like_reduceat() -> None:
         want = row_values(m, np.array([1]), np.zeros(2, np.int64), np.array([3, 4]))
         np.testing.assert_array_equal(_bits(got), _bits(want))
         assert got[0] == np.add.reduceat(data, [0])[0]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_generator_columns_place_each_proposal(dtype: type) -> None:
+    """Score, rank and relative score of each proposal at its candidate, the defaults elsewhere;
+    a best score of 0 gives inf/NaN as NumPy's division, a row without proposals NaN."""
+    n_items = 7
+    idx = np.array([[3, 1, 5, -1], [-1, -1, -1, -1], [2, 6, -1, -1]], np.int64)
+    vals = np.array([[0.0, -0.5, -1.0, np.nan], [np.nan] * 4, [2.0, 0.1, np.nan, np.nan]], dtype)
+    keys = np.array([0 * n_items + 1, 0 * n_items + 3, 0 * n_items + 4, 1 * n_items + 2, 2 * n_items + 6])
+    rows = keys // n_items
+    got = generator_columns(keys, rows, idx, vals, n_items, per_generator=4)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        score = np.array([-0.5, 0.0, np.nan, np.nan, np.float64(dtype(0.1))])
+        want = np.stack([score, [2.0, 1.0, 5.0, 5.0, 2.0], score / np.array([0.0, 0.0, 0.0, np.nan, 2.0])])
+    np.testing.assert_array_equal(_bits(got), _bits(want))
 
 
 def _lgb_model(rng: np.random.Generator, num_leaves: int, **params: Any) -> tuple[str, np.ndarray]:

@@ -162,3 +162,47 @@ def row_sums_at(
         out,
     )
     return out
+
+
+def _placed_body(
+    keys: np.ndarray, rows: np.ndarray, idx: np.ndarray, vals: np.ndarray, n_items: int, out: np.ndarray
+) -> None:
+    n_keys = len(keys)
+    top = np.full(idx.shape[0], np.nan)
+    for r in range(idx.shape[0]):
+        if idx[r, 0] >= 0:
+            top[r] = vals[r, 0]
+        for c in range(idx.shape[1]):
+            item = idx[r, c]
+            if item < 0:
+                continue
+            key = r * n_items + item
+            p = np.searchsorted(keys, key)
+            if p < n_keys and keys[p] == key:
+                # in the row's order: a repeated proposal keeps its last place, as NumPy's
+                # fancy assignment does
+                out[0, p] = vals[r, c]
+                out[1, p] = c + 1.0
+    for p in range(n_keys):
+        out[2, p] = out[0, p] / top[rows[p]]
+
+
+# error_model="numpy": x / 0 gives inf or NaN as in NumPy, not an exception
+_placed: Any = (
+    numba.njit(cache=True, nogil=True, error_model="numpy")(_placed_body) if HAS_NUMBA else _placed_body
+)
+
+
+def generator_columns(
+    keys: np.ndarray, rows: np.ndarray, idx: np.ndarray, vals: np.ndarray, n_items: int, per_generator: int
+) -> np.ndarray:
+    """One generator's score, rank and score relative to the row's best at the sorted candidate
+    ``keys`` (``row * n_items + item``, rows ``rows``), shape (3, n_keys): NaN, ``per_generator
+    + 1`` and NaN where the generator did not propose the item. ``idx``/``vals``: its ranked lists
+    (-1: none), at least one column."""
+    out = np.empty((3, len(keys)))
+    out[0] = np.nan
+    out[1] = per_generator + 1.0
+    with np.errstate(invalid="ignore", divide="ignore"):  # the pure-Python fallback's NumPy scalars
+        _placed(keys, rows, idx, vals, int(n_items), out)
+    return out

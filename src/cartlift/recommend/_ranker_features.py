@@ -17,7 +17,7 @@ import scipy.sparse as sp
 
 from cartlift.recommend._base import Recommender, row_entries
 from cartlift.recommend._interactions import Interactions
-from cartlift.recommend._pair_kernels import row_sums_at
+from cartlift.recommend._pair_kernels import generator_columns, row_sums_at
 from cartlift.recommend._query import Query
 
 __all__ = ["STAT_FIELDS", "Candidates", "ItemStats", "candidates", "feature_names", "values_at"]
@@ -184,25 +184,6 @@ def _lookup(sorted_keys: np.ndarray, values: np.ndarray, keys: np.ndarray, defau
     return out
 
 
-class _Places:
-    """Where each of some distinct ``keys`` sits in the sorted candidate ``target`` keys: the
-    inverse of `_lookup`, a search of the few proposals instead of a sort of them per feature."""
-
-    def __init__(self, target: np.ndarray, keys: np.ndarray) -> None:
-        self.n = len(target)
-        pos = np.searchsorted(target, keys)
-        safe = np.minimum(pos, max(self.n - 1, 0))
-        found = (pos < self.n) & (target[safe] == keys) if self.n else np.zeros(len(keys), bool)
-        self.found = found
-        self.pos = pos[found]
-
-    def put(self, values: np.ndarray, default: float) -> np.ndarray:
-        """``values`` at their keys' places, ``default`` elsewhere."""
-        out = np.full(self.n, default, np.float64)
-        out[self.pos] = values[self.found]
-        return out
-
-
 def values_at(m: sp.csr_matrix, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
     """``m[rows[p], cols[p]]`` for every pair p (0 where not stored)."""
     m = m if sp.isspmatrix_csr(m) else sp.csr_matrix(m)
@@ -268,8 +249,9 @@ def candidates(
         known[id(g)] = (g, idx, vals)
         ranked.append((name, idx, vals))
     f_row, f_item, _ = _gather_rows(stats.transitions, last_item)
-    proposed = [np.nonzero(idx >= 0) for _, idx, _ in ranked]  # (row, place) of each proposal
-    proposal_keys = [r * n_items + idx[r, c] for (r, c), (_, idx, _) in zip(proposed, ranked, strict=True)]
+    # each generator's proposals as keys, in (row, place) order
+    row_base = np.arange(n, dtype=np.int64)[:, None] * n_items
+    proposal_keys = [(row_base + idx)[idx >= 0] for _, idx, _ in ranked]
     parts = [keys_s, *proposal_keys]
     # the items that followed the last click: sequential evidence no neighbourhood model ranks first
     parts.append(f_row * n_items + f_item)
@@ -284,22 +266,11 @@ def candidates(
         allowed = np.broadcast_to(np.atleast_2d(query.allowed), (n, n_items))
         ok = allowed[rows, items]
         keys, rows, items = keys[ok], rows[ok], items[ok]
-    # each generator's score, rank and score relative to its best, for all generators at once:
-    # where each proposal sits among the candidates, by one search
-    per = np.empty((len(ranked), 3, len(keys)))
-    if ranked:
-        at = _Places(keys, np.concatenate(proposal_keys))
-        which = np.repeat(np.arange(len(ranked)), [len(k) for k in proposal_keys])[at.found]
-        per[:, 0] = np.nan
-        per[:, 0][which, at.pos] = np.concatenate(
-            [v[r, c] for (r, c), (_, _, v) in zip(proposed, ranked, strict=True)]
-        )[at.found]
-        per[:, 1] = per_generator + 1.0
-        per[:, 1][which, at.pos] = np.concatenate([c + 1.0 for _, c in proposed])[at.found]
-        top = np.stack([np.where(idx[:, 0] >= 0, vals[:, 0], np.nan) for _, idx, vals in ranked])
-        with np.errstate(invalid="ignore", divide="ignore"):
-            per[:, 2] = per[:, 0] / top[:, rows]
-    cols: list[np.ndarray] = list(per.reshape(3 * len(ranked), len(keys)))
+    # each generator's score, rank and score relative to its best: one compiled pass per
+    # generator places its proposals among the candidates
+    cols: list[np.ndarray] = []
+    for _, idx, vals in ranked:
+        cols += list(generator_columns(keys, rows, idx, vals, n_items, per_generator))
     # the query
     history_size = np.diff(query.history.indptr).astype(np.float64)
     seq_value = np.zeros(n)
