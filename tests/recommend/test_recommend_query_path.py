@@ -31,7 +31,17 @@ from cartlift.recommend import (
 )
 from cartlift.recommend._base import take_rows
 from cartlift.recommend._kernels import HAS_NUMBA
-from cartlift.recommend._ranker_features import ItemStats, candidates, feature_names, values_at
+from cartlift.recommend._pair_kernels import generator_columns, row_sums_at
+from cartlift.recommend._ranker_features import (
+    ItemStats,
+    _gather_rows,
+    _lookup,
+    _summed,
+    candidates,
+    feature_names,
+    row_values,
+    values_at,
+)
 from cartlift.recommend._topk import densify
 
 
@@ -209,6 +219,80 @@ def test_pair_features_equal_their_scipy_definitions(interactions: Interactions)
             share[p] = np.mean(stats.category[seq_items] == stats.category[item]) if len(seq_items) else 0.0
     np.testing.assert_allclose(col["category_share"], share, rtol=1e-6)
     assert np.count_nonzero(col["follows_session"]) and np.count_nonzero(col["cooccurs_last"])
+
+
+def _follows_session_numpy(
+    seqs: list[np.ndarray], transitions: sp.csr_matrix, rows: np.ndarray, items: np.ndarray
+) -> np.ndarray:
+    """The NumPy route the ranker's features were defined (and models trained) with."""
+    n_items = transitions.shape[0]
+    r_list, i_list, w_list = [], [], []
+    for r, seq in enumerate(seqs):
+        seq = np.asarray(seq, np.int64)[-10:]
+        r_list.append(np.full(len(seq), r))
+        i_list.append(seq)
+        w_list.append(0.5 ** np.arange(len(seq) - 1, -1, -1, dtype=np.float64))
+    owner, col, val = _gather_rows(transitions, np.concatenate(i_list))
+    keys, sums = _summed(np.concatenate(r_list)[owner] * n_items + col, np.concatenate(w_list)[owner] * val)
+    return _lookup(keys, sums, rows * n_items + items, 0.0)
+
+
+def _bits(a: np.ndarray) -> np.ndarray:
+    return np.ascontiguousarray(a, np.float64).view(np.uint64)
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_row_sum_kernel_is_bitwise_the_numpy_route(seed: int) -> None:
+    """follows_session / follows_last / cooccurs_last: the compiled sums equal NumPy's
+    sort-and-reduceat sums bit for bit, with sessions that click the same items again (so a key
+    sums up to ten values: NumPy's sequential and eight-accumulator regimes)."""
+    rng = np.random.default_rng(seed)
+    n_items, n = 40, 60
+    dense = rng.random((n_items, n_items)) * (rng.random((n_items, n_items)) < 0.4)
+    transitions = sp.csr_matrix(dense / np.maximum(dense.sum(axis=1, keepdims=True), 1e-9))
+    # sessions of 0-25 clicks over few items: the last ten repeat items; some -1 (unknown) clicks
+    seqs = [rng.integers(-1, 6 if r % 2 else n_items, size=int(rng.integers(0, 26))) for r in range(n)]
+    keys = np.unique(np.concatenate([r * n_items + rng.choice(n_items, 15, replace=False) for r in range(n)]))
+    rows, items = keys // n_items, keys % n_items
+    cand_ptr = np.searchsorted(rows, np.arange(n + 1))
+    seq_ptr = np.concatenate([[0], np.cumsum([len(s) for s in seqs])])
+    flat = np.concatenate(seqs).astype(np.int64)
+    got = row_sums_at(transitions, seq_ptr, flat, cand_ptr, items, window=10)
+    want = _follows_session_numpy(seqs, transitions, rows, items)
+    np.testing.assert_array_equal(_bits(got), _bits(want))
+    assert np.count_nonzero(want)
+    last = np.array([s[-1] if len(s) else -1 for s in seqs], np.int64)
+    got_last = row_sums_at(transitions, np.arange(n + 1), last, cand_ptr, items)
+    np.testing.assert_array_equal(_bits(got_last), _bits(row_values(transitions, last, rows, items)))
+
+
+def test_row_sum_kernel_sums_duplicate_entries_like_reduceat() -> None:
+    """A CSR row holding one column hundreds of times (not canonical): the long pairwise
+    regime (halves above 128 values) gives NumPy's bits too."""
+    rng = np.random.default_rng(5)
+    for count in (1, 2, 8, 9, 17, 128, 129, 130, 300, 1001):
+        data = rng.random(count) * 10.0 ** rng.integers(-8, 8, size=count)
+        m = sp.csr_matrix((data, np.full(count, 3), [0, 0, count]), shape=(2, 5))
+        got = row_sums_at(m, np.array([0, 1]), np.array([1]), np.array([0, 2]), np.array([3, 4]))
+        want = row_values(m, np.array([1]), np.zeros(2, np.int64), np.array([3, 4]))
+        np.testing.assert_array_equal(_bits(got), _bits(want))
+        assert got[0] == np.add.reduceat(data, [0])[0]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_generator_columns_place_each_proposal(dtype: type) -> None:
+    """Score, rank and relative score of each proposal at its candidate, the defaults elsewhere;
+    a best score of 0 gives inf/NaN as NumPy's division, a row without proposals NaN."""
+    n_items = 7
+    idx = np.array([[3, 1, 5, -1], [-1, -1, -1, -1], [2, 6, -1, -1]], np.int64)
+    vals = np.array([[0.0, -0.5, -1.0, np.nan], [np.nan] * 4, [2.0, 0.1, np.nan, np.nan]], dtype)
+    keys = np.array([0 * n_items + 1, 0 * n_items + 3, 0 * n_items + 4, 1 * n_items + 2, 2 * n_items + 6])
+    rows = keys // n_items
+    got = generator_columns(keys, rows, idx, vals, n_items, per_generator=4)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        score = np.array([-0.5, 0.0, np.nan, np.nan, np.float64(dtype(0.1))])
+        want = np.stack([score, [2.0, 1.0, 5.0, 5.0, 2.0], score / np.array([0.0, 0.0, 0.0, np.nan, 2.0])])
+    np.testing.assert_array_equal(_bits(got), _bits(want))
 
 
 def _lgb_model(rng: np.random.Generator, num_leaves: int, **params: Any) -> tuple[str, np.ndarray]:

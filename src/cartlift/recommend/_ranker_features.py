@@ -17,11 +17,14 @@ import scipy.sparse as sp
 
 from cartlift.recommend._base import Recommender, row_entries
 from cartlift.recommend._interactions import Interactions
+from cartlift.recommend._pair_kernels import generator_columns, row_sums_at
 from cartlift.recommend._query import Query
 
 __all__ = ["STAT_FIELDS", "Candidates", "ItemStats", "candidates", "feature_names", "values_at"]
 
 _DAY = 86_400.0
+# follows_session reads the last clicks of the session, the latest weighing most (1/2 per step back)
+_FOLLOW_WINDOW = 10
 QUERY_FEATURES = ("returning", "session_length", "session_distinct", "history_size", "session_value")
 PAIR_FEATURES = (
     "in_session",
@@ -181,25 +184,6 @@ def _lookup(sorted_keys: np.ndarray, values: np.ndarray, keys: np.ndarray, defau
     return out
 
 
-class _Places:
-    """Where each of some distinct ``keys`` sits in the sorted candidate ``target`` keys: the
-    inverse of `_lookup`, a search of the few proposals instead of a sort of them per feature."""
-
-    def __init__(self, target: np.ndarray, keys: np.ndarray) -> None:
-        self.n = len(target)
-        pos = np.searchsorted(target, keys)
-        safe = np.minimum(pos, max(self.n - 1, 0))
-        found = (pos < self.n) & (target[safe] == keys) if self.n else np.zeros(len(keys), bool)
-        self.found = found
-        self.pos = pos[found]
-
-    def put(self, values: np.ndarray, default: float) -> np.ndarray:
-        """``values`` at their keys' places, ``default`` elsewhere."""
-        out = np.full(self.n, default, np.float64)
-        out[self.pos] = values[self.found]
-        return out
-
-
 def values_at(m: sp.csr_matrix, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
     """``m[rows[p], cols[p]]`` for every pair p (0 where not stored)."""
     m = m if sp.isspmatrix_csr(m) else sp.csr_matrix(m)
@@ -265,8 +249,9 @@ def candidates(
         known[id(g)] = (g, idx, vals)
         ranked.append((name, idx, vals))
     f_row, f_item, _ = _gather_rows(stats.transitions, last_item)
-    proposed = [np.nonzero(idx >= 0) for _, idx, _ in ranked]  # (row, place) of each proposal
-    proposal_keys = [r * n_items + idx[r, c] for (r, c), (_, idx, _) in zip(proposed, ranked, strict=True)]
+    # each generator's proposals as keys, in (row, place) order
+    row_base = np.arange(n, dtype=np.int64)[:, None] * n_items
+    proposal_keys = [(row_base + idx)[idx >= 0] for _, idx, _ in ranked]
     parts = [keys_s, *proposal_keys]
     # the items that followed the last click: sequential evidence no neighbourhood model ranks first
     parts.append(f_row * n_items + f_item)
@@ -281,22 +266,11 @@ def candidates(
         allowed = np.broadcast_to(np.atleast_2d(query.allowed), (n, n_items))
         ok = allowed[rows, items]
         keys, rows, items = keys[ok], rows[ok], items[ok]
-    # each generator's score, rank and score relative to its best, for all generators at once:
-    # where each proposal sits among the candidates, by one search
-    per = np.empty((len(ranked), 3, len(keys)))
-    if ranked:
-        at = _Places(keys, np.concatenate(proposal_keys))
-        which = np.repeat(np.arange(len(ranked)), [len(k) for k in proposal_keys])[at.found]
-        per[:, 0] = np.nan
-        per[:, 0][which, at.pos] = np.concatenate(
-            [v[r, c] for (r, c), (_, _, v) in zip(proposed, ranked, strict=True)]
-        )[at.found]
-        per[:, 1] = per_generator + 1.0
-        per[:, 1][which, at.pos] = np.concatenate([c + 1.0 for _, c in proposed])[at.found]
-        top = np.stack([np.where(idx[:, 0] >= 0, vals[:, 0], np.nan) for _, idx, vals in ranked])
-        with np.errstate(invalid="ignore", divide="ignore"):
-            per[:, 2] = per[:, 0] / top[:, rows]
-    cols: list[np.ndarray] = list(per.reshape(3 * len(ranked), len(keys)))
+    # each generator's score, rank and score relative to its best: one compiled pass per
+    # generator places its proposals among the candidates
+    cols: list[np.ndarray] = []
+    for _, idx, vals in ranked:
+        cols += list(generator_columns(keys, rows, idx, vals, n_items, per_generator))
     # the query
     history_size = np.diff(query.history.indptr).astype(np.float64)
     seq_value = np.zeros(n)
@@ -313,8 +287,17 @@ def candidates(
     # the pair
     last = _lookup(keys_s, last_pos, keys, np.nan)
     in_session = np.isfinite(last)
-    follows_session = _follows_session(query, stats.transitions, rows, items)
-    cooc = _cooccurs(stats, last_item, rows, items)
+    # the row-sum features by one compiled pass each (bit for bit the NumPy route's sums)
+    cand_ptr = np.searchsorted(rows, np.arange(n + 1))
+    seq_ptr = np.zeros(n + 1, np.int64)
+    seq_ptr[1:] = np.cumsum(lengths)
+    flat = np.concatenate([np.asarray(s, np.int64) for s in query.sequences]) if n else np.array([], np.int64)
+    last_ptr = np.arange(n + 1)
+    follows_session = row_sums_at(stats.transitions, seq_ptr, flat, cand_ptr, items, window=_FOLLOW_WINDOW)
+    follows_last = row_sums_at(stats.transitions, last_ptr, last_item, cand_ptr, items)
+    cooc = _cooccurs(
+        stats, last_item, rows, row_sums_at(stats.cooccurrence, last_ptr, last_item, cand_ptr, items)
+    )
     price = stats.price[items]
     mean_price = _session_mean(keys_s, stats.price, n_items, n)
     last_cat = np.where(last_item >= 0, stats.category[np.maximum(last_item, 0)], -1)
@@ -324,7 +307,7 @@ def candidates(
         lengths[rows] - last,
         _lookup(keys_s, count, keys, 0.0),
         (items == last_item[rows]).astype(np.float64),
-        row_values(stats.transitions, last_item, rows, items),
+        follows_last,
         follows_session,
         cooc,
         stats.popularity[items],
@@ -373,29 +356,9 @@ def _category_share(
     return np.where(cat >= 0, share, np.nan)
 
 
-def _follows_session(
-    query: Query, transitions: sp.csr_matrix, rows: np.ndarray, items: np.ndarray
-) -> np.ndarray:
-    """Transition evidence from every click of the session, the latest weighing most (1/2 per step back)."""
-    n_items = transitions.shape[0]
-    r_list, i_list, w_list = [], [], []
-    for r, seq in enumerate(query.sequences):
-        seq = np.asarray(seq, np.int64)[-10:]
-        r_list.append(np.full(len(seq), r))
-        i_list.append(seq)
-        w_list.append(0.5 ** np.arange(len(seq) - 1, -1, -1, dtype=np.float64))
-    if not r_list:
-        return np.zeros(len(rows))
-    clicked = np.concatenate(i_list)
-    # (weights @ transitions)[r, j] = sum over the row's clicks i of weight_i * transitions[i, j]
-    owner, col, val = _gather_rows(transitions, clicked)
-    keys, sums = _summed(np.concatenate(r_list)[owner] * n_items + col, np.concatenate(w_list)[owner] * val)
-    return _lookup(keys, sums, rows * n_items + items, 0.0)
-
-
-def _cooccurs(stats: ItemStats, last_item: np.ndarray, rows: np.ndarray, items: np.ndarray) -> np.ndarray:
-    """Share of the past sessions with the last clicked item that also hold the candidate."""
+def _cooccurs(stats: ItemStats, last_item: np.ndarray, rows: np.ndarray, together: np.ndarray) -> np.ndarray:
+    """Share of the past sessions with the last clicked item that also hold the candidate
+    (``together``: the sessions holding both, per candidate)."""
     holding = np.where(last_item >= 0, np.diff(stats.sessions_t.indptr)[np.maximum(last_item, 0)], 0)
     n_last = np.maximum(holding, 1).astype(np.float64)
-    together = row_values(stats.cooccurrence, last_item, rows, items)
     return together / n_last[rows]
