@@ -179,7 +179,7 @@ class IngestOutcome:
 
 
 def split_outcomes(
-    batches: Sequence[Records], checked: CheckedRecords, stored: Mapping[str, Mapping[str, Any]]
+    batches: Sequence[Records], checked: CheckedRecords, stored: Mapping[str, dict[str, Any]]
 ) -> list[IngestOutcome]:
     """Share one group's result among the batches merged into it.
 
