@@ -13,6 +13,10 @@ times do not):
 - single-user latency p50 / p99 over 1,000 random users.
 
 Goals (issue 4): fit <= 1.5x implicit; single-user p99 <= 5 ms.
+
+``--ranker`` then runs the two-stage ranker's benchmark on the RSC15 sample (`recommend_ranker.py`:
+fit time, batch throughput and single-query p99 with ~500 candidates, next to implicit's item-kNN
+on the same sessions; issue 19's goal p99 <= 5 ms); ``--ranker-model PATH`` gives it a saved ranker.
 """
 
 from __future__ import annotations
@@ -60,6 +64,10 @@ def main() -> None:
     parser.add_argument("--nnz", type=int, default=2_000_000)
     parser.add_argument("--neighbors", type=int, default=100)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument(
+        "--ranker", action="store_true", help="Also run recommend_ranker.py (RSC15, minutes)."
+    )
+    parser.add_argument("--ranker-model", help="A ranker saved by recommend_ranker.py --save.")
     args = parser.parse_args()
 
     from implicit.nearest_neighbours import CosineRecommender
@@ -141,6 +149,12 @@ def main() -> None:
     print("\ngoals")
     print(f"  fit <= 1.5x implicit              {'met' if fit / imp <= 1.5 else 'MISSED'} ({fit / imp:.2f}x)")
     print(f"  single-user p99 <= 5 ms (wall)    {'met' if p99_o <= 5 else 'MISSED'} ({p99_o:.2f} ms)")
+
+    if args.ranker:
+        import recommend_ranker  # beside this script, on sys.path when run as a script
+
+        print("\nthe two-stage ranker (recommend_ranker.py)")
+        recommend_ranker.main(["--model", args.ranker_model] if args.ranker_model else [])
 
 
 if __name__ == "__main__":

@@ -33,14 +33,15 @@ from cartlift.recommend import Query, Ranker, next_item, read_yoochoose
 from cartlift.recommend._ranker_features import candidates
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
+    """Run the benchmark; ``argv`` as on the command line (`recommend.py --ranker` passes its own)."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", default="../shared/data/yoochoose_rsc15_100k")
     parser.add_argument("--candidates", type=int, default=260, help="items per generator when serving")
     parser.add_argument("--singles", type=int, default=300)
     parser.add_argument("--model", help="a ranker saved by an earlier run (its fit is then not timed)")
     parser.add_argument("--save", help="save the fitted ranker here (for --model)")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
 
     from implicit.nearest_neighbours import CosineRecommender
 
