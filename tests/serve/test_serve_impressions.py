@@ -13,7 +13,7 @@ import pytest
 from _serve_helpers import Api, Server, copy_store, copy_to_postgres, pg_schema
 
 from cartlift.serve import create_key_in_store
-from cartlift.store import IMPRESSION_COLUMNS, EventStore, connect
+from cartlift.store import IMPRESSION_COLUMNS, EventStore, connect, insert_impressions
 
 
 def _impressions(db: str) -> pd.DataFrame:
@@ -106,3 +106,32 @@ def _run(db: str, folder: Path, env: dict[str, str] | None = None) -> None:
     assert home["model_version"].str.startswith("v0").all() and home["model"].notna().all()
     assert logged.loc[logged["context"] == "similar", "user_id"].isna().all()
     assert set(logged.loc[logged["session_id"] == "s-anon", "user_id"].isna()) == {True}
+
+
+def test_impression_rows_reach_postgresql_and_duckdb_as_they_were_given(tmp_path: Path) -> None:
+    # PostgreSQL takes them as one CSV text: nulls, empty texts, quotes, commas and line breaks
+    # must come back as they went in, and as DuckDB stores them
+    shown = datetime(2026, 12, 6, 10, 0, 0, 123456)
+    rows = [
+        ("i1", shown, "u1", None, "home", 'p"1', 1, "recommender", "ranker", "v0001", None),
+        ("i1", shown, "u1", None, "home", "p,2\nx", 2, "recommender", "ranker", "v0001", None),
+        ("i2", shown, None, "s1", "cart", "", 1, "best-sellers", None, None, "m1"),
+    ]
+    with EventStore(tmp_path / "s.duckdb") as store:
+        insert_impressions(store, rows)
+        duck = store.query(f"SELECT {', '.join(IMPRESSION_COLUMNS)} FROM rec_impressions ORDER BY 1, 7")
+    with pg_schema() as url:
+        pg = connect(url)
+        try:
+            insert_impressions(pg, rows)
+            with pg.cursor() as cur:
+                cur.execute(f"SELECT {', '.join(IMPRESSION_COLUMNS)} FROM rec_impressions ORDER BY 1, 7")
+                got = cur.fetchall()
+        finally:
+            pg.close()
+    assert got == rows
+
+    def plain(v: object) -> object:
+        return None if v is None or v is pd.NaT or (isinstance(v, float) and v != v) else v
+
+    assert [tuple(plain(v) for v in r) for r in duck.itertuples(index=False)] == rows

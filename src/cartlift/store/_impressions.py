@@ -15,6 +15,8 @@ attribution links purchases of those items to them.
 
 from __future__ import annotations
 
+import contextlib
+import io
 import itertools
 import logging
 import threading
@@ -25,6 +27,7 @@ from typing import Any, Final, NamedTuple
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.csv as pa_csv
 
 from cartlift.store._eventstore import EventStore
 from cartlift.store._tables import IMPRESSION_COLUMNS
@@ -162,11 +165,22 @@ def _insert(target: Any, columns: list[list[Any]] | pa.Table) -> None:
         finally:
             target.con.unregister("_impressions")
         return
-    if isinstance(columns, pa.Table):
-        columns = [columns.column(c).to_pylist() for c in _COLUMNS]
-    with target.cursor() as cur, cur.copy(f"COPY rec_impressions ({cols}) FROM STDIN") as copy:
-        for row in zip(*columns, strict=True):
-            copy.write_row(row)
+    # one CSV text written by Arrow's C++ writer (quoted strings; a null is an unquoted empty
+    # field, as PostgreSQL's CSV reads it), instead of psycopg adapting every row in Python: at
+    # thousands of lists a second the row-by-row COPY held the writer thread for seconds, and
+    # posted events queued behind it (benchmarks/service.py on PostgreSQL: events p99 4.2 s)
+    table = (
+        columns
+        if isinstance(columns, pa.Table)
+        else pa.table({c: pa.array(v, type=_ARROW[c]) for c, v in zip(_COLUMNS, columns, strict=True)})
+    )
+    text = io.BytesIO()
+    pa_csv.write_csv(table.select(list(_COLUMNS)), text, pa_csv.WriteOptions(include_header=False))
+    with (
+        target.cursor() as cur,
+        cur.copy(f"COPY rec_impressions ({cols}) FROM STDIN WITH (FORMAT csv)") as copy,
+    ):
+        copy.write(text.getbuffer())
 
 
 _ARROW: Final = {
@@ -265,12 +279,18 @@ class ImpressionLog:
         self.flush()
 
     def _run(self) -> None:
+        pending: Any = None
         while not self._stop.is_set():
             self._wake.wait(FLUSH_SECONDS)
             self._wake.clear()
             if self._stop.is_set():
                 return
+            if pending is not None:
+                # one flush in the writer's queue at a time: what arrives meanwhile waits here
+                # and goes in the next, so posted events never queue behind a pile of flushes
+                with contextlib.suppress(Exception):  # a failed flush is reported by `_report`
+                    pending.result(timeout=60)
             try:
-                self.flush()
+                pending = self.flush()
             except Exception:  # a writer that stopped: the service is going down
                 _log.exception("handing impressions to the writer failed")
