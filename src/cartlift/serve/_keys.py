@@ -16,7 +16,7 @@ from datetime import datetime
 from typing import Final
 
 from cartlift.errors import InvalidParameterError
-from cartlift.store import StoreURL, audit_subject, open_storage
+from cartlift.store import StoreURL, audit_subject, now_utc, open_storage
 
 __all__ = [
     "SCOPES",
@@ -52,9 +52,10 @@ class ApiKey:
     origins: tuple[str, ...] = ()
     """The page origins a ``track`` key may be used from (``https://shop.example``)."""
 
-    def expired(self, now: datetime) -> bool:
-        """True when the key has an expiry and ``now`` (naive UTC) is past it."""
-        return self.expires_at is not None and now >= self.expires_at
+    def expired(self) -> bool:
+        """True when the key has an expiry and it has passed; the clock is read only for such a key
+        (every request asks, and most keys never expire)."""
+        return self.expires_at is not None and now_utc() >= self.expires_at
 
 
 def new_key() -> tuple[str, str, str]:

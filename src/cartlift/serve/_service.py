@@ -206,7 +206,7 @@ class Service:
                 self._lookup_key(digest)
         if key is None:
             raise ApiError(401, "The API key is unknown or revoked.", headers={"WWW-Authenticate": "Bearer"})
-        if key.expires_at is not None and key.expired(now_utc()):  # the clock only for keys that expire
+        if key.expired():
             raise ApiError(
                 401,
                 f"The API key {key.key_id}… expired at {key.expires_at:%Y-%m-%d %H:%M} UTC; ask an admin for a new one.",
