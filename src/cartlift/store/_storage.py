@@ -785,13 +785,12 @@ class DuckDBStorage(Storage):
         # filter of stored ids is sure that none of them is stored (`StoredIds`)
         ids = rows.column("event_id").to_pylist()
         known = self._stored_ids(ctx)
+        # added before the insert: a failed one leaves extra ids, which only cost a scan
         where = (
             "WHERE event_id NOT IN (SELECT event_id FROM events WHERE event_id IN (SELECT event_id FROM _checked))"
-            if known is None or known.maybe(ids)
+            if known is None or known.add(ids)
             else ""
         )
-        if known is not None:  # before the insert: a failed one leaves extra ids, which only cost a scan
-            known.add(ids)
         ctx.con.register("_checked", rows)
         try:
             inserted = ctx.con.execute(
@@ -979,7 +978,9 @@ class StoredIds:
 
     def maybe(self, ids: Sequence[str]) -> bool:
         """False when none of ``ids`` was ever added."""
-        hashes = [hash(i) for i in ids]
+        return self._held([hash(i) for i in ids])
+
+    def _held(self, hashes: list[int]) -> bool:
         recent = self._recent
         if any(h in recent for h in hashes):
             return True
@@ -990,10 +991,15 @@ class StoredIds:
         at = np.minimum(np.searchsorted(held, wanted), len(held) - 1)
         return bool((held[at] == wanted).any())
 
-    def add(self, ids: Iterable[str]) -> None:
-        """Add ids; the set joins the sorted array once it holds `_RECENT_IDS` (one copy of the array)."""
-        self._recent.update(map(hash, ids))
+    def add(self, ids: Iterable[str]) -> bool:
+        """Add ids; returns `maybe` of them as it was before (one hash per id for both: the writer
+        asks and adds for every posted group). The set joins the sorted array once it holds
+        `_RECENT_IDS` (one copy of the array)."""
+        hashes = [hash(i) for i in ids]
+        held = self._held(hashes)
+        self._recent.update(hashes)
         if len(self._recent) >= _RECENT_IDS:
             new = np.sort(np.fromiter(self._recent, np.int64, len(self._recent)))
             self._sorted = np.insert(self._sorted, np.searchsorted(self._sorted, new), new)
             self._recent.clear()
+        return held
