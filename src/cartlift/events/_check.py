@@ -293,7 +293,7 @@ def _trim(text: str) -> str:
     """``text`` without its edge spaces, as the SQL's ``trim``; `_Unsure` when a non-ASCII character
     is left at an edge: DuckDB's ``trim`` also removes Unicode spaces (U+00A0, U+3000, ...)."""
     out = text.strip(" ")
-    if out and not (out[0].isascii() and out[-1].isascii()):
+    if out and not text.isascii() and not (out[0].isascii() and out[-1].isascii()):
         raise _Unsure
     return out
 
@@ -303,8 +303,7 @@ def _typed_row(record: Mapping[str, Any], future: datetime) -> tuple[Any, ...]:
 
     Each step mirrors the SQL's canonical column or reason it names; see `_checked_sql`. It runs
     for every posted event on the writer thread, holding the GIL the event loop needs: so the
-    fields are read one by one and an ASCII text is trimmed inline (``str.isascii`` is a flag
-    check; `_trim` only decides the rarer non-ASCII edges).
+    fields are read one by one, and `_trim` settles an ASCII text by a flag check.
     """
     get = record.get
     texts = (
@@ -322,13 +321,13 @@ def _typed_row(record: Mapping[str, Any], future: datetime) -> tuple[Any, ...]:
         if v is not None and (type(v) is not str or "\x00" in v):
             raise _Unsure
     if event_id is not None:  # CARTLIFT.select: trimmed; 'blank event id'
-        event_id = event_id.strip(" ") if event_id.isascii() else _trim(event_id)
+        event_id = _trim(event_id)
         if not event_id:
             raise _Unsure
     ts = _instant(get("ts"))  # 'unparseable time'
     if not _EARLIEST <= ts <= future:  # 'time before 1970', 'time in the future'
         raise _Unsure
-    if user is None or not (user.strip(" ") if user.isascii() else _trim(user)):  # 'missing user'
+    if user is None or not _trim(user):  # 'missing user'
         raise _Unsure  # (stored as given)
     if kind is None or not kind.isascii():  # lower(trim(event_type)): ASCII lowers alike
         raise _Unsure
@@ -336,11 +335,11 @@ def _typed_row(record: Mapping[str, Any], future: datetime) -> tuple[Any, ...]:
     if kind not in _TYPES:  # UNKNOWN_EVENT_TYPE
         raise _Unsure
     if product is not None:
-        product = (product.strip(" ") if product.isascii() else _trim(product)) or None
+        product = _trim(product) or None
     if product is None and kind in _PRODUCT_TYPES:  # 'missing product'
         raise _Unsure
     if session is not None:
-        session = (session.strip(" ") if session.isascii() else _trim(session)) or None
+        session = _trim(session) or None
     if session is None:  # sessions are cut by the SQL
         raise _Unsure
     price = get("price")
