@@ -12,25 +12,13 @@ from unittest.mock import patch
 import duckdb
 import pyarrow as pa
 import pytest
+from _store_helpers import event as _event
 from hypothesis import given
 from hypothesis import strategies as st
 
 from cartlift.events import STORED_COLUMNS
 from cartlift.store import DuckDBStorage, EventStore
 from cartlift.store._storage import LIVE_COLUMNS, StoredIds, _live_row
-
-
-def _event(n: int, price: float | None, **extra: Any) -> dict[str, Any]:
-    return {
-        "event_id": f"e{n}",
-        "ts": "2026-10-01T10:00:00Z",
-        "user_id": "u1",
-        "session_id": "s1",
-        "event_type": "view",
-        "product_id": "p1",
-        "price": price,
-        **extra,
-    }
 
 
 def test_the_catalog_is_what_the_merge_would_make_whatever_ran_between_groups(tmp_path: Path) -> None:

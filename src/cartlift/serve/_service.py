@@ -83,11 +83,6 @@ def _load_warm(registry: ModelRegistry) -> LoadedModels:
     return models
 
 
-def _connection(context: Any) -> Any:
-    """What `cartlift.store.insert_impressions` takes from a writer's context."""
-    return context if isinstance(context, EventStore) else context.con
-
-
 @dataclass(frozen=True)
 class _Scoring:
     """The abandonment model bound to the live context (rebuilt with each model version)."""
@@ -110,10 +105,8 @@ class Service:
         self.metrics = Metrics()
         self.storage: Storage = open_storage(settings.db, max_batch_events=settings.writer_batch_events)
         self.intake = Intake(self.storage)
-        # every list shown goes to rec_impressions, through the writer, about once a second
-        self.impressions = ImpressionLog(
-            self.storage.writer.submit, _connection, enabled=settings.log_impressions
-        )
+        # every list shown goes to rec_impressions about once a second, off the request path
+        self.impressions = ImpressionLog(self.storage.write_impressions, enabled=settings.log_impressions)
         self.registry = ModelRegistry(settings.registry_dir(), store=store_identity(settings.db))
         self.models = LoadedModels()
         self._scoring = _Scoring(None, None)
@@ -544,7 +537,8 @@ class Service:
     async def erase_user(self, *, user_id: str, actor: str | None) -> dict[str, Any]:
         """Delete a user's events, decisions, exposures and live sessions, with an audit record."""
         uid = self.user(user_id)
-        self.impressions.forget(uid)  # lists shown and not yet written: never written after the erasure
+        # lists shown and not yet written: never written after the erasure (waits for a flush under way)
+        await asyncio.to_thread(self.impressions.forget, uid)
         subject = self.erased.subject(uid)
         counts = await self.storage.erase_user(user_id=uid, actor=actor, subject=subject)
         if counts is not None:

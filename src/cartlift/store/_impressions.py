@@ -1,12 +1,13 @@
 """The recommendation impression log: what lists the service showed, written off the request path.
 
 A request only appends one tuple to a buffer (under a lock: well under a microsecond); a
-flusher thread hands the buffer to the store's single writer about once a second
-(`FLUSH_SECONDS`), or sooner when it holds `FLUSH_ROWS` lists, as one job that expands each list
-into its rows (`Shown.rows`) and inserts them at once (DuckDB: one Arrow batch; PostgreSQL: one
-``COPY``). So the recommendation endpoint never waits for the store, and the writer commits one
-insert per second instead of one per answer. Lists shown in the last second before a crash are
-lost: the log measures, it does not bill.
+flusher thread takes the buffer about once a second (`FLUSH_SECONDS`), or sooner when it holds
+`FLUSH_ROWS` lists, expands each list into its rows (`Shown.rows`) and writes them at once
+(`Storage.write_impressions`): on DuckDB one Arrow batch through the store's single writer, on
+PostgreSQL one ``COPY`` on a connection of the log's own, so posted events never queue behind
+it. So the recommendation endpoint never waits for the store, and the store commits one insert
+per second instead of one per answer. Lists shown in the last second before a crash are lost:
+the log measures, it does not bill.
 
 The rows are ``rec_impressions`` (`cartlift.store.IMPRESSION_COLUMNS`): one per item shown, with the
 list's id, time, person or session, context, position, source and model version; the act package's
@@ -15,7 +16,6 @@ attribution links purchases of those items to them.
 
 from __future__ import annotations
 
-import contextlib
 import io
 import itertools
 import logging
@@ -32,7 +32,14 @@ import pyarrow.csv as pa_csv
 from cartlift.store._eventstore import EventStore
 from cartlift.store._tables import IMPRESSION_COLUMNS
 
-__all__ = ["FLUSH_ROWS", "FLUSH_SECONDS", "ImpressionLog", "Shown", "insert_impressions"]
+__all__ = [
+    "FLUSH_ROWS",
+    "FLUSH_SECONDS",
+    "ImpressionLog",
+    "Shown",
+    "insert_impression_table",
+    "insert_impressions",
+]
 
 FLUSH_SECONDS: Final = 1.0
 """Longest time a shown list waits in memory before it is handed to the writer."""
@@ -149,6 +156,11 @@ def insert_impressions(target: Any, rows: Sequence[tuple[Any, ...]]) -> None:
         _insert(target, [list(col) for col in zip(*rows, strict=True)])
 
 
+def insert_impression_table(target: Any, table: pa.Table) -> None:
+    """Insert an Arrow table of `IMPRESSION_COLUMNS` at once (targets as `insert_impressions`)."""
+    _insert(target, table)
+
+
 def _insert(target: Any, columns: list[list[Any]] | pa.Table) -> None:
     """Insert the columns (`IMPRESSION_COLUMNS` order, equal lengths; or an Arrow table) at once."""
     cols = ", ".join(_COLUMNS)
@@ -193,43 +205,32 @@ _ARROW: Final = {
 }
 
 
-def _report(future: Any) -> None:
-    # nobody awaits a flush: a failed one is logged (the lists are lost, the requests were answered)
-    if not future.cancelled() and future.exception() is not None:
-        _log.error("writing recommendation impressions failed: %s", future.exception())
-
-
 class ImpressionLog:
-    """Buffers shown lists and writes them through ``submit`` (the store writer's) in the background.
+    """Buffers shown lists and writes them through ``write`` in the background.
 
     Parameters
     ----------
-    submit : callable
-        ``submit(fn)`` runs ``fn(context)`` on the writer thread (`cartlift.store.Writer.submit`).
-    connection : callable
-        ``connection(context)``: what `insert_impressions` takes (the `EventStore` of a DuckDB
-        writer, the psycopg connection of a PostgreSQL one).
+    write : callable
+        ``write(table)`` stores an Arrow table of `IMPRESSION_COLUMNS` and returns once it is
+        committed (`cartlift.store.Storage.write_impressions`: through the DuckDB writer, or on
+        a PostgreSQL connection of the log's own).
     enabled : bool
         False: `add` keeps nothing (``CARTLIFT_SERVE_LOG_IMPRESSIONS=false``).
     """
 
-    def __init__(
-        self,
-        submit: Callable[[Callable[[Any], Any]], Any],
-        connection: Callable[[Any], Any],
-        *,
-        enabled: bool = True,
-    ) -> None:
+    def __init__(self, write: Callable[[pa.Table], Any], *, enabled: bool = True) -> None:
         self.enabled = enabled
-        self._submit = submit
-        self._connection = connection
+        self._write = write
         self._buffer: list[Shown] = []
         self._lock = threading.Lock()
+        # held from taking the buffer until its rows are committed: `forget` waits on it, so an
+        # erasure never runs while lists it should have dropped are still on their way to the store
+        self._writing = threading.Lock()
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="cartlift-impressions", daemon=True)
         self.written = 0
-        """Rows written so far (what the flusher handed to the writer and it committed)."""
+        """Rows written so far (what the flusher wrote and the store committed)."""
 
     def start(self) -> None:
         """Start the flusher thread."""
@@ -246,51 +247,41 @@ class ImpressionLog:
             self._wake.set()
 
     def forget(self, user_id: str) -> None:
-        """Drop the buffered lists of ``user_id`` (an erasure: they must not be written after it)."""
-        with self._lock:
+        """Drop the buffered lists of ``user_id`` once a flush in progress is committed (blocks until
+        then): an erasure that follows deletes every row of the user, and none is written after it."""
+        with self._writing, self._lock:
             self._buffer = [s for s in self._buffer if s.user_id != user_id]
 
-    def flush(self) -> Any:
-        """Hand what is buffered to the writer now; returns the writer's future (None: nothing to write)."""
-        with self._lock:
-            taken, self._buffer = self._buffer, []
-        if not taken:
-            return None
-
-        def job(context: Any) -> int:
+    def flush(self) -> int:
+        """Write what is buffered now; returns the rows written (blocks until they are committed)."""
+        with self._writing:
+            with self._lock:
+                taken, self._buffer = self._buffer, []
             columns = _Columns()
             for shown in taken:
                 columns.add(shown)
-            if len(columns):
-                _insert(self._connection(context), columns.arrow())
+            if not len(columns):
+                return 0
+            self._write(columns.arrow())
             self.written += len(columns)
             return len(columns)
 
-        future = self._submit(job)
-        future.add_done_callback(_report)
-        return future
-
     def close(self) -> None:
-        """Stop the flusher and hand the rest to the writer (before the writer stops)."""
+        """Stop the flusher and write the rest (before the store closes)."""
         self._stop.set()
         self._wake.set()
         if self._thread.is_alive():
-            self._thread.join(timeout=10)
+            self._thread.join(timeout=60)
         self.flush()
 
     def _run(self) -> None:
-        pending: Any = None
         while not self._stop.is_set():
             self._wake.wait(FLUSH_SECONDS)
             self._wake.clear()
             if self._stop.is_set():
                 return
-            if pending is not None:
-                # one flush in the writer's queue at a time: what arrives meanwhile waits here
-                # and goes in the next, so posted events never queue behind a pile of flushes
-                with contextlib.suppress(Exception):  # a failed flush is reported by `_report`
-                    pending.result(timeout=60)
+            # one flush at a time: what arrives meanwhile waits in the buffer and goes in the next
             try:
-                pending = self.flush()
-            except Exception:  # a writer that stopped: the service is going down
-                _log.exception("handing impressions to the writer failed")
+                self.flush()
+            except Exception as e:  # the lists are lost, the requests were answered long ago
+                _log.error("writing recommendation impressions failed: %s", e)

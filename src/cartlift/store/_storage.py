@@ -46,6 +46,7 @@ from cartlift.events import (
     typed_rows,
 )
 from cartlift.store._eventstore import EventStore
+from cartlift.store._impressions import insert_impression_table
 from cartlift.store._tables import TABLES
 from cartlift.store._url import StoreURL, parse_store_url
 from cartlift.store._writer import Records, Writer
@@ -334,6 +335,11 @@ class Storage(ABC):
     def start(self) -> None:
         """Open the store on the writer thread (raises when it cannot be opened)."""
         self.writer.start()
+
+    @abstractmethod
+    def write_impressions(self, table: pa.Table) -> None:
+        """Store an Arrow table of `IMPRESSION_COLUMNS` rows; returns once they are committed
+        (from any thread but the writer's: the impression log's flusher calls it)."""
 
     def close(self) -> None:
         """Commit what is queued and close the store."""
@@ -824,6 +830,10 @@ class DuckDBStorage(Storage):
             known = StoredIds.of(ctx.con.sql("SELECT event_id FROM events").to_arrow_reader(1 << 18))
             self._ids, self._ids_loads, self._ids_jobs = known, self._loads(ctx), self.writer.jobs_done
         return self._ids
+
+    def write_impressions(self, table: pa.Table) -> None:
+        """`Storage.write_impressions`, through the writer: a DuckDB file has one writing connection."""
+        self.writer.submit(lambda ctx: insert_impression_table(ctx, table)).result()
 
     def start(self) -> None:
         """`Storage.start`, then the stored ids are read on the writer, before the first group."""
