@@ -219,3 +219,25 @@ def test_train_all_publishes_new_versions(trained_store: Path, tmp_path: Path) -
 def test_serve_refuses_several_workers_on_one_duckdb_file(tmp_path: Path) -> None:
     result = CliRunner().invoke(app, ["serve", "--db", str(tmp_path / "s.duckdb"), "--workers", "2"])
     assert result.exit_code == 2 and "PostgreSQL store" in result.output
+
+
+def test_a_serve_process_collects_garbage_less_often_and_an_embedding_app_keeps_its_own(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`cartlift serve`'s factory sets the collector's thresholds (the live sessions keep every posted
+    event: the default made full passes over them every few seconds); `create_app` leaves them alone."""
+    import gc
+
+    from cartlift.serve import create_app
+    from cartlift.serve._app import GC_THRESHOLDS, app_from_env
+
+    before = gc.get_threshold()
+    monkeypatch.setenv("CARTLIFT_DB", str(tmp_path / "store.duckdb"))
+    try:
+        gc.set_threshold(700, 10, 10)
+        create_app(ServeSettings())
+        assert gc.get_threshold() == (700, 10, 10)
+        app_from_env()
+        assert gc.get_threshold() == GC_THRESHOLDS
+    finally:
+        gc.set_threshold(*before)
