@@ -167,9 +167,10 @@ GC_THRESHOLDS: Final = (5_000, 20, 100)
 The live sessions keep every posted event for hours, so under an event load the default ran
 about 90 young passes a second and a full pass every 2 s or so, each full pass walking every
 event kept (10-30 ms once sessions filled: requests in flight waited, the latency's tail).
-These make young passes 7 times rarer and a full pass a few minutes apart at the same load;
-`benchmarks/service.py` events, three alternating runs each: p99 62-72 ms against 76-102 ms
-and 1,358-1,487 req/s against 1,213-1,358 (a loaded day)."""
+These make young passes 7 times rarer and a full pass minutes apart at the same load;
+events at 64 connections (the `benchmarks/service.py` load on a copy of its shop), three runs
+alternating with the default: p99 47, 55, 61 ms against 64, 59, 65 ms, and 1,857, 1,609, 1,388
+req/s against 1,657, 1,615, 1,333 (a noisy day: the pairs moved together)."""
 
 
 def app_from_env() -> FastAPI:
