@@ -8,6 +8,8 @@ three bounded loads from wrk (a separate process) against 127.0.0.1, one after t
   one worker, no access log): the ceiling of the stack on this machine;
 * ``GET /v1/users/{id}/recommendations?k=10`` for users drawn from the shop (and 10 % unknown);
 * ``POST /v1/events`` with 10 new events per request (so throughput x 10 events/s are stored);
+* the same posts to the bare app, whose route only reads and decodes the body and counts its
+  events: what the stack costs a request of that size before anything is checked or stored;
 
 then the recommendation load again on a service without the impression log
 (``CARTLIFT_SERVE_LOG_IMPRESSIONS=false``) and with it, ``--log-rounds`` times each in the order
@@ -42,7 +44,8 @@ from typing import Any
 import httpx
 
 BARE_APP = """
-from fastapi import FastAPI
+import msgspec
+from fastapi import FastAPI, Request
 
 app = FastAPI()
 
@@ -50,6 +53,11 @@ app = FastAPI()
 @app.get("/constant")
 async def constant() -> dict[str, str]:
     return {"status": "ok"}
+
+
+@app.post("/v1/events")
+async def decode(request: Request) -> dict[str, int]:
+    return {"events": len(msgspec.json.decode(await request.body())["events"])}
 """
 
 # wrk prints p50/p75/p90/p99 with --latency; the done() hook gives any percentile, so p95 too
@@ -297,6 +305,9 @@ def main() -> None:
             "POST /v1/events (10 events each)": wrk(
                 serve, tmp / "events.lua", args.seconds, args.connections, args.threads
             ),
+            "bare FastAPI POST, body decoded": wrk(
+                bare, tmp / "events.lua", args.seconds, args.connections, args.threads
+            ),
         }
         # the impression log's cost: the recommendation load again on a service without the log and
         # with it, on the same store, in the order off-on-on-off-... (a load that drifts during the
@@ -361,6 +372,11 @@ def main() -> None:
     print(
         f"events / bare throughput: {posted['rps'] / base['rps']:.2f} (goal >= 0.5); "
         f"p99 {posted['p99_ms']:.1f} ms (goal <= 50 ms)"
+    )
+    decoded = results["bare FastAPI POST, body decoded"]
+    print(
+        f"the same posts to the bare app (decoded, nothing stored): {decoded['rps'] / base['rps']:.2f} of bare; "
+        f"events / those: {posted['rps'] / decoded['rps']:.2f}"
     )
     print(
         f"events in the store after the POST load: {stored:,}; acknowledged (2xx requests x 10): {acked:,}; "
