@@ -14,6 +14,7 @@ from typing import Any
 import pyarrow as pa
 import pytest
 
+from cartlift.errors import StoreError
 from cartlift.store import DuckDBStorage, ImpressionLog, PostgresStorage, Shown, connect
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "serve"))
@@ -103,3 +104,20 @@ def _forget_scenario(storage: DuckDBStorage | PostgresStorage) -> None:
     finally:
         release.set()
         storage.close()
+
+
+def test_a_flush_after_the_store_closed_fails_at_once_and_closing_the_log_still_returns(
+    tmp_path: Path,
+) -> None:
+    """No wait for a writer that is gone: the flush says why, and the service's stop goes on."""
+    storage = DuckDBStorage(tmp_path / "store.duckdb")
+    storage.start()
+    storage.close()
+    log = ImpressionLog(storage.write_impressions)
+    log.add(_shown("u1"))
+    with pytest.raises(StoreError, match="closed"):
+        log.flush()
+    log.add(_shown("u1"))
+    log.start()
+    log.close()  # logs the loss, raises nothing
+    assert log.written == 0

@@ -272,7 +272,10 @@ class ImpressionLog:
         self._wake.set()
         if self._thread.is_alive():
             self._thread.join(timeout=60)
-        self.flush()
+        try:
+            self.flush()
+        except Exception as e:  # lost, as in `_run`: the service still stops
+            _log.error("writing recommendation impressions failed: %s", e)
 
     def _run(self) -> None:
         while not self._stop.is_set():

@@ -131,7 +131,7 @@ class PostgresStorage(Storage):
         half a second or more, and posted events waited behind it (`benchmarks/service.py`, the
         event load right after the recommendation load: p99 1.1 s)."""
         with self._impressions_lock:
-            if self._impressions is None or self._impressions.closed:
+            if self._impressions is None or self._impressions.closed or self._impressions.broken:
                 self._impressions = connect(self.url, create_tables=False)  # the writer made them
             insert_impression_table(self._impressions, table)
 

@@ -37,6 +37,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from cartlift.errors import StoreError
 from cartlift.events import (
     STORED_COLUMNS,
     CheckedRecords,
@@ -833,6 +834,8 @@ class DuckDBStorage(Storage):
 
     def write_impressions(self, table: pa.Table) -> None:
         """`Storage.write_impressions`, through the writer: a DuckDB file has one writing connection."""
+        if not self.writer.alive:  # a job queued now would never run, and this would wait for ever
+            raise StoreError("The store is closed: the impressions were not written.")
         self.writer.submit(lambda ctx: insert_impression_table(ctx, table)).result()
 
     def start(self) -> None:
