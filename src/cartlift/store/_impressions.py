@@ -3,9 +3,9 @@
 A request only appends one tuple to a buffer (under a lock: well under a microsecond); a
 flusher thread takes the buffer about once a second (`FLUSH_SECONDS`), or sooner when it holds
 `FLUSH_ROWS` lists, expands each list into its rows (`Shown.rows`) and writes them at once
-(`Storage.write_impressions`): on DuckDB one Arrow batch through the store's single writer, on
-PostgreSQL one ``COPY`` on a connection of the log's own, so posted events never queue behind
-it. So the recommendation endpoint never waits for the store, and the store commits one insert
+(`Storage.write_impressions`): on DuckDB one Arrow batch through the store's single writer
+(posted events wait for that insert only), on PostgreSQL one ``COPY`` on a connection of the
+log's own (posted events never wait for it). So the recommendation endpoint never waits for the store, and the store commits one insert
 per second instead of one per answer. Lists shown in the last second before a crash are lost:
 the log measures, it does not bill.
 
@@ -42,7 +42,7 @@ __all__ = [
 ]
 
 FLUSH_SECONDS: Final = 1.0
-"""Longest time a shown list waits in memory before it is handed to the writer."""
+"""Longest time a shown list waits in memory before it is written."""
 FLUSH_ROWS: Final = 2_000
 """Lists in the buffer that wake the flusher at once."""
 
@@ -272,9 +272,12 @@ class ImpressionLog:
         self._wake.set()
         if self._thread.is_alive():
             self._thread.join(timeout=60)
+        self._flush_or_log()
+
+    def _flush_or_log(self) -> None:
         try:
             self.flush()
-        except Exception as e:  # lost, as in `_run`: the service still stops
+        except Exception as e:  # the lists are lost; their requests were answered long ago
             _log.error("writing recommendation impressions failed: %s", e)
 
     def _run(self) -> None:
@@ -284,7 +287,4 @@ class ImpressionLog:
             if self._stop.is_set():
                 return
             # one flush at a time: what arrives meanwhile waits in the buffer and goes in the next
-            try:
-                self.flush()
-            except Exception as e:  # the lists are lost, the requests were answered long ago
-                _log.error("writing recommendation impressions failed: %s", e)
+            self._flush_or_log()
