@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import shutil
 import time
 from pathlib import Path
@@ -130,6 +131,50 @@ def test_an_event_id_is_stored_once_whoever_stored_it_first(tmp_path: Path) -> N
     with EventStore(path) as store:
         ids = [r[0] for r in store.con.execute("SELECT event_id FROM events ORDER BY 1").fetchall()]
     assert ids == sorted(f"e{i}" for i in range(1, 12))
+
+
+def test_each_posted_group_leaves_its_counts_in_loads_whichever_way_it_was_written(tmp_path: Path) -> None:
+    # a group of new ids writes its events and its loads row in one call, without RETURNING: the
+    # counts it records must be what it stored, as those of groups that look stored ids up
+    storage = DuckDBStorage(tmp_path / "store.duckdb")
+
+    async def scenario() -> list[tuple[Any, ...]]:
+        await storage.ingest(records=[_event(1)])  # p1 is new to the catalog: merged
+        await storage.ingest(records=[_event(2), _event(3)])  # new ids, nothing else: one call
+        await storage.ingest(records=[_event(3), _event(4)])  # e3 stored: the look-up
+        await storage.ingest(records=[_event(5), _event(6, event_type="nope")])  # one quarantined
+        await storage.ingest(records=[_event(7, price=20.0)])  # p1's price changes
+        return await storage.sql(
+            "SELECT rows_read, accepted, duplicates, quarantined FROM loads WHERE format = 'api' ORDER BY finished_at"
+        )
+
+    storage.start()
+    try:
+        loads = asyncio.run(scenario())
+    finally:
+        storage.close()
+    assert loads == [(1, 1, 0, 0), (2, 2, 0, 0), (2, 1, 1, 0), (2, 1, 0, 1), (1, 1, 0, 0)]
+    with EventStore(tmp_path / "store.duckdb") as store:
+        assert store.count("events") == 6
+        assert store.con.execute("SELECT price FROM products WHERE product_id = 'p1'").fetchall() == [(20.0,)]
+
+
+def test_the_writer_plans_on_one_duckdb_thread_and_package_jobs_on_every_core(tmp_path: Path) -> None:
+    storage = DuckDBStorage(tmp_path / "store.duckdb")
+    threads = "SELECT current_setting('threads')"
+
+    def setting(store: EventStore) -> int:
+        return int(store.con.execute(threads).fetchall()[0][0])
+
+    async def scenario() -> list[int]:
+        return [await storage.run(setting), await storage.with_store(setting), await storage.run(setting)]
+
+    storage.start()
+    try:
+        seen = asyncio.run(scenario())
+    finally:
+        storage.close()
+    assert seen == [1, os.cpu_count() or 1, 1]
 
 
 @given(
