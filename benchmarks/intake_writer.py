@@ -15,22 +15,28 @@ Reference, in the same run: a bare DuckDB insert of the same records into a copy
 no validation, no duplicate check, no live state). Prints cartlift's events/s as a ratio of it.
 
 ``--ts fixed`` gives every event the service benchmark's one time; ``--ts varied`` gives each its
-own millisecond time (no two alike). Usage:
-``python benchmarks/intake_writer.py [--groups 40] [--sessions 20000] [--ts fixed|varied]``.
+own millisecond time (no two alike). ``--busy`` keeps a Python thread busy beside both writers
+while they are timed, as the event loop is when it serves other clients during a commit: a DuckDB
+call takes the GIL back many times while it runs, each time waiting up to the switch interval
+(``--switch-interval``, Python's default 5 ms). Usage:
+``python benchmarks/intake_writer.py [--groups 40] [--sessions 20000] [--ts fixed|varied] [--busy]``.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import cProfile
 import json
 import shutil
 import statistics
+import sys
 import tempfile
+import threading
 import time
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -201,6 +207,27 @@ def run_reference(db: Path, groups: list[list[list[dict[str, Any]]]]) -> tuple[f
     return cpu, walls
 
 
+@contextlib.contextmanager
+def busy_python(on: bool) -> Iterator[None]:
+    """A thread running Python without pause (it gives the GIL up only when another thread asks)."""
+    stop = threading.Event()
+
+    def spin() -> None:
+        n = 0
+        while not stop.is_set():
+            n += 1
+
+    thread = threading.Thread(target=spin, daemon=True)
+    if on:
+        thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        if on:
+            thread.join()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--groups", type=int, default=40, help=f"Groups timed (after {WARM_GROUPS} warm-up).")
@@ -209,7 +236,11 @@ def main() -> None:
     parser.add_argument("--sessions", type=int, default=20_000, help="Sessions in the shop store.")
     parser.add_argument("--ts", choices=("fixed", "varied"), default="fixed")
     parser.add_argument("--profile", type=Path, help="Write a cProfile of the writer's groups here.")
+    parser.add_argument("--busy", action="store_true", help="A busy Python thread beside the writers.")
+    parser.add_argument("--switch-interval", type=float, help="Python's switch interval (s) while timed.")
     args = parser.parse_args()
+    if args.switch_interval:
+        sys.setswitchinterval(args.switch_interval)
 
     tmp = Path(tempfile.mkdtemp(prefix="cartlift-bench-writer-"))
     try:
@@ -223,8 +254,9 @@ def main() -> None:
         # the records as the route hands them to the writer (its own JSON reader)
         groups = [[read_events(b, "application/json") for b in group] for group in raw]
         ref_groups = [[read_events(b, "application/json") for b in group] for group in raw]
-        stages, walls = asyncio.run(run_cartlift(db, groups, args.profile))
-        ref_cpu, ref_walls = run_reference(ref, ref_groups)
+        with busy_python(args.busy):
+            stages, walls = asyncio.run(run_cartlift(db, groups, args.profile))
+            ref_cpu, ref_walls = run_reference(ref, ref_groups)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
@@ -233,6 +265,11 @@ def main() -> None:
     print(
         f"cartlift {cartlift.__file__}\nshop: {len(shop):,} events; {args.groups} groups of {args.batches} x "
         f"{args.per_batch} events timed (ts {args.ts}), after {WARM_GROUPS} warm-up groups"
+        + (
+            f"; a busy Python thread beside, switch interval {sys.getswitchinterval() * 1e3:g} ms"
+            if args.busy
+            else ""
+        )
     )
     print(f"\n{'writer stage':<20} {'CPU us/event':>13} {'wall us/event':>14}")
     for label in sorted(stages.cpu, key=list(stages.order).index):
