@@ -767,9 +767,10 @@ class DuckDBStorage(Storage):
     ) -> set[str]:
         """The generic transaction in as few calls to DuckDB as it can: one for the usual group.
 
-        Each call releases the GIL and must win it back from the event loop, which keeps it for up
-        to the switch interval while it serves requests: per call, not per row, that wait was
-        most of a group's time. So BEGIN goes with the insert and the `loads` row with COMMIT; and
+        A DuckDB call gives the GIL up and takes it back many times while it runs, and each time
+        waits up to the switch interval while the event loop serves requests (`benchmarks/
+        intake_writer.py --busy`); per call, not per row, those waits were most of a group's time.
+        So BEGIN goes with the insert and the `loads` row with COMMIT; and
         a group whose ids the filter of stored ids knows to be new, with nothing to quarantine and
         nothing that changes the catalog (the usual one), inserts without RETURNING (it inserts
         every row) in a single call from BEGIN to COMMIT.
