@@ -776,11 +776,12 @@ class DuckDBStorage(Storage):
         every row) in a single call from BEGIN to COMMIT.
         """
         rows = checked.accepted
+        ids = rows.column("event_id").to_pylist()
         try:
-            where = self._unstored_filter(ctx, rows)
+            where = self._unstored_filter(ctx, ids)
             changes = self._catalog_changes(rows)
             if not where and not quarantined and changes is None:
-                inserted = set(rows.column("event_id").to_pylist())
+                inserted = set(ids)
                 self._execute_with(
                     ctx,
                     rows,
@@ -824,14 +825,14 @@ class DuckDBStorage(Storage):
     def _tables(self, ctx: EventStore) -> set[str]:
         return set(ctx.tables())
 
-    def _unstored_filter(self, ctx: EventStore, rows: pa.Table) -> str:
+    def _unstored_filter(self, ctx: EventStore, ids: list[str]) -> str:
         """The insert's WHERE that skips stored ids; empty when the filter of stored ids is sure
-        that no id of ``rows`` is stored (`StoredIds`), which adds them."""
+        that none of ``ids`` (the rows' event ids) is stored (`StoredIds`), which adds them."""
         # a DuckDB store has no unique index on event_id (it would slow every bulk load): the
         # batch's ids are looked up in the stored ones, a scan of every stored id, unless the
         # filter is sure; added before the insert: a failed one leaves extra ids, which only cost a scan
         known = self._stored_ids(ctx)
-        if known is None or known.add(rows.column("event_id").to_pylist()):
+        if known is None or known.add(ids):
             return "WHERE event_id NOT IN (SELECT event_id FROM events WHERE event_id IN (SELECT event_id FROM _checked))"
         return ""
 
@@ -841,7 +842,7 @@ class DuckDBStorage(Storage):
         """The insert; ``where`` as `_unstored_filter` gives it (computed when None); with
         ``begin``, the same call opens the transaction (`_write_group`)."""
         if where is None:
-            where = self._unstored_filter(ctx, rows)
+            where = self._unstored_filter(ctx, rows.column("event_id").to_pylist())
         sql = f"{'BEGIN TRANSACTION; ' if begin else ''}{self._insert_sql(load_id, where)} RETURNING event_id"
         return {str(r[0]) for r in self._execute_with(ctx, rows, sql)}
 
