@@ -5,9 +5,9 @@ flusher thread takes the buffer about once a second (`FLUSH_SECONDS`), or sooner
 `FLUSH_ROWS` lists, expands each list into its rows (`Shown.rows`) and writes them at once
 (`Storage.write_impressions`): on DuckDB one Arrow batch through the store's single writer
 (posted events wait for that insert only), on PostgreSQL one ``COPY`` on a connection of the
-log's own (posted events never wait for it). So the recommendation endpoint never waits for the store, and the store commits one insert
-per second instead of one per answer. Lists shown in the last second before a crash are lost:
-the log measures, it does not bill.
+log's own (posted events never wait for it). So the recommendation endpoint never waits for the
+store, and the store commits one insert per second instead of one per answer. Lists shown in the
+last second before a crash are lost: the log measures, it does not bill.
 
 The rows are ``rec_impressions`` (`cartlift.store.IMPRESSION_COLUMNS`): one per item shown, with the
 list's id, time, person or session, context, position, source and model version; the act package's
