@@ -159,22 +159,31 @@ def test_each_posted_group_leaves_its_counts_in_loads_whichever_way_it_was_writt
         assert store.con.execute("SELECT price FROM products WHERE product_id = 'p1'").fetchall() == [(20.0,)]
 
 
-def test_the_writer_plans_on_one_duckdb_thread_and_package_jobs_on_every_core(tmp_path: Path) -> None:
-    storage = DuckDBStorage(tmp_path / "store.duckdb")
-    threads = "SELECT current_setting('threads')"
+def _threads_seen(path: Path) -> list[int]:
+    """DuckDB's threads in a writer job, a `with_store` job, and a writer job after it."""
+    storage = DuckDBStorage(path)
 
     def setting(store: EventStore) -> int:
-        return int(store.con.execute(threads).fetchall()[0][0])
+        return int(store.con.execute("SELECT current_setting('threads')").fetchall()[0][0])
 
     async def scenario() -> list[int]:
         return [await storage.run(setting), await storage.with_store(setting), await storage.run(setting)]
 
     storage.start()
     try:
-        seen = asyncio.run(scenario())
+        return asyncio.run(scenario())
     finally:
         storage.close()
-    assert seen == [1, os.cpu_count() or 1, 1]
+
+
+def test_the_writer_plans_on_one_duckdb_thread_and_package_jobs_on_every_core(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("CARTLIFT_THREADS", raising=False)
+    assert _threads_seen(tmp_path / "store.duckdb") == [1, os.cpu_count() or 1, 1]
+    # a setting of the user's holds for both
+    monkeypatch.setenv("CARTLIFT_THREADS", "3")
+    assert _threads_seen(tmp_path / "store.duckdb") == [3, 3, 3]
 
 
 @given(
