@@ -21,11 +21,12 @@ of a service built that way. In the same run, the bare FastAPI app's ``GET /cons
 service benchmark's reference) and the front's rate to the bare app's are printed, and after the
 load the events in the committer's store are counted against those acknowledged.
 
-``--checkpoint-threshold`` sets the committer's DuckDB ``checkpoint_threshold``: DuckDB checkpoints
-when its write-ahead log passes it (16 MB by default, as in the service), inside the commit that
-crossed it, and every post waiting on that commit waits for the checkpoint too.
+``--checkpoint-threshold`` sets the committer's DuckDB ``checkpoint_threshold``, by default the
+service's (256 MB: its writer checkpoints when it falls idle instead). DuckDB checkpoints inside the
+commit that takes its write-ahead log past the threshold, and every post waiting on that commit
+waits for the checkpoint too: at DuckDB's own default, 16 MB, that is every 2-3 s at this load.
 
-Usage: ``python benchmarks/intake_split.py [--seconds 10] [--connections 64] [--checkpoint-threshold 16MB]``.
+Usage: ``python benchmarks/intake_split.py [--seconds 10] [--connections 64] [--checkpoint-threshold 256MB]``.
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ from pathlib import Path
 import duckdb
 
 from cartlift.store import EventStore
+from cartlift.store._storage import _CHECKPOINT_THRESHOLD
 from service import (
     BARE_APP,
     LUA_DONE,
@@ -162,8 +164,8 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument(
         "--checkpoint-threshold",
-        default="16MB",
-        help="The committer's DuckDB checkpoint_threshold (DuckDB's default 16MB, the service's).",
+        default=_CHECKPOINT_THRESHOLD,
+        help=f"The committer's DuckDB checkpoint_threshold (default the service's, {_CHECKPOINT_THRESHOLD}).",
     )
     args = parser.parse_args()
     if shutil.which("wrk") is None:
