@@ -8,8 +8,9 @@ statements in a transaction. All SQL lives in this module and `cartlift.deliver.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from typing import Any, Final, Literal
 
 import duckdb
@@ -49,10 +50,15 @@ class Db:
     ----------
     con : duckdb.DuckDBPyConnection or psycopg.Connection
         Autocommit outside `transaction` (DuckDB's default; psycopg with ``autocommit=True``).
+    lock : threading.RLock, optional
+        Held for each statement and through each `transaction`: a service's `Storage.write_lock`
+        when ``con`` is a cursor of its DuckDB database, so this connection's writes and the
+        service's writer take turns instead of conflicting.
     """
 
-    def __init__(self, con: Any) -> None:
+    def __init__(self, con: Any, *, lock: threading.RLock | None = None) -> None:
         self.con = con
+        self._lock: AbstractContextManager[Any] = lock if lock is not None else nullcontext()
         self.dialect: Literal["duckdb", "postgres"] = (
             "duckdb" if isinstance(con, duckdb.DuckDBPyConnection) else "postgres"
         )
@@ -68,8 +74,9 @@ class Db:
     def rows(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         """Run ``sql`` (``?`` placeholders) and return its rows (empty for a statement)."""
         if self.dialect == "duckdb":
-            cur = self.con.execute(sql, list(params))
-            return cur.fetchall() if cur.description else []
+            with self._lock:
+                cur = self.con.execute(sql, list(params))
+                return cur.fetchall() if cur.description else []
         with self.con.cursor() as cur:
             cur.execute(sql.replace("?", "%s"), list(params))
             return cur.fetchall() if cur.description else []
@@ -77,8 +84,9 @@ class Db:
     def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
         """Run a statement and return the rows it changed."""
         if self.dialect == "duckdb":
-            cur = self.con.execute(sql, list(params))
-            got = cur.fetchall() if cur.description else []
+            with self._lock:
+                cur = self.con.execute(sql, list(params))
+                got = cur.fetchall() if cur.description else []
             return int(got[0][0]) if got and got[0] and isinstance(got[0][0], int) else 0
         with self.con.cursor() as cur:
             cur.execute(sql.replace("?", "%s"), list(params))
@@ -89,7 +97,8 @@ class Db:
         if not rows:
             return
         if self.dialect == "duckdb":
-            self.con.executemany(sql, [list(r) for r in rows])
+            with self._lock:
+                self.con.executemany(sql, [list(r) for r in rows])
             return
         with self.con.cursor() as cur:
             cur.executemany(sql.replace("?", "%s"), [list(r) for r in rows])
@@ -112,7 +121,10 @@ class Db:
         batch = pa.table({c: pa.array([r[i] for r in rows]) for i, c in enumerate(columns)})
         self.con.register("_deliver_rows", batch)
         try:
-            self.con.execute(f"INSERT INTO {table} ({cols}) SELECT {cols} FROM _deliver_rows {on_conflict}")
+            with self._lock:
+                self.con.execute(
+                    f"INSERT INTO {table} ({cols}) SELECT {cols} FROM _deliver_rows {on_conflict}"
+                )
         finally:
             self.con.unregister("_deliver_rows")
 
@@ -123,13 +135,14 @@ class Db:
             with self.con.transaction():
                 yield
             return
-        self.con.execute("BEGIN TRANSACTION")
-        try:
-            yield
-        except BaseException:
-            self.con.execute("ROLLBACK")
-            raise
-        self.con.execute("COMMIT")
+        with self._lock:
+            self.con.execute("BEGIN TRANSACTION")
+            try:
+                yield
+            except BaseException:
+                self.con.execute("ROLLBACK")
+                raise
+            self.con.execute("COMMIT")
 
     def tables(self) -> set[str]:
         """The tables the store has (in the current schema)."""

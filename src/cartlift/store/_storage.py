@@ -24,6 +24,7 @@ import json
 import logging
 import operator
 import os
+import threading
 import uuid
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -288,6 +289,9 @@ class Storage(ABC):
         """Called on the writer thread after a commit that deleted or moved users' events (erasure,
         identity joins): what keeps per-customer state (the live customer history) must read them again."""
         self._checker: duckdb.DuckDBPyConnection | None = None
+        self.write_lock: threading.RLock | None = self._new_write_lock()
+        """Held by the writer while it runs anything, and by any other thread of this process while
+        it writes to the store through a connection of its own (None: the backend needs no such lock)."""
         self.writer: Writer[Any] = Writer(
             f"cartlift-{self.kind}-writer",
             self._open,
@@ -295,9 +299,14 @@ class Storage(ABC):
             self._close,
             max_events=max_batch_events,
             idle=self._when_idle,
+            lock=self.write_lock,
         )
 
     # -- what each backend provides -------------------------------------------------------------
+    def _new_write_lock(self) -> threading.RLock | None:
+        """The `write_lock` (PostgreSQL: none; each connection's transactions take row locks there)."""
+        return None
+
     @abstractmethod
     def _open(self) -> Any:
         """Open the context jobs receive (on the writer thread)."""
@@ -711,6 +720,13 @@ class DuckDBStorage(Storage):
         self._ids_loads = -1
         self._ids_jobs = -1
         self._ids_off = False
+
+    def _new_write_lock(self) -> threading.RLock:
+        # a cursor is a second connection to the same database, with transactions of its own:
+        # DuckDB refuses the later of two overlapping transactions that change one row ("Conflict
+        # on update"), and the service would answer that request 500; so the writer and such a
+        # thread (the delivery worker's) take turns (`tests/store/test_write_lock.py`)
+        return threading.RLock()
 
     def _open(self) -> EventStore:
         # the writer's own statements run on one DuckDB thread unless the settings say otherwise:

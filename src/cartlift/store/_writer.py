@@ -15,6 +15,7 @@ caller's future of the group (not a thread-safe future per request, each waking 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import queue
 import threading
@@ -87,6 +88,9 @@ class Writer(Generic[C]):
         after a job (housekeeping that would otherwise land on a request's commit).
     idle_seconds : float
         How long the writer waits before ``idle``.
+    lock : threading.RLock, optional
+        Held while each job, group and ``idle`` runs: a thread that writes to the same store
+        through a connection of its own holds it too, so their transactions never overlap.
     """
 
     def __init__(
@@ -99,6 +103,7 @@ class Writer(Generic[C]):
         max_events: int = 5_000,
         idle: Callable[[C], None] | None = None,
         idle_seconds: float = 1.0,
+        lock: threading.RLock | None = None,
     ) -> None:
         self._open = open_context
         self._ingest = ingest
@@ -106,6 +111,9 @@ class Writer(Generic[C]):
         self._max = max_events
         self._idle = idle
         self._idle_seconds = idle_seconds
+        self._lock: contextlib.AbstractContextManager[Any] = (
+            lock if lock is not None else contextlib.nullcontext()
+        )
         self._queue: queue.Queue[_Job | None] = queue.Queue()
         self._inbox: list[_Batch] = []
         self._inbox_lock = threading.Lock()
@@ -195,7 +203,8 @@ class Writer(Generic[C]):
                     busy = False
                     assert self._idle is not None
                     try:
-                        self._idle(context)
+                        with self._lock:
+                            self._idle(context)
                     except Exception:  # housekeeping; the next idle moment tries again
                         log.exception("the writer's idle work failed")
                     continue
@@ -235,7 +244,8 @@ class Writer(Generic[C]):
         assert job.fn is not None and job.future is not None
         self._jobs_done += 1
         try:
-            value = job.fn(context)
+            with self._lock:
+                value = job.fn(context)
         except BaseException as e:
             self._settle(job.future, error=e)
         else:
@@ -276,7 +286,8 @@ class Writer(Generic[C]):
 
     def _run_group(self, context: C, group: list[_Batch]) -> list[tuple[_Batch, Any, BaseException | None]]:
         try:
-            outcomes = self._ingest(context, [b.records for b in group])
+            with self._lock:
+                outcomes = self._ingest(context, [b.records for b in group])
         except BaseException as e:
             if len(group) == 1:
                 return [(group[0], None, e)]

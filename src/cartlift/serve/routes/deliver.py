@@ -184,7 +184,8 @@ async def start_worker(service: Service) -> Callable[[], None]:
     """Run the outbox worker in a thread beside the service; returns the function that stops it.
 
     Off with ``CARTLIFT_DELIVER_IN_SERVE=false``. On DuckDB the worker uses a cursor of the
-    service's own database (one process writes the file); on PostgreSQL its own connection.
+    service's own database (one process writes the file), holding the storage's `write_lock`
+    while it writes, so its transactions and the writer's never overlap; on PostgreSQL its own connection.
     """
     settings = DeliverSettings()
     await _on_store(service, create)  # the routes rely on the tables
@@ -193,7 +194,8 @@ async def start_worker(service: Service) -> Callable[[], None]:
     if service.settings.store.is_postgres:
         db = await asyncio.to_thread(connect_postgres, service.settings.db)
     else:
-        db = Db(await service.storage.writer.call(lambda ctx: ctx.con.cursor()))
+        cursor = await service.storage.writer.call(lambda ctx: ctx.con.cursor())
+        db = Db(cursor, lock=service.storage.write_lock)
     # the e-mails suggest the products of the recommender this service serves (its registry's newest)
     worker = await asyncio.to_thread(
         Worker, db, settings, outbox_dir=outbox_folder(service.settings.db, settings),
