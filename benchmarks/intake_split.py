@@ -49,7 +49,11 @@ from service import (
     BARE_APP,
     LUA_DONE,
     LUA_EVENTS,
+    add_load_options,
     free_port,
+    print_loads,
+    require_wrk,
+    start_uvicorn,
     stop,
     wait_up,
     wrk,
@@ -159,17 +163,14 @@ with EventStore(sys.argv[1]) as store:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seconds", type=int, default=10, help="Duration of each load (s).")
-    parser.add_argument("--connections", type=int, default=64)
-    parser.add_argument("--threads", type=int, default=2)
+    add_load_options(parser)
     parser.add_argument(
         "--checkpoint-threshold",
         default=_CHECKPOINT_THRESHOLD,
         help=f"The committer's DuckDB checkpoint_threshold (default the service's, {_CHECKPOINT_THRESHOLD}).",
     )
     args = parser.parse_args()
-    if shutil.which("wrk") is None:
-        raise SystemExit("wrk is not installed: apt-get install -y wrk")
+    require_wrk()
 
     tmp = Path(tempfile.mkdtemp(prefix="cartlift-bench-split-"))
     procs: list[subprocess.Popen[bytes]] = []
@@ -197,17 +198,11 @@ def main() -> None:
             raise SystemExit(f"the committer did not start: see {tmp / 'servers.log'}")
         ports = {"bare": free_port(), "front": free_port()}
         for name, port in ports.items():
-            run = (
-                "import uvicorn; from cartlift.cli._serve import UVICORN_OPTIONS; "
-                f"uvicorn.run('{name}:app', host='127.0.0.1', port={port}, log_level='warning', **UVICORN_OPTIONS)"
-            )
-            procs.append(subprocess.Popen([sys.executable, "-c", run], env=env, stdout=log, stderr=log))
+            procs.append(start_uvicorn(f"{name}:app", port, env, log))
         bare, front = (f"http://127.0.0.1:{ports[n]}" for n in ("bare", "front"))
         wait_up(bare + "/constant", procs[1])
-        deadline = time.monotonic() + 60
-        while not (tmp / "commit.sock").exists() and time.monotonic() < deadline:
-            time.sleep(0.1)
-        time.sleep(1)  # the front connects to the committer when it starts
+        # the committer listens since it said "ready"; the front connects to it as it starts
+        time.sleep(1)
         load = (args.seconds, args.connections, args.threads)
         results = {
             "bare FastAPI constant (GET)": wrk(bare + "/constant", tmp / "bare.lua", *load),
@@ -229,12 +224,7 @@ def main() -> None:
         f"wrk, {args.connections} connections, {args.threads} threads, {args.seconds} s each, 127.0.0.1; "
         f"the committer's checkpoint_threshold {args.checkpoint_threshold}"
     )
-    print(f"{'load':<36} {'req/s':>9} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} {'errors':>7} {'x bare':>7}")
-    for name, r in results.items():
-        print(
-            f"{name:<36} {r['rps']:>9,.0f} {r['p50_ms']:>8.2f} {r['p95_ms']:>8.2f} {r['p99_ms']:>8.2f} "
-            f"{r['errors']:>7} {r['rps'] / base:>7.2f}"
-        )
+    print_loads(results, base, first="load")
     split = results["split: POST 10 events, committed"]
     acked = (split["requests"] - split["non_2xx"]) * 10
     print(

@@ -201,11 +201,42 @@ def wrk(url: str, script: Path, seconds: int, connections: int, threads: int) ->
     }
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def add_load_options(parser: argparse.ArgumentParser) -> None:
+    """The wrk load's options: each load's duration, connections and wrk threads."""
     parser.add_argument("--seconds", type=int, default=10, help="Duration of each load (s).")
     parser.add_argument("--connections", type=int, default=64)
     parser.add_argument("--threads", type=int, default=2)
+
+
+def require_wrk() -> None:
+    """Stop at once, with the command that installs it, when wrk is missing (before any set-up)."""
+    if shutil.which("wrk") is None:
+        raise SystemExit("wrk is not installed: apt-get install -y wrk")
+
+
+def start_uvicorn(app: str, port: int, env: dict[str, str], log: Any) -> subprocess.Popen[bytes]:
+    """``app`` (``module:attribute``) served by uvicorn on 127.0.0.1 with exactly the settings of
+    `cartlift serve` (`cartlift.cli._serve.UVICORN_OPTIONS`), so ratios compare apps and nothing else."""
+    run = (
+        "import uvicorn; from cartlift.cli._serve import UVICORN_OPTIONS; "
+        f"uvicorn.run({app!r}, host='127.0.0.1', port={port}, log_level='warning', **UVICORN_OPTIONS)"
+    )
+    return subprocess.Popen([sys.executable, "-c", run], env=env, stdout=log, stderr=log)
+
+
+def print_loads(results: dict[str, dict[str, float]], base: float, first: str = "endpoint") -> None:
+    """One row per load: requests/s, latency percentiles, errors and the ratio to ``base`` requests/s."""
+    print(f"{first:<38} {'req/s':>9} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} {'errors':>7} {'x bare':>7}")
+    for name, r in results.items():
+        print(
+            f"{name:<38} {r['rps']:>9,.0f} {r['p50_ms']:>8.2f} {r['p95_ms']:>8.2f} {r['p99_ms']:>8.2f} "
+            f"{r['errors']:>7} {r['rps'] / base:>7.2f}"
+        )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    add_load_options(parser)
     parser.add_argument("--sessions", type=int, default=20_000)
     parser.add_argument("--keep", action="store_true", help="Keep the temporary folder.")
     parser.add_argument("--postgres", help="Serve this PostgreSQL database (in a schema of its own).")
@@ -217,8 +248,7 @@ def main() -> None:
         help="Recommendation loads with and without the impression log, each.",
     )
     args = parser.parse_args()
-    if shutil.which("wrk") is None:
-        raise SystemExit("wrk is not installed: apt-get install -y wrk")
+    require_wrk()
 
     from cartlift.serve import ModelRegistry, create_key_in_store, train_all
     from cartlift.store import EventStore, open_storage
@@ -253,12 +283,7 @@ def main() -> None:
             "PYTHONPATH": os.pathsep.join(filter(None, [str(tmp), os.environ.get("PYTHONPATH")])),
         }
         log = (tmp / "servers.log").open("ab")
-        # the bare app with exactly the uvicorn settings of `cartlift serve`
-        run_bare = (
-            "import uvicorn; from cartlift.cli._serve import UVICORN_OPTIONS; "
-            f"uvicorn.run('bare:app', host='127.0.0.1', port={bare_port}, log_level='warning', **UVICORN_OPTIONS)"
-        )
-        procs.append(subprocess.Popen([sys.executable, "-c", run_bare], env=env, stdout=log, stderr=log))
+        procs.append(start_uvicorn("bare:app", bare_port, env, log))
         # the service as users run it: the `cartlift serve` command
         cli = Path(sys.executable).with_name("cartlift")
         serve_cmd = [
@@ -350,14 +375,7 @@ def main() -> None:
         f"\nwrk, {args.connections} connections, {args.threads} threads, {args.seconds} s each, 127.0.0.1; "
         f"store {'PostgreSQL' if args.postgres else 'DuckDB'}, {args.workers} service worker(s), the bare app one"
     )
-    print(
-        f"{'endpoint':<38} {'req/s':>9} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} {'errors':>7} {'x bare':>7}"
-    )
-    for name, r in results.items():
-        print(
-            f"{name:<38} {r['rps']:>9,.0f} {r['p50_ms']:>8.2f} {r['p95_ms']:>8.2f} {r['p99_ms']:>8.2f} "
-            f"{r['errors']:>7} {r['rps'] / base['rps']:>7.2f}"
-        )
+    print_loads(results, base["rps"])
     recs = results["GET /v1/users/{id}/recommendations"]
     posted = results["POST /v1/events (10 events each)"]
     print(

@@ -192,7 +192,7 @@ def test_sigint_during_a_load_is_one_line_and_leaves_the_store_as_it_was(tmp_pat
         text=True,
         env={**os.environ, "CARTLIFT_THREADS": "1", "TMPDIR": str(tmp_path)},
         # Ctrl-C as at a terminal: a test run started in the background (``cmd &``) ignores SIGINT,
-        # and a child inherits that, so the signal was lost whenever it came between DuckDB's queries
+        # and a child inherits that, so the signal was lost in any phase of the load that did not catch it itself
         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     # the load has begun once its private copy of the file exists (imports can be slow on a busy machine)
