@@ -17,6 +17,7 @@ import pyarrow as pa
 import pytest
 
 from cartlift.errors import StoreError
+from cartlift.events._check import typed_rows
 from cartlift.store import DuckDBStorage, PostgresStorage, Storage
 from cartlift.store._postgres import _event_json
 
@@ -26,12 +27,21 @@ from _store_helpers import event
 
 COLUMNS = "event_id, ts, user_id, session_id, event_type, product_id, quantity, price, order_id, channel, device, properties"
 
-HOSTILE = [
-    event(1, price=0.1, user_id="ü\\\"ser'; DROP TABLE events; --", channel="web\tapp\nline"),
+# the check's shortcut types these in Python (`typed_rows`): their tuples are what PostgreSQL gets
+TYPED = [
     event(2, price=123456789.12345679, ts="2026-10-01T10:00:00.123456+05:30", quantity="3"),
-    event(3, price=1e-300, session_id='s "quoted" \\ back', properties={"emoji": "🛒", "n": [1, 2.5, None]}),
+    event(
+        3, price=1e-300, session_id='s "quoted" \\ back', properties='{"emoji": "🛒", "n": [1, 2.5, null]}'
+    ),
+    event(5, channel="web\tapp\nline", device="   padded   "),
+    event(7, event_type="cart_add", quantity=2, price=19.99, ts="2026-10-01T23:59:59.999999-11:00"),
+    {**event(8), "event_id": 'id "with" \\ json {"chars": [1]}'},
+]
+# these only the importers' SQL checks: PostgreSQL gets the Arrow table's values
+OTHERS = [
+    event(1, price=0.1, user_id="ü\\\"ser'; DROP TABLE events; --"),
     event(4, price=None, product_id="製品-é", order_id="o-1", event_type="purchase", quantity=2_000_000_000),
-    {**event(5), "event_id": 'id "with" \\ json {"chars": [1]}', "device": "   padded   "},
+    {**event(6), "event_type": "teleport"},  # refused: its batch takes the generic insert
 ]
 
 
@@ -61,10 +71,11 @@ def _stored(storage: Storage, batches: list[list[dict[str, Any]]]) -> list[tuple
 
 
 def test_postgres_stores_every_value_as_duckdb_does(tmp_path: Path, pg_url: str) -> None:
-    # a clean batch takes PostgreSQL's one-statement insert; one with a refused record the generic path
-    batches = [HOSTILE[:3], [*HOSTILE[3:], {**event(6), "event_type": "teleport"}]]
+    assert typed_rows([dict(r) for r in TYPED]) is not None
+    assert typed_rows([dict(r) for r in OTHERS]) is None
+    batches = [TYPED, OTHERS]
     reference = _stored(DuckDBStorage(tmp_path / "store.duckdb"), batches)
-    assert len(reference) == 5
+    assert len(reference) == 7
     assert _stored(PostgresStorage(pg_url), batches) == reference
 
 

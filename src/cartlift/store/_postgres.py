@@ -15,6 +15,7 @@ import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from operator import itemgetter
 from typing import Any, Final, TypeVar
 
 import msgspec
@@ -24,6 +25,7 @@ import pyarrow.compute as pc
 
 from cartlift.errors import StoreError
 from cartlift.events import CARTLIFT_COLUMNS, EVENT_COLUMNS, CheckedRecords
+from cartlift.events._check import ACCEPTED_SCHEMA
 from cartlift.store._eventstore import EventStore
 from cartlift.store._impressions import insert_impression_table
 from cartlift.store._slice import clear, new_slice
@@ -45,6 +47,9 @@ _PG_TYPES: Final = {"VARCHAR": "text", "TIMESTAMP": "timestamp", "INTEGER": "int
 _EVENT_TYPES: Final = tuple(_PG_TYPES[EVENT_COLUMNS[c].split()[0]] for c in _EVENT_COLUMNS)
 
 
+# the check's typed rows (`CheckedRecords.rows`) hold these columns in this order: `_event_json` sends them as they are
+assert ACCEPTED_SCHEMA.names[: len(_EVENT_COLUMNS)] == list(_EVENT_COLUMNS)
+
 _INSERT: Final = f"""WITH inserted AS (
         INSERT INTO events ({", ".join(_EVENT_COLUMNS)}, load_id)
         SELECT {", ".join(f"(r->>{i})::{t}" for i, t in enumerate(_EVENT_TYPES))}, %s::text
@@ -60,8 +65,12 @@ whose ``->>`` reads the text again for every column and doubled the statement's 
 """
 
 
-def _event_json(rows: pa.Table) -> str:
+def _event_json(rows: pa.Table, typed: Sequence[tuple[Any, ...]] | None = None) -> str:
     """The checked rows as one JSON array of rows (values in `_EVENT_COLUMNS` order), in event-id order.
+
+    ``typed`` are the same rows as Python tuples when the check made them (`CheckedRecords.rows`):
+    encoded as they are, since reading the Arrow table back into Python objects cost the writer
+    more than the encoding.
 
     Two processes inserting overlapping ids in different orders wait on each other's index
     entries and PostgreSQL kills one as a deadlock (a 500); in one order the second simply waits
@@ -70,6 +79,8 @@ def _event_json(rows: pa.Table) -> str:
     if pc.all(pc.is_finite(rows.column("price"))).as_py() is False:  # None: every price missing
         # JSON has no infinity (msgspec writes null): the check refuses these, and none is changed silently
         raise StoreError("A price that is not a finite number reached the PostgreSQL insert.")
+    if typed is not None:
+        return msgspec.json.encode(sorted(typed, key=itemgetter(0))).decode()
     rows = rows.sort_by("event_id")
     columns = [rows.column(c).to_pylist() for c in _EVENT_COLUMNS]
     return msgspec.json.encode(list(zip(*columns, strict=True))).decode()
@@ -268,7 +279,7 @@ class PostgresStorage(Storage):
                         SELECT %s, %s, %s, %s, %s, %s::bigint, n, %s::bigint - n, 0
                         FROM (SELECT count(*) AS n FROM inserted) c)
                     SELECT event_id FROM inserted""",
-                [load.load_id, _event_json(checked.accepted), *row[:6], load.rows_read],
+                [load.load_id, _event_json(checked.accepted, checked.rows), *row[:6], load.rows_read],
             )
             return {str(r[0]) for r in cur.fetchall()}
 
