@@ -7,7 +7,9 @@ three bounded loads from wrk (a separate process) against 127.0.0.1, one after t
   the settings ``cartlift serve`` uses (`cartlift.cli._serve.UVICORN_OPTIONS`: uvloop + httptools,
   one worker, no access log): the ceiling of the stack on this machine;
 * ``GET /v1/users/{id}/recommendations?k=10`` for users drawn from the shop (and 10 % unknown);
-* ``POST /v1/events`` with 10 new events per request (so throughput x 10 events/s are stored);
+* ``POST /v1/events`` with 10 new events per request (so throughput x 10 events/s are stored),
+  once the service has written the impression lists the recommendation load left behind (each
+  load measured on its own; the wait is printed);
 * the same posts to the bare app, whose route only reads and decodes the body and counts its
   events: what the stack costs a request of that size before anything is checked or stored;
 
@@ -201,6 +203,31 @@ def wrk(url: str, script: Path, seconds: int, connections: int, threads: int) ->
     }
 
 
+def impressions_written(url: str, workers: int, timeout: float = 300) -> float:
+    """Wait until the service has written the impression lists of the load before; returns seconds waited.
+
+    Each load is measured on its own: the recommendation load answers lists faster than the
+    impression log writes them, and what it left would be written during the next load.
+    ``/metrics`` comes from whichever worker takes the connection, so every worker must have
+    answered 0 (ten answers in a row, each on a new connection).
+    """
+    start = time.perf_counter()
+    zeros = 0
+    while zeros < 10 * workers:
+        if time.perf_counter() - start > timeout:
+            raise SystemExit(f"the impression log did not catch up within {timeout:.0f} s")
+        text = httpx.get(url + "/metrics", timeout=30).text
+        pending = next(
+            (float(x.split()[1]) for x in text.splitlines() if x.startswith("cartlift_impressions_pending ")),
+            None,
+        )
+        if pending is None:
+            raise SystemExit("the service's /metrics has no cartlift_impressions_pending")
+        zeros = zeros + 1 if pending == 0 else 0
+        time.sleep(0.05)
+    return time.perf_counter() - start
+
+
 def add_load_options(parser: argparse.ArgumentParser) -> None:
     """The wrk load's options: each load's duration, connections and wrk threads."""
     parser.add_argument("--seconds", type=int, default=10, help="Duration of each load (s).")
@@ -320,20 +347,14 @@ def main() -> None:
                 cold.append((time.perf_counter() - t) * 1000)
         cold.sort()
 
+        load = (args.seconds, args.connections, args.threads)
         results = {
-            "bare FastAPI constant (GET)": wrk(
-                bare + "/constant", tmp / "bare.lua", args.seconds, args.connections, args.threads
-            ),
-            "GET /v1/users/{id}/recommendations": wrk(
-                serve, tmp / "recs.lua", args.seconds, args.connections, args.threads
-            ),
-            "POST /v1/events (10 events each)": wrk(
-                serve, tmp / "events.lua", args.seconds, args.connections, args.threads
-            ),
-            "bare FastAPI POST, body decoded": wrk(
-                bare, tmp / "events.lua", args.seconds, args.connections, args.threads
-            ),
+            "bare FastAPI constant (GET)": wrk(bare + "/constant", tmp / "bare.lua", *load),
+            "GET /v1/users/{id}/recommendations": wrk(serve, tmp / "recs.lua", *load),
         }
+        drained = impressions_written(serve, args.workers)
+        results["POST /v1/events (10 events each)"] = wrk(serve, tmp / "events.lua", *load)
+        results["bare FastAPI POST, body decoded"] = wrk(bare, tmp / "events.lua", *load)
         # the impression log's cost: the recommendation load again on a service without the log and
         # with it, on the same store, in the order off-on-on-off-... (a load that drifts during the
         # runs then weighs on both alike)
@@ -390,6 +411,9 @@ def main() -> None:
     print(
         f"events / bare throughput: {posted['rps'] / base['rps']:.2f} (goal >= 0.5); "
         f"p99 {posted['p99_ms']:.1f} ms (goal <= 50 ms)"
+    )
+    print(
+        f"(the event load started once the recommendations' impressions were written: {drained:.1f} s after)"
     )
     decoded = results["bare FastAPI POST, body decoded"]
     print(

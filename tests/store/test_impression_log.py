@@ -88,8 +88,10 @@ def _forget_scenario(storage: DuckDBStorage | PostgresStorage) -> None:
         flushing = threading.Thread(target=log.flush)
         flushing.start()
         assert entered.wait(10)
+        assert log.pending == 1  # taken by the flush, not committed yet
         log.add(_shown("gone"))  # shown while the first list is being written
         log.add(_shown("kept"))
+        assert log.pending == 3
         forgetting = threading.Thread(target=log.forget, args=("gone",))
         forgetting.start()
         time.sleep(0.3)
@@ -98,8 +100,10 @@ def _forget_scenario(storage: DuckDBStorage | PostgresStorage) -> None:
         forgetting.join(10)
         flushing.join(10)
         assert storage.run_now(lambda ctx: storage.rows(ctx, count))[0][0] == 3  # the first list, committed
+        assert log.pending == 1  # the list of 'kept'; the buffered one of 'gone' was dropped
         storage.run_now(lambda ctx: storage.rows(ctx, "DELETE FROM rec_impressions WHERE user_id = 'gone'"))
         assert log.flush() == 3  # the list of 'kept' only
+        assert log.pending == 0
         assert storage.run_now(lambda ctx: storage.rows(ctx, count))[0][0] == 0
     finally:
         release.set()

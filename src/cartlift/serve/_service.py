@@ -574,6 +574,7 @@ class Service:
         gauges = {
             "cartlift_live_sessions": float(len(self.live)) if self.live is not None else 0.0,
             "cartlift_writer_backlog": float(self.storage.writer.backlog),
+            "cartlift_impressions_pending": float(self.impressions.pending),
             "cartlift_uptime_seconds": round(time.time() - self.metrics.started, 3),
         }
         return self.metrics.render(models=self.models.versions, gauges=gauges)

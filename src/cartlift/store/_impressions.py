@@ -231,6 +231,14 @@ class ImpressionLog:
         self._thread = threading.Thread(target=self._run, name="cartlift-impressions", daemon=True)
         self.written = 0
         """Rows written so far (what the flusher wrote and the store committed)."""
+        self._flushing = 0  # lists taken by the flush under way, until committed
+
+    @property
+    def pending(self) -> int:
+        """Lists answered and not yet committed to the store (buffered, or in the flush under way):
+        what stays to write, which a load of recommendation requests makes grow faster than it drains."""
+        with self._lock:
+            return len(self._buffer) + self._flushing
 
     def start(self) -> None:
         """Start the flusher thread."""
@@ -257,14 +265,19 @@ class ImpressionLog:
         with self._writing:
             with self._lock:
                 taken, self._buffer = self._buffer, []
-            columns = _Columns()
-            for shown in taken:
-                columns.add(shown)
-            if not len(columns):
-                return 0
-            self._write(columns.arrow())
-            self.written += len(columns)
-            return len(columns)
+                self._flushing = len(taken)
+            try:
+                columns = _Columns()
+                for shown in taken:
+                    columns.add(shown)
+                if not len(columns):
+                    return 0
+                self._write(columns.arrow())
+                self.written += len(columns)
+                return len(columns)
+            finally:
+                with self._lock:
+                    self._flushing = 0
 
     def close(self) -> None:
         """Stop the flusher and write the rest (before the store closes)."""
