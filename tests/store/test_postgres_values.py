@@ -18,7 +18,7 @@ import pytest
 
 from cartlift.errors import StoreError
 from cartlift.events._check import typed_rows
-from cartlift.store import DuckDBStorage, PostgresStorage, Storage
+from cartlift.store import DuckDBStorage, PostgresStorage, Storage, _postgres
 from cartlift.store._postgres import _event_json
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "serve"))
@@ -70,7 +70,12 @@ def _stored(storage: Storage, batches: list[list[dict[str, Any]]]) -> list[tuple
         storage.close()
 
 
-def test_postgres_stores_every_value_as_duckdb_does(tmp_path: Path, pg_url: str) -> None:
+@pytest.mark.parametrize("json_rows", [None, 2], ids=["one-statement", "in-chunks"])
+def test_postgres_stores_every_value_as_duckdb_does(
+    tmp_path: Path, pg_url: str, json_rows: int | None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if json_rows is not None:  # a group larger than one JSON parameter holds: sent in chunks
+        monkeypatch.setattr(_postgres, "_JSON_ROWS", json_rows)
     assert typed_rows([dict(r) for r in TYPED]) is not None
     assert typed_rows([dict(r) for r in OTHERS]) is None
     batches = [TYPED, OTHERS]

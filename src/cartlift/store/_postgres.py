@@ -65,6 +65,11 @@ whose ``->>`` reads the text again for every column and doubled the statement's 
 """
 
 
+_JSON_ROWS: Final = 100_000
+"""Most rows in one JSON parameter: PostgreSQL holds a jsonb value of at most 256 MB, and a row
+takes a few hundred bytes (a posted group is at most ``max_batch_events``; `Storage.ingest_now` is not)."""
+
+
 def _event_json(rows: pa.Table, typed: Sequence[tuple[Any, ...]] | None = None) -> str:
     """The checked rows as one JSON array of rows (values in `_EVENT_COLUMNS` order), in event-id order.
 
@@ -255,9 +260,16 @@ class PostgresStorage(Storage):
         return {str(r[0]) for r in rows}
 
     def _insert_events(self, ctx: _Context, rows: pa.Table, load_id: str) -> set[str]:
+        rows = rows.sort_by("event_id")  # one order through the chunks too (`_event_json`)
+        inserted: set[str] = set()
         with ctx.con.cursor() as cur:
-            cur.execute(f"{_INSERT} SELECT event_id FROM inserted", [load_id, _event_json(rows)])
-            return {str(r[0]) for r in cur.fetchall()}
+            for start in range(0, rows.num_rows, _JSON_ROWS):
+                cur.execute(
+                    f"{_INSERT} SELECT event_id FROM inserted",
+                    [load_id, _event_json(rows.slice(start, _JSON_ROWS))],
+                )
+                inserted.update(str(r[0]) for r in cur.fetchall())
+        return inserted
 
     def _write_group(
         self, ctx: _Context, checked: CheckedRecords, quarantined: list[tuple[Any, ...]], load: GroupLoad
@@ -269,7 +281,7 @@ class PostgresStorage(Storage):
         giving up the GIL and waiting to win it back from the event loop). The `loads` row counts
         what the insert returned, in the same statement (a data-modifying WITH).
         """
-        if quarantined or not checked.accepted.num_rows:
+        if quarantined or not 0 < checked.accepted.num_rows <= _JSON_ROWS:
             return super()._write_group(ctx, checked, quarantined, load)
         row = load.row(0, 0)  # the counts below are the statement's own
         with ctx.con.cursor() as cur:
