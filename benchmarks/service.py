@@ -324,9 +324,9 @@ def main() -> None:
         # two workers each build their customer history and live state: minutes on a busy machine
         wait_up(serve + "/healthz", procs[1], timeout=600)
 
-        users = [f"u{i}" for i in random.Random(1).sample(range(args.sessions // 4), 900)] + [
-            f"new{i}" for i in range(100)
-        ]
+        users = [
+            f"u{i}" for i in random.Random(1).sample(range(args.sessions // 4), min(900, args.sessions // 4))
+        ] + [f"new{i}" for i in range(100)]
         scripts = {
             "bare": LUA_DONE,
             "recs": LUA_RECS.replace("{USERS}", "{" + ",".join(json.dumps(u) for u in users) + "}")
