@@ -229,18 +229,18 @@ def impressions_written(url: str, workers: int, timeout: float = 300) -> float:
 
 
 def warm_every_worker(url: str, key: str, users: list[str], workers: int) -> None:
-    """Ask for every user's list on new connections until each worker has likely cached it.
+    """Ask for every user's list until each worker has (likely) cached it: the steady state.
 
-    The timed first pass above runs on one connection, so one worker process computed and cached
-    every list; each worker has a cache of its own, and the other would compute them during the
-    load. A new connection goes to whichever worker accepts it: after ``4 * workers`` passes a
-    (user, worker) pair is missed with probability (1 - 1/workers) ** (4 * workers), under 2 %.
+    Each worker process has a cache of its own, and one connection reaches one worker. One worker:
+    one pass on one connection. Several: passes on new connections, each going to whichever worker
+    accepts it; after ``4 * workers`` passes a (user, worker) pair is missed with probability
+    (1 - 1/workers) ** (4 * workers), under 2 %.
     """
-    if workers < 2:
-        return
-    no_reuse = httpx.Limits(max_keepalive_connections=0)
-    with httpx.Client(timeout=30, headers={"Authorization": f"Bearer {key}"}, limits=no_reuse) as client:
-        for _ in range(4 * workers):
+    passes, limits = (
+        (1, httpx.Limits()) if workers < 2 else (4 * workers, httpx.Limits(max_keepalive_connections=0))
+    )
+    with httpx.Client(timeout=30, headers={"Authorization": f"Bearer {key}"}, limits=limits) as client:
+        for _ in range(passes):
             for u in users:
                 client.get(f"{url}/v1/users/{u}/recommendations?k=10").raise_for_status()
 
@@ -363,7 +363,8 @@ def main() -> None:
                 client.get(f"{serve}/v1/users/{u}/recommendations?k=10").raise_for_status()
                 cold.append((time.perf_counter() - t) * 1000)
         cold.sort()
-        warm_every_worker(serve, key, users, args.workers)
+        if args.workers > 1:  # the pass above filled one worker's cache
+            warm_every_worker(serve, key, users, args.workers)
 
         load = (args.seconds, args.connections, args.threads)
         results = {
@@ -390,11 +391,8 @@ def main() -> None:
             procs.append(subprocess.Popen(cmd, env={**env, **flag}, stdout=log, stderr=log))
             url = f"http://127.0.0.1:{port}"
             wait_up(url + "/healthz", procs[-1])
-            with httpx.Client(timeout=30, headers={"Authorization": f"Bearer {key}"}) as client:
-                for u in users:  # the steady state: every list cached, as above
-                    client.get(f"{url}/v1/users/{u}/recommendations?k=10").raise_for_status()
-            warm_every_worker(url, key, users, args.workers)
-            logged[variant].append(wrk(url, tmp / "recs.lua", args.seconds, args.connections, args.threads))
+            warm_every_worker(url, key, users, args.workers)  # every list cached, as above
+            logged[variant].append(wrk(url, tmp / "recs.lua", *load))
             stop(procs.pop())
     finally:
         for p in procs:
