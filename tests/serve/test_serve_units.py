@@ -23,6 +23,7 @@ from cartlift.serve._limits import MemoryRateLimiter
 from cartlift.serve._metrics import Metrics
 from cartlift.store import EventStore, Writer
 from cartlift.store._storage import split_outcomes
+from cartlift.store._writer import group_ready
 
 
 def test_split_outcomes_shares_one_load_among_merged_batches() -> None:
@@ -76,6 +77,19 @@ def test_writer_merges_waiting_batches_and_isolates_a_failing_one() -> None:
     finally:
         writer.stop()
     assert not writer.alive
+
+
+def test_writer_commits_once_the_last_groups_clients_are_back() -> None:
+    # 64 clients answered together come back together: once all 64 wait, no need to linger a step
+    assert group_ready(waiting=64, seen=60, last_group=64, full=False)
+    assert not group_ready(waiting=63, seen=60, last_group=64, full=False)  # still arriving: wait
+    assert group_ready(waiting=70, seen=-1, last_group=64, full=False)  # more than before: go
+    # fewer clients than last time: the group goes once no batch arrived during a step
+    assert group_ready(waiting=40, seen=40, last_group=64, full=False)
+    # the first group (nothing taken before) waits for a step without arrivals, as before
+    assert not group_ready(waiting=1, seen=-1, last_group=0, full=False)
+    assert group_ready(waiting=1, seen=1, last_group=0, full=False)
+    assert group_ready(waiting=2, seen=1, last_group=0, full=True)  # a full group never waits
 
 
 def test_pseudonymise_is_a_keyed_hash() -> None:

@@ -25,7 +25,7 @@ from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
-__all__ = ["Writer"]
+__all__ = ["Writer", "group_ready"]
 
 _LINGER_SECONDS = 0.010
 """Longest wait for more batches before a group is committed."""
@@ -65,6 +65,19 @@ def _resolve(results: list[tuple[asyncio.Future[Any], Any, BaseException | None]
             future.set_exception(error)
         else:
             future.set_result(value)
+
+
+def group_ready(waiting: int, seen: int, last_group: int, full: bool) -> bool:
+    """Whether the writer stops gathering and commits the ``waiting`` batches.
+
+    ``seen`` is how many waited one linger step before (-1 at the first look), ``last_group`` how
+    many the writer took last time, ``full`` whether they reach ``max_events``. Ready when the
+    group is full; when as many batches wait as made the last group (under a steady load its
+    clients are all back, and waiting one more step for nothing cost every group 2 ms:
+    `benchmarks/service.py`, events on DuckDB, 3,400-3,700 requests/s against 2,800-3,100);
+    or when none arrived during a step (clients left, or the load is light).
+    """
+    return full or 0 < last_group <= waiting or waiting == seen
 
 
 class Writer(Generic[C]):
@@ -117,6 +130,9 @@ class Writer(Generic[C]):
         self._queue: queue.Queue[_Job | None] = queue.Queue()
         self._inbox: list[_Batch] = []
         self._inbox_lock = threading.Lock()
+        # signalled when the inbox holds as many batches as the last group (`_gather` waits on it)
+        self._regrouped = threading.Condition(self._inbox_lock)
+        self._last_group = 0  # batches taken at the last gathering (`group_ready`)
         self._ready = threading.Event()
         self._error: BaseException | None = None
         self._jobs_done = 0
@@ -161,7 +177,10 @@ class Writer(Generic[C]):
     def _post(self, batch: _Batch) -> None:
         with self._inbox_lock:
             self._inbox.append(batch)
-            wake = len(self._inbox) == 1
+            waiting = len(self._inbox)
+            wake = waiting == 1
+            if waiting == self._last_group:
+                self._regrouped.notify()
         if wake:  # later batches join this one's group
             self._queue.put(_Job())
 
@@ -252,7 +271,7 @@ class Writer(Generic[C]):
             self._settle(job.future, value)
 
     def _gather(self) -> None:
-        """Wait a little while batches keep arriving.
+        """Wait a little while batches keep arriving (`group_ready` says when to stop).
 
         A group is answered all at once, so its clients come back together; the first of them
         would otherwise wake the writer to a small group (a commit's whole fixed cost) while the
@@ -260,20 +279,23 @@ class Writer(Generic[C]):
         """
         deadline = time.monotonic() + _LINGER_SECONDS
         seen = -1
-        while time.monotonic() < deadline:
-            with self._inbox_lock:
+        with self._regrouped:
+            while True:
                 waiting = len(self._inbox)
-                size = sum(b.size for b in self._inbox)
-            if waiting == seen or size >= self._max:
-                return
-            seen = waiting
-            time.sleep(_LINGER_STEP)
+                full = sum(b.size for b in self._inbox) >= self._max
+                left = deadline - time.monotonic()
+                if left <= 0 or group_ready(waiting, seen, self._last_group, full):
+                    return
+                seen = waiting
+                # woken early when the last group's clients are all back (`_post`)
+                self._regrouped.wait(min(_LINGER_STEP, left))
 
     def _run_inbox(self, context: C) -> None:
         """Commit every batch waiting, in groups of at most ``max_events``."""
         self._gather()
         with self._inbox_lock:
             batches, self._inbox = self._inbox, []
+            self._last_group = len(batches)
         while batches:
             group, total = [batches[0]], batches[0].size
             for b in batches[1:]:
