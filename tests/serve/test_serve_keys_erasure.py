@@ -15,7 +15,8 @@ from _serve_helpers import Api, Server, check_error, copy_store
 from typer.testing import CliRunner
 
 from cartlift.cli import app
-from cartlift.serve._keys import audit_subject, create_key_in_store
+from cartlift.serve._keys import audit_subject, create_key_in_store, hash_key, new_key
+from cartlift.store import open_storage
 
 AUDIT_KEY = "the-shop-audit-secret"
 runner = CliRunner()
@@ -60,6 +61,32 @@ def test_keys_list_revoke_and_expire_from_the_cli(shop: tuple[str, str], tmp_pat
             assert api("GET", "/v1/users/u1/recommendations").status_code == 200
         finally:
             api.close()
+
+
+def test_key_ids_never_begin_with_a_dash_and_older_ones_are_revoked_after_double_dash(
+    shop: tuple[str, str],
+) -> None:
+    """One id in 64 drawn from the URL-safe alphabet begins with '-', which a command line takes for
+    an option: new ids never do, and one stored by an earlier version is revoked after `--`."""
+    assert not any(new_key()[1].startswith("-") for _ in range(3000))  # 3000 draws: a miss is ~1e-21
+    db, _ = shop
+    key = "cl_-zA0RoxO" + "x" * 35
+    storage = open_storage(db)
+    storage.run_now(
+        lambda ctx: storage.insert_key(
+            ctx,
+            key_hash=hash_key(key),
+            key_id=key[3:11],
+            scope="read",
+            rate_limit=None,
+            label=None,
+            expires_at=None,
+            origins=(),
+        )
+    )
+    r = runner.invoke(app, ["keys", "revoke", "--db", db, "--json", "--", "-zA0RoxO"])
+    assert r.exit_code == 0, r.stderr
+    assert json.loads(r.stdout) == {"key_id": "-zA0RoxO", "revoked": 1}
 
 
 def test_keys_list_revoke_and_expire_through_the_admin_api(shop: tuple[str, str], tmp_path: Path) -> None:

@@ -190,7 +190,13 @@ def register(app: typer.Typer) -> None:
     @keys.command("revoke")
     @guarded
     def keys_revoke(
-        key_id: Annotated[str, typer.Argument(help="The key's id (from `cartlift keys list`).")],
+        key_id: Annotated[
+            str,
+            typer.Argument(
+                help="The key's id (from `cartlift keys list`). An id that begins with '-' (made by "
+                "an earlier cartlift) goes after `--`: `cartlift keys revoke -- -zA0RoxO`."
+            ),
+        ],
         db: DbOption = None,
         json: JsonOption = False,
     ) -> None:

@@ -59,8 +59,14 @@ class ApiKey:
 
 
 def new_key() -> tuple[str, str, str]:
-    """A new secret key, its public id and its hash: ``(key, key_id, key_hash)``."""
+    """A new secret key, its public id and its hash: ``(key, key_id, key_hash)``.
+
+    The id never begins with ``-``: one id in 64 would, and a command line reads ``cartlift keys
+    revoke -zA0RoxO`` as an option.
+    """
     key = PREFIX + secrets.token_urlsafe(32)
+    while key[len(PREFIX)] == "-":
+        key = PREFIX + secrets.token_urlsafe(32)
     return key, key[len(PREFIX) : len(PREFIX) + 8], hash_key(key)
 
 
