@@ -4,7 +4,7 @@ Builds a synthetic shop (default 20k sessions, 2k products), trains the served m
 three bounded loads from wrk (a separate process) against 127.0.0.1, one after the other:
 
 * bare: a FastAPI app whose one ``async def`` route returns a constant, run by ``uvicorn.run`` with
-  the settings ``cartlift serve`` uses (`cartlift.cli._serve.UVICORN_OPTIONS`: uvloop + httptools,
+  the settings ``cartlift serve`` uses (`cartlift.serve._settings.UVICORN_OPTIONS`: uvloop + httptools,
   one worker, no access log): the ceiling of the stack on this machine;
 * ``GET /v1/users/{id}/recommendations?k=10`` for users drawn from the shop (and 10 % unknown);
 * ``POST /v1/events`` with 10 new events per request (so throughput x 10 events/s are stored),
@@ -260,9 +260,9 @@ def require_wrk() -> None:
 
 def start_uvicorn(app: str, port: int, env: dict[str, str], log: Any) -> subprocess.Popen[bytes]:
     """``app`` (``module:attribute``) served by uvicorn on 127.0.0.1 with exactly the settings of
-    `cartlift serve` (`cartlift.cli._serve.UVICORN_OPTIONS`), so ratios compare apps and nothing else."""
+    `cartlift serve` (`cartlift.serve._settings.UVICORN_OPTIONS`), so ratios compare apps and nothing else."""
     run = (
-        "import uvicorn; from cartlift.cli._serve import UVICORN_OPTIONS; "
+        "import uvicorn; from cartlift.serve._settings import UVICORN_OPTIONS; "
         f"uvicorn.run({app!r}, host='127.0.0.1', port={port}, log_level='warning', **UVICORN_OPTIONS)"
     )
     return subprocess.Popen([sys.executable, "-c", run], env=env, stdout=log, stderr=log)

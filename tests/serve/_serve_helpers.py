@@ -69,6 +69,28 @@ def _event(
     }
 
 
+def children_of(pid: int) -> list[int]:
+    """The process ids whose parent is ``pid`` (read from /proc)."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:  # ended meanwhile
+            continue
+        if int(fields[1]) == pid:
+            found.append(int(stat.parent.name))
+    return found
+
+
+def alive(pid: int) -> bool:
+    """True while process ``pid`` exists and is not a zombie."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
 def free_port() -> int:
     """A TCP port nobody listens on now (127.0.0.1)."""
     with socket.socket() as s:
@@ -142,6 +164,25 @@ class Server:
         except subprocess.TimeoutExpired:
             self.proc.kill()
             return self.proc.wait(10)
+
+    def wait_front(self, timeout: float = 90.0) -> int:
+        """Wait until the intake front process is connected (``/metrics``); its process id."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            text = httpx.get(self.url + "/metrics", timeout=5).text
+            if "cartlift_intake_front_up 1.0" in text:
+                front = self.children()
+                assert len(front) == 1, front
+                return front[0]
+            time.sleep(0.2)
+        raise RuntimeError(
+            f"the intake front process did not connect within {timeout} s:\n{self.log.read_text()[-3000:]}"
+        )
+
+    def children(self) -> list[int]:
+        """The process ids of the server's child processes (read from /proc)."""
+        assert self.proc is not None
+        return children_of(self.proc.pid)
 
     def kill9(self) -> None:
         """SIGKILL: no shutdown code runs."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Annotated, Final, TypedDict
+from typing import Annotated
 
 import typer
 
@@ -28,25 +28,6 @@ ModelDirOption = Annotated[
 ]
 
 
-class UvicornOptions(TypedDict):
-    """The uvicorn settings `cartlift serve` runs with (besides host, port, workers, log level)."""
-
-    loop: str
-    http: str
-    access_log: bool
-    timeout_graceful_shutdown: int
-
-
-UVICORN_OPTIONS: Final[UvicornOptions] = {
-    "loop": "auto",  # uvloop where installed (uvicorn[standard]), else asyncio
-    "http": "auto",  # httptools where installed, else h11
-    "access_log": False,
-    "timeout_graceful_shutdown": 10,
-}
-"""``benchmarks/service.py`` runs its bare reference endpoint with these same settings, so the
-ratio it prints compares the apps and nothing else."""
-
-
 def register(app: typer.Typer) -> None:
     """Add the service commands to ``app``."""
 
@@ -66,12 +47,21 @@ def register(app: typer.Typer) -> None:
             int, typer.Option(help="Worker processes (PostgreSQL only: a DuckDB file has one writer).")
         ] = 1,
         log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "info",
+        intake_process: Annotated[
+            bool | None,
+            typer.Option(
+                "--intake-process/--no-intake-process",
+                help="On a DuckDB store, answer event posts in a second process beside the one that owns "
+                "the store [default: on, or CARTLIFT_SERVE_INTAKE_PROCESS].",
+            ),
+        ] = None,
     ) -> None:
         """Run the HTTP API and the dashboard (docs at /docs, dashboard at /)."""
         import uvicorn
         from pydantic import ValidationError
 
         from cartlift.serve import ServeSettings
+        from cartlift.serve._settings import UVICORN_OPTIONS
         from cartlift.store import parse_store_url
 
         overrides: dict[str, object] = {"db": parse_store_url(db).url}
@@ -79,6 +69,8 @@ def register(app: typer.Typer) -> None:
             overrides["redis"] = redis
         if model_dir is not None:
             overrides["model_dir"] = model_dir
+        if intake_process is not None:
+            overrides["intake_process"] = intake_process
         try:
             settings = ServeSettings(**overrides)  # type: ignore[arg-type]  # fail fast, before workers start
         except ValidationError as e:
@@ -98,9 +90,17 @@ def register(app: typer.Typer) -> None:
             os.environ["CARTLIFT_SERVE_REDIS"] = redis
         if model_dir is not None:
             os.environ["CARTLIFT_SERVE_MODEL_DIR"] = str(model_dir)
+        os.environ["CARTLIFT_SERVE_INTAKE_PROCESS"] = str(settings.intake_process).lower()
+        with_front = settings.intake_process and not store.is_postgres and not settings.cors_origins
         console.print(
             f"cartlift serving {'PostgreSQL' if store.is_postgres else store.url} on http://{host}:{port}"
+            + (" (event posts in a second process)" if with_front else "")
         )
+        if with_front:
+            from cartlift.serve._split import run_with_front
+
+            run_with_front(host=host, port=port, log_level=log_level)
+            return
         uvicorn.run(
             "cartlift.serve:app_from_env",
             factory=True,

@@ -12,22 +12,50 @@ them itself (the recommendations shortcut).
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import Annotated
+from typing import Annotated, Any, Protocol
 
 from fastapi import Depends, Request
 
 from cartlift.serve._errors import ApiError
 from cartlift.serve._keys import ApiKey
 from cartlift.serve._service import Service
+from cartlift.store import IngestOutcome
 
-__all__ = ["AdminKey", "IngestKey", "ReadKey", "ServiceDep", "authorize", "running_service"]
+__all__ = [
+    "AdminKey",
+    "EventIntake",
+    "IngestKey",
+    "ReadKey",
+    "ServiceDep",
+    "authorize",
+    "running_intake",
+    "running_service",
+]
+
+
+class EventIntake(Protocol):
+    """What answering ``POST /v1/events`` needs of an app's service: a `Service`, or the intake
+    front process's (`cartlift.serve._front`)."""
+
+    started: bool
+
+    async def authenticate(self, *, token: str | None, scope: str) -> ApiKey: ...
+
+    async def ingest_events(self, *, events: list[dict[str, Any]]) -> IngestOutcome: ...
+
+
+def running_intake(request: Request) -> EventIntake:
+    """The app's service as far as event posts need it; 503 while it starts or stops."""
+    service: EventIntake | None = getattr(request.app.state, "service", None)
+    if service is None or not service.started:
+        raise ApiError(503, "The service is starting or stopping; retry in a moment.")
+    return service
 
 
 def running_service(request: Request) -> Service:
     """The app's service; 503 while it starts or stops."""
-    service: Service | None = getattr(request.app.state, "service", None)
-    if service is None or not service.started:
-        raise ApiError(503, "The service is starting or stopping; retry in a moment.")
+    service = running_intake(request)
+    assert isinstance(service, Service)  # only the front process's app holds another kind
     return service
 
 
@@ -43,7 +71,7 @@ async def authorize(request: Request, scope: str) -> ApiKey:
     """The key of the request's ``Authorization: Bearer KEY``, checked for ``scope`` and rate limit."""
     header = request.headers.get("authorization", "")
     kind, _, token = header.partition(" ")
-    return await running_service(request).authenticate(
+    return await running_intake(request).authenticate(
         token=token.strip() if kind.lower() == "bearer" else None, scope=scope
     )
 

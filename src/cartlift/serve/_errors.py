@@ -74,6 +74,20 @@ class ApiError(Exception):
         self.headers = dict(headers or {})
         self.details = list(details) if details is not None else None
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        # keyword-only arguments: rebuilt whole when it crosses to the intake front process (`_channel`)
+        return _api_error, (self.status, self.message, self.code, self.headers, self.details)
+
+
+def _api_error(
+    status: int,
+    message: str,
+    code: str,
+    headers: dict[str, str],
+    details: list[Mapping[str, Any]] | None,
+) -> ApiError:
+    return ApiError(status, message, code=code, headers=headers, details=details)
+
 
 def error_body(
     status: int, message: str, code: str | None = None, details: Sequence[Mapping[str, Any]] | None = None

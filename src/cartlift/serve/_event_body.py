@@ -19,9 +19,11 @@ import msgspec
 from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
 
+from cartlift.serve._errors import ApiError
+from cartlift.serve._keys import pseudonymise
 from cartlift.serve._schemas import EventBatchCreate
 
-__all__ = ["EVENTS_REQUEST_BODY", "read_events"]
+__all__ = ["EVENTS_REQUEST_BODY", "prepare_records", "read_events"]
 
 _Id = Annotated[str, msgspec.Meta(max_length=200)]
 _Short = Annotated[str, msgspec.Meta(max_length=100)]
@@ -116,3 +118,18 @@ def _read_slowly(body: bytes, content_type: str | None) -> list[dict[str, Any]]:
             [{**err, "loc": ("body", *err["loc"])} for err in e.errors(include_url=False)]
         ) from e
     return [e.model_dump() for e in batch.events]
+
+
+def prepare_records(events: list[dict[str, Any]], *, max_events: int, secret: str | None) -> None:
+    """Make a posted batch's records what the store takes, in place: at most ``max_events`` (else
+    413, nothing stored), ``properties`` as JSON text, user ids pseudonymised under ``secret``."""
+    if len(events) > max_events:
+        raise ApiError(
+            413,
+            f"A batch holds at most {max_events:,} events; got {len(events):,}. Split it; nothing was stored.",
+        )
+    for record in events:
+        if record.get("properties") is not None:
+            record["properties"] = json.dumps(record["properties"], sort_keys=True)
+        if secret is not None and isinstance(record.get("user_id"), str):
+            record["user_id"] = pseudonymise(record["user_id"], secret)

@@ -60,6 +60,38 @@ class Metrics:
             self.events["duplicate"] += duplicates
             self.events["rejected"] += rejected
 
+    def take(self) -> dict[str, Any]:
+        """Every count since the last `take`, reset to zero (what another process's `add` takes in)."""
+        with self._lock:
+            counts = {
+                "requests": dict(self.requests),
+                "buckets": self.buckets,
+                "sums": dict(self.sums),
+                "events": dict(self.events),
+                "rate_limited": self.rate_limited,
+            }
+            self.requests.clear()
+            self.buckets = {}
+            self.sums.clear()
+            self.events = dict.fromkeys(self.events, 0)
+            self.rate_limited = 0
+        return counts
+
+    def add(self, counts: Mapping[str, Any]) -> None:
+        """Add counts from `take` (the intake front process's, sent to the service that shows them)."""
+        with self._lock:
+            for key, n in counts["requests"].items():
+                self.requests[key] += n
+            for key, added in counts["buckets"].items():
+                mine = self.buckets.setdefault(key, [0] * (len(BUCKETS) + 1))
+                for i, n in enumerate(added):
+                    mine[i] += n
+            for key, seconds in counts["sums"].items():
+                self.sums[key] += seconds
+            for outcome, n in counts["events"].items():
+                self.events[outcome] = self.events.get(outcome, 0) + n
+            self.rate_limited += counts["rate_limited"]
+
     def render(self, *, models: Mapping[str, Mapping[str, Any]], gauges: Mapping[str, float]) -> str:
         """The exposition text: requests, latency histogram, events, model versions, gauges."""
         lines: list[str] = []

@@ -25,9 +25,11 @@ from cartlift.errors import CartliftError, DataError, InvalidParameterError
 from cartlift.predict import LiveScorer, SessionState
 from cartlift.serve._erasure import ErasedUsers, audit_secret
 from cartlift.serve._errors import ApiError
+from cartlift.serve._event_body import prepare_records
 from cartlift.serve._intake import Intake
-from cartlift.serve._keys import ApiKey, allows, hash_key, new_key, pseudonymise, track_origins
-from cartlift.serve._limits import MemoryRateLimiter, RateLimiter, RedisRateLimiter
+from cartlift.serve._key_gate import KeyGate
+from cartlift.serve._keys import ApiKey, new_key, pseudonymise, track_origins
+from cartlift.serve._limits import RateLimiter, RedisRateLimiter
 from cartlift.serve._live import LiveSessions, feature_context, open_sessions
 from cartlift.serve._metrics import Metrics
 from cartlift.serve._rec_cache import ListCache, build_list, list_items
@@ -50,7 +52,6 @@ __all__ = ["Service"]
 
 log = logging.getLogger("cartlift.serve")
 
-_KEY_CACHE_SECONDS = 30.0
 _REPLAY_SESSIONS = 2_000
 """Sessions rebuilt from the store when the service starts (the dashboard's carts at risk)."""
 _CACHED_K = 50
@@ -111,14 +112,10 @@ class Service:
         self.models = LoadedModels()
         self._scoring = _Scoring(None, None)
         self.live: LiveSessions | None = None
-        self.limiter: RateLimiter = MemoryRateLimiter()
-        self._keys: dict[str, tuple[float, ApiKey | None]] = {}
-        # bumped whenever a key may have been revoked: a look-up that began before is not cached
-        self._keys_generation = 0
-        # False while revocations by other processes cannot be heard: every request looks its key up
-        self._keys_trusted = True
+        self.keys = KeyGate(lambda digest: self.storage.find_key(key_hash=digest), settings, self.metrics)
         self._stop_watching: Callable[[], None] = lambda: None
-        self._key_lookups: dict[str, asyncio.Future[ApiKey | None]] = {}
+        self.intake_front: Callable[[], dict[str, float]] | None = None
+        """The gauges of the intake front process, when the service runs with one (`_split`)."""
         self._popular: list[tuple[str, float]] = []
         self._secret = settings.pseudonymise_key.get_secret_value() if settings.pseudonymise_key else None
         self.erased = ErasedUsers(audit_secret(settings))
@@ -136,10 +133,10 @@ class Service:
 
         def heard(trusted: bool) -> None:  # on the store's watching thread
             with contextlib.suppress(RuntimeError):  # the loop has closed: the service is gone
-                loop.call_soon_threadsafe(self._keys_changed, trusted)
+                loop.call_soon_threadsafe(self.keys.changed, trusted)
 
         # trusted once the watch listens (PostgreSQL); until then every request looks its key up
-        self._keys_trusted = not self.storage.supports_key_watch
+        self.keys.trusted = not self.storage.supports_key_watch
         self._stop_watching = self.storage.watch_keys(heard)
         for subject, at in await self.storage.erased_subjects():
             self.erased.add(subject, at)
@@ -158,7 +155,7 @@ class Service:
         self.storage.on_stored = self._stored
         self.storage.on_users_changed = context.forget
         if s.redis:
-            self.limiter = RedisRateLimiter(s.redis, s.redis_prefix)
+            self.keys.limiter = RedisRateLimiter(s.redis, s.redis_prefix)
         # the carts open before a restart: the most recent sessions now, any other on its first request
         recent = await self.storage.recent_session_events(
             sessions=min(s.live_sessions, _REPLAY_SESSIONS), within_seconds=s.session_ttl_seconds
@@ -180,71 +177,13 @@ class Service:
 
     # -- keys and limits ------------------------------------------------------------------------
     async def authenticate(self, *, token: str | None, scope: str) -> ApiKey:
-        """The key behind a bearer token, checked for ``scope`` and its rate limit."""
-        if not token:
-            raise ApiError(
-                401,
-                "An API key is required: send `Authorization: Bearer KEY` (create one with `cartlift keys create`).",
-                headers={"WWW-Authenticate": "Bearer"},
-            )
-        digest = hash_key(token)
-        cached = self._keys.get(digest) if self._keys_trusted else None
-        if cached is None:
-            # shielded: a client that hangs up must not cancel the look-up others wait on
-            key = await asyncio.shield(self._lookup_key(digest))
-        else:
-            key = cached[1]
-            if time.monotonic() - cached[0] > _KEY_CACHE_SECONDS:
-                # stale while revalidating: one background look-up, not one per waiting request
-                self._lookup_key(digest)
-        if key is None:
-            raise ApiError(401, "The API key is unknown or revoked.", headers={"WWW-Authenticate": "Bearer"})
-        if key.expired():
-            raise ApiError(
-                401,
-                f"The API key {key.key_id}… expired at {key.expires_at:%Y-%m-%d %H:%M} UTC; ask an admin for a new one.",
-                headers={"WWW-Authenticate": "Bearer"},
-            )
-        if not allows(key.scope, scope):
-            raise ApiError(
-                403, f"This key has scope {key.scope!r}; this route needs scope {scope!r} (or admin)."
-            )
-        rate = key.rate_limit or self.settings.rate_limit
-        burst = max(self.settings.rate_burst if key.rate_limit is None else key.rate_limit, 1.0)
-        wait = self.limiter.hit(key.key_id, rate, burst)
-        if wait is not None:
-            self.metrics.rate_limited += 1
-            raise ApiError(
-                429,
-                f"Rate limit of {rate:g} requests per second for this key exceeded; retry after {wait:.2f} s.",
-                headers={"Retry-After": str(max(1, math.ceil(wait)))},
-            )
-        return key
+        """The key behind a bearer token, checked for ``scope`` and its rate limit (`KeyGate`)."""
+        return await self.keys.authenticate(token=token, scope=scope)
 
-    def _lookup_key(self, digest: str) -> asyncio.Future[ApiKey | None]:
-        """The stored key for a hash, as a future; concurrent look-ups of one hash share one query."""
-        running = self._key_lookups.get(digest)
-        if running is None:
-            running = asyncio.ensure_future(self._fetch_key(digest))
-            self._key_lookups[digest] = running
-            running.add_done_callback(lambda _: self._key_lookups.pop(digest, None))
-        return running
-
-    async def _fetch_key(self, digest: str) -> ApiKey | None:
-        generation = self._keys_generation
-        found = await self.storage.find_key(key_hash=digest)
-        key = None if found is None else ApiKey(*found)
-        if len(self._keys) > 10_000:  # unknown tokens must not grow the cache without bound
-            self._keys.clear()
-        if generation == self._keys_generation:  # else it may predate a revocation: not cached
-            self._keys[digest] = (time.monotonic(), key)
-        return key
-
-    def _keys_changed(self, trusted: bool) -> None:
-        """A key may have been revoked (`Storage.watch_keys`): forget every cached key."""
-        self._keys_generation += 1
-        self._keys.clear()
-        self._keys_trusted = trusted
+    @property
+    def limiter(self) -> RateLimiter:
+        """The per-key rate limiter (in memory, or in Redis when the service has one)."""
+        return self.keys.limiter
 
     async def create_key(
         self,
@@ -277,7 +216,7 @@ class Service:
         n = await self.storage.revoke_key(key_id=key_id)
         if not n:
             raise ApiError(404, f"No active key with id {key_id!r}; see GET /v1/admin/keys.")
-        self._keys_changed(self._keys_trusted)
+        self.keys.changed()
         return n
 
     def user(self, user_id: str) -> str:
@@ -298,18 +237,7 @@ class Service:
         ``events`` are records of cartlift's schema (``properties`` a mapping or None); the list and
         its records are taken over (changed in place).
         """
-        if len(events) > self.settings.max_batch_events:
-            raise ApiError(
-                413,
-                f"A batch holds at most {self.settings.max_batch_events:,} events; got {len(events):,}. "
-                "Split it; nothing was stored.",
-            )
-        secret = self._secret
-        for record in events:
-            if record.get("properties") is not None:
-                record["properties"] = json.dumps(record["properties"], sort_keys=True)
-            if secret is not None and isinstance(record.get("user_id"), str):
-                record["user_id"] = self.user(record["user_id"])
+        prepare_records(events, max_events=self.settings.max_batch_events, secret=self._secret)
         outcome = await self.storage.ingest(records=events)
         self.metrics.count_events(
             accepted=outcome.accepted, duplicates=outcome.duplicates, rejected=outcome.rejected
@@ -577,4 +505,6 @@ class Service:
             "cartlift_impressions_pending": float(self.impressions.pending),
             "cartlift_uptime_seconds": round(time.time() - self.metrics.started, 3),
         }
+        if self.intake_front is not None:
+            gauges.update(self.intake_front())
         return self.metrics.render(models=self.models.versions, gauges=gauges)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Final, TypedDict
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -11,7 +11,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from cartlift.config import DB_FIELD
 from cartlift.store import StoreURL, parse_store_url
 
-__all__ = ["ServeSettings"]
+__all__ = ["UVICORN_OPTIONS", "ServeSettings", "UvicornOptions"]
 
 
 class ServeSettings(BaseSettings):
@@ -69,6 +69,11 @@ class ServeSettings(BaseSettings):
         default=True,
         description="Log every recommendation list answered in rec_impressions (attribution of recommendations reads it).",
     )
+    intake_process: bool = Field(
+        default=True,
+        description="On a DuckDB store, answer POST /v1/events in a second process beside the one "
+        "that owns the store (two cores instead of one GIL); without CORS origins only.",
+    )
     recommender: str = Field(
         default="best",
         description="The model `train --all` fits for recommendations; best: the one that evaluates best on the store.",
@@ -102,3 +107,22 @@ class ServeSettings(BaseSettings):
         own, shared = path.parent / "models" / path.stem, path.parent / "models"
         legacy = not own.exists() and any((shared / kind).is_dir() for kind in ("recommender", "abandonment"))
         return shared if legacy else own
+
+
+class UvicornOptions(TypedDict):
+    """The uvicorn settings `cartlift serve` runs with (besides host, port, workers, log level)."""
+
+    loop: str
+    http: str
+    access_log: bool
+    timeout_graceful_shutdown: int
+
+
+UVICORN_OPTIONS: Final[UvicornOptions] = {
+    "loop": "auto",  # uvloop where installed (uvicorn[standard]), else asyncio
+    "http": "auto",  # httptools where installed, else h11
+    "access_log": False,
+    "timeout_graceful_shutdown": 10,
+}
+"""``benchmarks/service.py`` runs its bare reference endpoint with these same settings, so the
+ratio it prints compares the apps and nothing else."""

@@ -29,7 +29,9 @@ from cartlift.store._storage import (
     KeyRecord,
     Storage,
     audit_subject,
+    check_group,
     now_utc,
+    split_outcomes,
     utc,
 )
 from cartlift.store._tables import (
@@ -94,6 +96,7 @@ __all__ = [
     "Table",
     "Writer",
     "audit_subject",
+    "check_group",
     "clear",
     "connect",
     "fill",
@@ -109,6 +112,7 @@ __all__ = [
     "postgres_store",
     "snapshot_duckdb",
     "snapshot_postgres",
+    "split_outcomes",
     "store_identity",
     "table_ddl",
     "utc",

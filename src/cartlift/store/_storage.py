@@ -27,7 +27,7 @@ import os
 import threading
 import uuid
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -66,6 +66,7 @@ __all__ = [
     "KeyRecord",
     "Storage",
     "audit_subject",
+    "check_group",
     "now_utc",
     "split_outcomes",
     "utc",
@@ -163,14 +164,13 @@ def now_utc() -> datetime:
 
 @dataclass
 class IngestOutcome:
-    """What happened to one posted batch: counts, the rejected events' reasons, the accepted rows."""
+    """What happened to one posted batch: counts, the rejected events' reasons, the duplicates' ids."""
 
     accepted: int = 0
     duplicates: int = 0
     rejected: int = 0
     errors: list[dict[str, Any]] = field(default_factory=list)
     duplicate_ids: list[str] = field(default_factory=list)
-    events: list[dict[str, Any]] = field(default_factory=list)
 
     def to_public(self) -> dict[str, Any]:
         """The response body of ``POST /v1/events``."""
@@ -184,7 +184,7 @@ class IngestOutcome:
 
 
 def split_outcomes(
-    batches: Sequence[Records], checked: CheckedRecords, stored: Mapping[str, dict[str, Any]]
+    batches: Sequence[Records], checked: CheckedRecords, stored: Collection[str]
 ) -> list[IngestOutcome]:
     """Share one group's result among the batches merged into it.
 
@@ -194,10 +194,10 @@ def split_outcomes(
         The batches, in the order they were concatenated for the check.
     checked : CheckedRecords
         What `check_records` found (record numbers count through the concatenation).
-    stored : mapping
-        Event id -> row of the accepted rows the store did not have yet (the others are duplicates).
+    stored : collection of str
+        The ids of the accepted rows the store did not have yet (the others are duplicates).
     """
-    left = dict(stored)
+    left = set(stored)
     rejected = {row: (reason, event_id) for row, _, reason, event_id in checked.rejected}
     valid = dict(
         zip(
@@ -223,13 +223,31 @@ def split_outcomes(
                 continue
             event_id = str(valid[n])
             if event_id in left:
-                out.events.append(left.pop(event_id))  # a later copy of it is a duplicate
+                left.discard(event_id)  # a later copy of it is a duplicate
                 out.accepted += 1
             else:
                 out.duplicates += 1
                 out.duplicate_ids.append(event_id)
         outcomes.append(out)
     return outcomes
+
+
+def check_group(
+    batches: Sequence[Records], checker: duckdb.DuckDBPyConnection | None = None
+) -> tuple[CheckedRecords, duckdb.DuckDBPyConnection | None]:
+    """A group of posted batches checked as one: the shortcut's typed rows when it is sure of every
+    record (`typed_rows`, `accept_rows`), else the importers' SQL (`check_records`) on ``checker``,
+    an in-memory DuckDB connection made here when none is given. Returns the check and the checker
+    (kept by the caller for the next group)."""
+    records = [r for batch in batches for r in batch]
+    typed = typed_rows(records)
+    if typed is not None:
+        checked = accept_rows(typed)
+        if checked is not None:
+            return checked, checker
+    if checker is None:
+        checker = duckdb.connect(config={"threads": 1})
+    return check_records(checker, records), checker
 
 
 def _live_rows(checked: CheckedRecords, inserted: set[str]) -> dict[str, dict[str, Any]]:
@@ -409,20 +427,21 @@ class Storage(ABC):
         return outcome
 
     def _check(self, batches: list[Records]) -> CheckedRecords:
-        """The group's check: the shortcut's typed rows when it is sure of every record, else the importers' SQL."""
-        records = [r for batch in batches for r in batch]
-        typed = typed_rows(records)
-        if typed is not None:
-            checked = accept_rows(typed)
-            if checked is not None:
-                return checked
-        if self._checker is None:
-            self._checker = duckdb.connect(config={"threads": 1})
-        return check_records(self._checker, records)
+        checked, self._checker = check_group(batches, self._checker)
+        return checked
 
     def _ingest_batches(self, ctx: Any, batches: list[Records]) -> list[IngestOutcome]:
         """Check ``batches`` and store them in one transaction (on the writer thread); one outcome per batch."""
         checked = self._check(batches)
+        return split_outcomes(batches, checked, self.commit_checked(ctx, checked))
+
+    def commit_checked(self, ctx: Any, checked: CheckedRecords) -> dict[str, dict[str, Any]]:
+        """Store a checked group in one transaction (on the writer thread, or a `run_now` context).
+
+        Returns event id -> live row of the rows the store did not have yet (the others were
+        duplicates); those rows went to `on_stored` before this returns. A process that checked
+        the group itself (`check_group`) hands it here, and shares the result with `split_outcomes`.
+        """
         load_id = uuid.uuid4().hex
         source = f"api:{load_id}"
         started = now_utc()
@@ -441,7 +460,7 @@ class Storage(ABC):
                 self.on_stored(list(stored.values()))
             except Exception:  # stored is stored; live state catches up with later events
                 log.exception("taking stored events into live sessions failed")
-        return split_outcomes(batches, checked, stored)
+        return stored
 
     def _write_group(
         self, ctx: Any, checked: CheckedRecords, quarantined: list[tuple[Any, ...]], load: GroupLoad
@@ -598,6 +617,14 @@ class Storage(ABC):
     async def revoke_key(self, *, key_id: str) -> int:
         """`revoke_key_now` on the writer thread."""
         return await self.writer.call(lambda ctx: self.revoke_key_now(ctx, key_id))
+
+    async def active_key_ids(self, *, key_ids: Sequence[str]) -> set[str]:
+        """Those of ``key_ids`` that name a key not revoked (expiry is the caller's check)."""
+        if not key_ids:
+            return set()
+        marks = ", ".join("?" for _ in key_ids)
+        sql = f"SELECT DISTINCT key_id FROM api_keys WHERE key_id IN ({marks}) AND revoked_at IS NULL"
+        return {str(r[0]) for r in await self.sql(sql, list(key_ids))}
 
     def run_now(self, fn: Callable[[Any], Any]) -> Any:
         """Open the store, run ``fn(ctx)`` and close it, without a writer thread (the CLI, service stopped)."""

@@ -7,11 +7,10 @@ from fastapi import APIRouter, FastAPI, Request, Response
 from starlette.exceptions import HTTPException
 from starlette.types import Receive, Scope, Send
 
-from cartlift.serve._deps import IngestKey, ServiceDep, authorize, running_service
+from cartlift.serve._deps import EventIntake, IngestKey, ServiceDep, authorize, running_intake
 from cartlift.serve._event_body import EVENTS_REQUEST_BODY, read_events
 from cartlift.serve._limits import BodyLimit
 from cartlift.serve._schemas import EventBatchPublic
-from cartlift.serve._service import Service
 from cartlift.serve._shortcuts import answer_directly
 from cartlift.serve.routes._common import errors
 
@@ -44,7 +43,7 @@ async def post_events(request: Request, service: ServiceDep, key: IngestKey) -> 
     return await _store(service, await request.body(), request.headers.get("content-type"))
 
 
-async def _store(service: Service, body: bytes, content_type: str | None) -> Response:
+async def _store(service: EventIntake, body: bytes, content_type: str | None) -> Response:
     events = read_events(body, content_type)
     outcome = await service.ingest_events(events=events)
     return Response(msgspec.json.encode(outcome.to_public()), media_type="application/json")
@@ -66,7 +65,7 @@ async def post_events_directly(
             raise HTTPException(413, limit.message())
         await authorize(request, "ingest")
         return await _store(
-            running_service(request), await request.body(), request.headers.get("content-type")
+            running_intake(request), await request.body(), request.headers.get("content-type")
         )
 
     # a body refused by its Content-Length never reaches the router: the metrics middleware counts it "unmatched"
