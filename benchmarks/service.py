@@ -22,7 +22,9 @@ recommendations and event posts >= 0.5 of bare throughput with p99 <= 50 ms at 6
 After the event load it counts the posted events in the store: every acknowledged one must be there.
 Usage: ``python benchmarks/service.py [--seconds 10] [--connections 64] [--sessions 20000]``;
 ``--postgres postgresql://127.0.0.1/test --workers 2`` serves a PostgreSQL store (a schema of its
-own, dropped afterwards) with two worker processes.
+own, dropped afterwards) with two worker processes. On DuckDB the service runs as users run it, with
+its intake front process (the event load waits until it is connected); ``--no-intake-process``
+measures the service in one process instead.
 """
 
 from __future__ import annotations
@@ -228,6 +230,20 @@ def impressions_written(url: str, workers: int, timeout: float = 300) -> float:
     return time.perf_counter() - start
 
 
+def front_ready(url: str, timeout: float = 120) -> bool:
+    """Wait until the service's intake front process is connected (DuckDB); False when it runs
+    without one (no ``cartlift_intake_front_up`` in ``/metrics``)."""
+    start = time.perf_counter()
+    while time.perf_counter() - start < timeout:
+        text = httpx.get(url + "/metrics", timeout=30).text
+        if "cartlift_intake_front_up" not in text:
+            return False
+        if "cartlift_intake_front_up 1.0" in text:
+            return True
+        time.sleep(0.2)
+    raise SystemExit(f"the intake front process did not connect within {timeout:.0f} s")
+
+
 def warm_every_worker(url: str, key: str, users: list[str], workers: int) -> None:
     """Ask for every user's list until each worker has (likely) cached it: the steady state.
 
@@ -286,6 +302,11 @@ def main() -> None:
     parser.add_argument("--postgres", help="Serve this PostgreSQL database (in a schema of its own).")
     parser.add_argument("--workers", type=int, default=1, help="Service worker processes (PostgreSQL).")
     parser.add_argument(
+        "--no-intake-process",
+        action="store_true",
+        help="Serve a DuckDB store without its intake front process (event posts in the one process).",
+    )
+    parser.add_argument(
         "--log-rounds",
         type=int,
         default=2,
@@ -333,6 +354,7 @@ def main() -> None:
         serve_cmd = [
             str(cli), "serve", "--db", store_url, "--port", str(serve_port), "--log-level", "warning",
             "--model-dir", str(tmp / "models"), "--workers", str(args.workers),
+            *(["--no-intake-process"] if args.no_intake_process else []),
         ]  # fmt: skip
         procs.append(subprocess.Popen(serve_cmd, env=env, stdout=log, stderr=log))
         bare = f"http://127.0.0.1:{bare_port}"
@@ -372,6 +394,7 @@ def main() -> None:
             "GET /v1/users/{id}/recommendations": wrk(serve, tmp / "recs.lua", *load),
         }
         drained = impressions_written(serve, args.workers)
+        with_front = front_ready(serve)
         results["POST /v1/events (10 events each)"] = wrk(serve, tmp / "events.lua", *load)
         results["bare FastAPI POST, body decoded"] = wrk(bare, tmp / "events.lua", *load)
         # the impression log's cost: the recommendation load again on a service without the log and
@@ -411,7 +434,8 @@ def main() -> None:
     base = results["bare FastAPI constant (GET)"]
     print(
         f"\nwrk, {args.connections} connections, {args.threads} threads, {args.seconds} s each, 127.0.0.1; "
-        f"store {'PostgreSQL' if args.postgres else 'DuckDB'}, {args.workers} service worker(s), the bare app one"
+        f"store {'PostgreSQL' if args.postgres else 'DuckDB'}, {args.workers} service worker(s)"
+        f"{', event posts in the intake front process' if with_front else ''}, the bare app one"
     )
     print_loads(results, base["rps"])
     recs = results["GET /v1/users/{id}/recommendations"]
