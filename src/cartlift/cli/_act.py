@@ -251,7 +251,7 @@ def register(app: typer.Typer) -> None:
             typer.Option("--policy", help="uniform, coupon_all, reminder_all, profit, or an action name."),
         ],
         reward: Annotated[
-            str | None, typer.Option(help="Reward column [default: reward, profit or purchased].")
+            str | None, typer.Option(help="Reward column (default: reward, profit or purchased).")
         ] = None,
         bootstrap: Annotated[int, typer.Option(help="Bootstrap resamples for the intervals.", min=1)] = 200,
         seed: Annotated[int, typer.Option(help="Seed of the bootstrap and the folds.")] = 0,

@@ -34,7 +34,7 @@ WindowOption = Annotated[
     typer.Option(
         "--window",
         "-w",
-        help="Conversion window: 30m, 12h, 1d, 2w or none [default: auto = the session, 1d for users].",
+        help="Conversion window: 30m, 12h, 1d, 2w or none (default: auto = the session, 1d for users).",
     ),
 ]
 FromOption = Annotated[str | None, typer.Option("--from", help="First entry day or time (ISO), inclusive.")]
@@ -90,7 +90,7 @@ def register(app: typer.Typer) -> None:
                 "--step",
                 "-s",
                 help="A step, in order (repeat it): view, 'view|cart_add', 'purchase:brand=apple', or a "
-                "comma list 'view,cart_add,purchase' [default: view, cart_add, checkout, purchase].",
+                "comma list 'view,cart_add,purchase' (default: view, cart_add, checkout, purchase).",
             ),
         ] = None,
         unit: UnitOption = "session",
@@ -129,7 +129,7 @@ def register(app: typer.Typer) -> None:
             typer.Option(
                 "--products",
                 help="The catalog Parquet for catalog steps and breakdowns with --events "
-                "[default: products.parquet beside the events, if there].",
+                "(default: products.parquet beside the events, if there).",
             ),
         ] = None,
         engine: EngineOption = "duckdb",
@@ -240,7 +240,7 @@ def register(app: typer.Typer) -> None:
     @guarded
     def segments(
         as_of: Annotated[
-            str | None, typer.Option("--as-of", help="Day recency is measured to [default: last order].")
+            str | None, typer.Option("--as-of", help="Day recency is measured to (default: last order).")
         ] = None,
         method: Annotated[
             str,
@@ -354,7 +354,7 @@ def register(app: typer.Typer) -> None:
         t_col: Annotated[str, typer.Option("--T-col", help="Summary column of customer age T.")] = "T",
         monetary_col: Annotated[
             str | None,
-            typer.Option(help="Summary column of mean repeat spend [default: monetary_value if present]."),
+            typer.Option(help="Summary column of mean repeat spend (default: monetary_value if present)."),
         ] = None,
         customer_col: Annotated[
             str | None, typer.Option(help="Transactions column of the customer id.")
@@ -362,7 +362,7 @@ def register(app: typer.Typer) -> None:
         date_col: Annotated[str | None, typer.Option(help="Transactions column of the date.")] = None,
         value_col: Annotated[str | None, typer.Option(help="Transactions column of the amount.")] = None,
         observation_end: Annotated[
-            str | None, typer.Option(help="Last day of the calibration period [default: last transaction].")
+            str | None, typer.Option(help="Last day of the calibration period (default: last transaction).")
         ] = None,
         time_unit: Annotated[
             str, typer.Option(help="Unit of recency, T and the horizon: days or weeks.")
@@ -373,7 +373,7 @@ def register(app: typer.Typer) -> None:
                 "--include-anonymous", help="Count anonymous buyers (anonymous:<invoice>) as customers."
             ),
         ] = False,
-        horizon: Annotated[float | None, typer.Option(help="Prediction horizon [default: one year].")] = None,
+        horizon: Annotated[float | None, typer.Option(help="Prediction horizon (default: one year).")] = None,
         discount_rate: Annotated[float, typer.Option(help="Discount rate per time unit.")] = 0.0,
         margin: Annotated[float, typer.Option(help="Share of spend that is profit.")] = 1.0,
         top: Annotated[int, typer.Option(help="Customers listed, by value.")] = 10,

@@ -52,7 +52,7 @@ def register(app: typer.Typer) -> None:
             Path | None,
             typer.Option(
                 "--mapping",
-                help="A TOML file with [columns], [event_types], [constants] and time_format "
+                help="A TOML file with \\[columns], \\[event_types], \\[constants] and time_format "
                 "(--map and --event-type override it).",
             ),
         ] = None,

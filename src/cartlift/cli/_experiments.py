@@ -38,7 +38,7 @@ def register(app: typer.Typer) -> None:
             typer.Option(help="Metric column (files) or store metric: purchased, revenue, orders, ..."),
         ] = None,
         control: Annotated[
-            str | None, typer.Option(help="Control variant [default: 'control' or first].")
+            str | None, typer.Option(help="Control variant (default: 'control' or first).")
         ] = None,
         covariate: Annotated[
             str | None, typer.Option(help="Pre-period covariate column for CUPED ('pre' on the store).")
@@ -177,9 +177,9 @@ def register(app: typer.Typer) -> None:
         variants: Annotated[
             str, typer.Option(help="Comma-separated variants, control first.")
         ] = "control,treatment",
-        weights: Annotated[str | None, typer.Option(help="Comma-separated weights [default: equal].")] = None,
+        weights: Annotated[str | None, typer.Option(help="Comma-separated weights (default: equal).")] = None,
         salt: Annotated[
-            str | None, typer.Option(help="Hash salt [default: the name]; a new salt = a new phase.")
+            str | None, typer.Option(help="Hash salt (default: the name); a new salt = a new phase.")
         ] = None,
         coverage: Annotated[float, typer.Option(help="Share of eligible units in the test.")] = 1.0,
         holdout: Annotated[float, typer.Option(help="Share of units held out of all phases.")] = 0.0,

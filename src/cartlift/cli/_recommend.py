@@ -69,7 +69,7 @@ def register(app: typer.Typer) -> None:
         ],
         out_path: Annotated[
             Path | None,
-            typer.Option("--out", "-o", help="Model file [default: models/STORE/NAME.npz beside the store]."),
+            typer.Option("--out", "-o", help="Model file (default: models/STORE/NAME.npz beside the store)."),
         ] = None,
         half_life_days: Annotated[
             float | None, typer.Option(help="Time decay of interaction weights (days); none by default.")
@@ -118,7 +118,7 @@ def register(app: typer.Typer) -> None:
         protocol: Annotated[
             str | None,
             typer.Option(
-                help="temporal, leave-last-out or next-item [default: temporal; next-item for files]."
+                help="temporal, leave-last-out or next-item (default: temporal; next-item for files)."
             ),
         ] = None,
         format: Annotated[
@@ -200,7 +200,7 @@ def register(app: typer.Typer) -> None:
         ] = "best",
         model_path: Annotated[
             Path | None,
-            typer.Option(help="Saved model file [default: models/STORE/NAME.npz beside the store]."),
+            typer.Option(help="Saved model file (default: models/STORE/NAME.npz beside the store)."),
         ] = None,
         k: Annotated[int, typer.Option("--k", "-k", help="How many items.")] = 10,
         category: Annotated[str | None, typer.Option(help="Only items of this category.")] = None,

@@ -24,7 +24,7 @@ from cartlift.cli._common import (
 
 ModelDirOption = Annotated[
     Path | None,
-    typer.Option("--model-dir", help="The model registry [default: models/ beside a DuckDB store]."),
+    typer.Option("--model-dir", help="The model registry (default: models/ beside a DuckDB store)."),
 ]
 
 
@@ -52,7 +52,7 @@ def register(app: typer.Typer) -> None:
             typer.Option(
                 "--intake-process/--no-intake-process",
                 help="On a DuckDB store, answer event posts in a second process beside the one that owns "
-                "the store [default: on, or CARTLIFT_SERVE_INTAKE_PROCESS].",
+                "the store (default: on, or CARTLIFT_SERVE_INTAKE_PROCESS).",
             ),
         ] = None,
     ) -> None:
@@ -248,15 +248,15 @@ def register(app: typer.Typer) -> None:
             typer.Option(
                 "--model-dir",
                 "--registry",
-                help="The model registry [default: models/ beside a DuckDB store].",
+                help="The model registry (default: models/ beside a DuckDB store).",
             ),
         ] = None,
         recommender: Annotated[
             str | None,
             typer.Option(
-                help="The recommender to fit (see `cartlift recommend models`) [default: the one of "
+                help="The recommender to fit (see `cartlift recommend models`) (default: the one of "
                 "ranker, hybrid, vstan, itemknn, als, popularity that evaluates best on the store "
-                "(NDCG@10; the ranker's fit takes minutes); als, fitted on Spark, with --engine spark]."
+                "(NDCG@10; the ranker's fit takes minutes); als, fitted on Spark, with --engine spark)."
             ),
         ] = None,
         engine: EngineOption = "duckdb",
