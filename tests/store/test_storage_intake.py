@@ -5,12 +5,14 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
+import threading
 import time
 from pathlib import Path
 from typing import Any
 from unittest.mock import patch
 
 import duckdb
+import numpy as np
 import pyarrow as pa
 import pytest
 from _store_helpers import event as _event
@@ -19,7 +21,7 @@ from hypothesis import strategies as st
 
 from cartlift.events import STORED_COLUMNS
 from cartlift.store import DuckDBStorage, EventStore
-from cartlift.store._storage import LIVE_COLUMNS, StoredIds, _live_row
+from cartlift.store._storage import LIVE_COLUMNS, StoredIds, _live_row, _merge_sorted
 
 
 def test_the_catalog_is_what_the_merge_would_make_whatever_ran_between_groups(tmp_path: Path) -> None:
@@ -203,6 +205,32 @@ def test_stored_ids_never_miss_an_id_added(first: list[str], later: list[str], r
     assert known.maybe(["never added", *held]) == bool(held) or "never added" in held
     if "never added" not in held:
         assert not known.maybe(["never added"])
+
+
+def test_stored_ids_find_every_id_while_recent_ones_are_merged() -> None:
+    """The merge of recent hashes runs on a thread of its own: held up here, every id added is
+    still found (in the joining array or the new set), and after it as well."""
+    gate = threading.Event()
+
+    def held_up(held: np.ndarray, new: np.ndarray) -> np.ndarray:
+        gate.wait(10)
+        return _merge_sorted(held, new)
+
+    added = [f"id{i}" for i in range(12)]
+    with (
+        patch("cartlift.store._storage._RECENT_IDS", 5),
+        patch("cartlift.store._storage._merge_sorted", held_up),
+    ):
+        known = StoredIds.of([pa.record_batch([pa.array(added[:2], pa.string())], names=["event_id"])])
+        known.add(added[2:7])  # five recent: they start joining the array, and the merge waits
+        assert known.add(added[7:]) is False  # none of these was held before
+        assert known._merge is not None and not known._merge.done()
+        assert all(known.maybe([i]) for i in added) and not known.maybe(["never added"])
+        assert len(known) == 12
+        gate.set()
+        known._merge.result(10)
+        assert all(known.maybe([i]) for i in added) and not known.maybe(["never added"])
+        assert len(known) == 12 and known._merge is None
 
 
 def test_the_writer_folds_the_log_into_the_file_when_it_falls_idle(tmp_path: Path) -> None:

@@ -205,8 +205,8 @@ class _SplitServer(uvicorn.Server):
                     active = await storage.active_key_ids(key_ids=key_ids)
                     reply = ("ok", ("keys", active, service.keys.generation))
                 else:
-                    stored = await storage.writer.call(lambda ctx: storage.commit_checked(ctx, checked))
-                    reply = ("ok", ("stored", list(stored), service.keys.generation))
+                    stored = await storage.ingest_checked(checked)
+                    reply = ("ok", ("stored", stored, service.keys.generation))
             else:
                 raise RuntimeError(f"unknown message from the intake front: {kind!r}")
         except Exception as e:
