@@ -31,7 +31,6 @@ import contextlib
 import contextvars
 import gc
 import json
-import logging
 import pickle
 import socket
 import sys
@@ -47,6 +46,7 @@ from fastapi import FastAPI
 from starlette.requests import Request
 from starlette.types import Receive, Scope, Send
 
+from cartlift.serve._app import GC_THRESHOLDS
 from cartlift.serve._channel import (
     CONNECTIONS,
     INTAKE,
@@ -68,10 +68,6 @@ from cartlift.store import IngestOutcome, KeyRecord, check_group, split_outcomes
 
 __all__ = ["FrontService", "create_front_app", "main"]
 
-log = logging.getLogger("cartlift.serve.front")
-
-GC_THRESHOLDS: Final = (5_000, 20, 100)
-"""As `cartlift.serve._app.GC_THRESHOLDS` (a front that kept Python's default stalled: p99 about 150 ms)."""
 _IN_FLIGHT: Final = 2
 """Groups sent and not yet answered. With one, the service committed while this process waited, and
 this process read while the service waited (events on DuckDB: about 2,100 requests/s); with two,
@@ -93,7 +89,7 @@ class _Post:
 
 class ServiceLink:
     """The front's end of the intake socket: key look-ups, and posted batches sent as checked
-    groups, one group in flight at a time (the batches posted meanwhile make the next one)."""
+    groups (`_send_groups` says when), each answered once the service has committed it."""
 
     def __init__(self, path: Path, metrics: Metrics, max_events: int) -> None:
         self._path = path
