@@ -91,6 +91,14 @@ def alive(pid: int) -> bool:
     return state != "Z"
 
 
+def gone(pid: int, timeout: float = 15.0) -> bool:
+    """Wait up to ``timeout`` seconds for process ``pid`` to end; True when it has."""
+    deadline = time.monotonic() + timeout
+    while alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return not alive(pid)
+
+
 def free_port() -> int:
     """A TCP port nobody listens on now (127.0.0.1)."""
     with socket.socket() as s:
