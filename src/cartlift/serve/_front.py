@@ -146,6 +146,10 @@ class ServiceLink:
 
     async def _read_replies(self, reader: asyncio.StreamReader) -> None:
         while (message := await read_message(reader)) is not None:
+            if message[0] == "metrics?":  # the service answers /metrics: these counts first
+                if self._writer is not None:
+                    write_message(self._writer, ("metrics", self._metrics.take(), message[1]))
+                continue
             rid, payload = message
             reply = self._replies.get(rid)
             if reply is not None and not reply.done():

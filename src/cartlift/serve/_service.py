@@ -15,7 +15,7 @@ import logging
 import math
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -116,6 +116,8 @@ class Service:
         self._stop_watching: Callable[[], None] = lambda: None
         self.intake_front: Callable[[], dict[str, float]] | None = None
         """The gauges of the intake front process, when the service runs with one (`_split`)."""
+        self.gather_metrics: Callable[[], Awaitable[None]] | None = None
+        """Awaited before ``/metrics`` answers: takes in the intake front process's counts (`_split`)."""
         self._popular: list[tuple[str, float]] = []
         self._secret = settings.pseudonymise_key.get_secret_value() if settings.pseudonymise_key else None
         self.erased = ErasedUsers(audit_secret(settings))

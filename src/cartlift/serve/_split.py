@@ -92,6 +92,8 @@ class _SplitServer(uvicorn.Server):
         self._tasks: set[asyncio.Task[Any]] = set()
         self._stopping = False
         self._handed_over = 0
+        self._front_writer: asyncio.StreamWriter | None = None
+        self._counts_asked: dict[int, asyncio.Future[None]] = {}
         """Client connections given to the front since the start."""
 
     def _spawn(self, coro: Any) -> asyncio.Task[Any]:
@@ -111,6 +113,7 @@ class _SplitServer(uvicorn.Server):
         self._connections.bind(str(self._folder / CONNECTIONS))
         self._connections.listen(1)
         self._connections.setblocking(False)
+        self.service.gather_metrics = self._gather_metrics
         self.service.intake_front = lambda: {
             "cartlift_intake_front_up": float(self._channel is not None),
             "cartlift_intake_front_connections": float(self._handed_over),
@@ -181,14 +184,37 @@ class _SplitServer(uvicorn.Server):
 
     async def _serve_front(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         """Answer the front's messages: keys, checked groups to commit, its counts."""
+        self._front_writer = writer
         try:
             while (message := await read_message(reader)) is not None:
                 if message[0] == "metrics":
                     self.service.metrics.add(message[1])
+                    asked = self._counts_asked.pop(message[2], None) if len(message) > 2 else None
+                    if asked is not None and not asked.done():
+                        asked.set_result(None)
                 else:
                     self._spawn(self._answer_front(writer, message))
         finally:
+            if self._front_writer is writer:
+                self._front_writer = None
             writer.close()
+
+    async def _gather_metrics(self) -> None:
+        """Ask the front for its counts and wait (at most a second) until they are in: ``/metrics``
+        then shows every request the front has answered, not those of a second before."""
+        writer = self._front_writer
+        if writer is None:
+            return
+        asked: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        ask = id(asked)
+        self._counts_asked[ask] = asked
+        try:
+            write_message(writer, ("metrics?", ask))
+            await asyncio.wait_for(asked, 1.0)
+        except (TimeoutError, ConnectionError, RuntimeError):
+            pass  # the front is gone or slow: its counts come with its next message
+        finally:
+            self._counts_asked.pop(ask, None)
 
     async def _answer_front(self, writer: asyncio.StreamWriter, message: tuple[Any, ...]) -> None:
         kind, rid, *args = message

@@ -34,4 +34,6 @@ async def readyz(service: ServiceDep) -> JSONResponse:
 )
 async def metrics(service: ServiceDep) -> PlainTextResponse:
     """Request counts, latency histograms, events ingested, model versions (Prometheus text format)."""
+    if service.gather_metrics is not None:
+        await service.gather_metrics()  # the intake front process's counts, up to this moment
     return PlainTextResponse(service.metrics_text(), media_type="text/plain; version=0.0.4; charset=utf-8")
