@@ -90,7 +90,6 @@ def register(app: typer.Typer) -> None:
             os.environ["CARTLIFT_SERVE_REDIS"] = redis
         if model_dir is not None:
             os.environ["CARTLIFT_SERVE_MODEL_DIR"] = str(model_dir)
-        os.environ["CARTLIFT_SERVE_INTAKE_PROCESS"] = str(settings.intake_process).lower()
         with_front = settings.intake_process and not store.is_postgres and not settings.cors_origins
         console.print(
             f"cartlift serving {'PostgreSQL' if store.is_postgres else store.url} on http://{host}:{port}"

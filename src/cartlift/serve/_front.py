@@ -30,7 +30,6 @@ import asyncio
 import contextlib
 import contextvars
 import gc
-import json
 import pickle
 import socket
 import sys
@@ -43,6 +42,7 @@ from typing import Any, Final
 import httpx
 import uvicorn
 from fastapi import FastAPI
+from fastapi.responses import JSONResponse
 from starlette.requests import Request
 from starlette.types import Receive, Scope, Send
 
@@ -60,7 +60,7 @@ from cartlift.serve._errors import ApiError, error_body, install_error_handlers
 from cartlift.serve._event_body import prepare_records, read_events
 from cartlift.serve._key_gate import KeyGate
 from cartlift.serve._keys import ApiKey
-from cartlift.serve._limits import BodyLimit, RedisRateLimiter
+from cartlift.serve._limits import BodyLimit
 from cartlift.serve._metrics import Metrics
 from cartlift.serve._settings import UVICORN_OPTIONS, ServeSettings
 from cartlift.serve.routes.events import post_events_directly
@@ -74,6 +74,8 @@ this process read while the service waited (events on DuckDB: about 2,100 reques
 the clients fall into two cohorts that take turns (about 4,100)."""
 _METRICS_SECONDS = 1.0
 """How often the counts go to the service."""
+_GONE: Final = "The service is restarting; retry in a moment."
+"""What a client reads while this process has no service to store its posts."""
 _HOP_BY_HOP: Final = frozenset({b"connection", b"keep-alive", b"transfer-encoding", b"upgrade"})
 
 _request_key: contextvars.ContextVar[ApiKey] = contextvars.ContextVar("cartlift_front_key")
@@ -130,7 +132,7 @@ class ServiceLink:
     # -- asking ---------------------------------------------------------------------------------
     async def _ask(self, kind: str, *args: Any) -> Any:
         if self.closed.is_set() or self._writer is None:
-            raise ApiError(503, "The service is restarting; retry in a moment.")
+            raise ApiError(503, _GONE)
         self._next_id += 1
         rid = self._next_id
         reply: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
@@ -155,7 +157,7 @@ class ServiceLink:
             if reply is not None and not reply.done():
                 reply.set_result(payload)
         self.closed.set()
-        gone = ApiError(503, "The service is restarting; retry in a moment.")
+        gone = ApiError(503, _GONE)
         for reply in self._replies.values():
             if not reply.done():
                 reply.set_exception(gone)
@@ -182,7 +184,7 @@ class ServiceLink:
     async def store(self, records: list[dict[str, Any]], key_id: str) -> IngestOutcome:
         """The outcome of a batch once the service has committed the group it went in."""
         if self.closed.is_set():
-            raise ApiError(503, "The service is restarting; retry in a moment.")
+            raise ApiError(503, _GONE)
         future: asyncio.Future[IngestOutcome] = asyncio.get_running_loop().create_future()
         self._pending.append(_Post(records, key_id, future))
         self._wake.set()
@@ -311,18 +313,7 @@ class _FrontApp(FastAPI):
         try:
             response = await self.proxy.send(request, stream=True)
         except httpx.TransportError:
-            data = json.dumps(error_body(503, "The service is restarting; retry in a moment.")).encode()
-            await send(
-                {
-                    "type": "http.response.start",
-                    "status": 503,
-                    "headers": [
-                        (b"content-type", b"application/json"),
-                        (b"content-length", str(len(data)).encode()),
-                    ],
-                }
-            )
-            await send({"type": "http.response.body", "body": data})
+            await JSONResponse(error_body(503, _GONE), status_code=503)(scope, receive, send)
             return
         try:
             await send(
@@ -348,8 +339,6 @@ def create_front_app(settings: ServeSettings, folder: Path) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await link.open()
-        if settings.redis:
-            front.keys.limiter = RedisRateLimiter(settings.redis, settings.redis_prefix)
         front.started = True
         try:
             yield
@@ -357,7 +346,7 @@ def create_front_app(settings: ServeSettings, folder: Path) -> FastAPI:
             front.started = False
             await link.close()
             await app.proxy.aclose()  # type: ignore[attr-defined]
-            front.keys.limiter.close()
+            front.keys.close()
 
     app = _FrontApp(lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
     app.state.service = front

@@ -13,7 +13,7 @@ from collections.abc import Awaitable, Callable
 
 from cartlift.serve._errors import ApiError
 from cartlift.serve._keys import ApiKey, allows, hash_key
-from cartlift.serve._limits import MemoryRateLimiter, RateLimiter
+from cartlift.serve._limits import MemoryRateLimiter, RateLimiter, RedisRateLimiter
 from cartlift.serve._metrics import Metrics
 from cartlift.serve._settings import ServeSettings
 from cartlift.store import KeyRecord
@@ -47,7 +47,10 @@ class KeyGate:
         self._fetch = fetch
         self._settings = settings
         self._metrics = metrics
-        self.limiter: RateLimiter = MemoryRateLimiter()
+        # shared by every process of the service through Redis when it has one
+        self.limiter: RateLimiter = (
+            RedisRateLimiter(settings.redis, settings.redis_prefix) if settings.redis else MemoryRateLimiter()
+        )
         self._keys: dict[str, tuple[float, ApiKey | None]] = {}
         self.generation = 0
         """Bumped whenever a key may have been revoked: a look-up that began before is not cached."""
@@ -116,6 +119,10 @@ class KeyGate:
         if generation == self.generation:  # else it may predate a revocation: not cached
             self._keys[digest] = (time.monotonic(), key)
         return key
+
+    def close(self) -> None:
+        """Close the rate limiter's connection (Redis)."""
+        self.limiter.close()
 
     def changed(self, trusted: bool | None = None) -> None:
         """A key may have been revoked: forget every cached key (``trusted``: whether revocations

@@ -29,7 +29,6 @@ from cartlift.serve._event_body import prepare_records
 from cartlift.serve._intake import Intake
 from cartlift.serve._key_gate import KeyGate
 from cartlift.serve._keys import ApiKey, new_key, pseudonymise, track_origins
-from cartlift.serve._limits import RateLimiter, RedisRateLimiter
 from cartlift.serve._live import LiveSessions, feature_context, open_sessions
 from cartlift.serve._metrics import Metrics
 from cartlift.serve._rec_cache import ListCache, build_list, list_items
@@ -156,8 +155,6 @@ class Service:
         # group's requests: off the request path, once per group, and a client reads its own writes
         self.storage.on_stored = self._stored
         self.storage.on_users_changed = context.forget
-        if s.redis:
-            self.keys.limiter = RedisRateLimiter(s.redis, s.redis_prefix)
         # the carts open before a restart: the most recent sessions now, any other on its first request
         recent = await self.storage.recent_session_events(
             sessions=min(s.live_sessions, _REPLAY_SESSIONS), within_seconds=s.session_ttl_seconds
@@ -175,17 +172,12 @@ class Service:
         await asyncio.to_thread(self.storage.close)
         if self.live is not None:
             self.live.close()
-        self.limiter.close()
+        self.keys.close()
 
     # -- keys and limits ------------------------------------------------------------------------
     async def authenticate(self, *, token: str | None, scope: str) -> ApiKey:
         """The key behind a bearer token, checked for ``scope`` and its rate limit (`KeyGate`)."""
         return await self.keys.authenticate(token=token, scope=scope)
-
-    @property
-    def limiter(self) -> RateLimiter:
-        """The per-key rate limiter (in memory, or in Redis when the service has one)."""
-        return self.keys.limiter
 
     async def create_key(
         self,

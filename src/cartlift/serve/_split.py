@@ -92,9 +92,10 @@ class _SplitServer(uvicorn.Server):
         self._tasks: set[asyncio.Task[Any]] = set()
         self._stopping = False
         self._handed_over = 0
+        """Client connections given to the front since the start."""
         self._front_writer: asyncio.StreamWriter | None = None
         self._counts_asked: dict[int, asyncio.Future[None]] = {}
-        """Client connections given to the front since the start."""
+        """`_gather_metrics` calls waiting for the front's counts, by their message's number."""
 
     def _spawn(self, coro: Any) -> asyncio.Task[Any]:
         task = asyncio.get_running_loop().create_task(coro)
